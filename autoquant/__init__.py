@@ -1,0 +1,1 @@
+"""autoquant: an asyncio trading daemon with an append-only ledger."""

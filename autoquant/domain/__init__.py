@@ -1,0 +1,1 @@
+"""The pure core: frozen models and functions. Imports nothing but the stdlib and pydantic."""

@@ -1,0 +1,100 @@
+"""What the broker says: order states, updates, positions and the account, in the domain's terms.
+
+These are reports, not wishes: ``BrokerOrderState`` is what the broker holds for an order, which the
+ledger's ``Order`` converges to and the strategy's ``OrderIntent`` never stands in for.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from pydantic import BaseModel, ConfigDict, model_validator
+
+from autoquant.domain.fills import Fill
+from autoquant.domain.orders import OrderEventKind, OrderStatus
+from autoquant.domain.values import (
+    Money,
+    NonNegative,
+    OrderType,
+    Price,
+    Quantity,
+    Side,
+    Symbol,
+    TimeInForce,
+)
+
+
+class OrderRequest(BaseModel):
+    """What is sent to the broker: a reserved order, with the id it was reserved under."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    client_order_id: str
+    symbol: Symbol
+    side: Side
+    qty: Quantity
+    order_type: OrderType = OrderType.MARKET
+    time_in_force: TimeInForce = TimeInForce.DAY
+    limit_price: Price | None = None
+
+    @model_validator(mode="after")
+    def _limit_price(self) -> OrderRequest:
+        if self.order_type is OrderType.LIMIT and self.limit_price is None:
+            raise ValueError("limit_price is required for a limit order")
+        if self.order_type is OrderType.MARKET and self.limit_price is not None:
+            raise ValueError("limit_price is only for limit orders")
+        if len(self.client_order_id) > 48:
+            raise ValueError("client_order_id must be at most 48 characters")
+        return self
+
+
+class BrokerOrderState(BaseModel):
+    """One order as the broker holds it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    broker_order_id: str
+    client_order_id: str
+    symbol: Symbol
+    side: Side
+    qty: Quantity
+    order_type: OrderType
+    time_in_force: TimeInForce
+    limit_price: Price | None = None
+    status: OrderStatus
+    filled_qty: NonNegative = Decimal(0)
+    filled_avg_price: Price | None = None
+    created_ns: int
+    updated_ns: int
+    #: The broker's raw status word, kept for the trace when it was mapped.
+    raw_status: str | None = None
+
+
+class OrderUpdate(BaseModel):
+    """One event on the broker's order-update stream, with the fill it carries, if any."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: OrderEventKind
+    order: BrokerOrderState
+    fill: Fill | None = None
+    broker_ts_ns: int | None = None
+    local_ts_ns: int
+    raw_event: str | None = None
+
+
+class BrokerPosition(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    symbol: Symbol
+    qty: Money
+    avg_entry_price: Money
+
+
+class BrokerAccount(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    cash: Money
+    equity: Money
+    buying_power: Money
+    currency: str = "USD"

@@ -1,0 +1,37 @@
+"""Deterministic identifiers.
+
+A client order id is a function of what was decided, never of the clock or the process: re-running
+the same decision after a restart yields the same id, and the ledger's UNIQUE constraint refuses a
+second reservation. ``hashlib`` is used, not ``hash()``, so ids agree across processes and versions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+
+from autoquant.domain.values import Side, to_ns
+
+CLIENT_ORDER_ID_MAX = 48
+
+
+def _digest(*parts: str) -> str:
+    canonical = "\x1f".join(parts).encode("utf-8")
+    return hashlib.sha256(canonical).hexdigest()
+
+
+def client_order_id(
+    strategy_id: str, symbol: str, decision_time: datetime, side: Side, sequence: int = 0
+) -> str:
+    """``aq-`` and 40 hex digits of SHA-256 over the decision's identity (43 characters)."""
+    if sequence < 0:
+        raise ValueError("sequence must not be negative")
+    digest = _digest(
+        "coid-v1", strategy_id, symbol, str(to_ns(decision_time)), side.value, str(sequence)
+    )
+    return f"aq-{digest[:40]}"
+
+
+def decision_id(strategy_id: str, symbol: str, decision_time: datetime) -> str:
+    """One decision per strategy, symbol and bar: ``d-`` and 24 hex digits."""
+    return f"d-{_digest('decision-v1', strategy_id, symbol, str(to_ns(decision_time)))[:24]}"

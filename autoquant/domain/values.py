@@ -1,0 +1,137 @@
+"""Value types shared by every model: enums, exact decimals, symbols and UTC time.
+
+Money and quantities are ``Decimal`` from the wire to the report. A float on input is taken through
+its shortest repr (``0.1`` becomes ``Decimal("0.1")``, never ``0.1000000000000000055…``); booleans,
+NaN and infinities are refused. Datetimes must carry a timezone and are normalised to UTC.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator, PlainSerializer
+
+
+class Side(StrEnum):
+    BUY = "buy"
+    SELL = "sell"
+
+    @property
+    def sign(self) -> int:
+        return 1 if self is Side.BUY else -1
+
+    @property
+    def opposite(self) -> Side:
+        return Side.SELL if self is Side.BUY else Side.BUY
+
+
+class OrderType(StrEnum):
+    MARKET = "market"
+    LIMIT = "limit"
+
+
+class TimeInForce(StrEnum):
+    DAY = "day"
+    GTC = "gtc"
+    IOC = "ioc"
+    FOK = "fok"
+
+
+def to_decimal(value: Any) -> Decimal:
+    """Convert wire input to an exact finite Decimal, or raise ValueError saying why."""
+    if isinstance(value, bool):
+        raise ValueError("a boolean is not a number")
+    if isinstance(value, Decimal):
+        result = value
+    elif isinstance(value, int):
+        result = Decimal(value)
+    elif isinstance(value, float):
+        result = Decimal(repr(value))
+    elif isinstance(value, str):
+        try:
+            result = Decimal(value.strip())
+        except InvalidOperation:
+            raise ValueError(f"{value!r} is not a decimal number") from None
+    else:
+        raise ValueError(f"expected a decimal number, got {type(value).__name__}")
+    if not result.is_finite():
+        raise ValueError(f"{value!r} is not a finite number")
+    return result
+
+
+def _positive(value: Decimal) -> Decimal:
+    if value <= 0:
+        raise ValueError(f"must be greater than 0, got {value}")
+    return value
+
+
+def _non_negative(value: Decimal) -> Decimal:
+    if value < 0:
+        raise ValueError(f"must not be negative, got {value}")
+    return value
+
+
+_as_string = PlainSerializer(lambda d: str(d), return_type=str, when_used="json")
+
+#: Any exact, finite amount (cash, P&L, signed position quantity).
+Money = Annotated[Decimal, BeforeValidator(to_decimal), _as_string]
+#: A strictly positive quantity or price.
+Quantity = Annotated[Decimal, BeforeValidator(to_decimal), AfterValidator(_positive), _as_string]
+Price = Quantity
+#: Zero or more: fees, volume, filled quantity.
+NonNegative = Annotated[
+    Decimal, BeforeValidator(to_decimal), AfterValidator(_non_negative), _as_string
+]
+
+_SYMBOL = re.compile(r"^[A-Z][A-Z0-9.]{0,11}(/[A-Z]{2,6})?$")
+
+
+def _symbol(value: str) -> str:
+    if not _SYMBOL.fullmatch(value):
+        raise ValueError(
+            f"{value!r} is not a symbol: use upper-case tickers such as 'AAPL' or 'BTC/USD'"
+        )
+    return value
+
+
+Symbol = Annotated[str, AfterValidator(_symbol)]
+
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+
+
+def _identifier(value: str) -> str:
+    if not _ID.fullmatch(value):
+        raise ValueError(
+            f"{value!r} is not an identifier: 1-64 letters, digits, '_', '.', ':' or '-'"
+        )
+    return value
+
+
+#: Strategy ids, decision ids and other names we mint or accept from config.
+Identifier = Annotated[str, AfterValidator(_identifier)]
+
+
+def _utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+#: A timezone-aware datetime, normalised to UTC. Naive datetimes are refused by pydantic.
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_utc)]
+
+
+def to_ns(moment: datetime) -> int:
+    """UTC nanoseconds since the epoch, exact to the microsecond a datetime holds."""
+    if moment.tzinfo is None:
+        raise ValueError("naive datetime: attach a timezone (UTC) before converting")
+    delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
+
+
+def from_ns(ns: int) -> datetime:
+    """The UTC datetime for nanoseconds since the epoch (sub-microsecond digits dropped)."""
+    seconds, rest = divmod(ns, 1_000_000_000)
+    return datetime.fromtimestamp(seconds, tz=UTC).replace(microsecond=rest // 1_000)

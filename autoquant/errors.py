@@ -1,0 +1,117 @@
+"""The error hierarchy, typed by what the caller must do.
+
+AutoquantError
+├── DomainError                 bad input or a broken rule (domain.errors)
+│   └── IllegalTransition       record an incident; never apply or drop silently
+│       └── Overfill
+├── ConfigError                 stop: the operator must fix the config
+├── LedgerError                 stop trading: the ledger cannot be trusted or reached
+│   ├── LedgerCorrupt           not SQLite, or integrity check failed
+│   ├── LedgerTooNew            written by a newer autoquant
+│   ├── MigrationMismatch       an applied migration's file changed
+│   └── LedgerLocked            another daemon holds it
+└── BrokerError
+    ├── BrokerTransient         retry with backoff (429, 5xx on reads, connection refused)
+    ├── BrokerAmbiguous         the submit's outcome is unknown: reconcile by lookup
+    ├── BrokerRejected          record and move on (4xx with the broker's reason)
+    │   └── DuplicateClientOrderId   adopt the existing order
+    ├── BrokerNotFound          the broker has no such order
+    └── BrokerAuthError         stop: the keys are wrong
+"""
+
+from __future__ import annotations
+
+from autoquant.domain.errors import DomainError, IllegalTransition, Overfill
+
+
+class AutoquantError(Exception):
+    """Base of everything autoquant raises on purpose."""
+
+
+class ConfigError(AutoquantError):
+    """The configuration is invalid; the message names the key and what to do."""
+
+
+class LedgerError(AutoquantError):
+    """The ledger cannot be opened, read or written."""
+
+
+class LedgerCorrupt(LedgerError):
+    pass
+
+
+class LedgerTooNew(LedgerError):
+    pass
+
+
+class MigrationMismatch(LedgerError):
+    pass
+
+
+class LedgerLocked(LedgerError):
+    pass
+
+
+class BrokerError(AutoquantError):
+    """A broker call failed."""
+
+    def __init__(self, message: str, *, status: int | None = None, code: int | None = None):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+class BrokerTransient(BrokerError):
+    """Safe to retry: nothing was changed at the broker (or the call is a read)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: int | None = None,
+        retry_after_s: float | None = None,
+    ):
+        super().__init__(message, status=status, code=code)
+        self.retry_after_s = retry_after_s
+
+
+class BrokerAmbiguous(BrokerError):
+    """A submit whose outcome is unknown; the order must be looked up by client order id."""
+
+
+class BrokerRejected(BrokerError):
+    """The broker refused the request; the message is the broker's reason."""
+
+
+class DuplicateClientOrderId(BrokerRejected):
+    """The broker already has an order with this client order id: we sent it before."""
+
+
+class BrokerNotFound(BrokerError):
+    pass
+
+
+class BrokerAuthError(BrokerError):
+    pass
+
+
+__all__ = [
+    "AutoquantError",
+    "BrokerAmbiguous",
+    "BrokerAuthError",
+    "BrokerError",
+    "BrokerNotFound",
+    "BrokerRejected",
+    "BrokerTransient",
+    "ConfigError",
+    "DomainError",
+    "DuplicateClientOrderId",
+    "IllegalTransition",
+    "LedgerCorrupt",
+    "LedgerError",
+    "LedgerLocked",
+    "LedgerTooNew",
+    "MigrationMismatch",
+    "Overfill",
+]

@@ -1,0 +1,19 @@
+"""Shared fixtures. Tests use real parts: the SQLite ledger in a temp dir, the paper exchange."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from autoquant.domain.clock import FakeClock
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def tmp_ledger_path(tmp_path: Path) -> Path:
+    return tmp_path / "ledger.db"
