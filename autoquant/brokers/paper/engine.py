@@ -1,0 +1,496 @@
+"""The paper exchange: a simulated venue that fills orders against the last price it was given.
+
+What it does, so that code tested against it meets the same shapes as at Alpaca:
+
+- **Latency.** An accepted order may fill no earlier than ``latency_s`` after acceptance. Nothing
+  happens by itself: ``process()`` advances the venue to ``clock.now_ns()``; ``set_price``/``on_bar``
+  call it, and ``PaperBroker.run`` calls it when ``next_due_ns()`` comes due.
+- **Prices.** A symbol's price is the last ``set_price`` / bar close, persisted. Market orders fill at
+  it with ``slippage_bps`` against the taker (buys pay up, sells receive less), quantized to 0.0001.
+  A market order for a symbol with no price yet waits until one arrives. Limit orders fill only while
+  marketable (buy: price <= limit; sell: price >= limit), at the better of the limit and the slipped
+  price. The fee is ``fee_bps`` of each execution's notional.
+- **Partial fills.** With ``partial_fill_probability`` an order's first execution is 20–80 % of its
+  quantity; the remainder keeps working and fills at the next ``process()`` at least ``latency_s``
+  later. Orders of one unit of their smallest digit (1 share, 0.1 coin) are never split.
+- **Time in force.** ``day`` orders expire at the end of the UTC day they were created in (the next
+  00:00 UTC), whatever the exchange calendar says; ``gtc`` orders stay. ``ioc`` and ``fok`` are decided
+  at their first due ``process()``: ioc fills what it can (a partial fill included) and cancels the
+  rest; fok fills all or is canceled; with no price or an unmarketable limit both are canceled.
+- **Refusals at submit.** A known client order id: ``DuplicateClientOrderId`` (422, 40010001). An
+  unknown symbol: ``BrokerRejected`` 422. A buy whose estimated cost (qty at the limit, or at the
+  current price, with slippage and fee) exceeds cash minus the estimated cost of the open buys:
+  ``BrokerRejected`` 403, 40310000 "insufficient buying power". **No short selling**: a sell for more
+  than the position minus the open sells is refused with 403, 40310000 "insufficient qty available".
+  A market buy accepted before any price exists is checked again at fill time; if the cash is not
+  there then, it is rejected (nothing filled yet) or its remainder canceled.
+- **Determinism.** Whether and how an order is split is a function of (``seed``, client order id),
+  so restarts and re-runs do not change outcomes. Broker order ids and execution ids are uuid4.
+- **Persistence.** Everything (orders, fills, cash, positions, prices, the sequence of updates) is
+  in ``state_path``; reopening restores it and open orders keep working. The file's cash wins over a
+  changed ``starting_cash``.
+
+Updates, in order, per order: ``ACCEPTED`` ("new") at submit; then zero or more ``PARTIAL_FILL``
+("partial_fill"), then one ``FILL`` ("fill"), or a final ``CANCELED`` / ``EXPIRED`` / ``REJECTED``.
+Every update carries the full order state after the event; fill updates carry their ``Fill``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable, Sequence
+from decimal import Decimal, localcontext
+from typing import Literal
+
+from autoquant.brokers.paper.fill_model import (
+    chance,
+    cost_estimate,
+    fee_for,
+    fill_price,
+    is_marketable,
+    partial_qty,
+)
+from autoquant.brokers.paper.store import OrderRecord, PaperStore
+from autoquant.config import PaperSettings
+from autoquant.domain.bars import Bar
+from autoquant.domain.broker import (
+    BrokerAccount,
+    BrokerOrderState,
+    BrokerPosition,
+    OrderRequest,
+    OrderUpdate,
+)
+from autoquant.domain.clock import Clock
+from autoquant.domain.fills import Fill
+from autoquant.domain.orders import OrderEventKind, OrderStatus
+from autoquant.domain.positions import Position, apply_fill
+from autoquant.domain.values import Side, TimeInForce
+from autoquant.errors import BrokerNotFound, BrokerRejected, DuplicateClientOrderId
+
+DAY_NS = 86_400 * 1_000_000_000
+
+CODE_DUPLICATE = 40010001
+CODE_FORBIDDEN = 40310000
+CODE_NOT_FOUND = 40410000
+CODE_UNPROCESSABLE = 42210000
+
+#: The Alpaca words for our events and statuses, kept on updates as ``raw_event`` / ``raw_status``.
+RAW_EVENT = {
+    OrderEventKind.ACCEPTED: "new",
+    OrderEventKind.PARTIAL_FILL: "partial_fill",
+    OrderEventKind.FILL: "fill",
+    OrderEventKind.CANCELED: "canceled",
+    OrderEventKind.EXPIRED: "expired",
+    OrderEventKind.REJECTED: "rejected",
+}
+_FINAL_STATUS = {
+    OrderEventKind.CANCELED: OrderStatus.CANCELED,
+    OrderEventKind.EXPIRED: OrderStatus.EXPIRED,
+    OrderEventKind.REJECTED: OrderStatus.REJECTED,
+}
+RAW_STATUS = {
+    OrderStatus.ACCEPTED: "new",
+    OrderStatus.PARTIALLY_FILLED: "partially_filled",
+    OrderStatus.FILLED: "filled",
+    OrderStatus.CANCELED: "canceled",
+    OrderStatus.EXPIRED: "expired",
+    OrderStatus.REJECTED: "rejected",
+}
+_IMMEDIATE = frozenset({TimeInForce.IOC, TimeInForce.FOK})
+
+
+def end_of_utc_day_ns(ns: int) -> int:
+    """The next 00:00 UTC after ``ns``: when a day order created at ``ns`` expires."""
+    return (ns // DAY_NS + 1) * DAY_NS
+
+
+class PaperExchange:
+    """The simulated venue. Synchronous, single-threaded (used from one event loop), persistent."""
+
+    def __init__(self, settings: PaperSettings, clock: Clock, symbols: Sequence[str]) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.symbols: frozenset[str] = frozenset(symbols)
+        self._latency_ns = round(settings.latency_s * 1_000_000_000)
+        self._store = PaperStore(settings.state_path)
+        cash = self._store.cash()
+        if cash is None:
+            cash = settings.starting_cash
+            with self._store.transaction() as writer:
+                writer.set_cash(cash)
+        self._cash: Decimal = cash
+        self._open: dict[str, OrderRecord] = {r.state.broker_order_id: r for r in self._store.open_orders()}
+        self._positions: dict[str, Position] = self._store.positions()
+        self._prices: dict[str, Decimal] = self._store.prices()
+        self._subscribers: list[asyncio.Queue[OrderUpdate]] = []
+        self._watchers: list[Callable[[], None]] = []
+
+    # --- prices ------------------------------------------------------------------------------
+
+    def on_bar(self, bar: Bar) -> list[OrderUpdate]:
+        """Take the bar's close as the symbol's price and work the orders."""
+        return self.set_price(bar.symbol, bar.close)
+
+    def set_price(self, symbol: str, price: Decimal) -> list[OrderUpdate]:
+        """Set the symbol's current price (persisted) and work the orders."""
+        self._require_symbol(symbol)
+        if not price > 0:
+            raise ValueError(f"price for {symbol} must be positive, got {price}")
+        with self._store.transaction() as writer:
+            writer.set_price(symbol, price, self.clock.now_ns())
+        self._prices[symbol] = price
+        updates = self.process()
+        self._poke()
+        return updates
+
+    def last_price(self, symbol: str) -> Decimal | None:
+        return self._prices.get(symbol)
+
+    # --- orders ------------------------------------------------------------------------------
+
+    def submit(self, request: OrderRequest) -> BrokerOrderState:
+        """Accept an order or raise why not; on accept, emit ACCEPTED ("new")."""
+        if self._store.order(client_order_id=request.client_order_id) is not None:
+            raise DuplicateClientOrderId(
+                f"client_order_id must be unique: {request.client_order_id!r} is already used",
+                status=422,
+                code=CODE_DUPLICATE,
+            )
+        self._require_symbol(request.symbol)
+        self._check_funds(request)
+        now = self.clock.now_ns()
+        state = BrokerOrderState(
+            broker_order_id=str(uuid.uuid4()),
+            client_order_id=request.client_order_id,
+            symbol=request.symbol,
+            side=request.side,
+            qty=request.qty,
+            order_type=request.order_type,
+            time_in_force=request.time_in_force,
+            limit_price=request.limit_price,
+            status=OrderStatus.ACCEPTED,
+            created_ns=now,
+            updated_ns=now,
+            raw_status=RAW_STATUS[OrderStatus.ACCEPTED],
+        )
+        expires = end_of_utc_day_ns(now) if request.time_in_force is TimeInForce.DAY else None
+        record = OrderRecord(state=state, due_ns=now + self._latency_ns, expires_ns=expires)
+        self._commit(record, [self._update(OrderEventKind.ACCEPTED, state, now)])
+        self._poke()
+        return state
+
+    def get_order(self, broker_order_id: str) -> BrokerOrderState | None:
+        return self._store.order(broker_order_id=broker_order_id)
+
+    def get_by_client_order_id(self, client_order_id: str) -> BrokerOrderState | None:
+        return self._store.order(client_order_id=client_order_id)
+
+    def list_orders(
+        self,
+        *,
+        status: Literal["open", "closed", "all"] = "open",
+        after_ns: int | None = None,
+        until_ns: int | None = None,
+        limit: int | None = None,
+        symbols: Sequence[str] | None = None,
+        direction: Literal["asc", "desc"] = "desc",
+    ) -> list[BrokerOrderState]:
+        """Orders by creation time: created strictly after ``after_ns`` and at or before ``until_ns``."""
+        return self._store.orders(
+            status=status,
+            after_ns=after_ns,
+            until_ns=until_ns,
+            limit=limit,
+            symbols=symbols,
+            direction=direction,
+        )
+
+    def cancel(self, broker_order_id: str) -> BrokerOrderState:
+        """Cancel an open order now (emits CANCELED); a final one is refused with 422."""
+        record = self._open.get(broker_order_id)
+        if record is None:
+            known = self._store.order(broker_order_id=broker_order_id)
+            if known is None:
+                raise BrokerNotFound(f"order not found: {broker_order_id}", status=404, code=CODE_NOT_FOUND)
+            raise BrokerRejected(
+                f"order is already {known.status.value}: it cannot be canceled",
+                status=422,
+                code=CODE_UNPROCESSABLE,
+            )
+        updates = self._finish(record, OrderEventKind.CANCELED, self.clock.now_ns())
+        self._poke()
+        return updates[-1].order
+
+    def cancel_all(self) -> list[tuple[str, int]]:
+        """Cancel every open order; (broker order id, 200) for each."""
+        done = [(order_id, 200) for order_id in list(self._open) if self.cancel(order_id)]
+        return done
+
+    # --- account ---------------------------------------------------------------------------------
+
+    def positions(self) -> list[BrokerPosition]:
+        return [
+            BrokerPosition(symbol=p.symbol, qty=p.qty, avg_entry_price=p.avg_price)
+            for p in sorted(self._positions.values(), key=lambda p: p.symbol)
+            if p.qty != 0
+        ]
+
+    def position_qty(self, symbol: str) -> Decimal:
+        position = self._positions.get(symbol)
+        return Decimal(0) if position is None else position.qty
+
+    def account(self) -> BrokerAccount:
+        """Cash; equity marked at the last prices; buying power = cash minus the open buys' cost."""
+        with localcontext() as ctx:
+            ctx.prec = 60
+            equity = self._cash + sum(
+                (p.qty * self._prices.get(p.symbol, p.avg_price) for p in self._positions.values()),
+                Decimal(0),
+            )
+            return BrokerAccount(cash=self._cash, equity=equity, buying_power=self._buying_power())
+
+    def fills(self, *, after_ns: int | None = None) -> list[Fill]:
+        """Executions strictly after ``after_ns``, oldest first."""
+        return self._store.fills(after_ns=after_ns)
+
+    def updates_after(self, seq: int = 0, limit: int | None = None) -> list[tuple[int, OrderUpdate]]:
+        """The persisted update log after sequence number ``seq`` (1-based), oldest first."""
+        return self._store.events(after_seq=seq, limit=limit)
+
+    # --- time ------------------------------------------------------------------------------------
+
+    def process(self) -> list[OrderUpdate]:
+        """Advance to ``clock.now_ns()``: expire day orders, fill due and marketable orders."""
+        now = self.clock.now_ns()
+        updates: list[OrderUpdate] = []
+        for record in list(self._open.values()):
+            updates.extend(self._work(record, now))
+        return updates
+
+    def next_due_ns(self) -> int | None:
+        """When ``process()`` next has work, if known; a time in the past means now."""
+        now = self.clock.now_ns()
+        due: list[int] = []
+        for record in self._open.values():
+            if record.expires_ns is not None:
+                due.append(record.expires_ns)
+            if record.due_ns > now or self._would_act(record):
+                due.append(record.due_ns)
+        return min(due, default=None)
+
+    # --- subscriptions -----------------------------------------------------------------------------
+
+    def subscribe(self) -> asyncio.Queue[OrderUpdate]:
+        """A queue that receives every update from now on."""
+        queue: asyncio.Queue[OrderUpdate] = asyncio.Queue()
+        self._subscribers.append(queue)
+        return queue
+
+    def unsubscribe(self, queue: asyncio.Queue[OrderUpdate]) -> None:
+        if queue in self._subscribers:
+            self._subscribers.remove(queue)
+
+    def add_watcher(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` after anything that may move ``next_due_ns`` (a pump's wake-up)."""
+        self._watchers.append(callback)
+
+    def remove_watcher(self, callback: Callable[[], None]) -> None:
+        if callback in self._watchers:
+            self._watchers.remove(callback)
+
+    def close(self) -> None:
+        self._subscribers.clear()
+        self._watchers.clear()
+        self._store.close()
+
+    # --- internals -----------------------------------------------------------------------------
+
+    def _require_symbol(self, symbol: str) -> None:
+        if symbol not in self.symbols:
+            raise BrokerRejected(
+                f"unknown symbol {symbol!r}: not tradable here", status=422, code=CODE_UNPROCESSABLE
+            )
+
+    def _commitment(self, record: OrderRecord) -> Decimal:
+        state = record.state
+        reference = state.limit_price or self._prices.get(state.symbol)
+        if state.side is Side.SELL or reference is None:
+            return Decimal(0)
+        remaining = state.qty - state.filled_qty
+        return cost_estimate(remaining, reference, self.settings.slippage_bps, self.settings.fee_bps)
+
+    def _buying_power(self) -> Decimal:
+        with localcontext() as ctx:
+            ctx.prec = 60
+            return self._cash - sum((self._commitment(r) for r in self._open.values()), Decimal(0))
+
+    def _check_funds(self, request: OrderRequest) -> None:
+        if request.side is Side.BUY:
+            reference = request.limit_price or self._prices.get(request.symbol)
+            if reference is None:
+                return  # checked again when it fills
+            with localcontext() as ctx:
+                ctx.prec = 60
+                needed = cost_estimate(
+                    request.qty, reference, self.settings.slippage_bps, self.settings.fee_bps
+                )
+                available = self._buying_power()
+            if needed > available:
+                raise BrokerRejected(
+                    f"insufficient buying power (required: {needed}, available: {available})",
+                    status=403,
+                    code=CODE_FORBIDDEN,
+                )
+            return
+        committed = sum(
+            (
+                r.state.qty - r.state.filled_qty
+                for r in self._open.values()
+                if r.state.symbol == request.symbol and r.state.side is Side.SELL
+            ),
+            Decimal(0),
+        )
+        available = self.position_qty(request.symbol) - committed
+        if request.qty > available:
+            raise BrokerRejected(
+                f"insufficient qty available for order (requested: {request.qty}, available: {available});"
+                " short selling is not supported",
+                status=403,
+                code=CODE_FORBIDDEN,
+            )
+
+    def _would_act(self, record: OrderRecord) -> bool:
+        """Whether a due order would change at a ``process()`` now (so it is due, not waiting)."""
+        if record.state.time_in_force in _IMMEDIATE and record.fills_done == 0:
+            return True
+        price = self._prices.get(record.state.symbol)
+        return price is not None and is_marketable(record.state.side, price, record.state.limit_price)
+
+    def _work(self, record: OrderRecord, now: int) -> list[OrderUpdate]:
+        state = record.state
+        if record.expires_ns is not None and now >= record.expires_ns:
+            return self._finish(record, OrderEventKind.EXPIRED, now)
+        if now < record.due_ns:
+            return []
+        immediate = state.time_in_force in _IMMEDIATE
+        price = self._prices.get(state.symbol)
+        if price is None or not is_marketable(state.side, price, state.limit_price):
+            return self._finish(record, OrderEventKind.CANCELED, now) if immediate else []
+        return self._fill(record, price, now)
+
+    def _fill(self, record: OrderRecord, price: Decimal, now: int) -> list[OrderUpdate]:
+        state, settings = record.state, self.settings
+        remaining = state.qty - state.filled_qty
+        qty = remaining
+        splittable = record.fills_done == 0 and state.time_in_force is not TimeInForce.FOK
+        if splittable and chance(
+            settings.seed, state.client_order_id, "partial", settings.partial_fill_probability
+        ):
+            qty = partial_qty(remaining, settings.seed, state.client_order_id) or remaining
+        with localcontext() as ctx:
+            ctx.prec = 60
+            px = fill_price(state.side, price, state.limit_price, settings.slippage_bps)
+            fee = fee_for(qty, px, settings.fee_bps)
+            notional = qty * px
+            if state.side is Side.BUY and notional + fee > self._cash:
+                kind = OrderEventKind.REJECTED if state.filled_qty == 0 else OrderEventKind.CANCELED
+                return self._finish(record, kind, now)
+            cash = self._cash - notional - fee if state.side is Side.BUY else self._cash + notional - fee
+            filled = state.filled_qty + qty
+            total_notional = record.filled_notional + notional
+            ctx.prec = 34
+            average = total_notional / filled
+        done = filled == state.qty
+        status = OrderStatus.FILLED if done else OrderStatus.PARTIALLY_FILLED
+        new_state = state.model_copy(
+            update={
+                "status": status,
+                "filled_qty": filled,
+                "filled_avg_price": average,
+                "updated_ns": now,
+                "raw_status": RAW_STATUS[status],
+            }
+        )
+        fill = Fill(
+            execution_id=str(uuid.uuid4()),
+            client_order_id=state.client_order_id,
+            broker_order_id=state.broker_order_id,
+            symbol=state.symbol,
+            side=state.side,
+            qty=qty,
+            price=px,
+            fee=fee,
+            broker_ts_ns=now,
+            local_ts_ns=now,
+        )
+        position = apply_fill(self._positions.get(state.symbol, Position(symbol=state.symbol)), fill)
+        new_record = OrderRecord(
+            state=new_state,
+            due_ns=now + self._latency_ns,
+            expires_ns=record.expires_ns,
+            fills_done=record.fills_done + 1,
+            filled_notional=total_notional,
+        )
+        kind = OrderEventKind.FILL if done else OrderEventKind.PARTIAL_FILL
+        update = self._update(kind, new_state, now, fill)
+        self._commit(new_record, [update], fill=fill, position=position, cash=cash)
+        if not done and state.time_in_force is TimeInForce.IOC:
+            return [update, *self._finish(new_record, OrderEventKind.CANCELED, now)]
+        return [update]
+
+    def _finish(self, record: OrderRecord, kind: OrderEventKind, now: int) -> list[OrderUpdate]:
+        status = _FINAL_STATUS[kind]
+        state = record.state.model_copy(
+            update={"status": status, "updated_ns": now, "raw_status": RAW_STATUS[status]}
+        )
+        update = self._update(kind, state, now)
+        self._commit(
+            OrderRecord(state, record.due_ns, record.expires_ns, record.fills_done, record.filled_notional),
+            [update],
+        )
+        return [update]
+
+    def _update(
+        self, kind: OrderEventKind, state: BrokerOrderState, now: int, fill: Fill | None = None
+    ) -> OrderUpdate:
+        return OrderUpdate(
+            kind=kind, order=state, fill=fill, broker_ts_ns=now, local_ts_ns=now, raw_event=RAW_EVENT[kind]
+        )
+
+    def _commit(
+        self,
+        record: OrderRecord,
+        updates: list[OrderUpdate],
+        *,
+        fill: Fill | None = None,
+        position: Position | None = None,
+        cash: Decimal | None = None,
+    ) -> None:
+        """Write one event durably, then make it visible in memory and to subscribers."""
+        with self._store.transaction() as writer:
+            writer.put_order(record)
+            if fill is not None:
+                writer.add_fill(fill)
+            if position is not None:
+                writer.put_position(position)
+            if cash is not None:
+                writer.set_cash(cash)
+            for update in updates:
+                writer.add_event(update)
+        order_id = record.state.broker_order_id
+        if record.state.status.is_open:
+            self._open[order_id] = record
+        else:
+            self._open.pop(order_id, None)
+        if position is not None:
+            self._positions[position.symbol] = position
+        if cash is not None:
+            self._cash = cash
+        for update in updates:
+            for queue in self._subscribers:
+                queue.put_nowait(update)
+
+    def _poke(self) -> None:
+        for callback in list(self._watchers):
+            callback()

@@ -1,0 +1,247 @@
+"""The paper exchange's own SQLite file: orders, fills, positions, cash, last prices and the event log.
+
+The exchange keeps its working set (open orders, positions, cash, prices) in memory and writes every
+change through here inside one ``BEGIN IMMEDIATE`` transaction, so a crash leaves either all of an
+event (the order's new state, its fill, the position, the cash, the update in the event log) or none.
+Closed orders and fills are read back from the file on demand, so memory grows with open orders only.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Literal
+
+from autoquant.domain.broker import BrokerOrderState, OrderUpdate
+from autoquant.domain.fills import Fill
+from autoquant.domain.positions import Position
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS orders (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    broker_order_id TEXT NOT NULL UNIQUE,
+    client_order_id TEXT NOT NULL UNIQUE,
+    symbol TEXT NOT NULL,
+    is_open INTEGER NOT NULL,
+    created_ns INTEGER NOT NULL,
+    due_ns INTEGER NOT NULL,
+    expires_ns INTEGER,
+    fills_done INTEGER NOT NULL,
+    filled_notional TEXT NOT NULL,
+    state TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS orders_open ON orders (is_open);
+CREATE INDEX IF NOT EXISTS orders_created ON orders (created_ns);
+CREATE TABLE IF NOT EXISTS fills (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    execution_id TEXT NOT NULL UNIQUE,
+    broker_order_id TEXT NOT NULL,
+    ts_ns INTEGER NOT NULL,
+    fill TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS fills_ts ON fills (ts_ns);
+CREATE TABLE IF NOT EXISTS positions (symbol TEXT PRIMARY KEY, position TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS prices (symbol TEXT PRIMARY KEY, price TEXT NOT NULL, ts_ns INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    broker_order_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    ts_ns INTEGER NOT NULL,
+    update_json TEXT NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class OrderRecord:
+    """An order plus what only the venue needs to work it."""
+
+    state: BrokerOrderState
+    #: Not before this time may the order (or its remainder) fill: acceptance plus latency.
+    due_ns: int
+    #: Day orders expire at this time (the next UTC midnight); None for the other times in force.
+    expires_ns: int | None
+    fills_done: int = 0
+    #: Sum of qty * price over the fills, for the exact cumulative average price.
+    filled_notional: Decimal = Decimal(0)
+
+
+class Writer:
+    """The writes of one transaction."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def put_order(self, record: OrderRecord) -> None:
+        state = record.state
+        self._conn.execute(
+            "INSERT INTO orders (broker_order_id, client_order_id, symbol, is_open, created_ns, due_ns,"
+            " expires_ns, fills_done, filled_notional, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (broker_order_id) DO UPDATE SET is_open = excluded.is_open,"
+            " due_ns = excluded.due_ns, fills_done = excluded.fills_done,"
+            " filled_notional = excluded.filled_notional, state = excluded.state",
+            (
+                state.broker_order_id,
+                state.client_order_id,
+                state.symbol,
+                int(state.status.is_open),
+                state.created_ns,
+                record.due_ns,
+                record.expires_ns,
+                record.fills_done,
+                str(record.filled_notional),
+                state.model_dump_json(),
+            ),
+        )
+
+    def add_fill(self, fill: Fill) -> None:
+        self._conn.execute(
+            "INSERT INTO fills (execution_id, broker_order_id, ts_ns, fill) VALUES (?, ?, ?, ?)",
+            (fill.execution_id, fill.broker_order_id or "", fill.local_ts_ns, fill.model_dump_json()),
+        )
+
+    def put_position(self, position: Position) -> None:
+        self._conn.execute(
+            "INSERT OR REPLACE INTO positions (symbol, position) VALUES (?, ?)",
+            (position.symbol, position.model_dump_json()),
+        )
+
+    def set_cash(self, cash: Decimal) -> None:
+        self._conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('cash', ?)", (str(cash),))
+
+    def set_price(self, symbol: str, price: Decimal, ts_ns: int) -> None:
+        self._conn.execute(
+            "INSERT OR REPLACE INTO prices (symbol, price, ts_ns) VALUES (?, ?, ?)",
+            (symbol, str(price), ts_ns),
+        )
+
+    def add_event(self, update: OrderUpdate) -> None:
+        self._conn.execute(
+            "INSERT INTO events (broker_order_id, kind, ts_ns, update_json) VALUES (?, ?, ?, ?)",
+            (update.order.broker_order_id, update.kind.value, update.local_ts_ns, update.model_dump_json()),
+        )
+
+
+class PaperStore:
+    """One SQLite file (WAL) holding the paper exchange's state."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # The exchange is single-threaded, but may be built on one thread and served from another
+        # (a server's loop thread), hence check_same_thread=False.
+        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.executescript(_SCHEMA)
+        with self.transaction() as _:
+            self._conn.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+            )
+
+    def close(self) -> None:
+        self._conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Writer]:
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield Writer(self._conn)
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
+    # --- reads ---------------------------------------------------------------------------------
+
+    def cash(self) -> Decimal | None:
+        row = self._conn.execute("SELECT value FROM meta WHERE key = 'cash'").fetchone()
+        return None if row is None else Decimal(row[0])
+
+    def open_orders(self) -> list[OrderRecord]:
+        rows = self._conn.execute(
+            "SELECT state, due_ns, expires_ns, fills_done, filled_notional FROM orders"
+            " WHERE is_open = 1 ORDER BY seq"
+        ).fetchall()
+        return [
+            OrderRecord(BrokerOrderState.model_validate_json(state), due, expires, done, Decimal(notional))
+            for state, due, expires, done, notional in rows
+        ]
+
+    def positions(self) -> dict[str, Position]:
+        rows = self._conn.execute("SELECT symbol, position FROM positions").fetchall()
+        return {symbol: Position.model_validate_json(text) for symbol, text in rows}
+
+    def prices(self) -> dict[str, Decimal]:
+        rows = self._conn.execute("SELECT symbol, price FROM prices").fetchall()
+        return {symbol: Decimal(price) for symbol, price in rows}
+
+    def order(
+        self, *, broker_order_id: str | None = None, client_order_id: str | None = None
+    ) -> BrokerOrderState | None:
+        if broker_order_id is not None:
+            row = self._conn.execute(
+                "SELECT state FROM orders WHERE broker_order_id = ?", (broker_order_id,)
+            ).fetchone()
+        else:
+            row = self._conn.execute(
+                "SELECT state FROM orders WHERE client_order_id = ?", (client_order_id,)
+            ).fetchone()
+        return None if row is None else BrokerOrderState.model_validate_json(row[0])
+
+    def orders(
+        self,
+        *,
+        status: Literal["open", "closed", "all"],
+        after_ns: int | None,
+        until_ns: int | None,
+        limit: int | None,
+        symbols: Sequence[str] | None,
+        direction: Literal["asc", "desc"],
+    ) -> list[BrokerOrderState]:
+        where: list[str] = []
+        params: list[object] = []
+        if status != "all":
+            where.append("is_open = ?")
+            params.append(1 if status == "open" else 0)
+        if after_ns is not None:
+            where.append("created_ns > ?")
+            params.append(after_ns)
+        if until_ns is not None:
+            where.append("created_ns <= ?")
+            params.append(until_ns)
+        if symbols is not None:
+            where.append(f"symbol IN ({', '.join('?' for _ in symbols)})")
+            params.extend(symbols)
+        order = "ASC" if direction == "asc" else "DESC"
+        sql = "SELECT state FROM orders"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += f" ORDER BY created_ns {order}, seq {order}"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        rows = self._conn.execute(sql, params).fetchall()
+        return [BrokerOrderState.model_validate_json(row[0]) for row in rows]
+
+    def fills(self, *, after_ns: int | None) -> list[Fill]:
+        rows = self._conn.execute(
+            "SELECT fill FROM fills WHERE ts_ns > ? ORDER BY seq",
+            (-(2**62) if after_ns is None else after_ns,),
+        ).fetchall()
+        return [Fill.model_validate_json(row[0]) for row in rows]
+
+    def events(self, *, after_seq: int, limit: int | None) -> list[tuple[int, OrderUpdate]]:
+        sql = "SELECT seq, update_json FROM events WHERE seq > ? ORDER BY seq"
+        params: list[object] = [after_seq]
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        rows = self._conn.execute(sql, params).fetchall()
+        return [(seq, OrderUpdate.model_validate_json(text)) for seq, text in rows]
