@@ -1,0 +1,241 @@
+"""The paper exchange's state written as Alpaca's JSON, so alpaca-py's own models accept it.
+
+The shapes follow the real payloads in ``shared/fixtures/alpaca``: decimals as strings (never
+floats), timestamps as RFC 3339 with nine fractional digits, null where Alpaca writes null. This is
+the inverse of ``autoquant.brokers.alpaca_mapping``; a round-trip test keeps the two honest.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any, Final
+
+from autoquant.brokers.alpaca_mapping import format_time_ns
+from autoquant.domain.broker import BrokerAccount, BrokerOrderState, BrokerPosition, OrderUpdate
+from autoquant.domain.fills import Fill
+from autoquant.domain.orders import OrderEventKind, OrderStatus
+
+S = OrderStatus
+E = OrderEventKind
+
+STATUS_WORD: Final[dict[OrderStatus, str]] = {
+    S.ACCEPTED: "new",
+    S.PARTIALLY_FILLED: "partially_filled",
+    S.FILLED: "filled",
+    S.PENDING_CANCEL: "pending_cancel",
+    S.CANCELED: "canceled",
+    S.EXPIRED: "expired",
+    S.REJECTED: "rejected",
+    S.REPLACED: "replaced",
+    # Never produced by the engine; written as Alpaca's nearest words rather than failing a response.
+    S.RESERVED: "pending_new",
+    S.UNKNOWN: "pending_new",
+    S.DENIED: "rejected",
+}
+
+EVENT_WORD: Final[dict[OrderEventKind, str]] = {
+    E.ACCEPTED: "new",
+    E.PARTIAL_FILL: "partial_fill",
+    E.FILL: "fill",
+    E.CANCEL_REQUESTED: "pending_cancel",
+    E.CANCEL_REJECTED: "order_cancel_rejected",
+    E.CANCELED: "canceled",
+    E.EXPIRED: "expired",
+    E.REJECTED: "rejected",
+    E.REPLACED: "replaced",
+    E.SUBMIT_UNKNOWN: "pending_new",
+    E.DENIED: "rejected",
+}
+
+_ASSET_NAMESPACE = uuid.UUID("6f1c2a9e-5d0b-4c1e-9a7e-3b2f0c8d4e51")
+
+
+def asset_id(symbol: str) -> str:
+    """A stable made-up asset id per symbol (Alpaca's is a uuid too)."""
+    return str(uuid.uuid5(_ASSET_NAMESPACE, symbol))
+
+
+def asset_class(symbol: str) -> str:
+    return "crypto" if "/" in symbol else "us_equity"
+
+
+def _dec(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def order_json(order: BrokerOrderState) -> dict[str, Any]:
+    updated = format_time_ns(order.updated_ns)
+    status = order.status
+    return {
+        "id": order.broker_order_id,
+        "client_order_id": order.client_order_id,
+        "created_at": format_time_ns(order.created_ns),
+        "updated_at": updated,
+        "submitted_at": format_time_ns(order.created_ns),
+        "filled_at": updated if status is S.FILLED else None,
+        "expired_at": updated if status is S.EXPIRED else None,
+        "canceled_at": updated if status is S.CANCELED else None,
+        "failed_at": updated if status is S.REJECTED else None,
+        "replaced_at": None,
+        "replaced_by": None,
+        "replaces": None,
+        "asset_id": asset_id(order.symbol),
+        "symbol": order.symbol,
+        "asset_class": asset_class(order.symbol),
+        "notional": None,
+        "qty": str(order.qty),
+        "filled_qty": str(order.filled_qty),
+        "filled_avg_price": _dec(order.filled_avg_price),
+        "order_class": "simple",
+        "order_type": order.order_type.value,
+        "type": order.order_type.value,
+        "side": order.side.value,
+        "position_intent": None,
+        "time_in_force": order.time_in_force.value,
+        "limit_price": _dec(order.limit_price),
+        "stop_price": None,
+        "status": STATUS_WORD[status],
+        "extended_hours": False,
+        "legs": None,
+        "trail_percent": None,
+        "trail_price": None,
+        "hwm": None,
+        "subtag": None,
+        "source": None,
+    }
+
+
+def trade_update_json(update: OrderUpdate, *, position_qty: Decimal) -> dict[str, Any]:
+    """One ``trade_updates`` frame, whole (``{"stream": "trade_updates", "data": …}``)."""
+    ts = update.broker_ts_ns if update.broker_ts_ns is not None else update.order.updated_ns
+    data: dict[str, Any] = {
+        "event": EVENT_WORD[update.kind],
+        "order": order_json(update.order),
+        "timestamp": format_time_ns(ts),
+        "position_qty": str(position_qty),
+    }
+    if update.fill is not None:
+        data["execution_id"] = update.fill.execution_id
+        data["price"] = str(update.fill.price)
+        data["qty"] = str(update.fill.qty)
+    return {"stream": "trade_updates", "data": data}
+
+
+def position_json(position: BrokerPosition, last_price: Decimal | None) -> dict[str, Any]:
+    price = last_price if last_price is not None else position.avg_entry_price
+    qty = position.qty
+    cost_basis = qty * position.avg_entry_price
+    market_value = qty * price
+    unrealized = market_value - cost_basis
+    plpc = (unrealized / abs(cost_basis)).quantize(Decimal("0.0001")) if cost_basis else Decimal(0)
+    values = {
+        "avg_entry_price": str(position.avg_entry_price),
+        "market_value": str(market_value),
+        "cost_basis": str(cost_basis),
+        "unrealized_pl": str(unrealized),
+        "unrealized_plpc": str(plpc),
+        "unrealized_intraday_pl": str(unrealized),
+        "unrealized_intraday_plpc": str(plpc),
+        "current_price": str(price),
+        "lastday_price": str(price),
+        "change_today": "0",
+    }
+    return {
+        "asset_id": asset_id(position.symbol),
+        "symbol": position.symbol,
+        "exchange": "CRYPTO" if "/" in position.symbol else "NASDAQ",
+        "asset_class": asset_class(position.symbol),
+        "asset_marginable": False,
+        "qty": str(qty),
+        "qty_available": str(qty),
+        "side": "long" if qty >= 0 else "short",
+        **values,
+        "usd": values,
+    }
+
+
+def account_json(account: BrokerAccount, *, long_value: Decimal, short_value: Decimal) -> dict[str, Any]:
+    cash, equity, bp = str(account.cash), str(account.equity), str(account.buying_power)
+    return {
+        "id": "00000000-0000-4000-8000-00000000a11c",
+        "account_number": "PAPER0001",
+        "status": "ACTIVE",
+        "crypto_status": "ACTIVE",
+        "currency": account.currency,
+        "buying_power": bp,
+        "regt_buying_power": bp,
+        "daytrading_buying_power": bp,
+        "non_marginable_buying_power": bp,
+        "options_buying_power": bp,
+        "cash": cash,
+        "accrued_fees": "0",
+        "portfolio_value": equity,
+        "equity": equity,
+        "last_equity": equity,
+        "long_market_value": str(long_value),
+        "short_market_value": str(short_value),
+        "initial_margin": "0",
+        "maintenance_margin": "0",
+        "last_maintenance_margin": "0",
+        "sma": "0",
+        "daytrade_count": 0,
+        "multiplier": "1",
+        "pattern_day_trader": False,
+        "trading_blocked": False,
+        "transfers_blocked": False,
+        "account_blocked": False,
+        "trade_suspended_by_user": False,
+        "shorting_enabled": False,
+        "created_at": "2024-01-02T00:00:00Z",
+    }
+
+
+def fill_activities_json(fills: Sequence[Fill], orders: dict[str, BrokerOrderState]) -> list[dict[str, Any]]:
+    """FILL account activities, oldest first; ``id`` is the execution id, as the stream gives it.
+
+    ``cum_qty`` and ``leaves_qty`` are the order's as of each fill, which needs every fill of the
+    order before it: pass the complete history of the orders concerned, then filter.
+    """
+    cumulative: dict[str, Decimal] = {}
+    result = []
+    for fill in fills:
+        order_id = fill.broker_order_id or ""
+        cum = cumulative.get(order_id, Decimal(0)) + fill.qty
+        cumulative[order_id] = cum
+        order = orders.get(order_id)
+        leaves = max(order.qty - cum, Decimal(0)) if order is not None else Decimal(0)
+        ts = fill.broker_ts_ns if fill.broker_ts_ns is not None else fill.local_ts_ns
+        result.append(
+            {
+                "id": fill.execution_id,
+                "activity_type": "FILL",
+                "transaction_time": format_time_ns(ts),
+                "type": "fill" if leaves == 0 else "partial_fill",
+                "price": str(fill.price),
+                "qty": str(fill.qty),
+                "side": fill.side.value,
+                "symbol": fill.symbol,
+                "leaves_qty": str(leaves),
+                "order_id": order_id,
+                "cum_qty": str(cum),
+                "order_status": "filled" if leaves == 0 else "partially_filled",
+            }
+        )
+    return result
+
+
+def clock_json(now_ns: int) -> dict[str, Any]:
+    """The paper venue never closes (crypto hours); Alpaca's clock shape says so."""
+    day = 86_400 * 1_000_000_000
+    return {
+        "timestamp": format_time_ns(now_ns),
+        "is_open": True,
+        "next_open": format_time_ns(now_ns - now_ns % day + day),
+        "next_close": format_time_ns(now_ns - now_ns % day + day - 1_000_000_000),
+    }
+
+
+def error_json(code: int, message: str) -> dict[str, Any]:
+    return {"code": code, "message": message}
