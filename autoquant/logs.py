@@ -1,0 +1,453 @@
+"""Structured logging: JSON lines to a rotated file and to stderr (journald), never blocking the loop.
+
+How a line is made. The calling code (the event loop, or a thread from ``asyncio.to_thread``) runs a
+short structlog chain that only *collects*: the bound context (``worker``, ``decision_id``,
+``client_order_id``, ``broker_order_id``), the level, the timestamp and, if there is one, the
+traceback (``sys.exc_info`` belongs to the calling thread, so it cannot be read later). The event
+dict then rides a stdlib ``LogRecord`` into a bounded queue. One writer thread renders and writes:
+JSON to the file, JSON or console rendering to stderr. Rendering and every ``write()`` happen on that
+thread, so a slow disk or a stalled journald pipe stalls the writer, not the loop.
+
+Why structlog over the stdlib (and not structlog's own loggers): third-party libraries (asyncio,
+uvicorn, websockets, alpaca-py) log through the stdlib; routing structlog through the stdlib root
+logger puts their lines in the same file, in the same JSON shape, through the same queue.
+
+Why a bounded queue that drops: an unbounded one turns a stuck sink into unbounded memory; a bounded
+one that blocks would stall the loop. When the queue is full a record is dropped and counted, and the
+writer reports ``log_records_dropped`` with the count as soon as it catches up.
+
+Use: ``handle = configure_logging(config.logging)`` once at start; ``bind_worker("execution")`` at the
+top of each worker task; ``with bound(decision_id=..., client_order_id=...):`` around the code that
+handles one order; ``handle.close()`` at shutdown.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import enum
+import logging
+import logging.handlers
+import queue
+import sys
+import threading
+import traceback
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path, PurePath
+from types import TracebackType
+from typing import Any, Final, TextIO
+
+import structlog
+from pydantic import BaseModel
+from structlog.typing import EventDict, Processor, WrappedLogger
+
+from autoquant.config import LoggingSettings
+
+#: Keys that lead every line, in this order; the rest follow as logged.
+LEADING_KEYS: Final = (
+    "timestamp",
+    "level",
+    "event",
+    "worker",
+    "decision_id",
+    "client_order_id",
+    "broker_order_id",
+)
+#: The ids an order's lines are bound to (and that ``autoquant logs --id`` matches exactly).
+ID_KEYS: Final = ("decision_id", "client_order_id", "broker_order_id")
+#: ``worker`` on lines logged outside any worker task (start-up, shutdown, the supervisor itself).
+DEFAULT_WORKER: Final = "main"
+#: Records held for the writer before new ones are dropped (and counted).
+DEFAULT_QUEUE_SIZE: Final = 10_000
+#: Chatty third-party loggers kept at INFO even when autoquant logs at DEBUG.
+NOISY_LOGGERS: Final = ("aiosqlite", "asyncio", "websockets", "httpcore", "httpx", "urllib3", "hpack")
+
+_CONTEXT_ATTR: Final = "autoquant_context"
+
+
+# --- binding ----------------------------------------------------------------------------------
+
+
+def bind_worker(name: str) -> None:
+    """Bind ``worker=name`` for the rest of the current task.
+
+    Call it first thing inside the worker's coroutine: an asyncio task starts with a copy of its
+    creator's context, so a binding made here stays inside this worker (and the tasks it creates).
+    """
+    structlog.contextvars.bind_contextvars(worker=name)
+
+
+@contextlib.contextmanager
+def bound(**ids: object) -> Iterator[None]:
+    """Bind ids (``decision_id=``, ``client_order_id=``, …) to every line logged inside the block.
+
+    ``None`` values are skipped, so ``bound(broker_order_id=order.broker_order_id)`` is safe before
+    the broker has answered. Previous values are restored on exit, also across ``await``.
+    """
+    present = {key: value for key, value in ids.items() if value is not None}
+    with structlog.contextvars.bound_contextvars(**present):
+        yield
+
+
+def get_logger(name: str) -> structlog.stdlib.BoundLogger:
+    """A structlog logger named ``name`` (``log.info("order_submitted", qty=qty)``)."""
+    return structlog.stdlib.get_logger(name)
+
+
+# --- processors (calling thread) ----------------------------------------------------------------
+
+
+def _utc_timestamp(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _add_timestamp(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    event_dict["timestamp"] = _utc_timestamp(datetime.now(UTC))
+    return event_dict
+
+
+def _render_exception(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    """Turn ``exc_info`` into a ``traceback`` string while the exception is still at hand."""
+    exc_info = event_dict.pop("exc_info", None)
+    if not exc_info:
+        return event_dict
+    if isinstance(exc_info, BaseException):
+        exc_info = (type(exc_info), exc_info, exc_info.__traceback__)
+    elif not isinstance(exc_info, tuple):
+        exc_info = sys.exc_info()
+    if exc_info[0] is not None:
+        event_dict["traceback"] = "".join(traceback.format_exception(*exc_info)).rstrip("\n")
+    return event_dict
+
+
+# --- processors (writer thread) -----------------------------------------------------------------
+
+
+def _add_record_timestamp(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    record: logging.LogRecord = event_dict["_record"]
+    event_dict["timestamp"] = _utc_timestamp(datetime.fromtimestamp(record.created, UTC))
+    return event_dict
+
+
+def _add_record_context(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    """A stdlib record carries the ids bound where it was logged (captured by the queue handler)."""
+    record: logging.LogRecord = event_dict["_record"]
+    event_dict["logger"] = record.name
+    for key, value in getattr(record, _CONTEXT_ATTR, {}).items():
+        event_dict.setdefault(key, value)
+    return event_dict
+
+
+def _finish(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    """Default the worker, put the leading keys first."""
+    event_dict.setdefault("worker", DEFAULT_WORKER)
+    ordered = {key: event_dict.pop(key) for key in LEADING_KEYS if key in event_dict}
+    ordered.update(event_dict)
+    return ordered
+
+
+def _plain(value: object) -> object:
+    """What a value becomes in a log line: Decimals as exact strings, models as their JSON form."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, PurePath):
+        return str(value)
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    if isinstance(value, set | frozenset):
+        return sorted(value, key=repr)
+    return repr(value)
+
+
+def _without_decimals(value: object) -> object:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, list | tuple):
+        return [_without_decimals(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _without_decimals(item) for key, item in value.items()}
+    return value
+
+
+def _plain_decimals(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    """For the console renderer, which would otherwise print ``Decimal('1.5')``."""
+    return {key: _without_decimals(value) for key, value in event_dict.items()}
+
+
+def _traceback_as_exception(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    """The console renderer prints an ``exception`` string below the line."""
+    if "traceback" in event_dict:
+        event_dict["exception"] = event_dict.pop("traceback")
+    return event_dict
+
+
+def _json_formatter() -> structlog.stdlib.ProcessorFormatter:
+    return structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=_FOREIGN_PRE_CHAIN,
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            _finish,
+            structlog.processors.JSONRenderer(default=_plain, ensure_ascii=False),
+        ],
+    )
+
+
+def _console_formatter() -> structlog.stdlib.ProcessorFormatter:
+    return structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=_FOREIGN_PRE_CHAIN,
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            _finish,
+            _plain_decimals,
+            _traceback_as_exception,
+            structlog.dev.ConsoleRenderer(colors=False, sort_keys=False),
+        ],
+    )
+
+
+_FOREIGN_PRE_CHAIN: Final[list[Processor]] = [
+    _add_record_timestamp,
+    structlog.stdlib.add_log_level,
+    _add_record_context,
+    _render_exception,
+]
+
+
+# --- the queue and its writer ------------------------------------------------------------------
+
+
+class _DroppingQueueHandler(logging.handlers.QueueHandler):
+    """Hands records to the writer without formatting them here, and drops (counting) when full."""
+
+    def __init__(self, records: queue.Queue[logging.LogRecord | None]) -> None:
+        super().__init__(records)
+        self.dropped = 0
+        self._lock = threading.Lock()
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        if isinstance(record.msg, dict):
+            return record  # a structlog event dict: a fresh object per call, already complete
+        # A stdlib record: freeze its message now (its args may change later) and carry the ids
+        # bound where it was logged, since the writer thread does not share this context.
+        prepared = logging.makeLogRecord(record.__dict__)
+        prepared.msg, prepared.args = record.getMessage(), None
+        setattr(prepared, _CONTEXT_ATTR, structlog.contextvars.get_contextvars())
+        return prepared
+
+    def enqueue(self, record: logging.LogRecord) -> None:
+        try:
+            self.queue.put_nowait(record)
+        except queue.Full:
+            with self._lock:
+                self.dropped += 1
+
+
+class _Writer:
+    """The one thread that renders records and touches the sinks."""
+
+    def __init__(
+        self,
+        records: queue.Queue[logging.LogRecord | None],
+        source: _DroppingQueueHandler,
+        sinks: Sequence[logging.Handler],
+    ) -> None:
+        self._records = records
+        self._source = source
+        self._sinks = sinks
+        self._reported_drops = 0
+        self._thread = threading.Thread(target=self._run, name="autoquant-log-writer", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout_s: float) -> bool:
+        """Ask the writer to finish what is queued; True when it did within the timeout."""
+        try:
+            self._records.put(None, timeout=timeout_s)
+        except queue.Full:
+            return False
+        self._thread.join(timeout_s)
+        return not self._thread.is_alive()
+
+    def _run(self) -> None:
+        while (record := self._records.get()) is not None:
+            self._report_drops()
+            self._emit(record)
+        self._report_drops()
+
+    def _report_drops(self) -> None:
+        dropped = self._source.dropped
+        if dropped == self._reported_drops:
+            return
+        count, self._reported_drops = dropped - self._reported_drops, dropped
+        logger = logging.getLogger(__name__)
+        event = {
+            "event": "log_records_dropped",
+            "level": "warning",
+            "timestamp": _utc_timestamp(datetime.now(UTC)),
+            "worker": "logging",
+            "count": count,
+        }
+        record = logger.makeRecord(logger.name, logging.WARNING, __file__, 0, event, (), None)
+        # What ProcessorFormatter looks for to treat the record as a structlog event dict.
+        record.__dict__.update(_logger=logger, _name="warning")
+        self._emit(record)
+
+    def _emit(self, record: logging.LogRecord) -> None:
+        for sink in self._sinks:
+            if record.levelno >= sink.level:
+                try:
+                    sink.handle(record)
+                except Exception:  # a sink must never kill the writer; handleError prints why
+                    sink.handleError(record)
+
+
+# --- configuration ------------------------------------------------------------------------------
+
+
+_active: LoggingHandle | None = None
+
+
+class LoggingHandle:
+    """What ``configure_logging`` set up; ``close()`` flushes, stops the writer and undoes it all."""
+
+    def __init__(
+        self,
+        *,
+        path: Path,
+        queue_handler: _DroppingQueueHandler,
+        writer: _Writer,
+        sinks: Sequence[logging.Handler],
+        restore: _Saved,
+    ) -> None:
+        self.path = path
+        self._queue_handler = queue_handler
+        self._writer = writer
+        self._sinks = sinks
+        self._restore = restore
+        self._closed = False
+
+    @property
+    def dropped(self) -> int:
+        """Records dropped so far because the writer had fallen behind."""
+        return self._queue_handler.dropped
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Write what is queued, stop the writer thread, close the file. Safe to call twice.
+
+        If a sink is stuck for longer than ``timeout_s`` the writer is abandoned (it is a daemon
+        thread) rather than hanging the shutdown.
+        """
+        global _active
+        if self._closed:
+            return
+        self._closed = True
+        root = logging.getLogger()
+        root.removeHandler(self._queue_handler)
+        finished = self._writer.stop(timeout_s)
+        if finished:
+            for sink in self._sinks:
+                sink.close()
+        self._restore.apply()
+        if _active is self:
+            _active = None
+
+    def __enter__(self) -> LoggingHandle:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+@dataclasses.dataclass(frozen=True)
+class _Saved:
+    """The global state configure_logging changes, to put back on close."""
+
+    structlog_config: Mapping[str, Any]
+    root_level: int
+    logger_levels: Mapping[str, int]
+
+    @classmethod
+    def capture(cls) -> _Saved:
+        levels = {name: logging.getLogger(name).level for name in NOISY_LOGGERS}
+        return cls(dict(structlog.get_config()), logging.getLogger().level, levels)
+
+    def apply(self) -> None:
+        structlog.configure(**self.structlog_config)
+        logging.getLogger().setLevel(self.root_level)
+        for name, level in self.logger_levels.items():
+            logging.getLogger(name).setLevel(level)
+
+
+def configure_logging(
+    settings: LoggingSettings,
+    *,
+    stderr_tty: bool | None = None,
+    stderr: TextIO | None = None,
+    queue_size: int = DEFAULT_QUEUE_SIZE,
+) -> LoggingHandle:
+    """Send structlog and stdlib logging to ``settings.path`` (rotated) and stderr, via one writer thread.
+
+    ``stderr_tty`` picks the stderr rendering (console on a TTY, JSON for journald); None asks the
+    stream. ``stderr`` defaults to ``sys.stderr``. Only one configuration may be active at a time:
+    close the previous handle first. With ``settings.backups == 0`` the file is never rotated (the
+    stdlib's rule), so keep at least one backup.
+    """
+    global _active
+    if _active is not None:
+        raise RuntimeError("logging is already configured: close the previous LoggingHandle first")
+    stream = sys.stderr if stderr is None else stderr
+    console = stream.isatty() if stderr_tty is None else stderr_tty
+    level = logging.getLevelNamesMapping()[settings.level.upper()]
+
+    settings.path.parent.mkdir(parents=True, exist_ok=True)
+    file_sink = logging.handlers.RotatingFileHandler(
+        settings.path, maxBytes=settings.max_bytes, backupCount=settings.backups, encoding="utf-8"
+    )
+    file_sink.setFormatter(_json_formatter())
+    stderr_sink = logging.StreamHandler(stream)
+    stderr_sink.setFormatter(_console_formatter() if console else _json_formatter())
+    sinks = (file_sink, stderr_sink)
+
+    restore = _Saved.capture()
+    records: queue.Queue[logging.LogRecord | None] = queue.Queue(maxsize=queue_size)
+    queue_handler = _DroppingQueueHandler(records)
+    writer = _Writer(records, queue_handler, sinks)
+    writer.start()
+
+    root = logging.getLogger()
+    root.setLevel(level)
+    if level < logging.INFO:
+        for name in NOISY_LOGGERS:
+            logging.getLogger(name).setLevel(logging.INFO)
+    root.addHandler(queue_handler)
+    structlog.configure(
+        processors=[
+            structlog.stdlib.filter_by_level,
+            structlog.contextvars.merge_contextvars,
+            structlog.stdlib.add_log_level,
+            _add_timestamp,
+            _render_exception,
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        # Not cached: a logger fetched at import time must follow this configuration and the
+        # restored one after close().
+        cache_logger_on_first_use=False,
+    )
+    handle = LoggingHandle(
+        path=settings.path, queue_handler=queue_handler, writer=writer, sinks=sinks, restore=restore
+    )
+    _active = handle
+    return handle

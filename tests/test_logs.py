@@ -1,0 +1,286 @@
+"""Structured logging: bound ids, the JSON line shape, rotation, and a writer that never blocks the loop."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+import structlog
+from structlog.contextvars import merge_contextvars
+from structlog.testing import capture_logs
+
+from autoquant.config import LoggingSettings
+from autoquant.logs import (
+    DEFAULT_WORKER,
+    LEADING_KEYS,
+    LoggingHandle,
+    bind_worker,
+    bound,
+    configure_logging,
+    get_logger,
+)
+
+TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
+
+
+class BlockingStream(io.StringIO):
+    """A stderr that stalls every write until released, like a journald pipe that stopped reading."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def write(self, text: str) -> int:
+        self.entered.set()
+        self.release.wait(timeout=30)
+        return super().write(text)
+
+    def isatty(self) -> bool:
+        return False
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met before the deadline"
+        time.sleep(0.005)
+
+
+async def async_wait_until(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met before the deadline"
+        await asyncio.sleep(0.005)
+
+
+def read_lines(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> LoggingSettings:
+    return LoggingSettings(path=tmp_path / "logs" / "autoquant.log", level="debug")
+
+
+@pytest.fixture
+def handle(settings: LoggingSettings) -> Iterator[LoggingHandle]:
+    handle = configure_logging(settings, stderr=io.StringIO())
+    try:
+        yield handle
+    finally:
+        handle.close()
+
+
+def test_bound_ids_and_worker_reach_every_event() -> None:
+    """bind_worker and bound(...) put worker and the order's ids on each event, and unbind on exit."""
+    log = get_logger("test")
+    # The outer bound() only scopes bind_worker's binding to this test.
+    with capture_logs(processors=[merge_contextvars]) as logs, bound(worker="x"):
+        bind_worker("execution")
+        with bound(decision_id="d-1", client_order_id="c-1", broker_order_id=None):
+            log.info("order_submitted")
+        log.info("idle")
+    inside, outside = logs
+    assert inside["worker"] == "execution"
+    assert inside["decision_id"] == "d-1"
+    assert inside["client_order_id"] == "c-1"
+    assert "broker_order_id" not in inside
+    assert "decision_id" not in outside
+    assert structlog.contextvars.get_contextvars() == {}
+
+
+async def test_tasks_keep_their_own_worker_binding() -> None:
+    """A worker's binding made inside its task does not leak to sibling tasks or to the caller."""
+    log = get_logger("test")
+
+    async def worker(name: str, started: asyncio.Event, go: asyncio.Event) -> None:
+        bind_worker(name)
+        started.set()
+        await go.wait()
+        log.info("tick")
+
+    events = [asyncio.Event(), asyncio.Event()]
+    go = asyncio.Event()
+    with capture_logs(processors=[merge_contextvars]) as logs:
+        async with asyncio.TaskGroup() as group:
+            group.create_task(worker("risk", events[0], go))
+            group.create_task(worker("execution", events[1], go))
+            for started in events:
+                await started.wait()
+            go.set()
+        log.info("after")
+    assert sorted(entry["worker"] for entry in logs[:2]) == ["execution", "risk"]
+    assert "worker" not in logs[2]
+
+
+def test_file_lines_are_json_with_the_agreed_shape(handle: LoggingHandle, settings: LoggingSettings) -> None:
+    """A file line is a JSON object: µs UTC timestamp, level, event, worker, ids first; Decimal as str."""
+    log = get_logger("test")
+    log.info("daemon_started")
+    bind_worker("execution")
+    with bound(decision_id="d-1", client_order_id="c-1", broker_order_id="b-1"):
+        log.info("order_submitted", qty=Decimal("0.10"), prices=[Decimal("101.25")])
+    structlog.contextvars.clear_contextvars()
+    handle.close()
+
+    started, submitted = read_lines(settings.path)
+    assert started["worker"] == DEFAULT_WORKER
+    assert list(submitted)[: len(LEADING_KEYS)] == list(LEADING_KEYS)
+    assert TIMESTAMP.match(submitted["timestamp"])
+    assert submitted["level"] == "info"
+    assert submitted["event"] == "order_submitted"
+    assert (submitted["decision_id"], submitted["client_order_id"], submitted["broker_order_id"]) == (
+        "d-1",
+        "c-1",
+        "b-1",
+    )
+    assert submitted["qty"] == "0.10"
+    assert submitted["prices"] == ["101.25"]
+
+
+def test_exceptions_render_a_traceback_field(handle: LoggingHandle, settings: LoggingSettings) -> None:
+    """log.exception(...) writes level error and a traceback string naming the exception."""
+    log = get_logger("test")
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        log.exception("worker_crashed")
+    handle.close()
+
+    (line,) = read_lines(settings.path)
+    assert line["level"] == "error"
+    assert line["traceback"].startswith("Traceback (most recent call last):")
+    assert line["traceback"].endswith("ValueError: boom")
+
+
+def test_stdlib_records_share_the_shape_and_the_bound_ids(
+    handle: LoggingHandle, settings: LoggingSettings
+) -> None:
+    """A third-party stdlib log line gets timestamp, level, logger and the ids bound where it was logged."""
+    with bound(worker="stream", client_order_id="c-9"):
+        logging.getLogger("websockets.client").warning("connection %s closed", "wss://x")
+    handle.close()
+
+    (line,) = read_lines(settings.path)
+    assert line["event"] == "connection wss://x closed"
+    assert line["level"] == "warning"
+    assert line["logger"] == "websockets.client"
+    assert line["worker"] == "stream"
+    assert line["client_order_id"] == "c-9"
+    assert TIMESTAMP.match(line["timestamp"])
+
+
+def test_level_filters_lines(tmp_path: Path) -> None:
+    """Below the configured level nothing is written."""
+    settings = LoggingSettings(path=tmp_path / "a.log", level="warning")
+    with configure_logging(settings, stderr=io.StringIO()):
+        log = get_logger("test")
+        log.info("quiet")
+        log.warning("loud")
+    assert [line["event"] for line in read_lines(settings.path)] == ["loud"]
+
+
+def test_file_rotates_by_size(tmp_path: Path) -> None:
+    """Past max_bytes the file rolls to .1, .2 and keeps at most `backups` old files, all valid JSON."""
+    settings = LoggingSettings(path=tmp_path / "a.log", max_bytes=2_000, backups=2)
+    with configure_logging(settings, stderr=io.StringIO()):
+        log = get_logger("test")
+        for i in range(200):
+            log.info("bar_received", i=i)
+    rotated = sorted(path.name for path in tmp_path.iterdir())
+    assert rotated == ["a.log", "a.log.1", "a.log.2"]
+    newest = [line["i"] for line in read_lines(settings.path)]
+    older = [line["i"] for line in read_lines(tmp_path / "a.log.1")]
+    assert newest[-1] == 199
+    assert older[-1] + 1 == newest[0]
+    assert all(path.stat().st_size <= 2_000 for path in tmp_path.iterdir())
+
+
+def test_stderr_is_json_without_a_tty_and_console_with_one(tmp_path: Path) -> None:
+    """stderr carries JSON for journald, or a readable console line when it is a terminal."""
+    plain, tty = io.StringIO(), io.StringIO()
+    with configure_logging(LoggingSettings(path=tmp_path / "a.log"), stderr=plain, stderr_tty=False):
+        get_logger("test").info("order_filled", qty=Decimal("1.5"))
+    with configure_logging(LoggingSettings(path=tmp_path / "b.log"), stderr=tty, stderr_tty=True):
+        get_logger("test").info("order_filled", qty=Decimal("1.5"))
+    assert json.loads(plain.getvalue())["qty"] == "1.5"
+    assert "order_filled" in tty.getvalue()
+    assert "qty=1.5" in tty.getvalue()
+
+
+async def test_slow_sink_does_not_block_the_loop(settings: LoggingSettings) -> None:
+    """With the writer stuck in a sink's write, log calls return at once and the loop keeps ticking."""
+    stream = BlockingStream()
+    handle = configure_logging(settings, stderr=stream)
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0.001)
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            ticking = group.create_task(ticker())
+            log = get_logger("test")
+            log.info("first")
+            await async_wait_until(stream.entered.is_set)
+            started = time.monotonic()
+            for i in range(100):
+                log.info("while_blocked", i=i)
+            assert time.monotonic() - started < 1.0
+            seen = ticks
+            await async_wait_until(lambda: ticks >= seen + 20)
+            assert not stream.release.is_set()
+            ticking.cancel()
+    finally:
+        stream.release.set()
+        handle.close()
+    events = [line["event"] for line in read_lines(settings.path)]
+    assert events == ["first"] + ["while_blocked"] * 100
+
+
+def test_a_full_queue_drops_and_reports_the_count(settings: LoggingSettings) -> None:
+    """Behind a full queue, records are dropped, counted, and reported once the writer recovers."""
+    stream = BlockingStream()
+    handle = configure_logging(settings, stderr=stream, queue_size=5)
+    try:
+        log = get_logger("test")
+        log.info("first")
+        wait_until(stream.entered.is_set)
+        for i in range(20):
+            log.info("burst", i=i)
+        assert handle.dropped == 15
+    finally:
+        stream.release.set()
+        handle.close()
+    lines = read_lines(settings.path)
+    assert [line["event"] for line in lines] == ["first"] + ["log_records_dropped"] + ["burst"] * 5
+    assert lines[1]["count"] == 15
+    assert lines[1]["level"] == "warning"
+
+
+def test_close_is_idempotent_and_restores_the_previous_setup(settings: LoggingSettings) -> None:
+    """close() twice is harmless, removes the queue handler and lets logging be configured again."""
+    before = structlog.get_config()["processors"]
+    handlers = list(logging.getLogger().handlers)
+    handle = configure_logging(settings, stderr=io.StringIO())
+    with pytest.raises(RuntimeError, match="already configured"):
+        configure_logging(settings, stderr=io.StringIO())
+    handle.close()
+    handle.close()
+    assert structlog.get_config()["processors"] == before
+    assert logging.getLogger().handlers == handlers
+    configure_logging(settings, stderr=io.StringIO()).close()
