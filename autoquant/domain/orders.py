@@ -222,9 +222,7 @@ def outcome(status: OrderStatus, kind: OrderEventKind) -> Outcome | None:
 def apply(order: Order, event: OrderEvent) -> Order:
     """The order after ``event``; raises ``IllegalTransition`` for a pair the table refuses."""
     if event.client_order_id != order.client_order_id:
-        raise ValueError(
-            f"event for {event.client_order_id} applied to order {order.client_order_id}"
-        )
+        raise ValueError(f"event for {event.client_order_id} applied to order {order.client_order_id}")
     result = outcome(order.status, event.kind)
     if result is None:
         raise IllegalTransition(order.client_order_id, order.status.value, event.kind.value)
@@ -255,10 +253,6 @@ def apply(order: Order, event: OrderEvent) -> Order:
     if event.reason and status is not order.status:
         changes["reason"] = event.reason
     changes["updated_ns"] = max(order.updated_ns, event.local_ts_ns)
-    if (
-        status is order.status
-        and filled == order.filled_qty
-        and changes.get("broker_order_id") is None
-    ):
+    if status is order.status and filled == order.filled_qty and changes.get("broker_order_id") is None:
         return order
     return order.model_copy(update=changes)

@@ -1,0 +1,175 @@
+"""Opening the ledger file safely, and the group-commit writer every write goes through.
+
+``open_connection`` refuses a file that is not SQLite before SQLite touches it (so a wrong path is
+never turned into a WAL database), applies migrations, and sets WAL, ``synchronous=FULL`` and foreign
+keys. ``GroupCommit`` runs writes as savepoints inside one ``BEGIN IMMEDIATE`` transaction, so many
+concurrent appenders share one fsync, while one appender's failure rolls back only its own work.
+Results are released only after COMMIT returns: nobody is told "recorded" before it is durable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiosqlite
+
+from autoquant.errors import LedgerCorrupt, LedgerError
+from autoquant.ledger import migrations
+
+T = TypeVar("T")
+Write = Callable[[aiosqlite.Connection], Awaitable[Any]]
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+BUSY_TIMEOUT_MS = 10_000
+
+
+def check_file(path: Path) -> None:
+    """Refuse a file that exists but is not an SQLite database, without modifying it."""
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    with path.open("rb") as handle:
+        header = handle.read(len(SQLITE_HEADER))
+    if header != SQLITE_HEADER:
+        raise LedgerCorrupt(
+            f"{path} is not an SQLite database: point [ledger] path at the ledger file "
+            "(or a new path to create one)"
+        )
+
+
+def translate(error: sqlite3.Error, path: Path) -> LedgerError:
+    text = str(error)
+    if isinstance(error, sqlite3.DatabaseError) and (
+        "malformed" in text or "not a database" in text or "disk image" in text
+    ):
+        return LedgerCorrupt(
+            f"{path} is corrupt ({text}): stop the daemon, keep a copy of the file, and restore "
+            "the ledger from backup; `autoquant doctor` shows what is wrong"
+        )
+    if "locked" in text or "busy" in text:
+        return LedgerError(f"{path} is busy ({text}): another process holds a write lock; retry")
+    return LedgerError(f"ledger {path}: {text}")
+
+
+def migrate_file(path: Path) -> list[migrations.Migration]:
+    """Create (if needed) and migrate the ledger with a plain sqlite3 connection."""
+    check_file(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            return migrations.migrate(conn)
+        finally:
+            conn.close()
+    except sqlite3.Error as error:
+        raise translate(error, path) from error
+
+
+async def open_connection(path: Path) -> aiosqlite.Connection:
+    await asyncio.to_thread(migrate_file, path)
+    try:
+        conn = await aiosqlite.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+    except sqlite3.Error as error:
+        raise translate(error, path) from error
+    try:
+        await conn.execute("PRAGMA journal_mode=WAL")
+        await conn.execute("PRAGMA synchronous=FULL")
+        await conn.execute("PRAGMA foreign_keys=ON")
+        await conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    except sqlite3.Error as error:
+        await conn.close()
+        raise translate(error, path) from error
+    return conn
+
+
+class GroupCommit:
+    """Serialises access to one connection and batches concurrent writes into one transaction."""
+
+    def __init__(self, conn: aiosqlite.Connection, path: Path, max_batch: int = 256) -> None:
+        self._conn = conn
+        self._path = path
+        self._lock = asyncio.Lock()
+        self._pending: list[tuple[Write, asyncio.Future[Any]]] = []
+        self._max_batch = max_batch
+        self._running: asyncio.Future[None] | None = None
+
+    async def write(self, fn: Callable[[aiosqlite.Connection], Awaitable[T]]) -> T:
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._pending.append((fn, future))
+        async with self._lock:
+            await self._settle()
+            while not future.done():
+                batch = self._pending[: self._max_batch]
+                del self._pending[: self._max_batch]
+                # A batch carries other callers' writes: it runs to COMMIT even if this caller is
+                # cancelled, and the next holder of the lock waits for it first.
+                self._running = asyncio.ensure_future(self._run(batch))
+                await asyncio.shield(self._running)
+        return await future
+
+    async def _settle(self) -> None:
+        running = self._running
+        if running is not None and not running.done():
+            await asyncio.shield(running)
+
+    async def drain(self) -> None:
+        """Wait for the batch in flight, if any (used on close)."""
+        async with self._lock:
+            await self._settle()
+
+    async def read(self, fn: Callable[[aiosqlite.Connection], Awaitable[T]]) -> T:
+        async with self._lock:
+            await self._settle()
+            try:
+                return await fn(self._conn)
+            except sqlite3.Error as error:
+                raise translate(error, self._path) from error
+
+    async def _run(self, batch: list[tuple[Write, asyncio.Future[Any]]]) -> None:
+        conn = self._conn
+        outcomes: list[tuple[bool, Any]] = []
+        try:
+            await conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as error:
+            failure = translate(error, self._path)
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(failure)
+            return
+        try:
+            for fn, _ in batch:
+                await conn.execute("SAVEPOINT write")
+                try:
+                    outcomes.append((True, await fn(conn)))
+                except Exception as error:
+                    await conn.execute("ROLLBACK TO write")
+                    outcomes.append(
+                        (False, translate(error, self._path) if isinstance(error, sqlite3.Error) else error)
+                    )
+                await conn.execute("RELEASE write")
+            await conn.execute("COMMIT")
+        except BaseException as error:
+            if conn.in_transaction:
+                await conn.execute("ROLLBACK")
+            failed: BaseException = (
+                translate(error, self._path) if isinstance(error, sqlite3.Error) else error
+            )
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(failed)
+            if not isinstance(error, Exception):
+                raise
+            return
+        for (ok, value), (_, future) in zip(outcomes, batch, strict=True):
+            if future.done():
+                continue
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)

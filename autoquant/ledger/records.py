@@ -1,0 +1,52 @@
+"""Ledger rows that have no home in the domain: incidents, risk events, reconciliation runs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+
+class Incident(BaseModel):
+    """Something the daemon could not explain. ``action`` tells the operator what to do."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    incident_id: str
+    kind: str
+    subject: str
+    scope: str
+    message: str
+    action: str
+    details: dict[str, Any] = {}
+    local_ts_ns: int
+    resolved: bool = False
+    resolved_by: str | None = None
+    resolution_note: str | None = None
+    resolved_ns: int | None = None
+
+
+class RiskEvent(BaseModel):
+    """One run of the risk gate: every check's result, whether it allowed the order, and why not."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    decision_id: str | None
+    client_order_id: str | None
+    strategy_id: str
+    symbol: str
+    stage: str  # "decision" or "submit"
+    allowed: bool
+    reason: str | None
+    checks: list[dict[str, Any]]
+    local_ts_ns: int
+
+
+class ReconciliationRun(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    trigger: str
+    clean: bool
+    summary: dict[str, Any]
+    started_ns: int
+    finished_ns: int
