@@ -23,7 +23,8 @@ What the harness promises: a fresh account holding only ``starting_cash``; ``sym
 ``unknown_symbol`` not; the venue fills on its own as (its) time passes (``advance`` is awaited in
 every wait loop, for venues that need to be pushed); ``stream_ready`` returns once an update
 iterator just created will see every later event (e.g. after a websocket has connected and
-subscribed). Fills may be partial: the suite waits for the final ``FILL`` and sums executions.
+subscribed). The venue's clock is the system clock: the suite passes ``since_ns`` values taken from
+``time.time_ns()``. Fills may be partial: the suite waits for the final ``FILL`` and sums executions.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ happens after the call is missed.
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from types import TracebackType
 
 from autoquant.brokers.paper.engine import PaperExchange
@@ -31,6 +32,7 @@ class UpdateSubscription:
         self._queue = exchange.subscribe()
         self._broker_closed = closed
         self._closed = False
+        self._held: deque[OrderUpdate] = deque()
 
     def __aiter__(self) -> UpdateSubscription:
         return self
@@ -38,6 +40,8 @@ class UpdateSubscription:
     async def __anext__(self) -> OrderUpdate:
         if self._closed:
             raise StopAsyncIteration
+        if self._held:
+            return self._held.popleft()
         if not self._queue.empty():
             return self._queue.get_nowait()
         if self._broker_closed.is_set():
@@ -49,10 +53,12 @@ class UpdateSubscription:
             await asyncio.wait({getter, closer}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             closer.cancel()
-            if not getter.done():
-                getter.cancel()
-        if getter.done() and not getter.cancelled():
-            return getter.result()
+            getter.cancel()
+            if getter.done() and not getter.cancelled():
+                # Taken off the queue but not yet returned (we may be cancelled): it goes first.
+                self._held.append(getter.result())
+        if self._held:
+            return self._held.popleft()
         await self.aclose()
         raise StopAsyncIteration
 

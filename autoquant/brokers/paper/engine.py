@@ -224,8 +224,11 @@ class PaperExchange:
 
     def cancel_all(self) -> list[tuple[str, int]]:
         """Cancel every open order; (broker order id, 200) for each."""
-        done = [(order_id, 200) for order_id in list(self._open) if self.cancel(order_id)]
-        return done
+        canceled: list[tuple[str, int]] = []
+        for order_id in list(self._open):
+            self.cancel(order_id)
+            canceled.append((order_id, 200))
+        return canceled
 
     # --- account ---------------------------------------------------------------------------------
 
