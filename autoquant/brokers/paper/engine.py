@@ -45,11 +45,19 @@ from typing import Literal
 
 from autoquant.brokers.paper.fill_model import (
     chance,
-    cost_estimate,
     fee_for,
     fill_price,
     is_marketable,
     partial_qty,
+)
+from autoquant.brokers.paper.refusals import (
+    MONEY_PRECISION,
+    buying_power,
+    check_funds,
+    duplicate,
+    not_cancelable,
+    not_found,
+    require_symbol,
 )
 from autoquant.brokers.paper.store import OrderRecord, PaperStore
 from autoquant.config import PaperSettings
@@ -66,14 +74,8 @@ from autoquant.domain.fills import Fill
 from autoquant.domain.orders import OrderEventKind, OrderStatus
 from autoquant.domain.positions import Position, apply_fill
 from autoquant.domain.values import Side, TimeInForce
-from autoquant.errors import BrokerNotFound, BrokerRejected, DuplicateClientOrderId
 
 DAY_NS = 86_400 * 1_000_000_000
-
-CODE_DUPLICATE = 40010001
-CODE_FORBIDDEN = 40310000
-CODE_NOT_FOUND = 40410000
-CODE_UNPROCESSABLE = 42210000
 
 #: The Alpaca words for our events and statuses, kept on updates as ``raw_event`` / ``raw_status``.
 RAW_EVENT = {
@@ -134,7 +136,7 @@ class PaperExchange:
 
     def set_price(self, symbol: str, price: Decimal) -> list[OrderUpdate]:
         """Set the symbol's current price (persisted) and work the orders."""
-        self._require_symbol(symbol)
+        require_symbol(self.symbols, symbol)
         if not price > 0:
             raise ValueError(f"price for {symbol} must be positive, got {price}")
         with self._store.transaction() as writer:
@@ -152,13 +154,16 @@ class PaperExchange:
     def submit(self, request: OrderRequest) -> BrokerOrderState:
         """Accept an order or raise why not; on accept, emit ACCEPTED ("new")."""
         if self._store.order(client_order_id=request.client_order_id) is not None:
-            raise DuplicateClientOrderId(
-                f"client_order_id must be unique: {request.client_order_id!r} is already used",
-                status=422,
-                code=CODE_DUPLICATE,
-            )
-        self._require_symbol(request.symbol)
-        self._check_funds(request)
+            raise duplicate(request.client_order_id)
+        require_symbol(self.symbols, request.symbol)
+        check_funds(
+            request,
+            cash=self._cash,
+            open_orders=list(self._open.values()),
+            prices=self._prices,
+            position_qty=self.position_qty(request.symbol),
+            settings=self.settings,
+        )
         now = self.clock.now_ns()
         state = BrokerOrderState(
             broker_order_id=str(uuid.uuid4()),
@@ -212,12 +217,8 @@ class PaperExchange:
         if record is None:
             known = self._store.order(broker_order_id=broker_order_id)
             if known is None:
-                raise BrokerNotFound(f"order not found: {broker_order_id}", status=404, code=CODE_NOT_FOUND)
-            raise BrokerRejected(
-                f"order is already {known.status.value}: it cannot be canceled",
-                status=422,
-                code=CODE_UNPROCESSABLE,
-            )
+                raise not_found(broker_order_id)
+            raise not_cancelable(known.status.value)
         updates = self._finish(record, OrderEventKind.CANCELED, self.clock.now_ns())
         self._poke()
         return updates[-1].order
@@ -246,12 +247,16 @@ class PaperExchange:
     def account(self) -> BrokerAccount:
         """Cash; equity marked at the last prices; buying power = cash minus the open buys' cost."""
         with localcontext() as ctx:
-            ctx.prec = 60
+            ctx.prec = MONEY_PRECISION
             equity = self._cash + sum(
                 (p.qty * self._prices.get(p.symbol, p.avg_price) for p in self._positions.values()),
                 Decimal(0),
             )
-            return BrokerAccount(cash=self._cash, equity=equity, buying_power=self._buying_power())
+            return BrokerAccount(
+                cash=self._cash,
+                equity=equity,
+                buying_power=buying_power(self._cash, self._open.values(), self._prices, self.settings),
+            )
 
     def fills(self, *, after_ns: int | None = None) -> list[Fill]:
         """Executions strictly after ``after_ns``, oldest first."""
@@ -309,60 +314,6 @@ class PaperExchange:
 
     # --- internals -----------------------------------------------------------------------------
 
-    def _require_symbol(self, symbol: str) -> None:
-        if symbol not in self.symbols:
-            raise BrokerRejected(
-                f"unknown symbol {symbol!r}: not tradable here", status=422, code=CODE_UNPROCESSABLE
-            )
-
-    def _commitment(self, record: OrderRecord) -> Decimal:
-        state = record.state
-        reference = state.limit_price or self._prices.get(state.symbol)
-        if state.side is Side.SELL or reference is None:
-            return Decimal(0)
-        remaining = state.qty - state.filled_qty
-        return cost_estimate(remaining, reference, self.settings.slippage_bps, self.settings.fee_bps)
-
-    def _buying_power(self) -> Decimal:
-        with localcontext() as ctx:
-            ctx.prec = 60
-            return self._cash - sum((self._commitment(r) for r in self._open.values()), Decimal(0))
-
-    def _check_funds(self, request: OrderRequest) -> None:
-        if request.side is Side.BUY:
-            reference = request.limit_price or self._prices.get(request.symbol)
-            if reference is None:
-                return  # checked again when it fills
-            with localcontext() as ctx:
-                ctx.prec = 60
-                needed = cost_estimate(
-                    request.qty, reference, self.settings.slippage_bps, self.settings.fee_bps
-                )
-                available = self._buying_power()
-            if needed > available:
-                raise BrokerRejected(
-                    f"insufficient buying power (required: {needed}, available: {available})",
-                    status=403,
-                    code=CODE_FORBIDDEN,
-                )
-            return
-        committed = sum(
-            (
-                r.state.qty - r.state.filled_qty
-                for r in self._open.values()
-                if r.state.symbol == request.symbol and r.state.side is Side.SELL
-            ),
-            Decimal(0),
-        )
-        available = self.position_qty(request.symbol) - committed
-        if request.qty > available:
-            raise BrokerRejected(
-                f"insufficient qty available for order (requested: {request.qty}, available: {available});"
-                " short selling is not supported",
-                status=403,
-                code=CODE_FORBIDDEN,
-            )
-
     def _would_act(self, record: OrderRecord) -> bool:
         """Whether a due order would change at a ``process()`` now (so it is due, not waiting)."""
         if record.state.time_in_force in _IMMEDIATE and record.fills_done == 0:
@@ -392,7 +343,7 @@ class PaperExchange:
         ):
             qty = partial_qty(remaining, settings.seed, state.client_order_id) or remaining
         with localcontext() as ctx:
-            ctx.prec = 60
+            ctx.prec = MONEY_PRECISION
             px = fill_price(state.side, price, state.limit_price, settings.slippage_bps)
             fee = fee_for(qty, px, settings.fee_bps)
             notional = qty * px
