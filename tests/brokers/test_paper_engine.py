@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -9,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from autoquant.brokers.paper.engine import PaperExchange, end_of_utc_day_ns
 from autoquant.config import PaperSettings
@@ -402,3 +406,36 @@ def test_outcomes_are_deterministic_under_the_seed(make: Factory, clock: FakeClo
     assert first == again
     assert len(first) > 20  # some orders were split
     assert sorted(first) != sorted(other)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    steps=st.lists(
+        st.tuples(
+            st.sampled_from(["buy", "sell"]),
+            st.decimals(min_value=D("0.001"), max_value=D(50), places=3),
+            st.decimals(min_value=D("0.5"), max_value=D(500), places=2),
+        ),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_cash_and_positions_are_exact_sums_over_the_fills(
+    make: Factory, clock: FakeClock, tmp_path: Path, steps: list[tuple[str, Decimal, Decimal]]
+) -> None:
+    """Whatever is traded, cash and position equal the exact sums over the executions, never short."""
+    path = tmp_path / f"prop-{uuid.uuid4().hex}.db"
+    exchange = make(state_path=path, slippage_bps=D(7), fee_bps=D(3), partial_fill_probability=0.5)
+    for i, (side, qty, price) in enumerate(steps):
+        exchange.set_price("AAPL", price)
+        with contextlib.suppress(BrokerRejected):
+            exchange.submit(order(f"o{i}", side, str(qty), tif=TimeInForce.GTC))
+        settle(exchange, clock)
+        settle(exchange, clock)
+        assert exchange.position_qty("AAPL") >= 0
+    fills = exchange.fills()
+    signed = sum((f.qty if f.side is Side.BUY else -f.qty for f in fills), D(0))
+    spent = sum((f.qty * f.price * (1 if f.side is Side.BUY else -1) + f.fee for f in fills), D(0))
+    assert exchange.position_qty("AAPL") == signed
+    assert exchange.account().cash == D(100_000) - spent
+    assert exchange.list_orders() == []
