@@ -1,0 +1,105 @@
+"""Synthetic bars: a seeded random walk per symbol, one bar per symbol every ``bar_seconds``.
+
+Used when no market data is configured, so the daemon can run offline. Deterministic under a seed:
+the walk for a symbol depends only on (seed, symbol), not on the other symbols or on timing. Bars are
+stamped with the clock when they are emitted, so freshness behaves as with live data. All prices are
+Decimal, quantized to the cent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import random
+from collections.abc import AsyncIterator, Sequence
+from decimal import Decimal
+
+from autoquant.domain.bars import Bar
+from autoquant.domain.clock import Clock
+from autoquant.domain.values import from_ns
+from autoquant.marketdata.source import Sleep
+
+CENT = Decimal("0.01")
+_FLOOR = Decimal("1.00")
+#: The largest move per bar, in basis points of the previous close.
+_MAX_STEP_BPS = 30
+_MAX_WICK_BPS = 10
+_BPS = Decimal(10_000)
+
+
+class _Walk:
+    """One symbol's random walk; integer basis-point steps keep the arithmetic exact."""
+
+    def __init__(self, seed: int, symbol: str, start: Decimal) -> None:
+        digest = hashlib.sha256(f"synthetic-v1\x1f{seed}\x1f{symbol}".encode()).digest()
+        self.rng = random.Random(int.from_bytes(digest[:8], "big"))
+        self.symbol = symbol
+        self.close = start.quantize(CENT)
+
+    def step(self) -> tuple[Decimal, Decimal, Decimal, Decimal, Decimal]:
+        rng = self.rng
+        open_ = self.close
+        close = (open_ + open_ * rng.randint(-_MAX_STEP_BPS, _MAX_STEP_BPS) / _BPS).quantize(CENT)
+        close = max(close, _FLOOR)
+        high = (max(open_, close) * (1 + rng.randint(0, _MAX_WICK_BPS) / _BPS)).quantize(CENT)
+        low = (min(open_, close) * (1 - rng.randint(0, _MAX_WICK_BPS) / _BPS)).quantize(CENT)
+        high = max(high, open_, close)  # quantizing can round a wick inside the body
+        low = max(min(low, open_, close), CENT)
+        volume = Decimal(rng.randint(100, 10_000))
+        self.close = close
+        return open_, high, low, close, volume
+
+
+class SyntheticBars:
+    """Emits one bar per symbol, then sleeps ``bar_seconds``; forever, or ``limit`` rounds."""
+
+    def __init__(
+        self,
+        symbols: Sequence[str],
+        *,
+        bar_seconds: float,
+        seed: int,
+        clock: Clock,
+        sleep: Sleep = asyncio.sleep,
+        start_price: Decimal = Decimal("100.00"),
+        limit: int | None = None,
+    ) -> None:
+        if bar_seconds <= 0:
+            raise ValueError(f"bar_seconds must be positive, got {bar_seconds}")
+        if start_price < _FLOOR:
+            raise ValueError(f"start_price must be at least {_FLOOR}, got {start_price}")
+        self._walks = [_Walk(seed, symbol, start_price) for symbol in symbols]
+        self._bar_ns = max(1, int(bar_seconds * 1_000_000_000))
+        self._bar_seconds = bar_seconds
+        self._clock = clock
+        self._sleep = sleep
+        self._limit = limit
+        self._closed = False
+
+    async def __aiter__(self) -> AsyncIterator[Bar]:
+        rounds = 0
+        last_close_ns = 0
+        while not self._closed and (self._limit is None or rounds < self._limit):
+            await self._sleep(self._bar_seconds)
+            close_ns = self._clock.now_ns() // 1_000 * 1_000  # datetimes hold microseconds
+            if close_ns <= last_close_ns:
+                continue  # the clock did not move: a second bar would share the first one's identity
+            last_close_ns = close_ns
+            close_time, open_time = from_ns(close_ns), from_ns(close_ns - self._bar_ns)
+            for walk in self._walks:
+                open_, high, low, close, volume = walk.step()
+                yield Bar(
+                    symbol=walk.symbol,
+                    open_time=open_time,
+                    close_time=close_time,
+                    open=open_,
+                    high=high,
+                    low=low,
+                    close=close,
+                    volume=volume,
+                    source="synthetic",
+                )
+            rounds += 1
+
+    async def close(self) -> None:
+        self._closed = True
