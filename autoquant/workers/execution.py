@@ -1,0 +1,412 @@
+"""The execution worker: an outbox reader over the ledger, so every order reaches the broker at most once.
+
+The order's row (with its deterministic client order id) is committed before this worker sees it.
+A reservation made by this process is submitted at once. Any other RESERVED order (one that may have
+been sent before a crash) and every UNKNOWN order is resolved by asking the broker for its client
+order id first: found → adopt it; not found → send it again *with the same id* once the grace period
+has passed (the broker refuses a second order under one id, so a late first attempt cannot double it).
+
+    submit ok                  → ACCEPTED with the broker's order id (and whatever state it reports)
+    timeout / 5xx / dropped    → UNKNOWN, resolved by lookup (never assumed failed or succeeded)
+    422 duplicate client id    → adopt the broker's order: we sent it before
+    other 4xx                  → REJECTED with the broker's reason
+    429 / refused before send  → stays RESERVED, retried with backoff
+    auth failure               → raised: the supervisor stops trading
+
+Order updates and fills from the stream are appended in whatever order they arrive; the ledger counts a
+fill once by its execution id. When the stream ends (a disconnect) the worker asks for a reconciliation
+and subscribes again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import structlog
+
+from autoquant.brokers.port import Broker
+from autoquant.domain.broker import BrokerOrderState, OrderRequest, OrderUpdate
+from autoquant.domain.clock import Clock
+from autoquant.domain.orders import Order, OrderEvent, OrderEventKind, OrderStatus
+from autoquant.errors import (
+    BrokerAmbiguous,
+    BrokerAuthError,
+    BrokerError,
+    BrokerNotFound,
+    BrokerRejected,
+    BrokerTransient,
+    DuplicateClientOrderId,
+)
+from autoquant.ledger import Ledger
+from autoquant.ledger.records import RiskEvent
+from autoquant.workers.adoption import event_for_state, event_for_update
+
+log = structlog.get_logger("autoquant.execution")
+
+#: Re-runs the risk gate on an order immediately before it is sent; None = no gate configured.
+PreSubmitCheck = Callable[[Order], Awaitable[RiskEvent]]
+IncidentSink = Callable[[str, str, str, dict[str, object]], Awaitable[None]]
+
+
+def request_for(order: Order) -> OrderRequest:
+    return OrderRequest(
+        client_order_id=order.client_order_id,
+        symbol=order.symbol,
+        side=order.side,
+        qty=order.qty,
+        order_type=order.order_type,
+        time_in_force=order.time_in_force,
+        limit_price=order.limit_price,
+    )
+
+
+@dataclass
+class ExecutionStats:
+    submitted: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    unknown: int = 0
+    adopted: int = 0
+    resubmitted: int = 0
+    denied: int = 0
+    updates: int = 0
+    duplicate_fills: int = 0
+    consecutive_rejects: int = 0
+    stream_restarts: int = 0
+    last_submit_ns: dict[str, int] = field(default_factory=dict)
+
+
+class ExecutionWorker:
+    def __init__(
+        self,
+        ledger: Ledger,
+        broker: Broker,
+        clock: Clock,
+        *,
+        pre_submit: PreSubmitCheck | None = None,
+        incident: IncidentSink | None = None,
+        resubmit_grace_s: float = 2.0,
+        sweep_interval_s: float = 1.0,
+        on_stream_restart: Callable[[], None] | None = None,
+        on_submit: Callable[[Order], None] | None = None,
+    ) -> None:
+        self.ledger = ledger
+        self.broker = broker
+        self.clock = clock
+        self.pre_submit = pre_submit
+        self.incident = incident
+        self.resubmit_grace_ns = int(resubmit_grace_s * 1e9)
+        self.sweep_interval_s = sweep_interval_s
+        self.on_stream_restart = on_stream_restart
+        self.on_submit = on_submit
+        self.stats = ExecutionStats()
+        self._fresh: asyncio.Queue[str] = asyncio.Queue()
+        self._fresh_ids: set[str] = set()
+        self._wake = asyncio.Event()
+        self._draining = False
+        self._started = asyncio.Event()
+
+    # -- the strategy side's entry point ----------------------------------------------------------
+
+    def submit_soon(self, client_order_id: str) -> None:
+        """A reservation this process just committed: it has never been sent, so send it directly."""
+        self._fresh_ids.add(client_order_id)
+        self._fresh.put_nowait(client_order_id)
+
+    def drain(self) -> None:
+        """Stop taking new reservations; what is in flight resolves."""
+        self._draining = True
+        self._wake.set()
+
+    @property
+    def started(self) -> asyncio.Event:
+        """Set once every order left RESERVED or UNKNOWN by a previous run has been resolved."""
+        return self._started
+
+    # -- the outbox -------------------------------------------------------------------------------
+
+    async def resolve_pending(self) -> list[Order]:
+        """Resolve every RESERVED and UNKNOWN order; return the ones still unresolved."""
+        unresolved = []
+        for order in await self.ledger.open_orders():
+            if order.status in (OrderStatus.RESERVED, OrderStatus.UNKNOWN):
+                after = await self.process(order)
+                if after is not None and after.status in (OrderStatus.RESERVED, OrderStatus.UNKNOWN):
+                    unresolved.append(after)
+        return unresolved
+
+    async def run_outbox(self) -> None:
+        """Start-up resolution first, then fresh reservations as they come and a periodic sweep."""
+        await self.resolve_pending()
+        self._started.set()
+        while True:
+            try:
+                async with asyncio.timeout(self.sweep_interval_s):
+                    coid = await self._fresh.get()
+            except TimeoutError:
+                await self.resolve_pending()
+                continue
+            order = await self.ledger.get_order(coid)
+            if order is not None:
+                await self.process(order)
+
+    async def process(self, order: Order) -> Order | None:
+        """Move one RESERVED or UNKNOWN order forward; returns its state afterwards."""
+        structlog.contextvars.bind_contextvars(
+            client_order_id=order.client_order_id, decision_id=order.decision_id
+        )
+        try:
+            if order.status is OrderStatus.RESERVED and order.client_order_id in self._fresh_ids:
+                self._fresh_ids.discard(order.client_order_id)
+                return await self._submit(order)
+            if order.status in (OrderStatus.RESERVED, OrderStatus.UNKNOWN):
+                return await self._resolve(order)
+            return order
+        finally:
+            structlog.contextvars.unbind_contextvars("client_order_id", "decision_id")
+
+    async def _resolve(self, order: Order) -> Order | None:
+        try:
+            state = await self.broker.get_by_client_order_id(order.client_order_id)
+        except BrokerTransient as error:
+            log.warning("order_lookup_failed", error=str(error))
+            return order
+        if state is not None:
+            self.stats.adopted += 1
+            log.info("order_adopted", broker_order_id=state.broker_order_id, status=state.status.value)
+            return await self.adopt(order, state)
+        last = self.stats.last_submit_ns.get(order.client_order_id, order.updated_ns or order.created_ns)
+        if self.clock.now_ns() - last < self.resubmit_grace_ns:
+            return order
+        if order.status is OrderStatus.UNKNOWN:
+            self.stats.resubmitted += 1
+            log.info("order_resubmitting", reason="not found at the broker after the grace period")
+        return await self._submit(order)
+
+    async def _submit(self, order: Order) -> Order | None:
+        if self._draining and order.status is OrderStatus.RESERVED:
+            # Shutting down: leave it reserved; the next start resolves it by lookup.
+            return order
+        risk: RiskEvent | None = None
+        if self.pre_submit is not None:
+            risk = await self.pre_submit(order)
+            if not risk.allowed:
+                self.stats.denied += 1
+                await self.ledger.append_risk_event(risk)
+                log.info("order_denied", reason=risk.reason)
+                return await self._apply(
+                    OrderEvent(
+                        client_order_id=order.client_order_id,
+                        kind=OrderEventKind.DENIED,
+                        reason=risk.reason,
+                        local_ts_ns=self.clock.now_ns(),
+                    )
+                )
+        self.stats.submitted += 1
+        self.stats.last_submit_ns[order.client_order_id] = self.clock.now_ns()
+        if self.on_submit is not None:
+            self.on_submit(order)
+        try:
+            state = await self.broker.submit(request_for(order))
+        except DuplicateClientOrderId:
+            existing = await self.broker.get_by_client_order_id(order.client_order_id)
+            if risk is not None:
+                await self.ledger.append_risk_event(risk)
+            if existing is None:
+                return await self._unknown(order, "broker reported a duplicate but has no such order")
+            self.stats.adopted += 1
+            log.info(
+                "order_adopted", broker_order_id=existing.broker_order_id, via="duplicate_client_order_id"
+            )
+            return await self.adopt(order, existing)
+        except BrokerAmbiguous as error:
+            if risk is not None:
+                await self.ledger.append_risk_event(risk)
+            return await self._unknown(order, str(error))
+        except BrokerTransient as error:
+            if risk is not None:
+                await self.ledger.append_risk_event(risk)
+            log.warning("order_submit_deferred", error=str(error))
+            self._fresh_ids.add(order.client_order_id)  # nothing reached the broker: still fresh
+            return order
+        except BrokerAuthError:
+            raise
+        except BrokerRejected as error:
+            if risk is not None:
+                await self.ledger.append_risk_event(risk)
+            self.stats.rejected += 1
+            self.stats.consecutive_rejects += 1
+            log.warning("order_rejected", reason=str(error), status=error.status)
+            return await self._apply(
+                OrderEvent(
+                    client_order_id=order.client_order_id,
+                    kind=OrderEventKind.REJECTED,
+                    reason=str(error),
+                    local_ts_ns=self.clock.now_ns(),
+                )
+            )
+        if risk is not None:
+            await self.ledger.append_risk_event(risk)
+        self.stats.accepted += 1
+        self.stats.consecutive_rejects = 0
+        log.info("order_submitted", broker_order_id=state.broker_order_id, status=state.status.value)
+        return await self.adopt(order, state)
+
+    async def _unknown(self, order: Order, why: str) -> Order | None:
+        self.stats.unknown += 1
+        log.warning("order_outcome_unknown", error=why)
+        return await self._apply(
+            OrderEvent(
+                client_order_id=order.client_order_id,
+                kind=OrderEventKind.SUBMIT_UNKNOWN,
+                reason=why,
+                local_ts_ns=self.clock.now_ns(),
+            )
+        )
+
+    async def adopt(self, order: Order, state: BrokerOrderState) -> Order | None:
+        """Bring the ledger's order to the broker's state, fetching any fills the ledger lacks."""
+        if state.filled_qty > order.filled_qty:
+            await self._fetch_fills(order, state)
+        return await self._apply(event_for_state(state, self.clock.now_ns()))
+
+    async def _fetch_fills(self, order: Order, state: BrokerOrderState) -> None:
+        try:
+            fills = await self.broker.fills(since_ns=state.created_ns)
+        except BrokerError as error:
+            log.warning("fills_fetch_failed", error=str(error))
+            return
+        for fill in fills:
+            if fill.client_order_id == order.client_order_id and not await self.ledger.append_fill(fill):
+                self.stats.duplicate_fills += 1
+
+    async def _apply(self, event: OrderEvent) -> Order | None:
+        result = await self.ledger.apply_event(event)
+        if result.illegal is not None:
+            await self._report_illegal(event, str(result.illegal))
+        return result.order
+
+    async def _report_illegal(self, event: OrderEvent, message: str) -> None:
+        log.error("order_event_refused", error=message, event_kind=event.kind.value)
+        if self.incident is not None:
+            await self.incident(
+                "illegal_transition",
+                f"{event.client_order_id}:{event.kind.value}",
+                message,
+                {"client_order_id": event.client_order_id, "event": event.kind.value},
+            )
+
+    # -- cancels -------------------------------------------------------------------------------
+
+    async def cancel(self, client_order_id: str, reason: str = "cancel requested") -> Order | None:
+        order = await self.ledger.get_order(client_order_id)
+        if order is None or order.status.is_terminal:
+            return order
+        if order.broker_order_id is None:
+            state = await self.broker.get_by_client_order_id(client_order_id)
+            if state is None:
+                # Never reached the broker: withdraw it here so it is never sent.
+                return await self._apply(
+                    OrderEvent(
+                        client_order_id=client_order_id,
+                        kind=OrderEventKind.CANCELED,
+                        reason=reason,
+                        local_ts_ns=self.clock.now_ns(),
+                    )
+                )
+            order = await self.adopt(order, state) or order
+            if order.status.is_terminal or order.broker_order_id is None:
+                return order
+        await self._apply(
+            OrderEvent(
+                client_order_id=client_order_id,
+                kind=OrderEventKind.CANCEL_REQUESTED,
+                broker_order_id=order.broker_order_id,
+                reason=reason,
+                local_ts_ns=self.clock.now_ns(),
+            )
+        )
+        try:
+            await self.broker.cancel(order.broker_order_id)
+        except BrokerNotFound:
+            state = await self.broker.get_by_client_order_id(client_order_id)
+            if state is not None:
+                return await self.adopt(order, state)
+        except BrokerRejected as error:
+            return await self._apply(
+                OrderEvent(
+                    client_order_id=client_order_id,
+                    kind=OrderEventKind.CANCEL_REJECTED,
+                    reason=str(error),
+                    local_ts_ns=self.clock.now_ns(),
+                )
+            )
+        log.info("order_cancel_requested", client_order_id=client_order_id)
+        return await self.ledger.get_order(client_order_id)
+
+    async def cancel_all_open(self, reason: str) -> int:
+        count = 0
+        for order in await self.ledger.open_orders():
+            await self.cancel(order.client_order_id, reason)
+            count += 1
+        return count
+
+    # -- the update stream ---------------------------------------------------------------------
+
+    async def handle_update(self, update: OrderUpdate) -> None:
+        self.stats.updates += 1
+        coid = update.order.client_order_id
+        order = await self.ledger.get_order(coid)
+        if order is None:
+            log.error(
+                "update_for_unknown_order", client_order_id=coid, broker_order_id=update.order.broker_order_id
+            )
+            if self.incident is not None:
+                await self.incident(
+                    "unknown_order",
+                    update.order.broker_order_id,
+                    f"the broker reports order {update.order.broker_order_id} ({coid}) "
+                    "that this ledger never reserved",
+                    {"client_order_id": coid, "symbol": update.order.symbol, "side": update.order.side.value},
+                )
+            return
+        event = event_for_update(update)
+        result = await self.ledger.apply_update(event, update.fill)
+        if result.fill_recorded is False:
+            self.stats.duplicate_fills += 1
+        if result.fill_recorded:
+            log.info(
+                "fill_recorded",
+                client_order_id=coid,
+                broker_order_id=update.order.broker_order_id,
+                execution_id=update.fill.execution_id if update.fill else None,
+                qty=update.fill.qty if update.fill else None,
+                price=update.fill.price if update.fill else None,
+            )
+        if result.illegal is not None:
+            await self._report_illegal(event, str(result.illegal))
+
+    async def run_updates(self) -> None:
+        """Consume the broker's update stream forever; after each disconnect, reconcile and resubscribe."""
+        backoff = 0.05
+        while True:
+            subscription = self.broker.updates()
+            try:
+                async for update in subscription:
+                    await self.handle_update(update)
+                    backoff = 0.05
+            except BrokerError as error:
+                log.warning("update_stream_failed", error=str(error))
+            finally:
+                closer = getattr(subscription, "aclose", None)
+                if closer is not None:
+                    await closer()
+            self.stats.stream_restarts += 1
+            if self.on_stream_restart is not None:
+                self.on_stream_restart()
+            log.info("update_stream_reconnecting", delay_s=round(backoff, 3))
+            await asyncio.sleep(backoff * (1 + random.random()))  # backoff with jitter, not a wait-for
+            backoff = min(backoff * 2, 5.0)
