@@ -10,12 +10,17 @@ waiting bars. A bar older than what was already released cannot be put back in o
 and reported as a ``DataGap`` of kind ``late``. Duplicates (same symbol and close time as a released
 or waiting bar) are dropped silently and counted.
 
+The first bar of a symbol (and the first after a reported hole) anchors the sequence and is released
+at once: waiting for a possibly earlier bar would delay every start by the whole window. A bar older
+than the anchor is then ``late``.
+
 A ``DataGap`` is for the market-data worker to turn into an incident. ``window = 0`` releases every
 bar that is newer than the last one at once and still reports holes and late bars.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -52,10 +57,12 @@ Released = Bar | DataGap
 
 
 class _SymbolBuffer:
-    __slots__ = ("last_ns", "since_ns", "waiting")
+    __slots__ = ("last_ns", "recent", "since_ns", "waiting")
 
-    def __init__(self) -> None:
+    def __init__(self, remember: int) -> None:
         self.last_ns: int | None = None
+        #: Close times released lately, to tell a re-delivered old bar (duplicate) from a late one.
+        self.recent: deque[int] = deque(maxlen=remember)
         self.waiting: dict[int, Bar] = {}
         #: When (clock ns) the oldest waiting bar started waiting.
         self.since_ns = 0
@@ -79,10 +86,10 @@ class ReorderBuffer:
         """Take one bar; return what can be released now, in order (bars and gaps)."""
         buf = self._symbols.get(bar.symbol)
         if buf is None:
-            buf = self._symbols[bar.symbol] = _SymbolBuffer()
+            buf = self._symbols[bar.symbol] = _SymbolBuffer(2 * self._window + 8)
         close_ns = bar.close_ns
         if buf.last_ns is not None and close_ns <= buf.last_ns:
-            if close_ns == buf.last_ns:
+            if close_ns in buf.recent:
                 self.duplicates += 1
                 return []
             return [
@@ -127,6 +134,7 @@ class ReorderBuffer:
                 return
             out.append(buf.waiting.pop(oldest))
             buf.last_ns = oldest
+            buf.recent.append(oldest)
 
     def _give_up(self, buf: _SymbolBuffer, out: list[Released]) -> None:
         """Stop waiting for the hole: report it and release everything that waited, in order."""

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from autoquant.domain.bars import Bar
 from autoquant.domain.clock import FakeClock
 from autoquant.domain.values import to_ns
 from autoquant.marketdata import CsvBars, MalformedBarFile
@@ -25,9 +26,9 @@ def write(tmp_path: Path, text: str, name: str = "bars.csv") -> Path:
     return path
 
 
-async def replay(path: Path, **kwargs: object) -> list[object]:
+async def replay(path: Path, symbols: list[str]) -> list[Bar]:
     clock = FakeClock()
-    source = CsvBars(path, bar_seconds=60, clock=clock, sleep=clock_sleep(clock), **kwargs)  # type: ignore[arg-type]
+    source = CsvBars(path, bar_seconds=60, clock=clock, sleep=clock_sleep(clock), symbols=symbols)
     return [bar async for bar in source]
 
 
