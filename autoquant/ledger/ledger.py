@@ -101,23 +101,27 @@ class Ledger:
         """Append a decision; False if this decision id was already recorded (a replay)."""
 
         async def write(conn: aiosqlite.Connection) -> bool:
-            cursor = await conn.execute(
-                "INSERT INTO decisions (decision_id, strategy_id, symbol, action, reason, data_time_ns,"
-                " inputs_json, intent_json, local_ts_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (decision_id) DO NOTHING",
-                (
-                    decision.decision_id,
-                    decision.strategy_id,
-                    decision.symbol,
-                    decision.action.value,
-                    decision.reason,
-                    to_ns(decision.data_time),
-                    json.dumps(decision.inputs, default=str, sort_keys=True),
-                    None if decision.intent is None else decision.intent.model_dump_json(),
-                    local_ts_ns,
-                ),
-            )
-            return cursor.rowcount == 1
+            return await _insert_decision(conn, decision, local_ts_ns)
+
+        return await self._db.write(write)
+
+    async def record_decision_outcome(
+        self, decision: Decision, local_ts_ns: int, risk: RiskEvent | None, order: Order | None
+    ) -> tuple[bool, bool]:
+        """The decision, its risk check and its reservation in one transaction (one fsync).
+
+        Returns (decision recorded, order reserved); a replayed decision records and reserves nothing.
+        """
+        if order is not None and order.status is not OrderStatus.RESERVED:
+            raise ValueError("only a RESERVED order can be reserved")
+
+        async def write(conn: aiosqlite.Connection) -> tuple[bool, bool]:
+            if not await _insert_decision(conn, decision, local_ts_ns):
+                return False, False
+            if risk is not None:
+                await _insert_risk_event(conn, risk)
+            reserved = order is not None and await _insert_order(conn, order)
+            return True, reserved
 
         return await self._db.write(write)
 
@@ -127,27 +131,7 @@ class Ledger:
             raise ValueError("only a RESERVED order can be reserved")
 
         async def write(conn: aiosqlite.Connection) -> bool:
-            cursor = await conn.execute(
-                "INSERT INTO orders (client_order_id, decision_id, strategy_id, symbol, side, qty,"
-                " order_type, time_in_force, limit_price, local_ts_ns)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (client_order_id) DO NOTHING",
-                (
-                    order.client_order_id,
-                    order.decision_id,
-                    order.strategy_id,
-                    order.symbol,
-                    order.side.value,
-                    str(order.qty),
-                    order.order_type.value,
-                    order.time_in_force.value,
-                    None if order.limit_price is None else str(order.limit_price),
-                    order.created_ns,
-                ),
-            )
-            if cursor.rowcount != 1:
-                return False
-            await _maybe_checkpoint(conn, order.created_ns)
-            return True
+            return await _insert_order(conn, order)
 
         return await self._db.write(write)
 
@@ -260,21 +244,7 @@ class Ledger:
 
     async def append_risk_event(self, event: RiskEvent) -> None:
         async def write(conn: aiosqlite.Connection) -> None:
-            await conn.execute(
-                "INSERT INTO risk_events (decision_id, client_order_id, strategy_id, symbol, stage,"
-                " allowed, reason, checks_json, local_ts_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    event.decision_id,
-                    event.client_order_id,
-                    event.strategy_id,
-                    event.symbol,
-                    event.stage,
-                    int(event.allowed),
-                    event.reason,
-                    json.dumps(event.checks, default=str),
-                    event.local_ts_ns,
-                ),
-            )
+            await _insert_risk_event(conn, event)
 
         await self._db.write(write)
 
@@ -494,6 +464,68 @@ def fill_from_row(row: Sequence[Any]) -> Fill:
         fee=row[7],
         broker_ts_ns=row[8],
         local_ts_ns=row[9],
+    )
+
+
+async def _insert_decision(conn: aiosqlite.Connection, decision: Decision, local_ts_ns: int) -> bool:
+    cursor = await conn.execute(
+        "INSERT INTO decisions (decision_id, strategy_id, symbol, action, reason, data_time_ns,"
+        " inputs_json, intent_json, local_ts_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (decision_id) DO NOTHING",
+        (
+            decision.decision_id,
+            decision.strategy_id,
+            decision.symbol,
+            decision.action.value,
+            decision.reason,
+            to_ns(decision.data_time),
+            json.dumps(decision.inputs, default=str, sort_keys=True),
+            None if decision.intent is None else decision.intent.model_dump_json(),
+            local_ts_ns,
+        ),
+    )
+    return cursor.rowcount == 1
+
+
+async def _insert_order(conn: aiosqlite.Connection, order: Order) -> bool:
+    cursor = await conn.execute(
+        "INSERT INTO orders (client_order_id, decision_id, strategy_id, symbol, side, qty,"
+        " order_type, time_in_force, limit_price, local_ts_ns)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (client_order_id) DO NOTHING",
+        (
+            order.client_order_id,
+            order.decision_id,
+            order.strategy_id,
+            order.symbol,
+            order.side.value,
+            str(order.qty),
+            order.order_type.value,
+            order.time_in_force.value,
+            None if order.limit_price is None else str(order.limit_price),
+            order.created_ns,
+        ),
+    )
+    if cursor.rowcount != 1:
+        return False
+    await _maybe_checkpoint(conn, order.created_ns)
+    return True
+
+
+async def _insert_risk_event(conn: aiosqlite.Connection, event: RiskEvent) -> None:
+    await conn.execute(
+        "INSERT INTO risk_events (decision_id, client_order_id, strategy_id, symbol, stage,"
+        " allowed, reason, checks_json, local_ts_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            event.decision_id,
+            event.client_order_id,
+            event.strategy_id,
+            event.symbol,
+            event.stage,
+            int(event.allowed),
+            event.reason,
+            json.dumps(event.checks, default=str),
+            event.local_ts_ns,
+        ),
     )
 
 
