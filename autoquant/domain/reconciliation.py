@@ -1,0 +1,451 @@
+"""Reconciliation as a pure function: the ledger's view and the broker's report in, repairs and incidents out.
+
+Only the unambiguous is repaired (DESIGN, "Reconciliation repairs only the unambiguous"):
+
+- a fill the broker reports, with an execution id the ledger lacks, for an order the ledger reserved,
+  is appended;
+- an order the ledger knows that the broker shows in a later state advances, by the same event the
+  execution worker would apply (``event_for_state``).
+
+Everything else is an incident for the operator, with the action that clears it:
+
+- ``unknown_order``: the broker has an order (open, or with fills) whose client order id this ledger never
+  reserved. Account-wide: something else trades this account.
+- ``missing_order``: the ledger has an order the broker acknowledged (ACCEPTED, PARTIALLY_FILLED,
+  PENDING_CANCEL) that the broker does not know. RESERVED and UNKNOWN orders the broker does not know are
+  not incidents: the execution worker sends those again under the same id.
+- ``order_open_at_broker``: an order the ledger has closed is still working at the broker.
+- ``illegal_transition``: the broker's state would move an order by an event the state table refuses.
+- ``position_mismatch``: after the repairs, the ledger's quantity in a symbol is not the broker's, and no
+  fill of an unknown order explains the difference.
+- ``cash_mismatch``: the broker's cash moved since the last run by an amount the fills do not explain.
+
+Repairs are returned even when there are incidents: a fill the broker reports happened, whatever else
+is wrong. The diff is idempotent: applying its repairs and diffing again yields nothing to do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from decimal import Decimal
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from autoquant.domain.broker import BrokerAccount, BrokerOrderState, BrokerPosition
+from autoquant.domain.controls import ACCOUNT
+from autoquant.domain.errors import IllegalTransition
+from autoquant.domain.fills import Fill
+from autoquant.domain.orders import Order, OrderEvent, OrderEventKind, OrderStatus, apply
+from autoquant.domain.values import Money
+
+_ZERO = Decimal(0)
+
+#: Ledger states in which the broker has acknowledged the order, so it must know it.
+ACKNOWLEDGED = frozenset({OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED, OrderStatus.PENDING_CANCEL})
+
+#: More fills than this near a cash boundary and the cash check is inconclusive rather than guessed.
+MAX_AMBIGUOUS_FILLS = 10
+
+_EVENT_FOR_STATUS = {
+    OrderStatus.ACCEPTED: OrderEventKind.ACCEPTED,
+    OrderStatus.PARTIALLY_FILLED: OrderEventKind.PARTIAL_FILL,
+    OrderStatus.FILLED: OrderEventKind.FILL,
+    OrderStatus.PENDING_CANCEL: OrderEventKind.CANCEL_REQUESTED,
+    OrderStatus.CANCELED: OrderEventKind.CANCELED,
+    OrderStatus.EXPIRED: OrderEventKind.EXPIRED,
+    OrderStatus.REJECTED: OrderEventKind.REJECTED,
+    OrderStatus.REPLACED: OrderEventKind.REPLACED,
+}
+
+
+def event_for_state(state: BrokerOrderState, local_ts_ns: int, reason: str | None = None) -> OrderEvent:
+    """The event that brings a ledger order to the state the broker reports (the one such mapping)."""
+    kind = _EVENT_FOR_STATUS.get(state.status, OrderEventKind.ACCEPTED)
+    return OrderEvent(
+        client_order_id=state.client_order_id,
+        kind=kind,
+        broker_order_id=state.broker_order_id,
+        filled_qty=state.filled_qty,
+        reason=reason,
+        broker_ts_ns=state.updated_ns,
+        local_ts_ns=local_ts_ns,
+    )
+
+
+def fill_time_ns(fill: Fill) -> int:
+    """When the execution happened: the broker's time if it gave one, else when we received it."""
+    return fill.broker_ts_ns if fill.broker_ts_ns is not None else fill.local_ts_ns
+
+
+def cash_effect(fill: Fill) -> Decimal:
+    """How the fill moves cash: a buy pays its notional, a sell receives it, both pay the fee."""
+    return -(fill.signed_qty * fill.price) - fill.fee
+
+
+class CashBaseline(BaseModel):
+    """The broker's cash at the last run, and the ledger's fills that may have moved it since.
+
+    ``fills`` holds every ledger fill whose time is after ``at_ns - slack_ns``; fills within ``slack_ns``
+    of either boundary may or may not be in the cash the broker reported (clocks differ, reads are not
+    atomic), so the check accepts any subset of those and refuses to guess when there are too many.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    cash: Money
+    at_ns: int
+    fills: tuple[Fill, ...] = ()
+    slack_ns: int = 2_000_000_000
+
+
+class LedgerView(BaseModel):
+    """What the ledger holds that the broker's report is compared with."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    open_orders: tuple[Order, ...]
+    #: Other ledger orders the broker's report mentions (closed here, perhaps not at the broker).
+    known_orders: dict[str, Order] = {}
+    #: The execution ids, among those the broker reported, that the ledger already has.
+    execution_ids: frozenset[str] = frozenset()
+    #: Account-level quantity per symbol, summed over strategies.
+    positions: dict[str, Money] = {}
+    #: The strategies configured to trade each symbol.
+    strategies_by_symbol: dict[str, frozenset[str]] = {}
+    cash: CashBaseline | None = None
+
+    def order(self, client_order_id: str) -> Order | None:
+        for order in self.open_orders:
+            if order.client_order_id == client_order_id:
+                return order
+        return self.known_orders.get(client_order_id)
+
+
+class BrokerReport(BaseModel):
+    """What the broker said, gathered at ``as_of_ns`` (local time, when the account was read)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    open_orders: tuple[BrokerOrderState, ...] = ()
+    #: The broker's state of each ledger-open order by client order id; None = the broker has no such order.
+    order_states: dict[str, BrokerOrderState | None] = {}
+    #: Every execution since the window start, each with its execution id.
+    fills: tuple[Fill, ...] = ()
+    positions: tuple[BrokerPosition, ...] = ()
+    account: BrokerAccount | None = None
+    as_of_ns: int
+
+
+class IncidentDraft(BaseModel):
+    """An incident to open: what is wrong, whom it stops, and what the operator should do."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: str
+    subject: str
+    scope: str
+    message: str
+    action: str
+    details: dict[str, Any] = {}
+
+
+class ReconciliationResult(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    fills_to_append: tuple[Fill, ...] = ()
+    events_to_apply: tuple[OrderEvent, ...] = ()
+    incidents: tuple[IncidentDraft, ...] = ()
+    #: "ok", "mismatch", "inconclusive" or "skipped" (no baseline or no account).
+    cash_check: str = "skipped"
+
+    @property
+    def clean(self) -> bool:
+        return not self.incidents
+
+    @property
+    def has_work(self) -> bool:
+        return bool(self.fills_to_append or self.events_to_apply or self.incidents)
+
+
+def diff(view: LedgerView, report: BrokerReport) -> ReconciliationResult:
+    """Compare the ledger's view with the broker's report; return the repairs and the incidents."""
+    incidents: list[IncidentDraft] = []
+    fills_to_append, unknown_fills = _sort_fills(view, report)
+    unknown = _unknown_orders(view, report, unknown_fills)
+    incidents.extend(unknown)
+    events, order_incidents = _order_repairs(view, report)
+    incidents.extend(order_incidents)
+    incidents.extend(_positions(view, report, fills_to_append, unknown_fills))
+    cash_check, cash_incident = _cash(view, report, fills_to_append, unknown_fills)
+    if cash_incident is not None:
+        incidents.append(cash_incident)
+    return ReconciliationResult(
+        fills_to_append=tuple(fills_to_append),
+        events_to_apply=tuple(events),
+        incidents=tuple(incidents),
+        cash_check=cash_check,
+    )
+
+
+def _sort_fills(view: LedgerView, report: BrokerReport) -> tuple[list[Fill], list[Fill]]:
+    """The broker's fills the ledger lacks: (those of orders it knows, those of orders it never reserved)."""
+    missed: list[Fill] = []
+    unknown: list[Fill] = []
+    seen: set[str] = set()
+    for fill in report.fills:
+        if fill.execution_id in view.execution_ids or fill.execution_id in seen:
+            continue
+        seen.add(fill.execution_id)
+        (missed if view.order(fill.client_order_id) is not None else unknown).append(fill)
+    return missed, unknown
+
+
+def _unknown_orders(view: LedgerView, report: BrokerReport, unknown_fills: list[Fill]) -> list[IncidentDraft]:
+    by_subject: dict[str, dict[str, Any]] = {}
+    for state in report.open_orders:
+        if view.order(state.client_order_id) is None:
+            by_subject.setdefault(
+                state.broker_order_id,
+                {
+                    "client_order_id": state.client_order_id,
+                    "symbol": state.symbol,
+                    "side": state.side.value,
+                    "qty": str(state.qty),
+                    "status": state.status.value,
+                    "filled_qty": str(state.filled_qty),
+                },
+            )
+    for fill in unknown_fills:
+        subject = fill.broker_order_id or fill.client_order_id
+        entry = by_subject.setdefault(
+            subject,
+            {"client_order_id": fill.client_order_id, "symbol": fill.symbol, "side": fill.side.value},
+        )
+        entry.setdefault("execution_ids", []).append(fill.execution_id)
+    return [
+        IncidentDraft(
+            kind="unknown_order",
+            subject=subject,
+            scope=ACCOUNT,
+            message=(
+                f"the broker has order {subject} ({entry['client_order_id']}, {entry['side']} "
+                f"{entry['symbol']}) that this ledger never reserved"
+            ),
+            action=(
+                f"find who placed order {subject}; cancel it at the broker (or close the position it made), "
+                "then `autoquant resume`"
+            ),
+            details=entry,
+        )
+        for subject, entry in by_subject.items()
+    ]
+
+
+def _order_repairs(view: LedgerView, report: BrokerReport) -> tuple[list[OrderEvent], list[IncidentDraft]]:
+    events: list[OrderEvent] = []
+    incidents: list[IncidentDraft] = []
+    looked_up = dict(report.order_states)
+    for listed in report.open_orders:
+        looked_up.setdefault(listed.client_order_id, listed)
+    for order in view.open_orders:
+        if order.client_order_id not in looked_up:
+            continue  # not asked about: nothing to say
+        state = looked_up[order.client_order_id]
+        if state is None:
+            if order.status in ACKNOWLEDGED:
+                incidents.append(_missing(order))
+            continue
+        _advance(order, state, report.as_of_ns, events, incidents)
+    open_ids = {order.client_order_id for order in view.open_orders}
+    for coid, known in view.known_orders.items():
+        reported = looked_up.get(coid)
+        if coid in open_ids or reported is None:
+            continue
+        legal = _advance(known, reported, report.as_of_ns, events, incidents)
+        if legal and reported.status.is_open and known.status.is_terminal:
+            incidents.append(_open_at_broker(known, reported))
+    return events, incidents
+
+
+def _advance(
+    order: Order,
+    state: BrokerOrderState,
+    now_ns: int,
+    events: list[OrderEvent],
+    incidents: list[IncidentDraft],
+) -> bool:
+    """Append the event that advances ``order`` to ``state`` if it changes anything; False if illegal."""
+    event = event_for_state(state, now_ns, reason="reconciliation")
+    try:
+        after = apply(order, event)
+    except IllegalTransition as error:
+        incidents.append(
+            IncidentDraft(
+                kind="illegal_transition",
+                subject=f"{order.client_order_id}:{event.kind.value}",
+                scope=order.strategy_id,
+                message=str(error),
+                action=(
+                    f"check order {order.client_order_id} at the broker (it reports {state.status.value}, "
+                    f"filled {state.filled_qty}) against `autoquant trace {order.client_order_id}`, "
+                    f"then `autoquant resume --strategy {order.strategy_id}`"
+                ),
+                details={
+                    "client_order_id": order.client_order_id,
+                    "ledger_status": order.status.value,
+                    "broker_status": state.status.value,
+                    "event": event.kind.value,
+                    "broker_filled_qty": str(state.filled_qty),
+                },
+            )
+        )
+        return False
+    if after is not order:
+        events.append(event)
+    return True
+
+
+def _missing(order: Order) -> IncidentDraft:
+    return IncidentDraft(
+        kind="missing_order",
+        subject=order.client_order_id,
+        scope=order.strategy_id,
+        message=(
+            f"order {order.client_order_id} is {order.status.value} in the ledger but the broker "
+            "has no order under that client order id"
+        ),
+        action=(
+            f"look for order {order.client_order_id} (broker id {order.broker_order_id}) in the broker's "
+            f"order history; if it is gone, check the position in {order.symbol}, "
+            f"then `autoquant resume --strategy {order.strategy_id}`"
+        ),
+        details={
+            "client_order_id": order.client_order_id,
+            "broker_order_id": order.broker_order_id,
+            "status": order.status.value,
+            "symbol": order.symbol,
+            "filled_qty": str(order.filled_qty),
+        },
+    )
+
+
+def _open_at_broker(order: Order, state: BrokerOrderState) -> IncidentDraft:
+    return IncidentDraft(
+        kind="order_open_at_broker",
+        subject=order.client_order_id,
+        scope=order.strategy_id,
+        message=(
+            f"order {order.client_order_id} is {order.status.value} in the ledger but still "
+            f"{state.status.value} at the broker"
+        ),
+        action=(
+            f"cancel order {state.broker_order_id} at the broker, "
+            f"then `autoquant resume --strategy {order.strategy_id}`"
+        ),
+        details={
+            "client_order_id": order.client_order_id,
+            "broker_order_id": state.broker_order_id,
+            "ledger_status": order.status.value,
+            "broker_status": state.status.value,
+        },
+    )
+
+
+def _signed_totals(fills: Iterable[Fill]) -> dict[str, Decimal]:
+    totals: dict[str, Decimal] = {}
+    for fill in fills:
+        totals[fill.symbol] = totals.get(fill.symbol, _ZERO) + fill.signed_qty
+    return totals
+
+
+def _positions(
+    view: LedgerView, report: BrokerReport, missed: list[Fill], unknown_fills: list[Fill]
+) -> list[IncidentDraft]:
+    repaired = dict(view.positions)
+    for symbol, qty in _signed_totals(missed).items():
+        repaired[symbol] = repaired.get(symbol, _ZERO) + qty
+    explained = _signed_totals(unknown_fills)
+    broker = {position.symbol: position.qty for position in report.positions}
+    incidents = []
+    for symbol in sorted(set(repaired) | set(broker)):
+        ledger_qty = repaired.get(symbol, _ZERO)
+        broker_qty = broker.get(symbol, _ZERO)
+        if ledger_qty + explained.get(symbol, _ZERO) == broker_qty:
+            continue
+        strategies = sorted(view.strategies_by_symbol.get(symbol, frozenset()))
+        scope = strategies[0] if len(strategies) == 1 else ACCOUNT
+        resume = f"`autoquant resume --strategy {scope}`" if scope != ACCOUNT else "`autoquant resume`"
+        incidents.append(
+            IncidentDraft(
+                kind="position_mismatch",
+                subject=symbol,
+                scope=scope,
+                message=(
+                    f"{symbol}: the ledger holds {ledger_qty} after repairs, the broker holds {broker_qty}; "
+                    "no reported fill explains the difference"
+                ),
+                action=(
+                    f"compare `autoquant fills --symbol {symbol}` with the broker's executions in {symbol}, "
+                    f"close or record the difference of {broker_qty - ledger_qty}, then {resume}"
+                ),
+                details={
+                    "symbol": symbol,
+                    "ledger_qty": str(ledger_qty),
+                    "broker_qty": str(broker_qty),
+                    "difference": str(broker_qty - ledger_qty),
+                    "strategies": strategies,
+                },
+            )
+        )
+    return incidents
+
+
+def _cash(
+    view: LedgerView, report: BrokerReport, missed: list[Fill], unknown_fills: list[Fill]
+) -> tuple[str, IncidentDraft | None]:
+    baseline, account = view.cash, report.account
+    if baseline is None or account is None:
+        return "skipped", None
+    start, end, slack = baseline.at_ns, report.as_of_ns, baseline.slack_ns
+    fills: dict[str, Fill] = {}
+    for fill in (*baseline.fills, *missed, *unknown_fills):
+        fills.setdefault(fill.execution_id, fill)
+    certain = _ZERO
+    ambiguous: list[Decimal] = []
+    for fill in fills.values():
+        at = fill_time_ns(fill)
+        if start + slack < at <= end - slack:
+            certain += cash_effect(fill)
+        elif start - slack < at <= end + slack:
+            ambiguous.append(cash_effect(fill))
+    if len(ambiguous) > MAX_AMBIGUOUS_FILLS:
+        return "inconclusive", None
+    moved = account.cash - baseline.cash
+    possible = {certain}
+    for effect in ambiguous:
+        possible |= {total + effect for total in possible}
+    if moved in possible:
+        return "ok", None
+    nearest = min(possible, key=lambda total: abs(moved - total))
+    return "mismatch", IncidentDraft(
+        kind="cash_mismatch",
+        subject="cash",
+        scope=ACCOUNT,
+        message=(
+            f"the broker's cash moved by {moved} since the last reconciliation; the fills recorded "
+            f"since then explain {nearest}"
+        ),
+        action=(
+            f"look for a deposit, withdrawal, fee or fill of {moved - nearest} in the broker's account "
+            "activities; record or correct it, then `autoquant resume`"
+        ),
+        details={
+            "cash_before": str(baseline.cash),
+            "cash_now": str(account.cash),
+            "moved": str(moved),
+            "explained": str(nearest),
+            "unexplained": str(moved - nearest),
+            "since_ns": start,
+        },
+    )
