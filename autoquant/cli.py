@@ -152,9 +152,11 @@ def cmd_reconcile(config: Config, args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_paper_server(config: Config, args: argparse.Namespace, out: TextIO) -> int:
-    from autoquant.brokers.paper.server import run_server
+    from autoquant.brokers.paper.server import serve
+    from autoquant.config import alpaca_secrets
 
-    return run_server(config, args.host, args.port)
+    asyncio.run(serve(config, args.host, args.port, keys=alpaca_secrets()))
+    return EXIT_OK
 
 
 def cmd_logs(config: Config, args: argparse.Namespace, out: TextIO) -> int:

@@ -108,6 +108,7 @@ class ExecutionWorker:
         self._wake = asyncio.Event()
         self._draining = False
         self._started = asyncio.Event()
+        self._processing = asyncio.Lock()
 
     # -- the strategy side's entry point ----------------------------------------------------------
 
@@ -153,8 +154,17 @@ class ExecutionWorker:
             if order is not None:
                 await self.process(order)
 
+    async def idle(self) -> None:
+        """Wait until no order is being processed (used by the drain)."""
+        async with self._processing:
+            return
+
     async def process(self, order: Order) -> Order | None:
         """Move one RESERVED or UNKNOWN order forward; returns its state afterwards."""
+        async with self._processing:
+            return await self._process(order)
+
+    async def _process(self, order: Order) -> Order | None:
         structlog.contextvars.bind_contextvars(
             client_order_id=order.client_order_id, decision_id=order.decision_id
         )

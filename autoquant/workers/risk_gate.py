@@ -1,0 +1,140 @@
+"""The risk gate's I/O side: a fresh account snapshot from the ledger and market state, then the pure check.
+
+It runs twice per order: at decision time (on the intent) and immediately before submission (on the
+reserved order), both times with fresh state, and every result becomes a risk event in the ledger.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from autoquant.config import RiskSettings
+from autoquant.domain.clock import Clock
+from autoquant.domain.controls import ControlState
+from autoquant.domain.decisions import OrderIntent
+from autoquant.domain.orders import Order
+from autoquant.domain.risk import OpenOrderExposure, RiskLimits, RiskSnapshot, RiskVerdict, check
+from autoquant.domain.values import from_ns, to_ns
+from autoquant.ledger import Ledger
+from autoquant.ledger.records import RiskEvent
+from autoquant.workers.market import MarketState
+
+
+class RiskGate:
+    def __init__(self, ledger: Ledger, market: MarketState, clock: Clock, settings: RiskSettings) -> None:
+        self.ledger = ledger
+        self.market = market
+        self.clock = clock
+        self.limits = RiskLimits(**settings.model_dump())
+        self.recent_submits: deque[int] = deque(maxlen=10_000)
+        self.controls = ControlState()
+        #: Latest broker equity seen (kill switch and reconciliation keep it current).
+        self.equity: Decimal | None = None
+
+    def note_submit(self, _: object = None) -> None:
+        self.recent_submits.append(self.clock.now_ns())
+
+    async def snapshot(self) -> RiskSnapshot:
+        now = self.clock.now_ns()
+        positions = await self.ledger.account_positions()
+        open_orders = []
+        for order in await self.ledger.open_orders():
+            price = order.limit_price or self.market.last_prices.get(order.symbol)
+            if price is None or order.remaining_qty <= 0:
+                continue
+            open_orders.append(
+                OpenOrderExposure(
+                    symbol=order.symbol, side=order.side, remaining_qty=order.remaining_qty, price=price
+                )
+            )
+        day_start = to_ns(
+            datetime.fromtimestamp(now // 1_000_000_000, tz=UTC).replace(hour=0, minute=0, second=0)
+        )
+        equity_stats = await self.ledger.equity_since(day_start)
+        current = self.equity
+        if equity_stats is None:
+            start = peak = current if current is not None else Decimal(0)
+        else:
+            start, peak, latest = equity_stats
+            current = current if current is not None else latest
+            peak = max(peak, current)
+        minute_ago = now - 60_000_000_000
+        return RiskSnapshot(
+            now_ns=now,
+            positions=positions,
+            last_prices=dict(self.market.last_prices),
+            open_orders=tuple(open_orders),
+            start_equity=start,
+            peak_equity=peak,
+            equity=current if current is not None else start,
+            recent_order_ns=tuple(t for t in self.recent_submits if t >= minute_ago),
+            data_age_ns=self.market.freshness.ages_ns(),
+            controls=self.controls,
+        )
+
+    async def check_intent(self, intent: OrderIntent) -> RiskVerdict:
+        return check(intent, await self.snapshot(), self.limits)
+
+    async def check_order(self, order: Order) -> RiskEvent:
+        """The pre-submit re-check of a reserved order (the order's own exposure is not double counted)."""
+        snapshot = await self.snapshot()
+        # The order being submitted is still open in the ledger: drop one matching exposure so it is
+        # not counted twice (once as open, once as the new order).
+        kept, removed = [], False
+        for exposure in snapshot.open_orders:
+            same = exposure.symbol == order.symbol and exposure.side is order.side
+            if not removed and same and exposure.remaining_qty == order.remaining_qty:
+                removed = True
+                continue
+            kept.append(exposure)
+        snapshot = snapshot.model_copy(update={"open_orders": tuple(kept)})
+        intent = OrderIntent(
+            strategy_id=order.strategy_id,
+            symbol=order.symbol,
+            side=order.side,
+            qty=order.remaining_qty,
+            order_type=order.order_type,
+            time_in_force=order.time_in_force,
+            limit_price=order.limit_price,
+            reason="pre_submit",
+            decision_id=order.decision_id or order.client_order_id,
+            data_time=from_ns(order.created_ns) if order.created_ns else datetime.now(UTC),
+        )
+        verdict = check(intent, snapshot, self.limits)
+        if verdict.allowed and verdict.resized_qty is not None:
+            # A reserved order cannot be resized in place: its id names its quantity.
+            verdict = verdict._replace(allowed=False, reason=f"would need resizing to {verdict.resized_qty}")
+        return to_event(
+            verdict,
+            order.strategy_id,
+            order.symbol,
+            "submit",
+            order.decision_id,
+            order.client_order_id,
+            snapshot.now_ns,
+        )
+
+
+def to_event(
+    verdict: RiskVerdict,
+    strategy_id: str,
+    symbol: str,
+    stage: str,
+    decision_id: str | None,
+    client_order_id: str | None,
+    now_ns: int | None = None,
+) -> RiskEvent:
+    return RiskEvent(
+        decision_id=decision_id,
+        client_order_id=client_order_id,
+        strategy_id=strategy_id,
+        symbol=symbol,
+        stage=stage,
+        allowed=verdict.allowed,
+        reason=verdict.reason or None,
+        checks=[c.as_dict() for c in verdict.checks],
+        local_ts_ns=now_ns if now_ns is not None else time.time_ns(),
+    )

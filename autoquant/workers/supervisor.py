@@ -1,0 +1,126 @@
+"""The supervisor: owns every worker task, restarts a crashed one with backoff, tracks heartbeats.
+
+Workers are coroutines it runs in one ``TaskGroup`` (no fire-and-forget tasks). A worker that raises
+is logged with its traceback and restarted after a growing delay; ``max_crashes`` crashes within
+``window_s`` call ``on_repeated_crash`` (the daemon halts trading there, while reconciliation, order
+updates and cancels keep running). ``stop(name)`` cancels one worker; leaving the group cancels all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import structlog
+
+from autoquant.logs import bind_worker
+
+log = structlog.get_logger("autoquant.supervisor")
+
+
+@dataclass
+class WorkerSpec:
+    name: str
+    run: Callable[[], Awaitable[None]]
+    #: Seconds without a heartbeat after which the worker counts as stuck (None = not tracked).
+    heartbeat_s: float | None = None
+    #: Restart when it returns normally (a loop that should never end).
+    restart_on_exit: bool = False
+
+
+@dataclass
+class WorkerStatus:
+    crashes: deque[float] = field(default_factory=deque)
+    restarts: int = 0
+    last_beat: float = field(default_factory=time.monotonic)
+    running: bool = False
+    finished: bool = False
+
+
+class Supervisor:
+    def __init__(
+        self,
+        on_repeated_crash: Callable[[str, BaseException], Awaitable[None]],
+        *,
+        max_crashes: int = 3,
+        window_s: float = 60.0,
+        base_backoff_s: float = 0.2,
+        max_backoff_s: float = 10.0,
+    ) -> None:
+        self.on_repeated_crash = on_repeated_crash
+        self.max_crashes = max_crashes
+        self.window_s = window_s
+        self.base_backoff_s = base_backoff_s
+        self.max_backoff_s = max_backoff_s
+        self.status: dict[str, WorkerStatus] = {}
+        self.specs: dict[str, WorkerSpec] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._group: asyncio.TaskGroup | None = None
+
+    def heartbeat(self, name: str) -> Callable[[], None]:
+        status = self.status.setdefault(name, WorkerStatus())
+
+        def beat() -> None:
+            status.last_beat = time.monotonic()
+
+        return beat
+
+    def healthy(self) -> bool:
+        """Every tracked worker is running and has beaten within its bound."""
+        now = time.monotonic()
+        for name, spec in self.specs.items():
+            status = self.status.get(name)
+            if status is None or status.finished:
+                continue
+            if spec.heartbeat_s is not None and now - status.last_beat > spec.heartbeat_s:
+                return False
+        return True
+
+    def start(self, group: asyncio.TaskGroup, spec: WorkerSpec) -> None:
+        self.specs[spec.name] = spec
+        self.status.setdefault(spec.name, WorkerStatus())
+        self._tasks[spec.name] = group.create_task(self._supervise(spec), name=spec.name)
+
+    async def stop(self, name: str) -> None:
+        task = self._tasks.get(name)
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait({task})
+
+    async def stop_all(self) -> None:
+        for name in list(self._tasks):
+            await self.stop(name)
+
+    async def _supervise(self, spec: WorkerSpec) -> None:
+        status = self.status[spec.name]
+        bind_worker(spec.name)
+        while True:
+            status.running = True
+            status.last_beat = time.monotonic()
+            try:
+                await spec.run()
+            except asyncio.CancelledError:
+                status.running = False
+                raise
+            except Exception as error:
+                status.running = False
+                now = time.monotonic()
+                status.crashes.append(now)
+                while status.crashes and now - status.crashes[0] > self.window_s:
+                    status.crashes.popleft()
+                log.exception("worker_crashed", crashed_worker=spec.name, crashes=len(status.crashes))
+                if len(status.crashes) >= self.max_crashes:
+                    await self.on_repeated_crash(spec.name, error)
+                delay = min(self.max_backoff_s, self.base_backoff_s * 2 ** (len(status.crashes) - 1))
+                await asyncio.sleep(delay)  # backoff before the restart, not a wait-for
+                status.restarts += 1
+                log.info("worker_restarted", restarted_worker=spec.name, restarts=status.restarts)
+                continue
+            status.running = False
+            if not spec.restart_on_exit:
+                status.finished = True
+                log.info("worker_finished", finished_worker=spec.name)
+                return
