@@ -26,9 +26,7 @@ def client_order_id(
     """``aq-`` and 40 hex digits of SHA-256 over the decision's identity (43 characters)."""
     if sequence < 0:
         raise ValueError("sequence must not be negative")
-    digest = _digest(
-        "coid-v1", strategy_id, symbol, str(to_ns(decision_time)), side.value, str(sequence)
-    )
+    digest = _digest("coid-v1", strategy_id, symbol, str(to_ns(decision_time)), side.value, str(sequence))
     return f"aq-{digest[:40]}"
 
 

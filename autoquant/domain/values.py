@@ -83,18 +83,14 @@ Money = Annotated[Decimal, BeforeValidator(to_decimal), _as_string]
 Quantity = Annotated[Decimal, BeforeValidator(to_decimal), AfterValidator(_positive), _as_string]
 Price = Quantity
 #: Zero or more: fees, volume, filled quantity.
-NonNegative = Annotated[
-    Decimal, BeforeValidator(to_decimal), AfterValidator(_non_negative), _as_string
-]
+NonNegative = Annotated[Decimal, BeforeValidator(to_decimal), AfterValidator(_non_negative), _as_string]
 
 _SYMBOL = re.compile(r"^[A-Z][A-Z0-9.]{0,11}(/[A-Z]{2,6})?$")
 
 
 def _symbol(value: str) -> str:
     if not _SYMBOL.fullmatch(value):
-        raise ValueError(
-            f"{value!r} is not a symbol: use upper-case tickers such as 'AAPL' or 'BTC/USD'"
-        )
+        raise ValueError(f"{value!r} is not a symbol: use upper-case tickers such as 'AAPL' or 'BTC/USD'")
     return value
 
 
@@ -105,9 +101,7 @@ _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 
 def _identifier(value: str) -> str:
     if not _ID.fullmatch(value):
-        raise ValueError(
-            f"{value!r} is not an identifier: 1-64 letters, digits, '_', '.', ':' or '-'"
-        )
+        raise ValueError(f"{value!r} is not an identifier: 1-64 letters, digits, '_', '.', ':' or '-'")
     return value
 
 
