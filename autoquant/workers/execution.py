@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from autoquant.brokers.port import Broker
+from autoquant.crashpoints import crashpoint
 from autoquant.domain.broker import BrokerOrderState, OrderRequest, OrderUpdate
 from autoquant.domain.clock import Clock
 from autoquant.domain.orders import Order, OrderEvent, OrderEventKind, OrderStatus
@@ -118,9 +119,32 @@ class ExecutionWorker:
         self._fresh.put_nowait(client_order_id)
 
     def drain(self) -> None:
-        """Stop taking new reservations; what is in flight resolves."""
+        """Stop sending new reservations; what is in flight resolves."""
         self._draining = True
         self._wake.set()
+
+    async def withdraw_unsent(self, reason: str = "withdrawn at shutdown before it was sent") -> int:
+        """Cancel, in the ledger only, the reservations this process made and never sent.
+
+        Only ids this process reserved and has not passed to the broker are withdrawn: for those we
+        know no request left the process. Anything else stays for the next start to resolve by lookup.
+        """
+        withdrawn = 0
+        async with self._processing:
+            for coid in sorted(self._fresh_ids):
+                order = await self.ledger.get_order(coid)
+                if order is not None and order.status is OrderStatus.RESERVED:
+                    await self._apply(
+                        OrderEvent(
+                            client_order_id=coid,
+                            kind=OrderEventKind.CANCELED,
+                            reason=reason,
+                            local_ts_ns=self.clock.now_ns(),
+                        )
+                    )
+                    withdrawn += 1
+            self._fresh_ids.clear()
+        return withdrawn
 
     @property
     def started(self) -> asyncio.Event:
@@ -170,7 +194,6 @@ class ExecutionWorker:
         )
         try:
             if order.status is OrderStatus.RESERVED and order.client_order_id in self._fresh_ids:
-                self._fresh_ids.discard(order.client_order_id)
                 return await self._submit(order)
             if order.status in (OrderStatus.RESERVED, OrderStatus.UNKNOWN):
                 return await self._resolve(order)
@@ -198,7 +221,8 @@ class ExecutionWorker:
 
     async def _submit(self, order: Order) -> Order | None:
         if self._draining and order.status is OrderStatus.RESERVED:
-            # Shutting down: leave it reserved; the next start resolves it by lookup.
+            # Shutting down: nothing new goes out. A fresh one (still in _fresh_ids) is withdrawn by
+            # the drain; any other is left for the next start to resolve by lookup.
             return order
         risk: RiskEvent | None = None
         if self.pre_submit is not None:
@@ -215,6 +239,7 @@ class ExecutionWorker:
                         local_ts_ns=self.clock.now_ns(),
                     )
                 )
+        self._fresh_ids.discard(order.client_order_id)  # from here on it may reach the broker
         self.stats.submitted += 1
         self.stats.last_submit_ns[order.client_order_id] = self.clock.now_ns()
         if self.on_submit is not None:
@@ -258,12 +283,15 @@ class ExecutionWorker:
                     local_ts_ns=self.clock.now_ns(),
                 )
             )
+        crashpoint("after_submit")
         if risk is not None:
             await self.ledger.append_risk_event(risk)
         self.stats.accepted += 1
         self.stats.consecutive_rejects = 0
         log.info("order_submitted", broker_order_id=state.broker_order_id, status=state.status.value)
-        return await self.adopt(order, state)
+        adopted = await self.adopt(order, state)
+        crashpoint("after_ack")
+        return adopted
 
     async def _unknown(self, order: Order, why: str) -> Order | None:
         self.stats.unknown += 1
@@ -384,6 +412,8 @@ class ExecutionWorker:
                 )
             return
         event = event_for_update(update)
+        if update.fill is not None:
+            crashpoint("before_fill_stored")
         result = await self.ledger.apply_update(event, update.fill)
         if result.fill_recorded is False:
             self.stats.duplicate_fills += 1

@@ -17,6 +17,7 @@ from decimal import Decimal
 
 import structlog
 
+from autoquant.crashpoints import crashpoint
 from autoquant.domain.bars import Bar
 from autoquant.domain.clock import Clock
 from autoquant.domain.decisions import Action, Decision, OrderIntent
@@ -111,6 +112,7 @@ class StrategyWorker:
         self.decisions += 1
         if decision.action is Action.HOLD or decision.intent is None:
             if await self.ledger.record_decision(decision, now):
+                crashpoint("after_decision")
                 self.holds[decision.reason] += 1
                 log.debug("decision_hold", reason=decision.reason, strategy_id=decision.strategy_id)
             return
@@ -129,6 +131,8 @@ class StrategyWorker:
             now,
         )
         recorded, reserved = await self.ledger.record_decision_outcome(decision, now, risk, order)
+        if recorded:
+            crashpoint("after_decision")
         if not recorded:
             log.info("decision_replayed", strategy_id=decision.strategy_id)
             return
@@ -137,6 +141,7 @@ class StrategyWorker:
             log.info("decision_denied", reason=verdict.reason, strategy_id=decision.strategy_id)
             return
         if reserved:
+            crashpoint("after_reservation")
             self.orders += 1
             with bound(client_order_id=order.client_order_id):
                 log.info(
