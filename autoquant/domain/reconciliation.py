@@ -15,6 +15,7 @@ Everything else is an incident for the operator, with the action that clears it:
   PENDING_CANCEL) that the broker does not know. RESERVED and UNKNOWN orders the broker does not know are
   not incidents: the execution worker sends those again under the same id.
 - ``order_open_at_broker``: an order the ledger has closed is still working at the broker.
+- ``fill_mismatch``: a fill names an order the ledger knows, but with another symbol or side.
 - ``illegal_transition``: the broker's state would move an order by an event the state table refuses.
 - ``position_mismatch``: after the repairs, the ledger's quantity in a symbol is not the broker's, and no
   fill of an unknown order explains the difference.
@@ -171,9 +172,9 @@ class ReconciliationResult(BaseModel):
 def diff(view: LedgerView, report: BrokerReport) -> ReconciliationResult:
     """Compare the ledger's view with the broker's report; return the repairs and the incidents."""
     incidents: list[IncidentDraft] = []
-    fills_to_append, unknown_fills = _sort_fills(view, report)
-    unknown = _unknown_orders(view, report, unknown_fills)
-    incidents.extend(unknown)
+    fills_to_append, unknown_fills, contradicting = _sort_fills(view, report)
+    incidents.extend(_unknown_orders(view, report, unknown_fills))
+    incidents.extend(contradicting)
     events, order_incidents = _order_repairs(view, report)
     incidents.extend(order_incidents)
     incidents.extend(_positions(view, report, fills_to_append, unknown_fills))
@@ -188,17 +189,46 @@ def diff(view: LedgerView, report: BrokerReport) -> ReconciliationResult:
     )
 
 
-def _sort_fills(view: LedgerView, report: BrokerReport) -> tuple[list[Fill], list[Fill]]:
-    """The broker's fills the ledger lacks: (those of orders it knows, those of orders it never reserved)."""
+def _sort_fills(view: LedgerView, report: BrokerReport) -> tuple[list[Fill], list[Fill], list[IncidentDraft]]:
+    """The broker's fills the ledger lacks: those of orders it knows, those of orders it never reserved,
+    and incidents for fills whose symbol or side contradict the order they name (never appended)."""
     missed: list[Fill] = []
     unknown: list[Fill] = []
+    contradicting: list[IncidentDraft] = []
     seen: set[str] = set()
     for fill in report.fills:
         if fill.execution_id in view.execution_ids or fill.execution_id in seen:
             continue
         seen.add(fill.execution_id)
-        (missed if view.order(fill.client_order_id) is not None else unknown).append(fill)
-    return missed, unknown
+        order = view.order(fill.client_order_id)
+        if order is None:
+            unknown.append(fill)
+        elif (order.symbol, order.side) != (fill.symbol, fill.side):
+            contradicting.append(_fill_mismatch(order, fill))
+        else:
+            missed.append(fill)
+    return missed, unknown, contradicting
+
+
+def _fill_mismatch(order: Order, fill: Fill) -> IncidentDraft:
+    return IncidentDraft(
+        kind="fill_mismatch",
+        subject=fill.execution_id,
+        scope=order.strategy_id,
+        message=(
+            f"the broker reports fill {fill.execution_id} ({fill.side.value} {fill.qty} {fill.symbol}) for "
+            f"order {order.client_order_id}, which the ledger has as {order.side.value} {order.symbol}"
+        ),
+        action=(
+            f"check order {order.client_order_id} and execution {fill.execution_id} at the broker, "
+            f"then `autoquant resume --strategy {order.strategy_id}`"
+        ),
+        details={
+            "client_order_id": order.client_order_id,
+            "execution_id": fill.execution_id,
+            "fill": fill.model_dump(mode="json"),
+        },
+    )
 
 
 def _unknown_orders(view: LedgerView, report: BrokerReport, unknown_fills: list[Fill]) -> list[IncidentDraft]:

@@ -1,0 +1,322 @@
+"""The reconciliation worker: gathers the broker's truth, runs the pure diff, appends what it returns.
+
+One run:
+
+1. read the ledger's open orders, then ask the broker for its account, its open orders, each ledger-open
+   order by client order id, every fill since the window start, and its positions;
+2. read the ledger's side of what the broker mentioned (orders it knows, execution ids it has, positions,
+   the cash baseline of the previous run) and ``diff`` the two;
+3. append the repairs (fills by execution id, so twice is once; events through the state table);
+4. a run that finds incidents looks again once, after its repairs: only incidents seen both times are
+   opened, so an update that lands between the broker read and the ledger read is not an accusation;
+5. open each incident (the ledger keeps one open per kind and subject) and, for each new one, pause its
+   strategy, or halt the account when the scope is the account; record the account snapshot and the run.
+
+The fill window starts at the older of the oldest ledger-open order and the previous run, minus a margin,
+so a run costs what happened since the last one, not the whole history. Broker errors propagate from
+``run`` (``autoquant reconcile`` exits 2); ``run_forever`` logs them and tries again at the next tick.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Set
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from autoquant.brokers.port import Broker
+from autoquant.domain.broker import BrokerOrderState
+from autoquant.domain.clock import Clock
+from autoquant.domain.controls import ACCOUNT, Control, ControlKind
+from autoquant.domain.fills import Fill
+from autoquant.domain.orders import Order
+from autoquant.domain.reconciliation import (
+    BrokerReport,
+    CashBaseline,
+    IncidentDraft,
+    LedgerView,
+    ReconciliationResult,
+    diff,
+)
+from autoquant.errors import BrokerError
+from autoquant.ledger import Ledger
+from autoquant.ledger.ledger import fill_from_row
+from autoquant.ledger.records import ReconciliationRun
+
+log = structlog.get_logger("autoquant.reconciliation")
+
+SECOND_NS = 1_000_000_000
+_FILL_COLUMNS = (
+    "execution_id, client_order_id, broker_order_id, symbol, side, qty, price, fee, broker_ts_ns, local_ts_ns"
+)
+
+
+@dataclass(frozen=True)
+class ReconcileOutcome:
+    """What one run found and did."""
+
+    clean: bool
+    fills_appended: int
+    events_applied: int
+    #: Every incident this run found (new or still open from before), by id.
+    incident_ids: list[str] = field(default_factory=list)
+    #: The subset opened by this run (each with its pause or halt).
+    new_incident_ids: list[str] = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Pass:
+    result: ReconciliationResult
+    report: BrokerReport
+    fills_seq: int
+    fills_appended: int
+    events_applied: int
+
+
+class Reconciler:
+    def __init__(
+        self,
+        ledger: Ledger,
+        broker: Broker,
+        clock: Clock,
+        strategies_by_symbol: Mapping[str, Set[str]],
+        *,
+        actor: str = "reconciler",
+        window_margin_s: float = 60.0,
+        cash_slack_s: float = 2.0,
+    ) -> None:
+        self.ledger = ledger
+        self.broker = broker
+        self.clock = clock
+        self.strategies_by_symbol = {s: frozenset(ids) for s, ids in strategies_by_symbol.items()}
+        self.actor = actor
+        self.window_margin_ns = int(window_margin_s * SECOND_NS)
+        self.cash_slack_ns = int(cash_slack_s * SECOND_NS)
+
+    async def run(self, trigger: str) -> ReconcileOutcome:
+        """One reconciliation run; raises ``BrokerError`` if the broker cannot be read."""
+        started = self.clock.now_ns()
+        previous = await self.ledger.last_reconciliation()
+        first = await self._pass(previous)
+        final, incidents = first, list(first.result.incidents)
+        if incidents:
+            second = await self._pass(previous)
+            seen = {(i.kind, i.subject) for i in incidents}
+            incidents = [i for i in second.result.incidents if (i.kind, i.subject) in seen]
+            final = second
+        fills_appended = first.fills_appended + (final.fills_appended if final is not first else 0)
+        events_applied = first.events_applied + (final.events_applied if final is not first else 0)
+        opened = [await self._open(incident) for incident in incidents]
+        report = final.report
+        if report.account is not None:
+            await self.ledger.record_account(report.account, report.as_of_ns)
+        summary: dict[str, Any] = {
+            "fills_appended": fills_appended,
+            "events_applied": events_applied,
+            "incidents": [
+                {"id": incident_id, "kind": i.kind, "subject": i.subject, "scope": i.scope, "new": new}
+                for i, (incident_id, new) in zip(incidents, opened, strict=True)
+            ],
+            "cash_check": final.result.cash_check,
+            "open_orders": len(report.order_states),
+            "broker_fills": len(report.fills),
+        }
+        if report.account is not None:
+            # The next run's cash baseline: the cash read at as_of_ns, and the ledger's last fill before it.
+            summary |= {
+                "cash": str(report.account.cash),
+                "cash_at_ns": report.as_of_ns,
+                "fills_seq": final.fills_seq,
+            }
+        clean = not incidents
+        await self.ledger.record_reconciliation(
+            ReconciliationRun(
+                trigger=trigger,
+                clean=clean,
+                summary=summary,
+                started_ns=started,
+                finished_ns=self.clock.now_ns(),
+            )
+        )
+        outcome = ReconcileOutcome(
+            clean=clean,
+            fills_appended=fills_appended,
+            events_applied=events_applied,
+            incident_ids=[incident_id for incident_id, _ in opened],
+            new_incident_ids=[incident_id for incident_id, new in opened if new],
+            summary=summary,
+        )
+        counts = {"trigger": trigger, "fills_appended": fills_appended, "events_applied": events_applied}
+        if clean:
+            log.info("reconciliation_clean", **counts, cash_check=final.result.cash_check)
+        else:
+            log.warning(
+                "reconciliation_mismatch",
+                **counts,
+                incidents=[f"{i.kind}:{i.subject}" for i in incidents],
+                new_incident_ids=outcome.new_incident_ids,
+            )
+        return outcome
+
+    async def run_forever(self, interval_s: float, wake: asyncio.Event) -> None:
+        """Run every ``interval_s`` and whenever ``wake`` is set; a broker error waits for the next turn.
+
+        The startup run (the gate before trading) is the caller's ``run("startup")``; this loop waits first.
+        """
+        while True:
+            try:
+                async with asyncio.timeout(interval_s):
+                    await wake.wait()
+                trigger = "wake"
+            except TimeoutError:
+                trigger = "periodic"
+            wake.clear()
+            try:
+                await self.run(trigger)
+            except BrokerError as error:
+                log.warning("reconciliation_failed", trigger=trigger, error=str(error))
+
+    # -- one pass ----------------------------------------------------------------------------------
+
+    async def _pass(self, previous: ReconciliationRun | None) -> _Pass:
+        open_orders = await self.ledger.open_orders()
+        fills_seq = await self._last_fill_seq()
+        as_of = self.clock.now_ns()
+        account = await self.broker.account()
+        broker_open = await self.broker.list_orders(open_only=True)
+        states: dict[str, BrokerOrderState | None] = {}
+        for order in open_orders:
+            states[order.client_order_id] = await self.broker.get_by_client_order_id(order.client_order_id)
+        fills = await self.broker.fills(since_ns=self._window_start(open_orders, previous))
+        positions = await self.broker.positions()
+
+        open_ids = {order.client_order_id for order in open_orders}
+        mentioned = {s.client_order_id for s in broker_open} | {f.client_order_id for f in fills}
+        known = {}
+        for coid in sorted(mentioned - open_ids):
+            found = await self.ledger.get_order(coid)
+            if found is not None:
+                known[coid] = found
+        execution_ids = await self.ledger.known_execution_ids(f.execution_id for f in fills)
+        listed = {s.client_order_id for s in broker_open}
+        for coid in sorted(known):
+            missed = any(f.client_order_id == coid and f.execution_id not in execution_ids for f in fills)
+            if missed and coid not in listed:
+                # A closed order with a fill the ledger lacks: its final state comes with the fill.
+                states[coid] = await self.broker.get_by_client_order_id(coid)
+        view = LedgerView(
+            open_orders=tuple(open_orders),
+            known_orders=known,
+            execution_ids=frozenset(execution_ids),
+            positions=await self.ledger.account_positions(),
+            strategies_by_symbol=self.strategies_by_symbol,
+            cash=await self._cash_baseline(previous),
+        )
+        report = BrokerReport(
+            open_orders=tuple(broker_open),
+            order_states=states,
+            fills=tuple(fills),
+            positions=tuple(positions),
+            account=account,
+            as_of_ns=as_of,
+        )
+        result = diff(view, report)
+        appended, applied = await self._repair(result)
+        return _Pass(result, report, fills_seq, appended, applied)
+
+    def _window_start(self, open_orders: list[Order], previous: ReconciliationRun | None) -> int | None:
+        if previous is None:
+            return None  # the first run reads everything
+        start = min([previous.started_ns, *(order.created_ns for order in open_orders)])
+        return start - self.window_margin_ns
+
+    async def _last_fill_seq(self) -> int:
+        rows = await self.ledger.query("SELECT coalesce(max(seq), 0) FROM fills")
+        return int(rows[0][0])
+
+    async def _cash_baseline(self, previous: ReconciliationRun | None) -> CashBaseline | None:
+        """The previous run's cash, and the ledger fills that may have moved it since.
+
+        A fill appended before that run read the account happened before the read, so its effect is in
+        the baseline cash: only fills appended after (``seq > fills_seq``) and timed after the read
+        (less the slack for clocks) are candidates.
+        """
+        summary = {} if previous is None else previous.summary
+        if not {"cash", "cash_at_ns", "fills_seq"} <= summary.keys():
+            return None
+        at_ns = int(summary["cash_at_ns"])
+        rows = await self.ledger.query(
+            f"SELECT {_FILL_COLUMNS} FROM fills WHERE seq > ? AND coalesce(broker_ts_ns, local_ts_ns) > ?"
+            " ORDER BY seq",
+            (int(summary["fills_seq"]), at_ns - self.cash_slack_ns),
+        )
+        fills: tuple[Fill, ...] = tuple(fill_from_row(row) for row in rows)
+        return CashBaseline(cash=summary["cash"], at_ns=at_ns, fills=fills, slack_ns=self.cash_slack_ns)
+
+    async def _repair(self, result: ReconciliationResult) -> tuple[int, int]:
+        appended = 0
+        for fill in result.fills_to_append:
+            if await self.ledger.append_fill(fill):
+                appended += 1
+                log.info(
+                    "reconciliation_fill_appended",
+                    client_order_id=fill.client_order_id,
+                    execution_id=fill.execution_id,
+                    qty=str(fill.qty),
+                    price=str(fill.price),
+                )
+        applied = 0
+        for event in result.events_to_apply:
+            outcome = await self.ledger.apply_event(event)
+            if outcome.illegal is not None:
+                # The order moved between the diff and now; the next run sees where it is.
+                log.warning(
+                    "reconciliation_event_refused",
+                    client_order_id=event.client_order_id,
+                    error=str(outcome.illegal),
+                )
+            elif outcome.changed:
+                applied += 1
+                log.info(
+                    "reconciliation_order_advanced",
+                    client_order_id=event.client_order_id,
+                    event_kind=event.kind.value,
+                    status=outcome.order.status.value if outcome.order else None,
+                )
+        return appended, applied
+
+    async def _open(self, incident: IncidentDraft) -> tuple[str, bool]:
+        now = self.clock.now_ns()
+        incident_id, new = await self.ledger.open_incident(
+            kind=incident.kind,
+            subject=incident.subject,
+            scope=incident.scope,
+            message=incident.message,
+            action=incident.action,
+            details=incident.details,
+            local_ts_ns=now,
+        )
+        if new:
+            kind = ControlKind.HALT if incident.scope == ACCOUNT else ControlKind.PAUSE
+            await self.ledger.append_control(
+                Control(
+                    kind=kind,
+                    scope=incident.scope,
+                    reason=f"{incident.message} (incident {incident_id})",
+                    actor=self.actor,
+                    local_ts_ns=now,
+                )
+            )
+            log.warning(
+                "incident_opened",
+                incident_id=incident_id,
+                kind=incident.kind,
+                subject=incident.subject,
+                scope=incident.scope,
+                control=kind.value,
+                action=incident.action,
+            )
+        return incident_id, new
