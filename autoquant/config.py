@@ -173,8 +173,7 @@ class Config(_Section):
             seen.add(strategy.id)
             if strategy.symbol not in self.marketdata.symbols:
                 raise ValueError(
-                    f"strategy {strategy.id!r} trades {strategy.symbol}, which is not in "
-                    "[marketdata] symbols"
+                    f"strategy {strategy.id!r} trades {strategy.symbol}, which is not in [marketdata] symbols"
                 )
         return self
 
