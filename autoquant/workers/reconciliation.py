@@ -288,7 +288,23 @@ class Reconciler:
                 )
         return appended, applied
 
+    async def _has_control(self, incident_id: str) -> bool:
+        rows = await self.ledger.query(
+            "SELECT count(*) FROM controls WHERE instr(reason, ?) > 0", (f"(incident {incident_id})",)
+        )
+        return int(rows[0][0]) > 0
+
+    async def _stored_scope(self, incident_id: str, default: str) -> str:
+        rows = await self.ledger.query("SELECT scope FROM incidents WHERE incident_id = ?", (incident_id,))
+        return str(rows[0][0]) if rows else default
+
     async def _open(self, incident: IncidentDraft) -> tuple[str, bool]:
+        """Open the incident and stop what it affects, once per incident.
+
+        An incident another worker opened (the execution worker reports unknown orders and refused
+        events as they stream in) gets its pause or halt here, when reconciliation confirms it; an
+        incident that already has one (even if an operator has since resumed) does not get another.
+        """
         now = self.clock.now_ns()
         incident_id, new = await self.ledger.open_incident(
             kind=incident.kind,
@@ -299,23 +315,24 @@ class Reconciler:
             details=incident.details,
             local_ts_ns=now,
         )
-        if new:
-            kind = ControlKind.HALT if incident.scope == ACCOUNT else ControlKind.PAUSE
+        if new or not await self._has_control(incident_id):
+            scope = incident.scope if new else await self._stored_scope(incident_id, incident.scope)
+            kind = ControlKind.HALT if scope == ACCOUNT else ControlKind.PAUSE
             await self.ledger.append_control(
                 Control(
                     kind=kind,
-                    scope=incident.scope,
+                    scope=scope,
                     reason=f"{incident.message} (incident {incident_id})",
                     actor=self.actor,
                     local_ts_ns=now,
                 )
             )
             log.warning(
-                "incident_opened",
+                "incident_opened" if new else "incident_confirmed",
                 incident_id=incident_id,
                 kind=incident.kind,
                 subject=incident.subject,
-                scope=incident.scope,
+                scope=scope,
                 control=kind.value,
                 action=incident.action,
             )

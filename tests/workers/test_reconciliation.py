@@ -182,6 +182,30 @@ async def test_an_order_placed_behind_the_ledgers_back_halts_the_account(
     assert await control_count(ledger) == 1
 
 
+async def test_an_incident_the_stream_opened_gets_its_halt_when_reconciliation_confirms_it(
+    ledger: Ledger, exchange: PaperExchange, clock: FakeClock, reconciler: Reconciler
+) -> None:
+    """The execution worker opens unknown_order without a control; the reconciler adds the HALT, once."""
+    intruder = exchange.submit(
+        OrderRequest(client_order_id="manual-2", symbol="MSFT", side=Side.BUY, qty=D(1))
+    )
+    incident_id, new = await ledger.open_incident(
+        kind="unknown_order",
+        subject=intruder.broker_order_id,
+        scope="account",
+        message="the stream reports an order this ledger never reserved",
+        action="run `autoquant reconcile`",
+        details={},
+        local_ts_ns=clock.now_ns(),
+    )
+    assert new
+    outcome = await reconciler.run("wake")
+    assert (outcome.incident_ids, outcome.new_incident_ids) == ([incident_id], [])
+    assert (await ledger.control_state()).trading_state is TradingState.HALTED
+    await reconciler.run("periodic")
+    assert await control_count(ledger) == 1
+
+
 async def test_an_acknowledged_order_the_broker_does_not_know_pauses_its_strategy(
     ledger: Ledger, clock: FakeClock, reconciler: Reconciler
 ) -> None:
