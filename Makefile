@@ -33,5 +33,8 @@ bench: $(STAMP)
 bench-quick: $(STAMP)
 	$(BIN)/python -m autoquant.bench --quick
 
+chaos: $(STAMP)
+	$(BIN)/python -m autoquant.chaos
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -14,10 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import os
 import signal
 import sys
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TextIO
 
 import structlog
@@ -28,6 +32,7 @@ from autoquant.config import Config, alpaca_secrets
 from autoquant.crashpoints import crashpoint
 from autoquant.domain.clock import Clock, SystemClock
 from autoquant.domain.controls import ACCOUNT, Control, ControlKind, ControlState
+from autoquant.domain.values import from_ns
 from autoquant.errors import AutoquantError, BrokerError
 from autoquant.ledger import Ledger
 from autoquant.logs import configure_logging
@@ -80,6 +85,15 @@ async def open_broker(config: Config, clock: Clock) -> AsyncIterator[BrokerHandl
                 pump.cancel()
     finally:
         exchange.close()
+
+
+def heartbeat_path(ledger_path: Path) -> Path:
+    """Where a running daemon publishes its workers' heartbeats (next to the ledger)."""
+    return ledger_path.with_name(ledger_path.name + ".status.json")
+
+
+def iso(ns: int) -> str:
+    return from_ns(ns).isoformat().replace("+00:00", "Z")
 
 
 def strategies_by_symbol(config: Config) -> dict[str, set[str]]:
@@ -238,6 +252,12 @@ class Daemon:
                 supervisor.start(
                     group, WorkerSpec("watchdog", WatchdogPinger(self.notifier, supervisor.healthy).run)
                 )
+                supervisor.start(
+                    group,
+                    WorkerSpec(
+                        "status", lambda: self._publish_status(supervisor, gate), restart_on_exit=True
+                    ),
+                )
                 strategy_worker.enabled.set()
                 self.ready.set()
                 self.notifier.ready(status=self._status_line(gate.controls))
@@ -293,6 +313,35 @@ class Daemon:
             log.error("trading_halted_on_crashes", crashed_worker=name)
 
         return halt
+
+    async def _publish_status(self, supervisor: Supervisor, gate: RiskGate) -> None:
+        """Every second, the daemon's liveness for `autoquant status` (a side file: heartbeats are not
+        ledger history)."""
+        path = heartbeat_path(self.config.ledger.path)
+        started = self.clock.now_ns()
+        while True:
+            now_wall = time.time()
+            workers = {
+                name: {
+                    "running": status.running,
+                    "finished": status.finished,
+                    "restarts": status.restarts,
+                    "last_heartbeat": iso(int((now_wall - (time.monotonic() - status.last_beat)) * 1e9)),
+                }
+                for name, status in supervisor.status.items()
+            }
+            body = {
+                "pid": os.getpid(),
+                "started": iso(started),
+                "written": iso(time.time_ns()),
+                "trading_state": gate.controls.trading_state.value,
+                "healthy": supervisor.healthy(),
+                "workers": workers,
+            }
+            temporary = path.with_name(path.name + ".tmp")
+            temporary.write_text(json.dumps(body, indent=1))
+            os.replace(temporary, path)
+            await asyncio.sleep(1.0)  # a publishing period
 
     async def _announce(self, state: ControlState) -> None:
         self.notifier.status(self._status_line(state))
