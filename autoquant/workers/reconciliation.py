@@ -121,7 +121,7 @@ class Reconciler:
                 for i, (incident_id, new) in zip(incidents, opened, strict=True)
             ],
             "cash_check": final.result.cash_check,
-            "open_orders": len(report.order_states),
+            "orders_checked": len(report.order_states),
             "broker_fills": len(report.fills),
         }
         if report.account is not None:
