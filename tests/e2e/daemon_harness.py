@@ -48,7 +48,9 @@ level = "info"
 """
 
 
-def write_config(root: Path, *, kind: str = "paper", broker_extra: str = "", bar_seconds: float = 0.1) -> Path:
+def write_config(
+    root: Path, *, kind: str = "paper", broker_extra: str = "", bar_seconds: float = 0.1
+) -> Path:
     path = root / "autoquant.toml"
     path.write_text(CONFIG.format(root=root, kind=kind, broker_extra=broker_extra, bar_seconds=bar_seconds))
     return path

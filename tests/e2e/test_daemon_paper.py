@@ -28,6 +28,11 @@ def orders_after(ledger: Path, ns: int) -> int:
 def test_trades_pauses_resumes_drains_and_restarts_clean(daemon: DaemonProcess) -> None:
     """make-run behaviour: fills within seconds; pause stops new orders within a second; resume
     restores them; SIGTERM exits 0 within 10 s; the next start reconciles clean and carries on."""
+    exercise_operator_cycle(daemon)
+
+
+def exercise_operator_cycle(daemon: DaemonProcess) -> None:
+    """Trade, pause, resume, drain, restart clean: the operator's whole cycle on one daemon."""
     daemon.start()
     wait_for(lambda: query(daemon.ledger, "SELECT 1 FROM fills"), 60, "a first fill", poll_s=0.1)
 
@@ -36,7 +41,9 @@ def test_trades_pauses_resumes_drains_and_restarts_clean(daemon: DaemonProcess) 
     pause_ns = time.time_ns()
     time.sleep(3.0)  # observe a window of trading time: nothing may be reserved after the first second
     assert orders_after(daemon.ledger, pause_ns + 1_000_000_000) == 0
-    decisions = query(daemon.ledger, "SELECT count(*) FROM decisions WHERE local_ts_ns > ?", (pause_ns,))[0][0]
+    decisions = query(daemon.ledger, "SELECT count(*) FROM decisions WHERE local_ts_ns > ?", (pause_ns,))[0][
+        0
+    ]
     assert decisions > 0, "strategies keep deciding (and recording) while paused"
 
     resumed = daemon.cli("resume", "--reason", "test resume")
@@ -50,8 +57,8 @@ def test_trades_pauses_resumes_drains_and_restarts_clean(daemon: DaemonProcess) 
 
     unresolved = query(
         daemon.ledger,
-        "SELECT count(*) FROM orders o WHERE (SELECT status_after FROM order_events e WHERE e.client_order_id ="
-        " o.client_order_id ORDER BY seq DESC LIMIT 1) IS NULL",
+        "SELECT count(*) FROM orders o WHERE (SELECT status_after FROM order_events e"
+        " WHERE e.client_order_id = o.client_order_id ORDER BY seq DESC LIMIT 1) IS NULL",
     )[0][0]
     fills_before = query(daemon.ledger, "SELECT count(*) FROM fills")[0][0]
 
@@ -59,7 +66,9 @@ def test_trades_pauses_resumes_drains_and_restarts_clean(daemon: DaemonProcess) 
     daemon.start()
     wait_for(
         lambda: query(
-            daemon.ledger, "SELECT clean FROM reconciliations WHERE trigger = 'startup' AND started_ns > ?", (restart_ns,)
+            daemon.ledger,
+            "SELECT clean FROM reconciliations WHERE trigger = 'startup' AND started_ns > ?",
+            (restart_ns,),
         ),
         30,
         "the start-up reconciliation after restart",
@@ -69,7 +78,9 @@ def test_trades_pauses_resumes_drains_and_restarts_clean(daemon: DaemonProcess) 
         "SELECT clean, summary_json FROM reconciliations WHERE trigger = 'startup' AND started_ns > ?",
         (restart_ns,),
     )[0]
-    assert startup[0] == 1, f"start-up reconciliation not clean: {startup[1]}; unresolved before: {unresolved}"
+    assert startup[0] == 1, (
+        f"start-up reconciliation not clean: {startup[1]}; unresolved before: {unresolved}"
+    )
     wait_for(
         lambda: query(daemon.ledger, "SELECT 1 FROM decisions WHERE local_ts_ns > ?", (restart_ns,)),
         30,
