@@ -1,0 +1,86 @@
+"""Run in a fresh process by ``startup``: get to "ready" on a copied ledger, print the time and peak RSS.
+
+``ledger`` mode: ``Ledger.open`` + ``open_orders()`` + ``positions()`` + ``control_state()``, the reads
+any start-up needs. ``daemon`` mode: the daemon's own start-up (lock, ledger, embedded paper
+exchange, start-up reconciliation, pending-order resolution, workers) until it sets ``ready``, where
+it would send READY=1 to systemd; then it is asked to stop. The parent times the process from spawn
+to the ``ready`` line; the child reports its peak RSS (``ru_maxrss``) after it is ready.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+
+STARTED = time.perf_counter()
+
+READY = "bench-ready"
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+async def _ledger_ready(path: Path) -> dict[str, object]:
+    from autoquant.ledger import Ledger
+
+    ledger = await Ledger.open(path)
+    try:
+        open_orders = await ledger.open_orders()
+        positions = await ledger.positions()
+        controls = await ledger.control_state()
+        return {
+            "open_orders": len(open_orders),
+            "positions": len(positions),
+            "trading": controls.trading_state,
+        }
+    finally:
+        await ledger.close()
+
+
+async def _daemon_ready(directory: Path) -> dict[str, object]:
+    from autoquant.config import Config, LedgerSettings, LoggingSettings, MarketDataSettings, PaperSettings
+    from autoquant.sdnotify import Notifier
+    from autoquant.workers.daemon import Daemon
+
+    config = Config(
+        ledger=LedgerSettings(path=directory / "ledger.db"),
+        paper=PaperSettings(state_path=directory / "paper.db", latency_s=0.0),
+        marketdata=MarketDataSettings(symbols=["AAPL", "MSFT"]),
+        logging=LoggingSettings(path=directory / "daemon.log"),
+    )
+    daemon = Daemon(config, notifier=Notifier(None))
+    run = asyncio.create_task(daemon.run())
+    ready = asyncio.create_task(daemon.ready.wait())
+    await asyncio.wait({run, ready}, return_when=asyncio.FIRST_COMPLETED)
+    if not ready.done():
+        await run  # raises what stopped the start
+        raise RuntimeError("the daemon stopped before it was ready")
+    ready_s = time.perf_counter() - STARTED
+    print(READY, flush=True)
+    daemon.request_stop()
+    await run
+    return {"ready_after_imports_s": ready_s}
+
+
+def main(argv: list[str]) -> int:
+    mode, where = argv[0], Path(argv[1])
+    if mode == "ledger":
+        details = asyncio.run(_ledger_ready(where))
+        print(READY, flush=True)
+    else:
+        from autoquant.config import LoggingSettings
+        from autoquant.logs import configure_logging
+
+        with configure_logging(LoggingSettings(path=where / "daemon.log"), stderr_tty=False):
+            details = asyncio.run(_daemon_ready(where))
+    print(json.dumps({"rss_mb": round(_peak_rss_mb(), 1), **details}, default=str), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,123 @@
+"""Tick to submit: a bar in → the broker's submit call, through the daemon's real workers.
+
+Per tick the bar is released the way the market-data worker releases one (market state, the paper
+venue's price, the strategy worker's queue); the ``StrategyWorker`` assembles the state from the
+ledger, decides (``SmaCross``), runs the ``RiskGate`` on the intent, records decision + risk event +
+reservation in one durable transaction and hands the order to the ``ExecutionWorker``, which re-runs
+the gate before submission and calls ``submit`` on the in-process paper broker. The clock stops when
+``submit`` is entered. The bars zigzag so that every tick is a crossover (buy when flat, sell the
+whole position when long), and each order's fill is awaited before the next bar, as bars are a
+second apart in the daemon.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from decimal import Decimal
+
+from autoquant.bench.common import Sizes, daemon_logging, percentile, progress, scratch_dir
+from autoquant.bench.pipeline import TimedPaperBroker, bench_exchange, running_execution, wait_for
+from autoquant.config import RiskSettings
+from autoquant.domain.bars import Bar
+from autoquant.domain.clock import SystemClock
+from autoquant.domain.orders import OrderStatus
+from autoquant.domain.values import from_ns
+from autoquant.ledger import Ledger
+from autoquant.strategies import SmaCross
+from autoquant.workers.market import MarketState
+from autoquant.workers.risk_gate import RiskGate
+from autoquant.workers.strategy import StrategyWorker
+
+SYMBOL = "AAPL"
+_HIGH, _LOW = Decimal("100.00"), Decimal("99.00")
+
+
+def zigzag_bar(index: int, now_ns: int) -> Bar:
+    """Closes alternate high/low: with fast=1, slow=2 every bar after the first two is a cross."""
+    close = _HIGH if index % 2 == 0 else _LOW
+    close_time = from_ns(now_ns // 1000 * 1000)
+    return Bar(
+        symbol=SYMBOL,
+        open_time=close_time - timedelta(seconds=1),
+        close_time=close_time,
+        open=close,
+        high=_HIGH,
+        low=_LOW,
+        close=close,
+        volume=Decimal(1000),
+        source="bench",
+    )
+
+
+def _not_ordered(worker: StrategyWorker) -> int:
+    """Decisions that ended without an order: holds and denials."""
+    return sum(worker.holds.values()) + worker.denied
+
+
+async def run(sizes: Sizes) -> dict[str, object]:
+    with scratch_dir("tick") as directory, daemon_logging(directory):
+        clock = SystemClock()
+        # Default limits, except the order rate: the bench sends bars far faster than one a second.
+        settings = RiskSettings(max_orders_per_minute=1_000_000_000)
+        ledger = await Ledger.open(directory / "ledger.db")
+        exchange = bench_exchange(directory, clock, [SYMBOL])
+        broker = TimedPaperBroker(exchange)
+        market = MarketState(clock, [SYMBOL], settings.max_data_age_s)
+        gate = RiskGate(ledger, market, clock, settings)
+        strategy = SmaCross(id="bench-sma", symbol=SYMBOL, fast=1, slow=2, qty=Decimal(10))
+        latencies: list[int] = []
+        no_order = 0
+        try:
+            async with running_execution(
+                ledger, broker, clock, pump=broker, pre_submit=gate.check_order, on_submit=gate.note_submit
+            ) as running:
+                worker = StrategyWorker(
+                    ledger,
+                    [strategy],
+                    market,
+                    gate,
+                    clock,
+                    submit=running.worker.submit_soon,
+                    max_data_age_s=settings.max_data_age_s,
+                )
+                worker.enabled.set()
+                running.start(worker.run(), "strategy")
+                warmup = strategy.warmup
+                for index in range(warmup + sizes.ticks):
+                    submitted, skipped = len(broker.submitted_ns), _not_ordered(worker)
+                    bar = zigzag_bar(index, clock.now_ns())
+                    start = time.perf_counter_ns()
+                    market.observe(bar)
+                    exchange.on_bar(bar)
+                    worker.on_bar(bar)
+
+                    async def acted(submitted: int = submitted, skipped: int = skipped) -> bool:
+                        return len(broker.submitted_ns) > submitted or _not_ordered(worker) > skipped
+
+                    await wait_for(acted, running, "the tick's decision to act", 10)
+                    if len(broker.submitted_ns) == submitted:
+                        no_order += index >= warmup
+                        continue
+                    coid = next(reversed(broker.submitted_ns))
+
+                    async def filled(coid: str = coid) -> bool:
+                        order = await ledger.get_order(coid)
+                        return order is not None and order.status is OrderStatus.FILLED
+
+                    await wait_for(filled, running, f"order {coid} filled", 10)
+                    if index >= warmup:
+                        latencies.append(broker.submitted_ns[coid] - start)
+        finally:
+            exchange.close()
+            await ledger.close()
+    if not latencies:
+        raise RuntimeError(f"no tick led to an order ({no_order} ticks without one)")
+    p50, p99 = percentile(latencies, 0.50) / 1e6, percentile(latencies, 0.99) / 1e6
+    progress(f"tick to submit: p50 {p50:.2f} ms, p99 {p99:.2f} ms over {len(latencies)} orders")
+    return {
+        "tick_to_submit_p50_ms": round(p50, 3),
+        "tick_to_submit_p99_ms": round(p99, 3),
+        "tick_to_submit_orders": len(latencies),
+        "tick_to_submit_ticks_without_order": no_order,
+    }

@@ -1,0 +1,72 @@
+"""Smoke test of ``make bench``: the quick bench at a tiny size prints one JSON line with every key."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+REQUIRED = {
+    "sqlite_raw_commit_per_s",
+    "ledger_append_per_s",
+    "ledger_vs_raw",
+    "ledger_append_concurrent_per_s",
+    "concurrent_vs_raw",
+    "risk_check_p50_us",
+    "risk_check_p99_us",
+    "tick_to_submit_p50_ms",
+    "tick_to_submit_p99_ms",
+    "startup_ready_s",
+    "rss_mb",
+    "orders_per_s_paper_inprocess",
+    "orders_per_s_paper_server",
+    "python",
+    "cpu_count",
+    "quick",
+    "notes",
+    "targets",
+}
+
+#: Runs the bench with ``Sizes.tiny()`` in the working directory given as argv[1].
+_RUNNER = """
+import os, sys
+os.chdir(sys.argv[1])
+from autoquant.bench.__main__ import main
+from autoquant.bench.common import Sizes
+raise SystemExit(main(["--quick"], sizes=Sizes.tiny()))
+"""
+
+
+def test_quick_bench_prints_every_key_as_its_last_line(tmp_path: Path) -> None:
+    """A tiny quick run ends with one JSON object holding every result key, targets and notes,
+    and writes the same object to .bench/latest.json."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run(
+        [sys.executable, "-c", _RUNNER, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    last = done.stdout.strip().splitlines()[-1]
+    report = json.loads(last)
+    assert report.keys() >= REQUIRED
+    assert report["quick"] is True
+    for key in ("ledger_append_per_s", "risk_check_p99_us", "tick_to_submit_p99_ms", "startup_ready_s"):
+        assert isinstance(report[key], (int, float)) and report[key] > 0, key
+    assert set(report["targets"]) == {
+        "ledger_vs_raw",
+        "concurrent_vs_raw",
+        "risk_check_p99_us",
+        "tick_to_submit_p99_ms",
+        "startup_ready_s",
+        "rss_mb",
+    }
+    assert all(isinstance(t["met"], bool) for t in report["targets"].values())
+    assert json.loads((tmp_path / ".bench" / "latest.json").read_text()) == report
