@@ -33,6 +33,8 @@ VERSION = 2
 KEYS = (("sma-aapl", "AAPL"), ("sma-msft", "MSFT"), ("mr-aapl", "AAPL"), ("mr-msft", "MSFT"))
 _BUY, _SELL, _QTY = "100.00", "101.00", 10
 _NS = 1_000_000_000
+#: Orders collected before they are written (keeps the builder's memory flat).
+CHUNK = 50_000
 
 
 def cached_history(fills: int, open_orders: int) -> Path:
@@ -173,6 +175,32 @@ def _insert_history(conn: sqlite3.Connection, fill_count: int, open_broker_ids: 
         closures.append((coid, "filled", ts))
         long[key] = side == "buy"
         n += 1
+        if len(orders) >= CHUNK:
+            _flush(conn, decisions, orders, events, closures, fills)
+    _flush(conn, decisions, orders, events, closures, fills)
+    conn.executemany("INSERT INTO position_keys (strategy_id, symbol) VALUES (?, ?)", [list(k) for k in KEYS])
+    conn.execute(
+        "INSERT INTO open_order_checkpoints (orders_seq, closures_seq, open_ids_json, local_ts_ns)"
+        " VALUES ((SELECT max(seq) FROM orders), (SELECT max(seq) FROM order_closures), '[]', ?)",
+        (now,),
+    )
+    _insert_open_orders(conn, open_broker_ids, now)
+    conn.executemany(
+        "INSERT INTO controls (kind, scope, reason, actor, local_ts_ns) VALUES (?, ?, ?, ?, ?)",
+        [
+            ("pause", "mr-msft", "bench: paused by operator", "operator", now - 3600 * _NS),
+            ("resume", "mr-msft", "bench: resumed", "operator", now - 1800 * _NS),
+        ],
+    )
+    conn.execute(
+        "INSERT INTO account_snapshots (cash, equity, buying_power, local_ts_ns) VALUES (?, ?, ?, ?)",
+        ("100000", "100000", "100000", now - 60 * _NS),
+    )
+
+
+def _flush(conn: sqlite3.Connection, *rows: list[tuple[object, ...]]) -> None:
+    """Insert the collected rows (decisions, orders, events, closures, fills), then forget them."""
+    decisions, orders, events, closures, fills = rows
     conn.executemany(
         "INSERT INTO decisions (decision_id, strategy_id, symbol, action, reason, data_time_ns, inputs_json,"
         " intent_json, local_ts_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -193,24 +221,8 @@ def _insert_history(conn: sqlite3.Connection, fill_count: int, open_broker_ids: 
         " position_fees) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         fills,
     )
-    conn.executemany("INSERT INTO position_keys (strategy_id, symbol) VALUES (?, ?)", [list(k) for k in KEYS])
-    conn.execute(
-        "INSERT INTO open_order_checkpoints (orders_seq, closures_seq, open_ids_json, local_ts_ns)"
-        " VALUES ((SELECT max(seq) FROM orders), (SELECT max(seq) FROM order_closures), '[]', ?)",
-        (now,),
-    )
-    _insert_open_orders(conn, open_broker_ids, now)
-    conn.executemany(
-        "INSERT INTO controls (kind, scope, reason, actor, local_ts_ns) VALUES (?, ?, ?, ?, ?)",
-        [
-            ("pause", "mr-msft", "bench: paused by operator", "operator", now - 3600 * _NS),
-            ("resume", "mr-msft", "bench: resumed", "operator", now - 1800 * _NS),
-        ],
-    )
-    conn.execute(
-        "INSERT INTO account_snapshots (cash, equity, buying_power, local_ts_ns) VALUES (?, ?, ?, ?)",
-        ("100000", "100000", "100000", now - 60 * _NS),
-    )
+    for collected in rows:
+        collected.clear()
 
 
 def _insert_events(conn: sqlite3.Connection, events: Sequence[tuple[object, ...]]) -> None:
