@@ -167,16 +167,23 @@ class ExecutionWorker:
         """Start-up resolution first, then fresh reservations as they come and a periodic sweep."""
         await self.resolve_pending()
         self._started.set()
+        loop = asyncio.get_running_loop()
+        next_sweep = loop.time() + self.sweep_interval_s
         while True:
+            # Sweep on a fixed period even while fresh orders keep coming, so an UNKNOWN order is
+            # never starved of its lookup by a busy market.
             try:
-                async with asyncio.timeout(self.sweep_interval_s):
+                async with asyncio.timeout(max(0.0, next_sweep - loop.time())):
                     coid = await self._fresh.get()
             except TimeoutError:
+                coid = None
+            if coid is not None:
+                order = await self.ledger.get_order(coid)
+                if order is not None:
+                    await self.process(order)
+            if loop.time() >= next_sweep:
                 await self.resolve_pending()
-                continue
-            order = await self.ledger.get_order(coid)
-            if order is not None:
-                await self.process(order)
+                next_sweep = loop.time() + self.sweep_interval_s
 
     async def idle(self) -> None:
         """Wait until no order is being processed (used by the drain)."""
