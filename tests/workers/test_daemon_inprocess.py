@@ -66,7 +66,7 @@ async def stop(daemon: Daemon, task: asyncio.Task[int]) -> tuple[int, float]:
 
 
 async def test_daemon_is_ready_after_startup_reconciliation_trades_and_drains(tmp_path: Path) -> None:
-    """Start-up reconciliation precedes every decision; fills land; stop returns 0 in time, nothing pending."""
+    """Startup reconciliation precedes every decision; fills land; stop returns 0 in time; nothing pending."""
     config = parse(settings(tmp_path))
     daemon = make_daemon(config)
     ledger_db = config.ledger.path
