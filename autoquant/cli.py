@@ -2,7 +2,9 @@
 
 Every failure an operator can cause or fix (bad config, a ledger that is not one, a ledger held by a
 running daemon, missing keys) ends in one line on stderr saying what is wrong and what to do, and a
-non-zero exit. Commands that need a ledger create and migrate it on first use.
+non-zero exit; a bug (anything else) keeps its traceback. Inspection commands open the ledger
+read-only and refuse a missing one; commands that write (pause, halt, resolve, run) create and
+migrate it on first use.
 """
 
 from __future__ import annotations
@@ -10,15 +12,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
-import json
+import sqlite3
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
 
 from autoquant import config as config_module
-from autoquant import doctor, inspection
+from autoquant import doctor, inspection, render
 from autoquant.config import Config
 from autoquant.domain.controls import ACCOUNT, Control, ControlKind
 from autoquant.domain.values import to_ns
@@ -37,41 +38,30 @@ def actor() -> str:
 
 def parse_since(text: str) -> int:
     """``10m``, ``2h``, ``1d`` ago, or an ISO-8601 time with a timezone; UTC nanoseconds."""
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    if text and text[-1] in units and text[:-1].isdigit():
-        return to_ns(datetime.now(UTC) - timedelta(seconds=int(text[:-1]) * units[text[-1]]))
+    from autoquant.logview import parse_since as parse
+
     try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise AutoquantError(f"--since {text!r}: use e.g. 10m, 2h, 1d or 2026-01-05T14:30:00Z") from None
-    if moment.tzinfo is None:
-        raise AutoquantError(f"--since {text!r} has no timezone: add Z or +00:00")
-    return to_ns(moment)
+        return to_ns(parse(text))
+    except ValueError as error:
+        raise AutoquantError(str(error)) from None
 
 
-def render(rows: Any, as_json: bool, out: TextIO) -> None:
-    if as_json:
-        out.write(json.dumps(rows, indent=2, default=str) + "\n")
-        return
-    if isinstance(rows, dict):
-        for key, value in rows.items():
-            if isinstance(value, list | dict):
-                value = json.dumps(value, default=str)
-            out.write(f"{key:24} {value}\n")
-        return
-    if not rows:
-        out.write("(none)\n")
-        return
-    columns = [k for k in rows[0] if not isinstance(rows[0][k], dict | list)]
-    cells = [[("" if r.get(c) is None else str(r.get(c))) for c in columns] for r in rows]
-    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
-    out.write("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip() + "\n")
-    for row in cells:
-        out.write("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() + "\n")
+def _since(args: argparse.Namespace) -> int | None:
+    return None if not getattr(args, "since", None) else parse_since(args.since)
 
 
 async def with_ledger(config: Config, fn: Callable[[Ledger], Awaitable[int]]) -> int:
+    """Run ``fn`` on the ledger opened for writing (created and migrated on first use)."""
     ledger = await Ledger.open(config.ledger.path)
+    try:
+        return await fn(ledger)
+    finally:
+        await ledger.close()
+
+
+async def with_readonly(config: Config, fn: Callable[[Ledger], Awaitable[int]]) -> int:
+    """Run ``fn`` on the existing ledger opened read-only: inspection never changes it."""
+    ledger = await inspection.open_readonly(config.ledger.path)
     try:
         return await fn(ledger)
     finally:
@@ -105,6 +95,8 @@ def _control(kind: ControlKind) -> Callable[[Config, argparse.Namespace, TextIO]
         if scope != ACCOUNT and scope not in {s.id for s in config.strategies}:
             known = ", ".join(s.id for s in config.strategies) or "none"
             raise AutoquantError(f"--strategy {scope!r} is not a configured strategy (configured: {known})")
+        if args.reason is not None and not args.reason.strip():
+            raise AutoquantError("--reason is empty: say why (it is recorded in the ledger)")
         reason = args.reason or f"{kind.value} by operator"
         control = Control(kind=kind, scope=scope, reason=reason, actor=actor(), local_ts_ns=time.time_ns())
 
@@ -113,7 +105,7 @@ def _control(kind: ControlKind) -> Callable[[Config, argparse.Namespace, TextIO]
             state = await ledger.control_state()
             out.write(
                 f"{kind.value} recorded for {scope}: trading state {state.trading_state.value}, "
-                f"paused: {', '.join(state.paused) or 'nothing'}\n"
+                f"paused: {', '.join(sorted(state.paused)) or 'nothing'}\n"
             )
             return EXIT_OK
 
@@ -122,21 +114,72 @@ def _control(kind: ControlKind) -> Callable[[Config, argparse.Namespace, TextIO]
     return command
 
 
-def _inspect(
-    build: Callable[[Ledger, argparse.Namespace], Awaitable[Any]],
-) -> Callable[[Config, argparse.Namespace, TextIO], int]:
+def cmd_resolve(config: Config, args: argparse.Namespace, out: TextIO) -> int:
+    """Record that an operator dealt with an incident; pauses and halts stay until ``resume``."""
+    if not args.note.strip():
+        raise AutoquantError("--note is empty: say what was done (it is recorded in the ledger)")
+    if not config.ledger.path.exists():
+        raise AutoquantError(f"no ledger at {config.ledger.path}: there are no incidents to resolve")
+
+    async def write(ledger: Ledger) -> int:
+        resolved = await ledger.resolve_incident(args.incident_id, actor(), args.note, time.time_ns())
+        if not resolved:
+            out.write(f"incident {args.incident_id} was already resolved; nothing changed\n")
+            return EXIT_OK
+        out.write(f"incident {args.incident_id} resolved; pauses and halts stay until `autoquant resume`\n")
+        return EXIT_OK
+
+    return asyncio.run(with_ledger(config, write))
+
+
+Build = Callable[[Ledger, argparse.Namespace, Config], Awaitable[Any]]
+
+
+def _inspect(name: str, build: Build) -> Callable[[Config, argparse.Namespace, TextIO], int]:
+    """An inspection command: arguments checked first, then the ledger read (read-only) and shown."""
+
     def command(config: Config, args: argparse.Namespace, out: TextIO) -> int:
+        args.since_ns = _since(args)
+
         async def read(ledger: Ledger) -> int:
-            render(await build(ledger, args), args.json, out)
+            value = await build(ledger, args, config)
+            if args.json:
+                render.write_json(value, out)
+            elif name == "status":
+                out.write("\n".join(render.status_lines(value)) + "\n")
+            else:
+                render.write_table(value, name, out)
             return EXIT_OK
 
-        return asyncio.run(with_ledger(config, read))
+        return asyncio.run(with_readonly(config, read))
 
     return command
 
 
-def _since(args: argparse.Namespace) -> int | None:
-    return None if not getattr(args, "since", None) else parse_since(args.since)
+async def _status(ledger: Ledger, args: argparse.Namespace, config: Config) -> Any:
+    from autoquant.workers.daemon import heartbeat_path
+
+    return await inspection.status(ledger, heartbeat_path(config.ledger.path))
+
+
+def cmd_trace(config: Config, args: argparse.Namespace, out: TextIO) -> int:
+    from autoquant.trace import describe, trace
+
+    async def read(ledger: Ledger) -> int:
+        entries = await trace(ledger, args.id, config.logging.path)
+        if entries is None:
+            sys.stderr.write(
+                f"autoquant: nothing in the ledger bears the id {args.id!r} "
+                "(give a decision id, client order id or broker order id; `autoquant orders` lists them)\n"
+            )
+            return EXIT_PROBLEM
+        if args.json:
+            render.write_json(entries, out)
+        else:
+            out.writelines(describe(entry) + "\n" for entry in entries)
+        return EXIT_OK
+
+    return asyncio.run(with_readonly(config, read))
 
 
 def cmd_run(config: Config, args: argparse.Namespace, out: TextIO) -> int:
@@ -190,48 +233,59 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--reason", required=kind is not ControlKind.RESUME, help="why (recorded)")
         command.set_defaults(handler=_control(kind))
 
-    status = sub.add_parser("status", help="trading state, pauses, last reconciliation, positions")
-    status.add_argument("--json", action="store_true")
-    status.set_defaults(handler=_inspect(lambda ledger, args: inspection.status(ledger)))
+    status = sub.add_parser("status", help="daemon, trading state, pauses, reconciliation, incidents, P&L")
+    status.add_argument("--json", action="store_true", help="one JSON object (Decimals as strings)")
+    status.set_defaults(handler=_inspect("status", _status))
 
     orders = sub.add_parser("orders", help="orders with their current state")
     orders.add_argument("--open", action="store_true", help="only orders not yet final")
     orders.add_argument("--symbol")
-    orders.add_argument("--since", help="10m, 2h, 1d or an ISO time")
-    orders.add_argument("--json", action="store_true")
+    orders.add_argument("--since", help="created at or after: 10m, 2h, 1d or an ISO time")
+    orders.add_argument("--json", action="store_true", help="a JSON array (Decimals as strings)")
     orders.set_defaults(
         handler=_inspect(
-            lambda ledger, args: inspection.orders(
-                ledger, open_only=args.open, symbol=args.symbol, since_ns=_since(args)
-            )
+            "orders",
+            lambda ledger, args, _: inspection.orders(
+                ledger, open_only=args.open, symbol=args.symbol, since_ns=args.since_ns
+            ),
         )
     )
 
     fills = sub.add_parser("fills", help="executions, each counted once")
     fills.add_argument("--symbol")
-    fills.add_argument("--since", help="10m, 2h, 1d or an ISO time")
-    fills.add_argument("--json", action="store_true")
+    fills.add_argument("--since", help="received at or after: 10m, 2h, 1d or an ISO time")
+    fills.add_argument("--json", action="store_true", help="a JSON array (Decimals as strings)")
     fills.set_defaults(
         handler=_inspect(
-            lambda ledger, args: inspection.fills(ledger, symbol=args.symbol, since_ns=_since(args))
+            "fills",
+            lambda ledger, args, _: inspection.fills(ledger, symbol=args.symbol, since_ns=args.since_ns),
         )
     )
 
-    positions = sub.add_parser("positions", help="positions per strategy and symbol")
-    positions.add_argument("--json", action="store_true")
-    positions.set_defaults(handler=_inspect(lambda ledger, args: inspection.positions(ledger)))
+    positions = sub.add_parser("positions", help="positions per strategy and symbol, marked at the last fill")
+    positions.add_argument("--json", action="store_true", help="a JSON array (Decimals as strings)")
+    positions.set_defaults(
+        handler=_inspect("positions", lambda ledger, args, _: inspection.positions(ledger))
+    )
 
     incidents = sub.add_parser("incidents", help="what the daemon could not explain, and what to do")
-    incidents.add_argument("--open", action="store_true")
-    incidents.add_argument("--json", action="store_true")
+    incidents.add_argument("--open", action="store_true", help="only incidents not yet resolved")
+    incidents.add_argument("--json", action="store_true", help="a JSON array")
     incidents.set_defaults(
-        handler=_inspect(lambda ledger, args: inspection.incidents(ledger, open_only=args.open))
+        handler=_inspect(
+            "incidents", lambda ledger, args, _: inspection.incidents(ledger, open_only=args.open)
+        )
     )
+
+    resolve = sub.add_parser("resolve", help="record that an incident was dealt with")
+    resolve.add_argument("incident_id", metavar="INCIDENT_ID")
+    resolve.add_argument("--note", required=True, help="what was done (recorded)")
+    resolve.set_defaults(handler=cmd_resolve)
 
     trace = sub.add_parser("trace", help="why did it do this? a decision, client or broker order id")
     trace.add_argument("id")
-    trace.add_argument("--json", action="store_true")
-    trace.set_defaults(handler=_inspect(lambda ledger, args: inspection.trace(ledger, args.id)))
+    trace.add_argument("--json", action="store_true", help="a JSON array of entries in time order")
+    trace.set_defaults(handler=cmd_trace)
 
     paper = sub.add_parser("paper-server", help="serve the paper exchange as an Alpaca-compatible API")
     paper.add_argument("--host", default="127.0.0.1")
@@ -249,18 +303,40 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def operator_error(error: BaseException) -> AutoquantError | None:
+    """The AutoquantError an exception is, or that a task group's exception group carries."""
+    if isinstance(error, AutoquantError):
+        return error
+    if isinstance(error, BaseExceptionGroup):
+        for inner in error.exceptions:
+            found = operator_error(inner)
+            if found is not None:
+                return found
+    return None
+
+
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+    """Run one command. Operator errors end in one line on stderr and exit 2, never a traceback."""
     stream = out or sys.stdout
     args = build_parser().parse_args(argv)
     try:
         config = config_module.load(args.config)
         code: int = args.handler(config, args, stream)
         return code
-    except AutoquantError as error:
-        sys.stderr.write(f"autoquant: {error}\n")
-        return EXIT_ERROR
     except KeyboardInterrupt:
         return 130
+    except BaseException as error:
+        found = operator_error(error)
+        if found is not None:
+            message = str(found)
+        elif isinstance(error, OSError) and error.strerror:
+            message = f"{error.filename or 'I/O'}: {error.strerror}" if error.filename else str(error)
+        elif isinstance(error, sqlite3.Error):
+            message = f"ledger {getattr(args, 'config', '')}: {error}"
+        else:
+            raise  # a bug, not an operator error: the traceback is what a developer needs
+        sys.stderr.write(f"autoquant: {' '.join(message.split())}\n")
+        return EXIT_ERROR
 
 
 if __name__ == "__main__":

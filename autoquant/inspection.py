@@ -1,64 +1,110 @@
-"""What the inspection commands show: rows built from the ledger, JSON-ready (Decimals as strings)."""
+"""What the inspection commands show: rows built from the ledger, JSON-ready (Decimals as strings).
+
+The inspection commands open the ledger read-only (``open_readonly``): looking must never change
+what is looked at, whether a daemon is running or not, and whatever state the file is in. A ledger
+that is missing, not SQLite, corrupt, written by a newer autoquant or not yet migrated is refused
+with one line saying what to do.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import json
-from decimal import Decimal
+import sqlite3
+import time
+from datetime import UTC, datetime
+from decimal import Decimal, localcontext
+from pathlib import Path
 from typing import Any
 
-from autoquant.domain.values import from_ns
-from autoquant.ledger import Ledger
+import aiosqlite
+
+from autoquant.domain.values import from_ns, to_ns
+from autoquant.errors import LedgerError
+from autoquant.ledger import Ledger, connection, migrations
 from autoquant.ledger.ledger import _ORDER_COLUMNS, _ORDER_FROM, order_from_row
 
 Row = dict[str, Any]
 
+#: A status side file older than this means the daemon is not running (it rewrites it every second).
+STATUS_FRESH_S = 5.0
+#: Where the unrealized P&L's price comes from: the latest fill in the ledger for the symbol.
+MARK_SOURCE = "last_fill"
+_ZERO = Decimal(0)
+
 
 def iso(ns: int | None) -> str | None:
-    return None if ns is None else from_ns(ns).isoformat().replace("+00:00", "Z")
+    """UTC nanoseconds as ``2026-01-05T14:30:00.000000Z`` (always microseconds, as the logs write)."""
+    return None if ns is None else from_ns(ns).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-async def status(ledger: Ledger) -> Row:
-    controls = await ledger.control_state()
-    last = await ledger.last_reconciliation()
-    incidents = await ledger.incidents(open_only=True)
-    return {
-        "trading_state": controls.trading_state.value,
-        "trading_state_reason": controls.state_reason or None,
-        "trading_state_actor": controls.state_actor or None,
-        "trading_state_since": iso(controls.state_since_ns) if controls.state_since_ns else None,
-        "paused": [
-            {"scope": f.scope, "reason": f.reason, "actor": f.actor, "since": iso(f.since_ns)}
-            for f in controls.paused.values()
-        ],
-        "last_reconciliation": None
-        if last is None
-        else {
-            "trigger": last.trigger,
-            "clean": last.clean,
-            "finished": iso(last.finished_ns),
-            "summary": last.summary,
-        },
-        "open_incidents": len(incidents),
-        "open_orders": len(await ledger.open_orders()),
-        "positions": await positions(ledger),
-    }
+def plain(value: Decimal) -> str:
+    """A Decimal as a plain string (never exponent notation), trailing zeros kept as stored."""
+    return format(value, "f")
+
+
+# -- opening -------------------------------------------------------------------------------------
+
+
+def _verify_readonly(path: Path) -> None:
+    if not path.exists():
+        raise LedgerError(
+            f"no ledger at {path}: the daemon has not run yet, or [ledger] path points elsewhere "
+            "(`autoquant migrate` creates an empty one)"
+        )
+    connection.check_file(path)
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=connection.BUSY_TIMEOUT_MS / 1000)
+    except sqlite3.Error as error:
+        raise connection.translate(error, path) from error
+    try:
+        pending = migrations.verify(conn, migrations.discover())
+    except sqlite3.Error as error:
+        raise connection.translate(error, path) from error
+    finally:
+        conn.close()
+    if pending:
+        names = ", ".join(m.name for m in pending)
+        raise LedgerError(
+            f"ledger {path} is not migrated ({names} pending): run `autoquant migrate` or start the daemon"
+        )
+
+
+async def open_readonly(path: Path) -> Ledger:
+    """The ledger at ``path`` for reading only; never creates, migrates or writes it."""
+    await asyncio.to_thread(_verify_readonly, path)
+    try:
+        conn = await aiosqlite.connect(
+            f"file:{path}?mode=ro", uri=True, isolation_level=None, timeout=connection.BUSY_TIMEOUT_MS / 1000
+        )
+    except sqlite3.Error as error:
+        raise connection.translate(error, path) from error
+    return Ledger(conn, path)
+
+
+# -- orders and fills ----------------------------------------------------------------------------
+
+
+def _filters(symbol: str | None, since_ns: int | None, prefix: str = "") -> tuple[str, list[Any]]:
+    where: list[str] = ["1 = 1"]
+    params: list[Any] = []
+    if symbol:
+        where.append(f"{prefix}symbol = ?")
+        params.append(symbol)
+    if since_ns is not None:
+        where.append(f"{prefix}local_ts_ns >= ?")
+        params.append(since_ns)
+    return " AND ".join(where), params
 
 
 async def orders(
     ledger: Ledger, *, open_only: bool = False, symbol: str | None = None, since_ns: int | None = None
 ) -> list[Row]:
-    where: list[str] = ["1 = 1"]
-    params: list[Any] = []
-    if symbol:
-        where.append("o.symbol = ?")
-        params.append(symbol)
-    if since_ns is not None:
-        where.append("o.local_ts_ns >= ?")
-        params.append(since_ns)
+    """Every order (created at or after ``since_ns``) with its current state and average fill price."""
+    where, params = _filters(symbol, since_ns, "o.")
     rows = await ledger.query(
         f"SELECT {_ORDER_COLUMNS}, (SELECT group_concat(qty || '@' || price, ' ') FROM fills f"
-        f" WHERE f.client_order_id = o.client_order_id) {_ORDER_FROM} WHERE {' AND '.join(where)}"
-        " ORDER BY o.seq",
+        f" WHERE f.client_order_id = o.client_order_id) {_ORDER_FROM} WHERE {where} ORDER BY o.seq",
         params,
     )
     result = []
@@ -74,9 +120,11 @@ async def orders(
                 "strategy_id": order.strategy_id,
                 "symbol": order.symbol,
                 "side": order.side.value,
-                "qty": str(order.qty),
-                "filled_qty": str(order.filled_qty),
-                "avg_fill_price": _average(row[-1]),
+                "order_type": order.order_type.value,
+                "limit_price": None if order.limit_price is None else plain(order.limit_price),
+                "qty": plain(order.qty),
+                "filled_qty": plain(order.filled_qty),
+                "avg_fill_price": average_price(row[-1]),
                 "status": order.status.value,
                 "reason": order.reason,
                 "created": iso(order.created_ns),
@@ -86,29 +134,30 @@ async def orders(
     return result
 
 
-def _average(pairs: str | None) -> str | None:
+def average_price(pairs: str | None) -> str | None:
+    """The quantity-weighted average of ``"qty@price qty@price"``, to 10 decimal places at most."""
     if not pairs:
         return None
-    qty = notional = Decimal(0)
+    qty = notional = _ZERO
     for pair in pairs.split(" "):
         q, p = pair.split("@")
         qty += Decimal(q)
         notional += Decimal(q) * Decimal(p)
-    return str((notional / qty).quantize(Decimal("0.0001"))) if qty else None
+    if not qty:
+        return None
+    with localcontext() as ctx:
+        ctx.prec = 40
+        average = (notional / qty).quantize(Decimal("1e-10"))
+    text = plain(average)
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 async def fills(ledger: Ledger, *, symbol: str | None = None, since_ns: int | None = None) -> list[Row]:
-    where: list[str] = ["1 = 1"]
-    params: list[Any] = []
-    if symbol:
-        where.append("symbol = ?")
-        params.append(symbol)
-    if since_ns is not None:
-        where.append("local_ts_ns >= ?")
-        params.append(since_ns)
+    """Every execution (received at or after ``since_ns``), each counted once, in ledger order."""
+    where, params = _filters(symbol, since_ns)
     rows = await ledger.query(
         "SELECT execution_id, client_order_id, broker_order_id, strategy_id, symbol, side, qty, price, fee,"
-        f" broker_ts_ns, local_ts_ns FROM fills WHERE {' AND '.join(where)} ORDER BY seq",
+        f" broker_ts_ns, local_ts_ns FROM fills WHERE {where} ORDER BY seq",
         params,
     )
     keys = (
@@ -128,171 +177,187 @@ async def fills(ledger: Ledger, *, symbol: str | None = None, since_ns: int | No
     ]
 
 
-async def positions(ledger: Ledger, prices: dict[str, Decimal] | None = None) -> list[Row]:
+# -- positions and P&L ---------------------------------------------------------------------------
+
+
+async def last_fill_prices(ledger: Ledger) -> dict[str, Decimal]:
+    """The latest fill price per symbol: the last price the ledger knows, used to mark positions."""
+    rows = await ledger.query(
+        "SELECT symbol, price FROM fills WHERE seq IN (SELECT max(seq) FROM fills GROUP BY symbol)"
+    )
+    return {str(symbol): Decimal(price) for symbol, price in rows}
+
+
+async def positions(ledger: Ledger) -> list[Row]:
+    """Every (strategy, symbol) that ever traded, marked at the symbol's last fill price."""
+    marks = await last_fill_prices(ledger)
     result = []
     for (strategy_id, symbol), position in sorted((await ledger.positions()).items()):
-        price = (prices or {}).get(symbol)
+        mark = marks.get(symbol)
         result.append(
             {
                 "strategy_id": strategy_id,
                 "symbol": symbol,
-                "qty": str(position.qty),
-                "avg_price": str(position.avg_price),
-                "realized_pnl": str(position.realized_pnl),
-                "unrealized_pnl": None if price is None else str(position.unrealized_pnl(price)),
-                "fees": str(position.fees),
+                "qty": plain(position.qty),
+                "avg_price": plain(position.avg_price),
+                "realized_pnl": plain(position.realized_pnl),
+                "unrealized_pnl": None if mark is None else plain(position.unrealized_pnl(mark)),
+                "mark_price": None if mark is None else plain(mark),
+                "mark_price_source": None if mark is None else MARK_SOURCE,
+                "fees": plain(position.fees),
             }
         )
     return result
 
 
+def utc_midnight_ns(now_ns: int) -> int:
+    moment = from_ns(now_ns)
+    return to_ns(datetime(moment.year, moment.month, moment.day, tzinfo=UTC))
+
+
+async def pnl_today(ledger: Ledger, now_ns: int) -> Row:
+    """Realized P&L and fees since UTC midnight (from the fills' running totals), unrealized at the mark.
+
+    Per (strategy, symbol), today's realized P&L is the latest running total minus the running total
+    of the last fill before midnight, so a history of any length costs two indexed lookups per key.
+    """
+    since = utc_midnight_ns(now_ns)
+    rows = await ledger.query(
+        "SELECT k.strategy_id, k.symbol,"
+        " (SELECT position_realized_pnl || ' ' || position_fees FROM fills f"
+        "   WHERE f.strategy_id = k.strategy_id AND f.symbol = k.symbol ORDER BY f.seq DESC LIMIT 1),"
+        " (SELECT position_realized_pnl || ' ' || position_fees FROM fills f"
+        "   WHERE f.strategy_id = k.strategy_id AND f.symbol = k.symbol AND f.local_ts_ns < ?"
+        "   ORDER BY f.seq DESC LIMIT 1)"
+        " FROM position_keys k ORDER BY k.strategy_id, k.symbol",
+        [since],
+    )
+    realized = fees = _ZERO
+    for _, _, latest, before in rows:
+        latest_pnl, latest_fees = (Decimal(v) for v in str(latest).split(" "))
+        before_pnl, before_fees = (Decimal(v) for v in str(before).split(" ")) if before else (_ZERO, _ZERO)
+        realized += latest_pnl - before_pnl
+        fees += latest_fees - before_fees
+    unrealized = _ZERO
+    for row in await positions(ledger):
+        if row["unrealized_pnl"] is not None:
+            unrealized += Decimal(row["unrealized_pnl"])
+    return {
+        "since": iso(since),
+        "realized": plain(realized),
+        "fees": plain(fees),
+        "unrealized": plain(unrealized),
+        "mark_price_source": MARK_SOURCE,
+    }
+
+
+# -- incidents -----------------------------------------------------------------------------------
+
+
 async def incidents(ledger: Ledger, *, open_only: bool = False) -> list[Row]:
+    """What the daemon could not explain: what happened, what to do, and whether it is resolved."""
     return [
         {
             "incident_id": i.incident_id,
+            "state": "resolved" if i.resolved else "open",
             "kind": i.kind,
             "subject": i.subject,
             "scope": i.scope,
             "message": i.message,
             "action": i.action,
-            "state": "resolved" if i.resolved else "open",
             "opened": iso(i.local_ts_ns),
+            "resolved": iso(i.resolved_ns),
             "resolved_by": i.resolved_by,
+            "resolution_note": i.resolution_note,
             "details": i.details,
         }
         for i in await ledger.incidents(open_only=open_only)
     ]
 
 
-async def trace(ledger: Ledger, identifier: str) -> list[Row]:
-    """Everything the ledger knows about a decision, client order id or broker order id, in time order."""
-    decision_ids: set[str] = set()
-    order_ids: set[str] = set()
-    if await ledger.query("SELECT 1 FROM decisions WHERE decision_id = ?", [identifier]):
-        decision_ids.add(identifier)
-    for (coid,) in await ledger.query(
-        "SELECT client_order_id FROM orders WHERE client_order_id = ? OR decision_id = ?"
-        " UNION SELECT client_order_id FROM order_events WHERE broker_order_id = ?",
-        [identifier, identifier, identifier],
-    ):
-        order_ids.add(str(coid))
-    for (decision_id,) in await ledger.query(
-        f"SELECT decision_id FROM orders WHERE client_order_id IN ({_marks(order_ids)})", sorted(order_ids)
-    ):
-        if decision_id:
-            decision_ids.add(str(decision_id))
-    entries: list[tuple[int, int, Row]] = []
-    dids, oids = sorted(decision_ids), sorted(order_ids)
-    for row in await ledger.query(
-        "SELECT seq, local_ts_ns, decision_id, strategy_id, symbol, action, reason, data_time_ns, inputs_json"
-        f" FROM decisions WHERE decision_id IN ({_marks(dids)})",
-        dids,
-    ):
-        entries.append(
-            (
-                row[1],
-                0,
-                {
-                    "what": "decision",
-                    "time": iso(row[1]),
-                    "decision_id": row[2],
-                    "strategy_id": row[3],
-                    "symbol": row[4],
-                    "action": row[5],
-                    "reason": row[6],
-                    "data_time": iso(row[7]),
-                    "inputs": json.loads(row[8]),
-                },
-            )
-        )
-    for row in await ledger.query(
-        "SELECT seq, local_ts_ns, stage, allowed, reason, checks_json, client_order_id FROM risk_events"
-        f" WHERE decision_id IN ({_marks(dids)}) OR client_order_id IN ({_marks(oids)})",
-        [*dids, *oids],
-    ):
-        entries.append(
-            (
-                row[1],
-                1,
-                {
-                    "what": "risk_check",
-                    "time": iso(row[1]),
-                    "stage": row[2],
-                    "allowed": bool(row[3]),
-                    "reason": row[4],
-                    "checks": json.loads(row[5]),
-                    "client_order_id": row[6],
-                },
-            )
-        )
-    for row in await ledger.query(
-        "SELECT seq, local_ts_ns, client_order_id, side, qty, symbol, order_type, limit_price FROM orders"
-        f" WHERE client_order_id IN ({_marks(oids)})",
-        oids,
-    ):
-        entries.append(
-            (
-                row[1],
-                2,
-                {
-                    "what": "reserved",
-                    "time": iso(row[1]),
-                    "client_order_id": row[2],
-                    "side": row[3],
-                    "qty": row[4],
-                    "symbol": row[5],
-                    "order_type": row[6],
-                    "limit_price": row[7],
-                },
-            )
-        )
-    for row in await ledger.query(
-        "SELECT seq, local_ts_ns, client_order_id, kind, status_after, filled_qty_after, broker_order_id,"
-        f" reason, broker_ts_ns FROM order_events WHERE client_order_id IN ({_marks(oids)})",
-        oids,
-    ):
-        entries.append(
-            (
-                row[1],
-                3,
-                {
-                    "what": "transition",
-                    "time": iso(row[1]),
-                    "client_order_id": row[2],
-                    "event": row[3],
-                    "status": row[4],
-                    "filled_qty": row[5],
-                    "broker_order_id": row[6],
-                    "reason": row[7],
-                    "broker_time": iso(row[8]),
-                },
-            )
-        )
-    for row in await ledger.query(
-        "SELECT seq, local_ts_ns, client_order_id, execution_id, side, qty, price, fee, broker_ts_ns"
-        f" FROM fills WHERE client_order_id IN ({_marks(oids)})",
-        oids,
-    ):
-        entries.append(
-            (
-                row[1],
-                4,
-                {
-                    "what": "fill",
-                    "time": iso(row[1]),
-                    "client_order_id": row[2],
-                    "execution_id": row[3],
-                    "side": row[4],
-                    "qty": row[5],
-                    "price": row[6],
-                    "fee": row[7],
-                    "broker_time": iso(row[8]),
-                },
-            )
-        )
-    entries.sort(key=lambda entry: (entry[0], entry[1]))
-    return [entry[2] for entry in entries]
+# -- status --------------------------------------------------------------------------------------
 
 
-def _marks(items: set[str] | list[str]) -> str:
-    return ",".join("?" * len(items)) or "NULL"
+def daemon_status(status_file: Path, now_ns: int) -> Row:
+    """The daemon's liveness from its status side file: fresh (< ``STATUS_FRESH_S``) means running."""
+    try:
+        body = json.loads(status_file.read_text(encoding="utf-8"))
+        written_ns = to_ns(datetime.fromisoformat(str(body["written"]).replace("Z", "+00:00")))
+    except FileNotFoundError:
+        return {
+            "running": False,
+            "note": f"daemon not running (no status file at {status_file})",
+            "pid": None,
+            "started": None,
+            "written": None,
+            "healthy": None,
+            "workers": [],
+        }
+    except (OSError, ValueError, KeyError, TypeError):
+        body, written_ns = {}, int(status_file.stat().st_mtime_ns) if status_file.exists() else 0
+    if not isinstance(body, dict):
+        body = {}
+    age_s = (now_ns - written_ns) / 1e9
+    running = age_s <= STATUS_FRESH_S
+    pid = body.get("pid")
+    note = (
+        f"daemon running (pid {pid})"
+        if running
+        else f"daemon not running (status file last written {age_s:.0f} s ago by pid {pid})"
+    )
+    workers = body.get("workers")
+    if not isinstance(workers, dict):
+        workers = {}
+    return {
+        "running": running,
+        "note": note,
+        "pid": pid,
+        "started": body.get("started"),
+        "written": iso(written_ns),
+        "healthy": body.get("healthy") if running else None,
+        "workers": [
+            {
+                "name": name,
+                "running": info.get("running"),
+                "finished": info.get("finished"),
+                "restarts": info.get("restarts"),
+                "last_heartbeat": info.get("last_heartbeat"),
+            }
+            for name, info in sorted(workers.items())
+            if isinstance(info, dict)
+        ],
+    }
+
+
+async def status(ledger: Ledger, status_file: Path, now_ns: int | None = None) -> Row:
+    """The account at a glance: daemon liveness, trading state, pauses, reconciliation, incidents, P&L."""
+    now = time.time_ns() if now_ns is None else now_ns
+    controls = await ledger.control_state()
+    last = await ledger.last_reconciliation()
+    return {
+        "daemon": daemon_status(status_file, now),
+        "trading_state": controls.trading_state.value,
+        "trading_state_reason": controls.state_reason or None,
+        "trading_state_actor": controls.state_actor or None,
+        "trading_state_since": iso(controls.state_since_ns) if controls.state_since_ns else None,
+        "paused": [
+            {"scope": f.scope, "reason": f.reason, "actor": f.actor, "since": iso(f.since_ns)}
+            for f in sorted(controls.paused.values(), key=lambda flag: flag.scope)
+        ],
+        "last_reconciliation": None
+        if last is None
+        else {
+            "trigger": last.trigger,
+            "result": "clean" if last.clean else "mismatch",
+            "started": iso(last.started_ns),
+            "finished": iso(last.finished_ns),
+            "summary": last.summary,
+        },
+        "open_incidents": [
+            {key: row[key] for key in ("incident_id", "kind", "scope", "message", "action", "opened")}
+            for row in await incidents(ledger, open_only=True)
+        ],
+        "open_orders": len(await ledger.open_orders()),
+        "positions": await positions(ledger),
+        "pnl_today": await pnl_today(ledger, now),
+    }

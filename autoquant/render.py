@@ -1,0 +1,153 @@
+"""Human output for the inspection commands: tables whose columns fit, and the status page.
+
+Machines get ``--json`` (the rows unchanged); people get the columns that matter, times to the
+second, and, on a terminal, the widest columns cut with an ellipsis until the line fits.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+Row = dict[str, Any]
+
+#: The columns a person reads, per command (JSON carries every field).
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "orders": (
+        "client_order_id",
+        "broker_order_id",
+        "strategy_id",
+        "symbol",
+        "side",
+        "qty",
+        "filled_qty",
+        "avg_fill_price",
+        "status",
+        "created",
+        "updated",
+    ),
+    "fills": (
+        "execution_id",
+        "client_order_id",
+        "symbol",
+        "side",
+        "qty",
+        "price",
+        "fee",
+        "broker_time",
+        "local_time",
+    ),
+    "positions": (
+        "strategy_id",
+        "symbol",
+        "qty",
+        "avg_price",
+        "realized_pnl",
+        "unrealized_pnl",
+        "mark_price",
+        "fees",
+    ),
+    "incidents": ("incident_id", "state", "opened", "scope", "message", "action"),
+}
+MIN_WIDTH = 8
+
+
+def write_json(value: Any, out: TextIO) -> None:
+    out.write(json.dumps(value, indent=2, default=str) + "\n")
+
+
+def cell(value: Any) -> str:
+    """A value as a person reads it: ISO times to the second, nothing for None."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    text = str(value) if not isinstance(value, dict | list) else json.dumps(value, default=str)
+    if len(text) >= 20 and text[4] == "-" and text[10] == "T" and text.endswith("Z"):
+        return text[:10] + " " + text[11:19]
+    return text
+
+
+def terminal_width(out: TextIO) -> int | None:
+    """The terminal's width when writing to one; None (no cutting) for pipes and files."""
+    isatty = getattr(out, "isatty", None)
+    if isatty is None or not isatty():
+        return None
+    return shutil.get_terminal_size((160, 24)).columns
+
+
+def table(rows: Sequence[Row], columns: Sequence[str], width: int | None = None) -> list[str]:
+    """Aligned lines with a header; columns cut (widest first) until a line fits ``width``."""
+    if not rows:
+        return ["(none)"]
+    cells = [[cell(row.get(column)) for column in columns] for row in rows]
+    widths = [max(len(column), *(len(line[i]) for line in cells)) for i, column in enumerate(columns)]
+    if width is not None:
+        while sum(widths) + 2 * (len(widths) - 1) > width:
+            widest = max(range(len(widths)), key=lambda i: widths[i])
+            if widths[widest] <= MIN_WIDTH:
+                break
+            widths[widest] -= 1
+
+    def fit(text: str, size: int) -> str:
+        return text if len(text) <= size else text[: size - 1] + "…"
+
+    def join(values: Sequence[str]) -> str:
+        return "  ".join(fit(v, w).ljust(w) for v, w in zip(values, widths, strict=True)).rstrip()
+
+    return [join(list(columns)), *(join(line) for line in cells)]
+
+
+def write_table(rows: Sequence[Row], command: str, out: TextIO) -> None:
+    columns = COLUMNS.get(command) or (tuple(rows[0]) if rows else ())
+    for line in table(rows, columns, terminal_width(out)):
+        out.write(line + "\n")
+
+
+def status_lines(status: Row) -> list[str]:
+    """``autoquant status`` for a person: one section per concern."""
+    daemon = status["daemon"]
+    lines = [f"daemon:          {daemon['note']}"]
+    if daemon["running"]:
+        lines[-1] += f", started {cell(daemon['started'])}, healthy: {cell(daemon['healthy'])}"
+    for worker in daemon["workers"]:
+        state = "running" if worker["running"] else ("finished" if worker["finished"] else "stopped")
+        lines.append(
+            f"  worker {worker['name']:<15} {state:<8} last heartbeat {cell(worker['last_heartbeat'])}"
+            f"  restarts {worker['restarts']}"
+        )
+    state = status["trading_state"].upper()
+    if status["trading_state_reason"]:
+        state += (
+            f" since {cell(status['trading_state_since'])} by {status['trading_state_actor']}:"
+            f" {status['trading_state_reason']}"
+        )
+    lines.append(f"trading state:   {state}")
+    if not status["paused"]:
+        lines.append("paused:          nothing")
+    for flag in status["paused"]:
+        since = cell(flag["since"])
+        lines.append(f"paused:          {flag['scope']} since {since} by {flag['actor']}: {flag['reason']}")
+    last = status["last_reconciliation"]
+    if last is None:
+        lines.append("reconciliation:  never run")
+    else:
+        lines.append(
+            f"reconciliation:  {last['result']} ({last['trigger']}, finished {cell(last['finished'])})"
+            f" {json.dumps(last['summary'], default=str)}"
+        )
+    lines.append(f"open incidents:  {len(status['open_incidents']) or 'none'}")
+    for incident in status["open_incidents"]:
+        lines.append(f"  {incident['incident_id']} [{incident['scope']}] {incident['message']}")
+        lines.append(f"      what to do: {incident['action']}")
+    lines.append(f"open orders:     {status['open_orders']}")
+    pnl = status["pnl_today"]
+    lines.append(
+        f"P&L today:       realized {pnl['realized']}, fees {pnl['fees']}, unrealized {pnl['unrealized']}"
+        f" (marked at the {pnl['mark_price_source'].replace('_', ' ')}; since {cell(pnl['since'])})"
+    )
+    lines.append("positions:")
+    lines.extend("  " + line for line in table(status["positions"], COLUMNS["positions"]))
+    return lines
