@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from autoquant.domain.risk import RiskLimits
 from autoquant.domain.values import Identifier, Money, NonNegative, Quantity, Symbol
 from autoquant.errors import ConfigError
 
@@ -109,21 +110,8 @@ class StrategySettings(_Section):
         return self
 
 
-class RiskSettings(_Section):
-    max_order_notional: Money = Decimal("10000")
-    max_position_notional: Money = Decimal("20000")
-    max_gross_exposure: Money = Decimal("50000")
-    daily_loss_limit: Money = Decimal("2000")
-    max_drawdown: Money = Decimal("3000")
-    max_orders_per_minute: int = Field(default=60, gt=0)
-    max_data_age_s: float = Field(default=30.0, gt=0)
-    #: Shrink an order that breaches a notional limit to fit, instead of denying it.
-    resize: bool = False
-    #: Seconds an order may stay UNKNOWN before the kill switch halts trading.
-    max_unknown_age_s: float = Field(default=60.0, gt=0)
-    #: Rejects in a row that halt trading.
-    max_consecutive_rejects: int = Field(default=5, gt=0)
-    cancel_all_on_halt: bool = False
+class RiskSettings(RiskLimits):
+    """``[risk]``: the account-level limits (``autoquant.domain.risk.RiskLimits`` documents each)."""
 
 
 class ReconcileSettings(_Section):

@@ -21,6 +21,7 @@ from autoquant.domain.values import (
     Side,
     Symbol,
     TimeInForce,
+    check_limit_price,
 )
 
 
@@ -39,10 +40,7 @@ class OrderRequest(BaseModel):
 
     @model_validator(mode="after")
     def _limit_price(self) -> OrderRequest:
-        if self.order_type is OrderType.LIMIT and self.limit_price is None:
-            raise ValueError("limit_price is required for a limit order")
-        if self.order_type is OrderType.MARKET and self.limit_price is not None:
-            raise ValueError("limit_price is only for limit orders")
+        check_limit_price(self.order_type, self.limit_price)
         if len(self.client_order_id) > 48:
             raise ValueError("client_order_id must be at most 48 characters")
         return self

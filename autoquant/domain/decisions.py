@@ -16,6 +16,7 @@ from autoquant.domain.values import (
     Symbol,
     TimeInForce,
     UtcDatetime,
+    check_limit_price,
 )
 
 
@@ -43,10 +44,7 @@ class OrderIntent(BaseModel):
 
     @model_validator(mode="after")
     def _limit_price(self) -> OrderIntent:
-        if self.order_type is OrderType.LIMIT and self.limit_price is None:
-            raise ValueError("limit_price is required for a limit order")
-        if self.order_type is OrderType.MARKET and self.limit_price is not None:
-            raise ValueError("limit_price is only for limit orders")
+        check_limit_price(self.order_type, self.limit_price)
         return self
 
 

@@ -28,6 +28,7 @@ from autoquant.domain.values import (
     Side,
     Symbol,
     TimeInForce,
+    check_limit_price,
 )
 
 
@@ -182,10 +183,7 @@ class Order(BaseModel):
 
     @model_validator(mode="after")
     def _limit_price(self) -> Order:
-        if self.order_type is OrderType.LIMIT and self.limit_price is None:
-            raise ValueError("limit_price is required for a limit order")
-        if self.order_type is OrderType.MARKET and self.limit_price is not None:
-            raise ValueError("limit_price is only for limit orders")
+        check_limit_price(self.order_type, self.limit_price)
         return self
 
     @property

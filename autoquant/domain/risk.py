@@ -54,19 +54,25 @@ NOTIONAL_CHECKS = frozenset({MAX_ORDER_NOTIONAL, MAX_POSITION_NOTIONAL, MAX_GROS
 
 
 class RiskLimits(BaseModel):
-    """The same fields as ``autoquant.config.RiskSettings``: ``RiskLimits(**settings.model_dump())``."""
+    """The account-level limits; ``autoquant.config.RiskSettings`` (``[risk]``) is this model.
+
+    Limits are inclusive: exactly at a limit passes, beyond it fails.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     max_order_notional: Money = Decimal("10000")
-    max_position_notional: Money = Decimal("20000")
-    max_gross_exposure: Money = Decimal("50000")
+    max_position_notional: Money = Decimal("20000")  # per symbol, open orders included
+    max_gross_exposure: Money = Decimal("50000")  # across strategies, open orders included
     daily_loss_limit: Money = Decimal("2000")
-    max_drawdown: Money = Decimal("3000")
+    max_drawdown: Money = Decimal("3000")  # from the day's peak equity
     max_orders_per_minute: int = Field(default=60, gt=0)
     max_data_age_s: float = Field(default=30.0, gt=0)
+    #: Shrink an order that breaches a notional limit to fit, instead of denying it.
     resize: bool = False
+    #: Seconds an order may stay UNKNOWN before the kill switch halts trading.
     max_unknown_age_s: float = Field(default=60.0, gt=0)
+    #: Rejects in a row that halt trading.
     max_consecutive_rejects: int = Field(default=5, gt=0)
     cancel_all_on_halt: bool = False
 

@@ -129,3 +129,11 @@ def from_ns(ns: int) -> datetime:
     """The UTC datetime for nanoseconds since the epoch (sub-microsecond digits dropped)."""
     seconds, rest = divmod(ns, 1_000_000_000)
     return datetime.fromtimestamp(seconds, tz=UTC).replace(microsecond=rest // 1_000)
+
+
+def check_limit_price(order_type: OrderType, limit_price: Decimal | None) -> None:
+    """A limit order needs a limit price; a market order must not have one."""
+    if order_type is OrderType.LIMIT and limit_price is None:
+        raise ValueError("limit_price is required for a limit order")
+    if order_type is OrderType.MARKET and limit_price is not None:
+        raise ValueError("limit_price is only for limit orders")

@@ -28,7 +28,7 @@ class RiskGate:
         self.ledger = ledger
         self.market = market
         self.clock = clock
-        self.limits = RiskLimits(**settings.model_dump())
+        self.limits: RiskLimits = settings
         self.recent_submits: deque[int] = deque(maxlen=10_000)
         self.controls = ControlState()
         #: Latest broker equity seen (kill switch and reconciliation keep it current).
