@@ -1,0 +1,174 @@
+"""``make chaos``: SIGKILL the daemon at random moments against a faulty exchange, then demand convergence.
+
+One paper-server process lives through the whole run with its faults on (dropped responses after
+accept, 5xx, 429, duplicated and reordered stream events, a stream disconnect every 3 s). Each cycle
+starts the daemon on the same ledger and SIGKILLs it after a random 0.5–3 s, counted from the spawn
+in a quarter of the cycles (start-up, the start-up reconciliation) and from readiness in the rest
+(trading: submits, fills, periodic reconciliations), since start-up alone takes 1–2 s. Then the
+exchange is restarted **with faults off** (its state is in its SQLite file, so nothing is lost) and a
+clean run follows: start, trade a few seconds, SIGTERM (exit 0 expected), ``autoquant reconcile``
+(exit 0 expected). The final check runs against a quiet exchange so that what it judges is what the
+chaos left behind, not a fault injected at the very moment of the check.
+
+Prints one JSON line ``{"cycles", "exchange_orders", "fills", "orphans", "duplicates", "mismatches",
+"unresolved"}`` on stdout, details on stderr, and exits 1 unless the last four are 0 and the clean run
+and the reconciliation both exited 0. Environment: ``CHAOS_CYCLES`` (50), ``CHAOS_SEED`` (random,
+printed), ``CHAOS_DIR`` (a new temp dir, kept when the run fails), ``CHAOS_CLEAN_RUN_S`` (3).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import TextIO
+
+from autoquant.chaos.convergence import Convergence, check_convergence
+from autoquant.chaos.processes import CHAOS_FAULTS, CHAOS_KEYS, DaemonProcess, ServerProcess, wait_for
+
+KILL_AFTER_S = (0.5, 3.0)
+#: The share of cycles whose kill delay counts from the spawn rather than from readiness.
+STARTUP_SHARE = 0.25
+
+
+@dataclass
+class ChaosReport:
+    cycles: int
+    #: Cycles killed after readiness (the rest may die anywhere from interpreter start-up on).
+    trading_kills: int = 0
+    #: Runs that ended by themselves before their kill, with their return codes.
+    early_exits: list[int] = field(default_factory=list)
+    clean_run_exit: int | None = None
+    reconcile_exit: int | None = None
+    reconcile_output: str = ""
+    convergence: Convergence | None = None
+
+    def line(self) -> dict[str, int]:
+        assert self.convergence is not None
+        counts = self.convergence.counts()
+        return {"cycles": self.cycles, **counts}
+
+    @property
+    def ok(self) -> bool:
+        return (
+            self.convergence is not None
+            and self.convergence.converged
+            and self.clean_run_exit == 0
+            and self.reconcile_exit == 0
+        )
+
+
+def say(message: str, err: TextIO) -> None:
+    err.write(f"chaos: {message}\n")
+    err.flush()
+
+
+def kill_cycles(
+    daemon: DaemonProcess, cycles: int, rng: random.Random, report: ChaosReport, err: TextIO
+) -> None:
+    """Each cycle: start, SIGKILL after a random 0.5–3 s. One cycle in four counts the delay from the
+    spawn (it mostly dies in start-up or its reconciliation); the others from readiness (it dies while
+    trading: in a submit, between a fill and its storage, in a periodic reconciliation...)."""
+    for cycle in range(1, cycles + 1):
+        started = daemon.start()
+        if rng.random() >= STARTUP_SHARE:
+            try:
+                wait_for(partial(daemon.ready_or_exited, started), 90, "readiness")
+            except TimeoutError:
+                say(f"cycle {cycle}: not ready after 90 s", err)
+            report.trading_kills += 1
+        # The kill moment is the experiment's random variable, not a condition to wait for.
+        time.sleep(rng.uniform(*KILL_AFTER_S))
+        if not daemon.alive():
+            code = daemon.kill()
+            report.early_exits.append(code if code is not None else 0)
+            say(f"cycle {cycle}: the daemon had already exited with {code}", err)
+            continue
+        daemon.kill()
+        if cycle % 10 == 0:
+            say(f"{cycle}/{cycles} cycles", err)
+
+
+def clean_run(daemon: DaemonProcess, trade_s: float, report: ChaosReport, err: TextIO) -> None:
+    started = daemon.start()
+    try:
+        wait_for(partial(daemon.ready_or_exited, started), 90, "the clean run to be ready")
+        if daemon.alive():
+            time.sleep(trade_s)  # let it trade for a while: the duration is the point, not a condition
+    finally:
+        report.clean_run_exit = daemon.terminate()
+    say(f"clean run exited {report.clean_run_exit}", err)
+
+
+def final_reconcile(daemon: DaemonProcess, report: ChaosReport, err: TextIO) -> None:
+    result = daemon.reconcile()
+    report.reconcile_exit = result.returncode
+    report.reconcile_output = (result.stdout + result.stderr).strip()[-2000:]
+    say(f"reconcile exited {result.returncode}: {report.reconcile_output.splitlines()[-1:]}", err)
+
+
+def run_chaos(root: Path, cycles: int, seed: int, trade_s: float, err: TextIO) -> ChaosReport:
+    rng = random.Random(seed)
+    report = ChaosReport(cycles=cycles)
+    server = ServerProcess(root / "server", faults=CHAOS_FAULTS)
+    server.start()
+    try:
+        daemon = DaemonProcess(root / "daemon", server.url)
+        say(f"{cycles} kill cycles against {server.url} (faults on)", err)
+        try:
+            kill_cycles(daemon, cycles, rng, report, err)
+        finally:
+            daemon.kill()
+        server.stop()
+        server = ServerProcess(root / "server", faults={})
+        server.start()
+        daemon = DaemonProcess(root / "daemon", server.url)  # the restarted server has a new port
+        say(f"clean run against {server.url} (faults off)", err)
+        try:
+            clean_run(daemon, trade_s, report, err)
+        finally:
+            daemon.kill()
+        final_reconcile(daemon, report, err)
+        report.convergence = check_convergence(daemon.ledger, server.url, CHAOS_KEYS)
+    finally:
+        server.stop()
+    return report
+
+
+def _stop_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)  # so the ``finally`` blocks stop the daemon and the server
+
+
+def main(out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    cycles = int(os.environ.get("CHAOS_CYCLES", "50"))
+    seed = int(os.environ.get("CHAOS_SEED") or random.SystemRandom().randrange(2**32))
+    trade_s = float(os.environ.get("CHAOS_CLEAN_RUN_S", "3"))
+    chosen = os.environ.get("CHAOS_DIR")
+    root = Path(chosen) if chosen else Path(tempfile.mkdtemp(prefix="autoquant-chaos-"))
+    say(f"seed {seed}; files in {root}", err)
+    report = run_chaos(root, cycles, seed, trade_s, err)
+    assert report.convergence is not None
+    out.write(json.dumps(report.line()) + "\n")
+    out.flush()
+    say(f"{report.trading_kills} of {cycles} kills counted from readiness", err)
+    if report.early_exits:
+        say(f"{len(report.early_exits)} runs exited before their kill: {report.early_exits}", err)
+    if report.ok:
+        if not chosen:
+            shutil.rmtree(root, ignore_errors=True)
+        return 0
+    say(report.convergence.describe(), err)
+    if report.clean_run_exit != 0 or report.reconcile_exit != 0:
+        say(f"clean run exit {report.clean_run_exit}, reconcile exit {report.reconcile_exit}", err)
+        say(report.reconcile_output, err)
+    say(f"kept {root} (daemon/autoquant.log is the daemon's JSON log; rerun with CHAOS_SEED={seed})", err)
+    return 1
