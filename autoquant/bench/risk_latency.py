@@ -78,5 +78,14 @@ def run(sizes: Sizes) -> dict[str, object]:
             check(intent, snapshot, limits)
             samples[i] = clock() - start
     p50, p99 = percentile(samples, 0.50) / 1000, percentile(samples, 0.99) / 1000
-    progress(f"risk check: p50 {p50:.1f} µs, p99 {p99:.1f} µs over {sizes.risk_iterations} calls")
-    return {"risk_check_p50_us": round(p50, 2), "risk_check_p99_us": round(p99, 2)}
+    fastest = min(samples) / 1000
+    progress(
+        f"risk check: p50 {p50:.1f} µs, p99 {p99:.1f} µs, fastest {fastest:.1f} µs"
+        f" over {sizes.risk_iterations} calls"
+    )
+    # The fastest call is the function's own cost; the distance from it to p99 is the machine's jitter.
+    return {
+        "risk_check_p50_us": round(p50, 2),
+        "risk_check_p99_us": round(p99, 2),
+        "risk_check_min_us": round(fastest, 2),
+    }

@@ -22,6 +22,18 @@ READY = "bench-ready"
 
 
 def _peak_rss_mb() -> float:
+    """This process's peak RSS: ``VmHWM``, which starts afresh at exec.
+
+    ``ru_maxrss`` does not: Linux carries the forking parent's high-water mark across ``execve``, so
+    a child of a big bench process would report the parent's peak. It is the fallback elsewhere.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
