@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sqlite3
 import time
 from datetime import UTC, datetime
@@ -278,8 +279,22 @@ async def incidents(ledger: Ledger, *, open_only: bool = False) -> list[Row]:
 # -- status --------------------------------------------------------------------------------------
 
 
+def process_exists(pid: int) -> bool:
+    """Whether a process with this pid exists on this host (a stopped daemon's file outlives it)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, under another user
+    except (OSError, OverflowError):
+        return False
+    return True
+
+
 def daemon_status(status_file: Path, now_ns: int) -> Row:
-    """The daemon's liveness from its status side file: fresh (< ``STATUS_FRESH_S``) means running."""
+    """The daemon's liveness from its status side file: running while the file is fresh (written
+    within ``STATUS_FRESH_S``) and the pid that wrote it still exists."""
     try:
         body = json.loads(status_file.read_text(encoding="utf-8"))
         written_ns = to_ns(datetime.fromisoformat(str(body["written"]).replace("Z", "+00:00")))
@@ -298,13 +313,15 @@ def daemon_status(status_file: Path, now_ns: int) -> Row:
     if not isinstance(body, dict):
         body = {}
     age_s = (now_ns - written_ns) / 1e9
-    running = age_s <= STATUS_FRESH_S
     pid = body.get("pid")
-    note = (
-        f"daemon running (pid {pid})"
-        if running
-        else f"daemon not running (status file last written {age_s:.0f} s ago by pid {pid})"
-    )
+    exited = isinstance(pid, int) and not process_exists(pid)
+    running = age_s <= STATUS_FRESH_S and not exited
+    if running:
+        note = f"daemon running (pid {pid})"
+    elif exited:
+        note = f"daemon not running (pid {pid} has exited; status file last written {age_s:.0f} s ago)"
+    else:
+        note = f"daemon not running (status file last written {age_s:.0f} s ago by pid {pid})"
     workers = body.get("workers")
     if not isinstance(workers, dict):
         workers = {}

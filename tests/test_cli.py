@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -86,13 +87,13 @@ def test_status_reads_the_daemon_side_file_next_to_the_ledger(
     now = datetime.now(UTC)
     status_file(heartbeat_path(ledger), now)
     fresh = run_json(config, "status")
-    assert (fresh["daemon"]["running"], fresh["daemon"]["pid"]) == (True, 4242)
+    assert (fresh["daemon"]["running"], fresh["daemon"]["pid"]) == (True, os.getpid())
     assert [w["name"] for w in fresh["daemon"]["workers"]] == ["execution", "strategy"]
     assert fresh["trading_state"] == "active"
     assert fresh["pnl_today"]["mark_price_source"] == "last_fill"
     status_file(heartbeat_path(ledger), now - timedelta(seconds=20))
     stale = run_json(config, "status")["daemon"]
-    assert (stale["running"], stale["pid"]) == (False, 4242)
+    assert (stale["running"], stale["pid"]) == (False, os.getpid())
     assert stale["note"].startswith("daemon not running")
 
 

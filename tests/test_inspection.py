@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -324,9 +327,10 @@ async def test_incidents_say_what_happened_what_to_do_and_state(known: tuple[Led
     assert [r["incident_id"] for r in await inspection.incidents(ledger, open_only=True)] == [ids["open"]]
 
 
-def status_file(path: Path, written: datetime) -> Path:
+def status_file(path: Path, written: datetime, pid: int | None = None) -> Path:
+    """A status side file as the daemon writes it; by default from this (live) process."""
     body = {
-        "pid": 4242,
+        "pid": os.getpid() if pid is None else pid,
         "started": iso(written - timedelta(hours=1)),
         "written": iso(written),
         "trading_state": "active",
@@ -360,8 +364,8 @@ async def test_status_with_a_fresh_status_file(known: tuple[Ledger, dict[str, st
     ]
     assert status["daemon"] == {
         "running": True,
-        "note": "daemon running (pid 4242)",
-        "pid": 4242,
+        "note": f"daemon running (pid {os.getpid()})",
+        "pid": os.getpid(),
         "started": iso(NOW - timedelta(hours=1, seconds=1)),
         "written": iso(NOW - timedelta(seconds=1)),
         "healthy": True,
@@ -411,9 +415,21 @@ async def test_status_without_or_with_a_stale_status_file(
     assert status["daemon"]["workers"] == []
     stale = status_file(tmp_path / "stale.status.json", NOW - timedelta(seconds=30))
     daemon = (await inspection.status(ledger, stale, ns(NOW)))["daemon"]
-    assert (daemon["running"], daemon["pid"], daemon["healthy"]) == (False, 4242, None)
-    assert daemon["note"] == "daemon not running (status file last written 30 s ago by pid 4242)"
+    assert (daemon["running"], daemon["pid"], daemon["healthy"]) == (False, os.getpid(), None)
+    assert daemon["note"] == f"daemon not running (status file last written 30 s ago by pid {os.getpid()})"
     assert len(daemon["workers"]) == 2
+
+
+async def test_status_file_of_an_exited_daemon(known: tuple[Ledger, dict[str, str]], tmp_path: Path) -> None:
+    """status: a fresh status file whose pid has exited (a daemon just stopped) means not running."""
+    ledger, _ = known
+    child = await asyncio.create_subprocess_exec(sys.executable, "-c", "pass")
+    await child.wait()
+    pid = child.pid
+    side = status_file(tmp_path / "gone.status.json", NOW, pid=pid)
+    daemon = (await inspection.status(ledger, side, ns(NOW)))["daemon"]
+    assert (daemon["running"], daemon["pid"]) == (False, pid)
+    assert daemon["note"] == f"daemon not running (pid {pid} has exited; status file last written 0 s ago)"
 
 
 async def test_trace_of_a_partially_filled_then_canceled_order(
