@@ -16,7 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
@@ -89,7 +89,9 @@ class OrderPathMachine(RuleBasedStateMachine):
             self.pending.append(self.updates.get_nowait())
 
     async def reconcile(self) -> None:
-        await Reconciler(self.ledger, self.broker, self.clock, STRATEGIES).run("periodic")
+        outcome = await Reconciler(self.ledger, self.broker, self.clock, STRATEGIES).run("periodic")
+        if outcome.fills_appended:
+            event("reconciliation appended missed fills")
 
     # -- rules ---------------------------------------------------------------------------------
 
@@ -130,8 +132,9 @@ class OrderPathMachine(RuleBasedStateMachine):
             assert await self.ledger.reserve(order)
             self.broker.mode = mode
             self.worker.submit_soon(order.client_order_id)
-            await self.worker.process(order)
+            after = await self.worker.process(order)
             self.broker.mode = "ok"
+            event(f"submit ({mode}) left the order {after.status.value if after else None}")
 
         self.run(go())
 
@@ -152,6 +155,10 @@ class OrderPathMachine(RuleBasedStateMachine):
             label="copies",
         )
         self.pending = []
+        if 0 in copies:
+            event("stream updates lost")
+        if 2 in copies:
+            event("stream updates duplicated")
 
         async def go() -> None:
             for update, times in zip(shuffled, copies, strict=True):
