@@ -330,9 +330,10 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         if found is not None:
             message = str(found)
         elif isinstance(error, OSError) and error.strerror:
-            message = f"{error.filename or 'I/O'}: {error.strerror}" if error.filename else str(error)
+            where = f"{error.filename}: " if error.filename else ""
+            message = f"{where}{error.strerror}: check the paths in the config and their permissions"
         elif isinstance(error, sqlite3.Error):
-            message = f"ledger {getattr(args, 'config', '')}: {error}"
+            message = f"ledger: {error}: `autoquant doctor` checks the ledger"
         else:
             raise  # a bug, not an operator error: the traceback is what a developer needs
         sys.stderr.write(f"autoquant: {' '.join(message.split())}\n")

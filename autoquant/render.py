@@ -134,10 +134,10 @@ def status_lines(status: Row) -> list[str]:
     if last is None:
         lines.append("reconciliation:  never run")
     else:
-        lines.append(
-            f"reconciliation:  {last['result']} ({last['trigger']}, finished {cell(last['finished'])})"
-            f" {json.dumps(last['summary'], default=str)}"
-        )
+        line = f"reconciliation:  {last['result']} ({last['trigger']}, finished {cell(last['finished'])})"
+        if last["result"] != "clean":  # the details matter only when something did not match
+            line += " " + json.dumps(last["summary"], default=str)
+        lines.append(line)
     lines.append(f"open incidents:  {len(status['open_incidents']) or 'none'}")
     for incident in status["open_incidents"]:
         lines.append(f"  {incident['incident_id']} [{incident['scope']}] {incident['message']}")

@@ -201,3 +201,11 @@ def test_inspection_of_a_missing_ledger_creates_nothing(tmp_path: Path, command:
     """Looking at a ledger that does not exist says so in one line and does not create it."""
     assert_one_line(cli(config(tmp_path), *command), "no ledger at")
     assert not (tmp_path / "ledger.db").exists()
+
+
+def test_ledger_path_under_a_file(tmp_path: Path) -> None:
+    """A [ledger] path whose directory is a file: one line naming it, no traceback."""
+    (tmp_path / "afile").write_text("")
+    path = tmp_path / "autoquant.toml"
+    path.write_text(BASE.format(root=tmp_path).replace("/ledger.db", "/afile/ledger.db"))
+    assert_one_line(cli(path, "pause", "--reason", "x"), "afile", "check the paths")
