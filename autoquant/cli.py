@@ -209,7 +209,9 @@ def cmd_logs(config: Config, args: argparse.Namespace, out: TextIO) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="autoquant", description=__doc__.splitlines()[0] if __doc__ else "")
+    parser = argparse.ArgumentParser(
+        prog="autoquant", description="An asyncio trading daemon for Alpaca accounts: run, inspect, control."
+    )
     parser.add_argument(
         "--config", help="TOML config file (else $AUTOQUANT_CONFIG, else config/autoquant.toml)"
     )
