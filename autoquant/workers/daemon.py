@@ -281,7 +281,8 @@ class Daemon:
         log.info("daemon_draining", timeout_s=self.config.daemon.drain_timeout_s)
         self.notifier.stopping()
         strategies.enabled.clear()
-        await supervisor.stop("strategy")
+        async with strategies.busy:  # the bar being decided finishes: no half-handed reservation
+            await supervisor.stop("strategy")
         await supervisor.stop("marketdata")
         execution.drain()
         crashpoint("during_shutdown")

@@ -55,34 +55,32 @@ class KillSwitch:
         self.account_poll_s = account_poll_s
         self.on_change = on_change
         self.heartbeat = heartbeat
-        self._seq = -1
+        self._state: ControlState | None = None
         self._last_account = 0.0
 
     async def refresh(self) -> ControlState:
-        """Re-read controls if any were appended (by us, the CLI or the reconciler)."""
-        seq = await self.ledger.last_control_seq()
-        if seq != self._seq:
-            before = self.gate.controls
-            self._seq = seq
-            state = await self.ledger.control_state()
-            self.gate.controls = state
-            if (state.trading_state, sorted(state.paused)) != (before.trading_state, sorted(before.paused)):
-                log.info(
-                    "controls_changed",
-                    trading_state=state.trading_state.value,
-                    paused=sorted(state.paused),
-                    reason=state.state_reason,
-                )
-                if (
-                    state.trading_state is TradingState.HALTED
-                    and before.trading_state is not TradingState.HALTED
-                    and self.settings.cancel_all_on_halt
-                ):
-                    canceled = await self.execution.cancel_all_open("cancel all on halt")
-                    log.warning("orders_canceled_on_halt", count=canceled)
-                if self.on_change is not None:
-                    await self.on_change(state)
-        return self.gate.controls
+        """Re-read controls if any were appended (by us, the CLI or the reconciler) and act on changes."""
+        before = self._state
+        state = await self.gate.refresh_controls()
+        self._state = state
+        if before is not None and (state.trading_state, sorted(state.paused)) == (
+            before.trading_state,
+            sorted(before.paused),
+        ):
+            return state
+        log.info(
+            "controls_changed",
+            trading_state=state.trading_state.value,
+            paused=sorted(state.paused),
+            reason=state.state_reason,
+        )
+        was_halted = before is not None and before.trading_state is TradingState.HALTED
+        if state.trading_state is TradingState.HALTED and not was_halted and self.settings.cancel_all_on_halt:
+            canceled = await self.execution.cancel_all_open("cancel all on halt")
+            log.warning("orders_canceled_on_halt", count=canceled)
+        if self.on_change is not None:
+            await self.on_change(state)
+        return state
 
     async def trip(self, kind: ControlKind, reason: str) -> None:
         log.warning("kill_switch_tripped", to=kind.value, reason=reason)

@@ -31,13 +31,24 @@ class RiskGate:
         self.limits: RiskLimits = settings
         self.recent_submits: deque[int] = deque(maxlen=10_000)
         self.controls = ControlState()
+        self._controls_seq = -1
         #: Latest broker equity seen (kill switch and reconciliation keep it current).
         self.equity: Decimal | None = None
 
     def note_submit(self, _: object = None) -> None:
         self.recent_submits.append(self.clock.now_ns())
 
+    async def refresh_controls(self) -> ControlState:
+        """Re-read trading state and pause flags if any control was appended since the last read
+        (the CLI writes them from another process); one indexed lookup when nothing changed."""
+        seq = await self.ledger.last_control_seq()
+        if seq != self._controls_seq:
+            self.controls = await self.ledger.control_state()
+            self._controls_seq = seq
+        return self.controls
+
     async def snapshot(self) -> RiskSnapshot:
+        await self.refresh_controls()
         now = self.clock.now_ns()
         positions = await self.ledger.account_positions()
         open_orders = []

@@ -25,6 +25,7 @@ from autoquant.domain.ids import client_order_id
 from autoquant.domain.orders import Order
 from autoquant.domain.strategy import Strategy, StrategyState
 from autoquant.ledger import Ledger
+from autoquant.ledger.records import RiskEvent
 from autoquant.logs import bound
 from autoquant.workers.market import MarketState
 from autoquant.workers.risk_gate import RiskGate, to_event
@@ -55,6 +56,9 @@ class StrategyWorker:
         self.heartbeat = heartbeat
         self.bars: asyncio.Queue[Bar] = asyncio.Queue(maxsize=10_000)
         self.enabled = asyncio.Event()
+        #: Held while one bar is decided, so a drain never cuts a decision between its reservation
+        #: and its hand-over to the execution worker.
+        self.busy = asyncio.Lock()
         self.holds: Counter[str] = Counter()
         self.orders = 0
         self.denied = 0
@@ -71,11 +75,12 @@ class StrategyWorker:
         while True:
             bar = await self.bars.get()
             self.heartbeat()
-            if not self.enabled.is_set():
-                continue  # trading is gated (start-up reconciliation, shutdown): no decisions
-            for strategy in self.strategies:
-                if strategy.symbol == bar.symbol:
-                    await self.decide(strategy)
+            async with self.busy:
+                if not self.enabled.is_set():
+                    continue  # trading is gated (start-up reconciliation, shutdown): no decisions
+                for strategy in self.strategies:
+                    if strategy.symbol == bar.symbol:
+                        await self.decide(strategy)
 
     async def decide(self, strategy: Strategy) -> Decision | None:
         bars = self.market.recent(strategy.symbol, strategy.warmup + 1)
@@ -130,9 +135,9 @@ class StrategyWorker:
             None if order is None else order.client_order_id,
             now,
         )
-        recorded, reserved = await self.ledger.record_decision_outcome(decision, now, risk, order)
-        if recorded:
-            crashpoint("after_decision")
+        # Shielded: once the reservation commits, it is handed to the execution worker even if this
+        # task is cancelled (a shutdown), so no reservation is left that nobody knows was never sent.
+        recorded, reserved = await asyncio.shield(self._record(decision, now, risk, order))
         if not recorded:
             log.info("decision_replayed", strategy_id=decision.strategy_id)
             return
@@ -141,7 +146,6 @@ class StrategyWorker:
             log.info("decision_denied", reason=verdict.reason, strategy_id=decision.strategy_id)
             return
         if reserved:
-            crashpoint("after_reservation")
             self.orders += 1
             with bound(client_order_id=order.client_order_id):
                 log.info(
@@ -152,7 +156,17 @@ class StrategyWorker:
                     qty=order.qty,
                     reason=decision.reason,
                 )
+
+    async def _record(
+        self, decision: Decision, now: int, risk: RiskEvent, order: Order | None
+    ) -> tuple[bool, bool]:
+        recorded, reserved = await self.ledger.record_decision_outcome(decision, now, risk, order)
+        if recorded:
+            crashpoint("after_decision")
+        if reserved and order is not None:
+            crashpoint("after_reservation")
             self.submit(order.client_order_id)
+        return recorded, reserved
 
     def _reservation(self, intent: OrderIntent, now: int) -> Order:
         return Order(

@@ -308,3 +308,23 @@ async def test_pre_submit_check_sees_exposure_added_after_the_decision(
     assert after.reason is not None and after.reason.startswith("max_position_notional")
     assert exchange.get_by_client_order_id(order.client_order_id) is None
     await broker.close()
+
+
+async def test_halt_in_ledger_denies_pre_submit_without_a_kill_switch_poll(
+    make: Make, exchange: PaperExchange, tmp_path: Path
+) -> None:
+    """A halt appended to the ledger after the decision denies the order at the pre-submit check."""
+    desk = await make()
+    broker = PaperBroker(exchange)
+    execution = ExecutionWorker(desk.ledger, broker, desk.clock, pre_submit=desk.gate.check_order)
+    desk.worker.submit = execution.submit_soon
+    desk.feed("AAPL", BULLISH)
+    await desk.worker.decide(desk.worker.strategies[0])
+    (order,) = await desk.ledger.open_orders()
+    async with await Ledger.open(tmp_path / "ledger.db") as cli:
+        await cli.append_control(
+            Control(kind=ControlKind.HALT, reason="stop now", actor="cli", local_ts_ns=1)
+        )
+    after = await execution.process(order)
+    await broker.close()
+    assert after is not None and after.status is OrderStatus.DENIED
