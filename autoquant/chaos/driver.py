@@ -13,7 +13,8 @@ chaos left behind, not a fault injected at the very moment of the check.
 Prints one JSON line ``{"cycles", "exchange_orders", "fills", "orphans", "duplicates", "mismatches",
 "unresolved"}`` on stdout, details on stderr, and exits 1 unless the last four are 0 and the clean run
 and the reconciliation both exited 0. Environment: ``CHAOS_CYCLES`` (50), ``CHAOS_SEED`` (random,
-printed), ``CHAOS_DIR`` (a new temp dir, kept when the run fails), ``CHAOS_CLEAN_RUN_S`` (3).
+printed), ``CHAOS_DIR`` (a new temp dir, kept when the run fails), ``CHAOS_CLEAN_RUN_S`` (3),
+``CHAOS_FINAL_FAULTS=1`` (keep the faults on for the clean run and the check; reconcile is retried).
 """
 
 from __future__ import annotations
@@ -108,14 +109,22 @@ def clean_run(daemon: DaemonProcess, trade_s: float, report: ChaosReport, err: T
     say(f"clean run exited {report.clean_run_exit}", err)
 
 
-def final_reconcile(daemon: DaemonProcess, report: ChaosReport, err: TextIO) -> None:
+def final_reconcile(daemon: DaemonProcess, report: ChaosReport, err: TextIO, attempts: int) -> None:
+    """``autoquant reconcile``; exit 2 (the broker could not be read: an injected fault) is retried."""
     result = daemon.reconcile()
+    for _ in range(attempts - 1):
+        if result.returncode != 2:
+            break
+        say("reconcile exited 2 (broker unreadable); again", err)
+        result = daemon.reconcile()
     report.reconcile_exit = result.returncode
     report.reconcile_output = (result.stdout + result.stderr).strip()[-2000:]
     say(f"reconcile exited {result.returncode}: {report.reconcile_output.splitlines()[-1:]}", err)
 
 
-def run_chaos(root: Path, cycles: int, seed: int, trade_s: float, err: TextIO) -> ChaosReport:
+def run_chaos(
+    root: Path, cycles: int, seed: int, trade_s: float, err: TextIO, *, final_faults: bool = False
+) -> ChaosReport:
     rng = random.Random(seed)
     report = ChaosReport(cycles=cycles)
     server = ServerProcess(root / "server", faults=CHAOS_FAULTS)
@@ -127,16 +136,17 @@ def run_chaos(root: Path, cycles: int, seed: int, trade_s: float, err: TextIO) -
             kill_cycles(daemon, cycles, rng, report, err)
         finally:
             daemon.kill()
-        server.stop()
-        server = ServerProcess(root / "server", faults={})
-        server.start()
-        daemon = DaemonProcess(root / "daemon", server.url)  # the restarted server has a new port
-        say(f"clean run against {server.url} (faults off)", err)
+        if not final_faults:
+            server.stop()
+            server = ServerProcess(root / "server", faults={})
+            server.start()
+            daemon = DaemonProcess(root / "daemon", server.url)  # the restarted server has a new port
+        say(f"clean run against {server.url} (faults {'on' if final_faults else 'off'})", err)
         try:
             clean_run(daemon, trade_s, report, err)
         finally:
             daemon.kill()
-        final_reconcile(daemon, report, err)
+        final_reconcile(daemon, report, err, attempts=5 if final_faults else 1)
         report.convergence = check_convergence(daemon.ledger, server.url, CHAOS_KEYS)
     finally:
         server.stop()
@@ -155,7 +165,8 @@ def main(out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
     chosen = os.environ.get("CHAOS_DIR")
     root = Path(chosen) if chosen else Path(tempfile.mkdtemp(prefix="autoquant-chaos-"))
     say(f"seed {seed}; files in {root}", err)
-    report = run_chaos(root, cycles, seed, trade_s, err)
+    final_faults = os.environ.get("CHAOS_FINAL_FAULTS") == "1"
+    report = run_chaos(root, cycles, seed, trade_s, err, final_faults=final_faults)
     assert report.convergence is not None
     out.write(json.dumps(report.line()) + "\n")
     out.flush()
