@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -21,7 +21,7 @@ from autoquant.errors import LedgerCorrupt, LedgerError
 from autoquant.ledger import migrations
 
 T = TypeVar("T")
-Write = Callable[[aiosqlite.Connection], Awaitable[Any]]
+Write = Callable[[sqlite3.Connection], Any]
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 BUSY_TIMEOUT_MS = 10_000
@@ -88,8 +88,30 @@ async def open_connection(path: Path) -> aiosqlite.Connection:
     return conn
 
 
+async def on_thread(conn: aiosqlite.Connection, fn: Callable[..., T], *args: Any) -> T:
+    """Run ``fn(*args)`` on the connection's own thread, in one hop."""
+    result: T = await conn._execute(fn, *args)  # type: ignore[no-untyped-call]
+    return result
+
+
+async def open_readonly_connection(path: Path) -> aiosqlite.Connection:
+    try:
+        return await aiosqlite.connect(
+            f"file:{path}?mode=ro", uri=True, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000
+        )
+    except sqlite3.Error as error:
+        raise translate(error, path) from error
+
+
 class GroupCommit:
-    """Serialises access to one connection and batches concurrent writes into one transaction."""
+    """Serialises access to one connection and batches concurrent writes into one transaction.
+
+    Writes and reads are plain synchronous functions over the ``sqlite3.Connection``; each batch (or
+    read) runs whole on the connection's own thread in one hop, so a transaction costs one round trip
+    to that thread, not one per statement. aiosqlite has no public call for "run this function on
+    your thread"; ``Connection._execute`` is that call (it backs every public method), so the
+    dependency is pinned to the versions that have it.
+    """
 
     def __init__(self, conn: aiosqlite.Connection, path: Path, max_batch: int = 256) -> None:
         self._conn = conn
@@ -99,7 +121,7 @@ class GroupCommit:
         self._max_batch = max_batch
         self._running: asyncio.Future[None] | None = None
 
-    async def write(self, fn: Callable[[aiosqlite.Connection], Awaitable[T]]) -> T:
+    async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._pending.append((fn, future))
         async with self._lock:
@@ -123,40 +145,19 @@ class GroupCommit:
         async with self._lock:
             await self._settle()
 
-    async def read(self, fn: Callable[[aiosqlite.Connection], Awaitable[T]]) -> T:
+    async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         async with self._lock:
             await self._settle()
             try:
-                return await fn(self._conn)
+                result = await on_thread(self._conn, fn, self._conn._conn)
             except sqlite3.Error as error:
                 raise translate(error, self._path) from error
+            return result
 
     async def _run(self, batch: list[tuple[Write, asyncio.Future[Any]]]) -> None:
-        conn = self._conn
-        outcomes: list[tuple[bool, Any]] = []
         try:
-            await conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as error:
-            failure = translate(error, self._path)
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(failure)
-            return
-        try:
-            for fn, _ in batch:
-                await conn.execute("SAVEPOINT write")
-                try:
-                    outcomes.append((True, await fn(conn)))
-                except Exception as error:
-                    await conn.execute("ROLLBACK TO write")
-                    outcomes.append(
-                        (False, translate(error, self._path) if isinstance(error, sqlite3.Error) else error)
-                    )
-                await conn.execute("RELEASE write")
-            await conn.execute("COMMIT")
+            outcomes = await on_thread(self._conn, _run_batch, self._conn._conn, [fn for fn, _ in batch])
         except BaseException as error:
-            if conn.in_transaction:
-                await conn.execute("ROLLBACK")
             failed: BaseException = (
                 translate(error, self._path) if isinstance(error, sqlite3.Error) else error
             )
@@ -172,4 +173,27 @@ class GroupCommit:
             if ok:
                 future.set_result(value)
             else:
-                future.set_exception(value)
+                future.set_exception(
+                    translate(value, self._path) if isinstance(value, sqlite3.Error) else value
+                )
+
+
+def _run_batch(conn: sqlite3.Connection, writes: list[Write]) -> list[tuple[bool, Any]]:
+    """On the connection's thread: every write in its own savepoint, all in one transaction."""
+    outcomes: list[tuple[bool, Any]] = []
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for fn in writes:
+            conn.execute("SAVEPOINT write")
+            try:
+                outcomes.append((True, fn(conn)))
+            except Exception as error:
+                conn.execute("ROLLBACK TO write")
+                outcomes.append((False, error))
+            conn.execute("RELEASE write")
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return outcomes

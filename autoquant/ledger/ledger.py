@@ -9,6 +9,7 @@ rows after it, so start-up cost grows with open orders and positions, not with h
 from __future__ import annotations
 
 import json
+import sqlite3
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from autoquant.domain.orders import Order, OrderEvent, OrderStatus, apply
 from autoquant.domain.positions import Position, apply_fill
 from autoquant.domain.values import to_ns
 from autoquant.errors import LedgerError
-from autoquant.ledger.connection import GroupCommit, open_connection
+from autoquant.ledger.connection import GroupCommit, open_connection, open_readonly_connection
 from autoquant.ledger.records import Incident, ReconciliationRun, RiskEvent
 
 #: Write an open-orders checkpoint after this many closures or reservations since the last one.
@@ -85,6 +86,11 @@ class Ledger:
         """Open (creating and migrating on first use) the ledger at ``path``."""
         return cls(await open_connection(path), path)
 
+    @classmethod
+    async def open_readonly(cls, path: Path) -> Ledger:
+        """Open an existing ledger for reading only: never creates, migrates or writes it."""
+        return cls(await open_readonly_connection(path), path)
+
     async def close(self) -> None:
         await self._db.drain()
         await self._conn.close()
@@ -100,8 +106,8 @@ class Ledger:
     async def record_decision(self, decision: Decision, local_ts_ns: int) -> bool:
         """Append a decision; False if this decision id was already recorded (a replay)."""
 
-        async def write(conn: aiosqlite.Connection) -> bool:
-            return await _insert_decision(conn, decision, local_ts_ns)
+        def write(conn: sqlite3.Connection) -> bool:
+            return _insert_decision(conn, decision, local_ts_ns)
 
         return await self._db.write(write)
 
@@ -115,12 +121,12 @@ class Ledger:
         if order is not None and order.status is not OrderStatus.RESERVED:
             raise ValueError("only a RESERVED order can be reserved")
 
-        async def write(conn: aiosqlite.Connection) -> tuple[bool, bool]:
-            if not await _insert_decision(conn, decision, local_ts_ns):
+        def write(conn: sqlite3.Connection) -> tuple[bool, bool]:
+            if not _insert_decision(conn, decision, local_ts_ns):
                 return False, False
             if risk is not None:
-                await _insert_risk_event(conn, risk)
-            reserved = order is not None and await _insert_order(conn, order)
+                _insert_risk_event(conn, risk)
+            reserved = order is not None and _insert_order(conn, order)
             return True, reserved
 
         return await self._db.write(write)
@@ -130,8 +136,8 @@ class Ledger:
         if order.status is not OrderStatus.RESERVED:
             raise ValueError("only a RESERVED order can be reserved")
 
-        async def write(conn: aiosqlite.Connection) -> bool:
-            return await _insert_order(conn, order)
+        def write(conn: sqlite3.Connection) -> bool:
+            return _insert_order(conn, order)
 
         return await self._db.write(write)
 
@@ -151,9 +157,9 @@ class Ledger:
         The fill is broker truth and is kept even when the event is illegal in the order's state.
         """
 
-        async def write(conn: aiosqlite.Connection) -> EventResult:
-            fill_recorded = None if fill is None else await _insert_fill(conn, fill)
-            order = await _load_order(conn, event.client_order_id)
+        def write(conn: sqlite3.Connection) -> EventResult:
+            fill_recorded = None if fill is None else _insert_fill(conn, fill)
+            order = _load_order(conn, event.client_order_id)
             if order is None:
                 raise LedgerError(f"no reserved order {event.client_order_id} for event {event.kind}")
             try:
@@ -162,13 +168,13 @@ class Ledger:
                 return EventResult(order, False, fill_recorded, error)
             if updated is order:
                 return EventResult(order, False, fill_recorded)
-            await _insert_event(conn, updated, event)
+            _insert_event(conn, updated, event)
             if updated.status.is_terminal and not order.status.is_terminal:
-                await conn.execute(
+                conn.execute(
                     "INSERT INTO order_closures (client_order_id, status, local_ts_ns) VALUES (?, ?, ?)",
                     (updated.client_order_id, updated.status.value, event.local_ts_ns),
                 )
-                await _maybe_checkpoint(conn, event.local_ts_ns)
+                _maybe_checkpoint(conn, event.local_ts_ns)
             return EventResult(updated, True, fill_recorded)
 
         return await self._db.write(write)
@@ -176,8 +182,8 @@ class Ledger:
     # -- controls, incidents, risk, reconciliation -----------------------------------------------
 
     async def append_control(self, control: Control) -> None:
-        async def write(conn: aiosqlite.Connection) -> None:
-            await conn.execute(
+        def write(conn: sqlite3.Connection) -> None:
+            conn.execute(
                 "INSERT INTO controls (kind, scope, reason, actor, local_ts_ns) VALUES (?, ?, ?, ?, ?)",
                 (control.kind.value, control.scope, control.reason, control.actor, control.local_ts_ns),
             )
@@ -200,17 +206,17 @@ class Ledger:
         Returns the incident id and whether it is new.
         """
 
-        async def write(conn: aiosqlite.Connection) -> tuple[str, bool]:
-            cursor = await conn.execute(
+        def write(conn: sqlite3.Connection) -> tuple[str, bool]:
+            cursor = conn.execute(
                 "SELECT i.incident_id FROM incidents i WHERE i.kind = ? AND i.subject = ? AND NOT EXISTS"
                 " (SELECT 1 FROM incident_resolutions r WHERE r.incident_id = i.incident_id)",
                 (kind, subject),
             )
-            existing = await cursor.fetchone()
+            existing = cursor.fetchone()
             if existing is not None:
                 return str(existing[0]), False
             incident_id = f"inc-{uuid.uuid4().hex[:16]}"
-            await conn.execute(
+            conn.execute(
                 "INSERT INTO incidents (incident_id, kind, subject, scope, message, action, details_json,"
                 " local_ts_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
@@ -229,11 +235,11 @@ class Ledger:
         return await self._db.write(write)
 
     async def resolve_incident(self, incident_id: str, actor: str, note: str, local_ts_ns: int) -> bool:
-        async def write(conn: aiosqlite.Connection) -> bool:
-            cursor = await conn.execute("SELECT 1 FROM incidents WHERE incident_id = ?", (incident_id,))
-            if await cursor.fetchone() is None:
+        def write(conn: sqlite3.Connection) -> bool:
+            cursor = conn.execute("SELECT 1 FROM incidents WHERE incident_id = ?", (incident_id,))
+            if cursor.fetchone() is None:
                 raise LedgerError(f"no incident {incident_id}: `autoquant incidents` lists them")
-            cursor = await conn.execute(
+            cursor = conn.execute(
                 "INSERT INTO incident_resolutions (incident_id, actor, note, local_ts_ns)"
                 " VALUES (?, ?, ?, ?) ON CONFLICT (incident_id) DO NOTHING",
                 (incident_id, actor, note, local_ts_ns),
@@ -243,14 +249,14 @@ class Ledger:
         return await self._db.write(write)
 
     async def append_risk_event(self, event: RiskEvent) -> None:
-        async def write(conn: aiosqlite.Connection) -> None:
-            await _insert_risk_event(conn, event)
+        def write(conn: sqlite3.Connection) -> None:
+            _insert_risk_event(conn, event)
 
         await self._db.write(write)
 
     async def record_reconciliation(self, run: ReconciliationRun) -> None:
-        async def write(conn: aiosqlite.Connection) -> None:
-            await conn.execute(
+        def write(conn: sqlite3.Connection) -> None:
+            conn.execute(
                 "INSERT INTO reconciliations (trigger, clean, summary_json, started_ns, finished_ns)"
                 " VALUES (?, ?, ?, ?, ?)",
                 (
@@ -265,8 +271,8 @@ class Ledger:
         await self._db.write(write)
 
     async def record_account(self, account: BrokerAccount, local_ts_ns: int) -> None:
-        async def write(conn: aiosqlite.Connection) -> None:
-            await conn.execute(
+        def write(conn: sqlite3.Connection) -> None:
+            conn.execute(
                 "INSERT INTO account_snapshots (cash, equity, buying_power, local_ts_ns) VALUES (?, ?, ?, ?)",
                 (str(account.cash), str(account.equity), str(account.buying_power), local_ts_ns),
             )
@@ -279,32 +285,32 @@ class Ledger:
         return await self._db.read(lambda conn: _load_order(conn, client_order_id))
 
     async def get_order_by_broker_id(self, broker_order_id: str) -> Order | None:
-        async def read(conn: aiosqlite.Connection) -> Order | None:
-            cursor = await conn.execute(
+        def read(conn: sqlite3.Connection) -> Order | None:
+            cursor = conn.execute(
                 "SELECT client_order_id FROM order_events WHERE broker_order_id = ? LIMIT 1",
                 (broker_order_id,),
             )
-            row = await cursor.fetchone()
-            return None if row is None else await _load_order(conn, str(row[0]))
+            row = cursor.fetchone()
+            return None if row is None else _load_order(conn, str(row[0]))
 
         return await self._db.read(read)
 
     async def orders_for_decision(self, decision_id: str) -> list[Order]:
-        async def read(conn: aiosqlite.Connection) -> list[Order]:
-            cursor = await conn.execute(
+        def read(conn: sqlite3.Connection) -> list[Order]:
+            cursor = conn.execute(
                 f"SELECT {_ORDER_COLUMNS} {_ORDER_FROM} WHERE o.decision_id = ? ORDER BY o.seq",
                 (decision_id,),
             )
-            return [order_from_row(row) for row in await cursor.fetchall()]
+            return [order_from_row(row) for row in cursor.fetchall()]
 
         return await self._db.read(read)
 
     async def open_orders(self) -> list[Order]:
         """Every order not yet in a terminal state (RESERVED and UNKNOWN included), oldest first."""
 
-        async def read(conn: aiosqlite.Connection) -> list[Order]:
-            ids = await _open_ids(conn)
-            orders = [await _load_order(conn, coid) for coid in sorted(ids)]
+        def read(conn: sqlite3.Connection) -> list[Order]:
+            ids = _open_ids(conn)
+            orders = [_load_order(conn, coid) for coid in sorted(ids)]
             found = [order for order in orders if order is not None]
             return sorted(found, key=lambda order: (order.created_ns, order.client_order_id))
 
@@ -313,12 +319,12 @@ class Ledger:
     async def positions(self) -> dict[tuple[str, str], Position]:
         """The position of every (strategy id, symbol) that ever traded, flat ones included."""
 
-        async def read(conn: aiosqlite.Connection) -> dict[tuple[str, str], Position]:
-            cursor = await conn.execute("SELECT strategy_id, symbol FROM position_keys ORDER BY seq")
-            keys = [(str(s), str(y)) for s, y in await cursor.fetchall()]
+        def read(conn: sqlite3.Connection) -> dict[tuple[str, str], Position]:
+            cursor = conn.execute("SELECT strategy_id, symbol FROM position_keys ORDER BY seq")
+            keys = [(str(s), str(y)) for s, y in cursor.fetchall()]
             result: dict[tuple[str, str], Position] = {}
             for strategy_id, symbol in keys:
-                position = await _position(conn, strategy_id, symbol)
+                position = _position(conn, strategy_id, symbol)
                 result[(strategy_id, symbol)] = position
             return result
 
@@ -334,36 +340,34 @@ class Ledger:
     async def known_execution_ids(self, execution_ids: Iterable[str]) -> set[str]:
         wanted = list(dict.fromkeys(execution_ids))
 
-        async def read(conn: aiosqlite.Connection) -> set[str]:
+        def read(conn: sqlite3.Connection) -> set[str]:
             known: set[str] = set()
             for start in range(0, len(wanted), 500):
                 chunk = wanted[start : start + 500]
                 marks = ",".join("?" * len(chunk))
-                cursor = await conn.execute(
+                cursor = conn.execute(
                     f"SELECT execution_id FROM fills WHERE execution_id IN ({marks})", chunk
                 )
-                known.update(str(row[0]) for row in await cursor.fetchall())
+                known.update(str(row[0]) for row in cursor.fetchall())
             return known
 
         return await self._db.read(read)
 
     async def fills_for_order(self, client_order_id: str) -> list[Fill]:
-        async def read(conn: aiosqlite.Connection) -> list[Fill]:
-            cursor = await conn.execute(
+        def read(conn: sqlite3.Connection) -> list[Fill]:
+            cursor = conn.execute(
                 "SELECT execution_id, client_order_id, broker_order_id, symbol, side, qty, price, fee,"
                 " broker_ts_ns, local_ts_ns FROM fills WHERE client_order_id = ? ORDER BY seq",
                 (client_order_id,),
             )
-            return [fill_from_row(row) for row in await cursor.fetchall()]
+            return [fill_from_row(row) for row in cursor.fetchall()]
 
         return await self._db.read(read)
 
     async def control_state(self) -> ControlState:
-        async def read(conn: aiosqlite.Connection) -> ControlState:
-            cursor = await conn.execute(
-                "SELECT kind, scope, reason, actor, local_ts_ns FROM controls ORDER BY seq"
-            )
-            rows = await cursor.fetchall()
+        def read(conn: sqlite3.Connection) -> ControlState:
+            cursor = conn.execute("SELECT kind, scope, reason, actor, local_ts_ns FROM controls ORDER BY seq")
+            rows = cursor.fetchall()
             return fold_controls(
                 Control(kind=ControlKind(k), scope=s, reason=r, actor=a, local_ts_ns=t)
                 for k, s, r, a, t in rows
@@ -374,16 +378,16 @@ class Ledger:
     async def last_control_seq(self) -> int:
         """A cheap change marker: the daemon re-reads controls when this moves."""
 
-        async def read(conn: aiosqlite.Connection) -> int:
-            cursor = await conn.execute("SELECT coalesce(max(seq), 0) FROM controls")
-            row = await cursor.fetchone()
+        def read(conn: sqlite3.Connection) -> int:
+            cursor = conn.execute("SELECT coalesce(max(seq), 0) FROM controls")
+            row = cursor.fetchone()
             return int(row[0]) if row else 0
 
         return await self._db.read(read)
 
     async def incidents(self, *, open_only: bool = False) -> list[Incident]:
-        async def read(conn: aiosqlite.Connection) -> list[Incident]:
-            cursor = await conn.execute(
+        def read(conn: sqlite3.Connection) -> list[Incident]:
+            cursor = conn.execute(
                 "SELECT i.incident_id, i.kind, i.subject, i.scope, i.message, i.action, i.details_json,"
                 " i.local_ts_ns, r.actor, r.note, r.local_ts_ns FROM incidents i"
                 " LEFT JOIN incident_resolutions r ON r.incident_id = i.incident_id ORDER BY i.seq"
@@ -403,19 +407,19 @@ class Ledger:
                     resolution_note=row[9],
                     resolved_ns=row[10],
                 )
-                for row in await cursor.fetchall()
+                for row in cursor.fetchall()
             ]
             return [i for i in result if not (open_only and i.resolved)]
 
         return await self._db.read(read)
 
     async def last_reconciliation(self) -> ReconciliationRun | None:
-        async def read(conn: aiosqlite.Connection) -> ReconciliationRun | None:
-            cursor = await conn.execute(
+        def read(conn: sqlite3.Connection) -> ReconciliationRun | None:
+            cursor = conn.execute(
                 "SELECT trigger, clean, summary_json, started_ns, finished_ns FROM reconciliations"
                 " ORDER BY seq DESC LIMIT 1"
             )
-            row = await cursor.fetchone()
+            row = cursor.fetchone()
             if row is None:
                 return None
             return ReconciliationRun(
@@ -431,11 +435,11 @@ class Ledger:
     async def equity_since(self, since_ns: int) -> tuple[Decimal, Decimal, Decimal] | None:
         """(first, peak, latest) account equity recorded at or after ``since_ns``, or None."""
 
-        async def read(conn: aiosqlite.Connection) -> tuple[Decimal, Decimal, Decimal] | None:
-            cursor = await conn.execute(
+        def read(conn: sqlite3.Connection) -> tuple[Decimal, Decimal, Decimal] | None:
+            cursor = conn.execute(
                 "SELECT equity FROM account_snapshots WHERE local_ts_ns >= ? ORDER BY seq", (since_ns,)
             )
-            values = [Decimal(row[0]) for row in await cursor.fetchall()]
+            values = [Decimal(row[0]) for row in cursor.fetchall()]
             if not values:
                 return None
             return values[0], max(values), values[-1]
@@ -445,9 +449,9 @@ class Ledger:
     async def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """A read-only query for the inspection commands."""
 
-        async def read(conn: aiosqlite.Connection) -> list[tuple[Any, ...]]:
-            cursor = await conn.execute(sql, params)
-            return [tuple(row) for row in await cursor.fetchall()]
+        def read(conn: sqlite3.Connection) -> list[tuple[Any, ...]]:
+            cursor = conn.execute(sql, params)
+            return [tuple(row) for row in cursor.fetchall()]
 
         return await self._db.read(read)
 
@@ -467,8 +471,8 @@ def fill_from_row(row: Sequence[Any]) -> Fill:
     )
 
 
-async def _insert_decision(conn: aiosqlite.Connection, decision: Decision, local_ts_ns: int) -> bool:
-    cursor = await conn.execute(
+def _insert_decision(conn: sqlite3.Connection, decision: Decision, local_ts_ns: int) -> bool:
+    cursor = conn.execute(
         "INSERT INTO decisions (decision_id, strategy_id, symbol, action, reason, data_time_ns,"
         " inputs_json, intent_json, local_ts_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
         " ON CONFLICT (decision_id) DO NOTHING",
@@ -487,8 +491,8 @@ async def _insert_decision(conn: aiosqlite.Connection, decision: Decision, local
     return cursor.rowcount == 1
 
 
-async def _insert_order(conn: aiosqlite.Connection, order: Order) -> bool:
-    cursor = await conn.execute(
+def _insert_order(conn: sqlite3.Connection, order: Order) -> bool:
+    cursor = conn.execute(
         "INSERT INTO orders (client_order_id, decision_id, strategy_id, symbol, side, qty,"
         " order_type, time_in_force, limit_price, local_ts_ns)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (client_order_id) DO NOTHING",
@@ -507,12 +511,12 @@ async def _insert_order(conn: aiosqlite.Connection, order: Order) -> bool:
     )
     if cursor.rowcount != 1:
         return False
-    await _maybe_checkpoint(conn, order.created_ns)
+    _maybe_checkpoint(conn, order.created_ns)
     return True
 
 
-async def _insert_risk_event(conn: aiosqlite.Connection, event: RiskEvent) -> None:
-    await conn.execute(
+def _insert_risk_event(conn: sqlite3.Connection, event: RiskEvent) -> None:
+    conn.execute(
         "INSERT INTO risk_events (decision_id, client_order_id, strategy_id, symbol, stage,"
         " allowed, reason, checks_json, local_ts_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
@@ -529,16 +533,16 @@ async def _insert_risk_event(conn: aiosqlite.Connection, event: RiskEvent) -> No
     )
 
 
-async def _load_order(conn: aiosqlite.Connection, client_order_id: str) -> Order | None:
-    cursor = await conn.execute(
+def _load_order(conn: sqlite3.Connection, client_order_id: str) -> Order | None:
+    cursor = conn.execute(
         f"SELECT {_ORDER_COLUMNS} {_ORDER_FROM} WHERE o.client_order_id = ?", (client_order_id,)
     )
-    row = await cursor.fetchone()
+    row = cursor.fetchone()
     return None if row is None else order_from_row(row)
 
 
-async def _insert_event(conn: aiosqlite.Connection, order: Order, event: OrderEvent) -> None:
-    await conn.execute(
+def _insert_event(conn: sqlite3.Connection, order: Order, event: OrderEvent) -> None:
+    conn.execute(
         "INSERT INTO order_events (client_order_id, kind, status_after, filled_qty_after, broker_order_id,"
         " reason, order_reason_after, broker_ts_ns, local_ts_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
@@ -555,26 +559,26 @@ async def _insert_event(conn: aiosqlite.Connection, order: Order, event: OrderEv
     )
 
 
-async def _position(conn: aiosqlite.Connection, strategy_id: str, symbol: str) -> Position:
-    cursor = await conn.execute(
+def _position(conn: sqlite3.Connection, strategy_id: str, symbol: str) -> Position:
+    cursor = conn.execute(
         "SELECT position_qty, position_avg_price, position_realized_pnl, position_fees FROM fills"
         " WHERE strategy_id = ? AND symbol = ? ORDER BY seq DESC LIMIT 1",
         (strategy_id, symbol),
     )
-    row = await cursor.fetchone()
+    row = cursor.fetchone()
     if row is None:
         return Position(symbol=symbol)
     return Position(symbol=symbol, qty=row[0], avg_price=row[1], realized_pnl=row[2], fees=row[3])
 
 
-async def _insert_fill(conn: aiosqlite.Connection, fill: Fill) -> bool:
-    cursor = await conn.execute("SELECT 1 FROM fills WHERE execution_id = ?", (fill.execution_id,))
-    if await cursor.fetchone() is not None:
+def _insert_fill(conn: sqlite3.Connection, fill: Fill) -> bool:
+    cursor = conn.execute("SELECT 1 FROM fills WHERE execution_id = ?", (fill.execution_id,))
+    if cursor.fetchone() is not None:
         return False
-    cursor = await conn.execute(
+    cursor = conn.execute(
         "SELECT strategy_id, symbol, side FROM orders WHERE client_order_id = ?", (fill.client_order_id,)
     )
-    row = await cursor.fetchone()
+    row = cursor.fetchone()
     if row is None:
         raise LedgerError(
             f"fill {fill.execution_id} is for order {fill.client_order_id}, which this ledger never reserved"
@@ -585,8 +589,8 @@ async def _insert_fill(conn: aiosqlite.Connection, fill: Fill) -> bool:
             f"fill {fill.execution_id} ({fill.side} {fill.symbol}) does not match order "
             f"{fill.client_order_id} ({side} {symbol})"
         )
-    position = apply_fill(await _position(conn, strategy_id, symbol), fill)
-    await conn.execute(
+    position = apply_fill(_position(conn, strategy_id, symbol), fill)
+    conn.execute(
         "INSERT INTO fills (execution_id, client_order_id, broker_order_id, strategy_id, symbol, side, qty,"
         " price, fee, broker_ts_ns, local_ts_ns, position_qty, position_avg_price, position_realized_pnl,"
         " position_fees) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -608,45 +612,48 @@ async def _insert_fill(conn: aiosqlite.Connection, fill: Fill) -> bool:
             str(position.fees),
         ),
     )
-    await conn.execute(
+    conn.execute(
         "INSERT INTO position_keys (strategy_id, symbol) VALUES (?, ?) ON CONFLICT DO NOTHING",
         (strategy_id, symbol),
     )
     return True
 
 
-async def _checkpoint_marks(conn: aiosqlite.Connection) -> tuple[int, int, set[str]]:
-    cursor = await conn.execute(
+def _checkpoint_marks(conn: sqlite3.Connection) -> tuple[int, int, set[str]]:
+    cursor = conn.execute(
         "SELECT orders_seq, closures_seq, open_ids_json FROM open_order_checkpoints ORDER BY seq DESC LIMIT 1"
     )
-    row = await cursor.fetchone()
+    row = cursor.fetchone()
     if row is None:
         return 0, 0, set()
     return int(row[0]), int(row[1]), set(json.loads(row[2]))
 
 
-async def _open_ids(conn: aiosqlite.Connection) -> set[str]:
-    orders_seq, closures_seq, ids = await _checkpoint_marks(conn)
-    cursor = await conn.execute("SELECT client_order_id FROM orders WHERE seq > ?", (orders_seq,))
-    ids.update(str(row[0]) for row in await cursor.fetchall())
-    cursor = await conn.execute("SELECT client_order_id FROM order_closures WHERE seq > ?", (closures_seq,))
-    ids.difference_update(str(row[0]) for row in await cursor.fetchall())
+def _open_ids(conn: sqlite3.Connection) -> set[str]:
+    orders_seq, closures_seq, ids = _checkpoint_marks(conn)
+    cursor = conn.execute("SELECT client_order_id FROM orders WHERE seq > ?", (orders_seq,))
+    ids.update(str(row[0]) for row in cursor.fetchall())
+    cursor = conn.execute("SELECT client_order_id FROM order_closures WHERE seq > ?", (closures_seq,))
+    ids.difference_update(str(row[0]) for row in cursor.fetchall())
     return ids
 
 
-async def _maybe_checkpoint(conn: aiosqlite.Connection, local_ts_ns: int) -> None:
-    orders_seq, closures_seq, _ = await _checkpoint_marks(conn)
-    cursor = await conn.execute(
+def _maybe_checkpoint(conn: sqlite3.Connection, local_ts_ns: int) -> None:
+    row = conn.execute(
+        "SELECT orders_seq, closures_seq FROM open_order_checkpoints ORDER BY seq DESC LIMIT 1"
+    ).fetchone()
+    orders_seq, closures_seq = (0, 0) if row is None else (int(row[0]), int(row[1]))
+    cursor = conn.execute(
         "SELECT (SELECT coalesce(max(seq), 0) FROM orders),"
         " (SELECT coalesce(max(seq), 0) FROM order_closures)"
     )
-    row = await cursor.fetchone()
+    row = cursor.fetchone()
     assert row is not None
     max_orders, max_closures = int(row[0]), int(row[1])
     if (max_orders - orders_seq) + (max_closures - closures_seq) < CHECKPOINT_EVERY:
         return
-    ids = await _open_ids(conn)
-    await conn.execute(
+    ids = _open_ids(conn)
+    conn.execute(
         "INSERT INTO open_order_checkpoints (orders_seq, closures_seq, open_ids_json, local_ts_ns)"
         " VALUES (?, ?, ?, ?)",
         (max_orders, max_closures, json.dumps(sorted(ids)), local_ts_ns),
