@@ -26,6 +26,7 @@ Kept allocation-light (``RiskCheck`` is a NamedTuple) because it runs again righ
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from decimal import ROUND_DOWN, Decimal
 from typing import NamedTuple
 
@@ -102,7 +103,8 @@ class RiskSnapshot(BaseModel):
     start_equity: Money
     peak_equity: Money
     equity: Money
-    #: Submit times (UTC ns) of recent orders; those older than a minute before ``now_ns`` are ignored.
+    #: Submit times (UTC ns) of recent orders, ascending; those older than a minute before ``now_ns``
+    #: are ignored.
     recent_order_ns: tuple[int, ...] = ()
     #: Nanoseconds since the newest bar per symbol.
     data_age_ns: dict[str, int] = {}
@@ -289,8 +291,8 @@ def _run(
         )
     )
 
-    since = snapshot.now_ns - _MINUTE_NS
-    count = 1 + sum(1 for t in snapshot.recent_order_ns if t > since)
+    recent = snapshot.recent_order_ns
+    count = 1 + len(recent) - bisect_right(recent, snapshot.now_ns - _MINUTE_NS)
     add(
         RiskCheck(
             MAX_ORDERS_PER_MINUTE,

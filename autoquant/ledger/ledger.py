@@ -66,6 +66,23 @@ def order_from_row(row: Sequence[Any]) -> Order:
 
 
 @dataclass(frozen=True)
+class Book:
+    """The current state the risk gate and the strategies need, read in one go."""
+
+    positions: dict[tuple[str, str], Position]
+    open_orders: list[Order]
+    control_seq: int
+    #: (first, peak, latest) equity recorded since the day started, or None.
+    equity: tuple[Decimal, Decimal, Decimal] | None
+
+    def account_positions(self) -> dict[str, Decimal]:
+        totals: dict[str, Decimal] = {}
+        for (_, symbol), position in self.positions.items():
+            totals[symbol] = totals.get(symbol, Decimal(0)) + position.qty
+        return totals
+
+
+@dataclass(frozen=True)
 class EventResult:
     """What appending a broker update did."""
 
@@ -307,28 +324,11 @@ class Ledger:
 
     async def open_orders(self) -> list[Order]:
         """Every order not yet in a terminal state (RESERVED and UNKNOWN included), oldest first."""
-
-        def read(conn: sqlite3.Connection) -> list[Order]:
-            ids = _open_ids(conn)
-            orders = [_load_order(conn, coid) for coid in sorted(ids)]
-            found = [order for order in orders if order is not None]
-            return sorted(found, key=lambda order: (order.created_ns, order.client_order_id))
-
-        return await self._db.read(read)
+        return await self._db.read(_read_open_orders)
 
     async def positions(self) -> dict[tuple[str, str], Position]:
         """The position of every (strategy id, symbol) that ever traded, flat ones included."""
-
-        def read(conn: sqlite3.Connection) -> dict[tuple[str, str], Position]:
-            cursor = conn.execute("SELECT strategy_id, symbol FROM position_keys ORDER BY seq")
-            keys = [(str(s), str(y)) for s, y in cursor.fetchall()]
-            result: dict[tuple[str, str], Position] = {}
-            for strategy_id, symbol in keys:
-                position = _position(conn, strategy_id, symbol)
-                result[(strategy_id, symbol)] = position
-            return result
-
-        return await self._db.read(read)
+        return await self._db.read(_read_positions)
 
     async def account_positions(self) -> dict[str, Decimal]:
         """Quantity per symbol across all strategies (what the broker should hold)."""
@@ -377,13 +377,7 @@ class Ledger:
 
     async def last_control_seq(self) -> int:
         """A cheap change marker: the daemon re-reads controls when this moves."""
-
-        def read(conn: sqlite3.Connection) -> int:
-            cursor = conn.execute("SELECT coalesce(max(seq), 0) FROM controls")
-            row = cursor.fetchone()
-            return int(row[0]) if row else 0
-
-        return await self._db.read(read)
+        return await self._db.read(_read_last_control_seq)
 
     async def incidents(self, *, open_only: bool = False) -> list[Incident]:
         def read(conn: sqlite3.Connection) -> list[Incident]:
@@ -434,15 +428,19 @@ class Ledger:
 
     async def equity_since(self, since_ns: int) -> tuple[Decimal, Decimal, Decimal] | None:
         """(first, peak, latest) account equity recorded at or after ``since_ns``, or None."""
+        return await self._db.read(lambda conn: _read_equity_since(conn, since_ns))
 
-        def read(conn: sqlite3.Connection) -> tuple[Decimal, Decimal, Decimal] | None:
-            cursor = conn.execute(
-                "SELECT equity FROM account_snapshots WHERE local_ts_ns >= ? ORDER BY seq", (since_ns,)
+    async def book(self, day_start_ns: int) -> Book:
+        """Positions, open orders, the controls marker and today's equity, in one read (the hot path
+        of every decision and every pre-submit check)."""
+
+        def read(conn: sqlite3.Connection) -> Book:
+            return Book(
+                positions=_read_positions(conn),
+                open_orders=_read_open_orders(conn),
+                control_seq=_read_last_control_seq(conn),
+                equity=_read_equity_since(conn, day_start_ns),
             )
-            values = [Decimal(row[0]) for row in cursor.fetchall()]
-            if not values:
-                return None
-            return values[0], max(values), values[-1]
 
         return await self._db.read(read)
 
@@ -454,6 +452,32 @@ class Ledger:
             return [tuple(row) for row in cursor.fetchall()]
 
         return await self._db.read(read)
+
+
+def _read_open_orders(conn: sqlite3.Connection) -> list[Order]:
+    orders = [_load_order(conn, coid) for coid in sorted(_open_ids(conn))]
+    found = [order for order in orders if order is not None]
+    return sorted(found, key=lambda order: (order.created_ns, order.client_order_id))
+
+
+def _read_positions(conn: sqlite3.Connection) -> dict[tuple[str, str], Position]:
+    keys = conn.execute("SELECT strategy_id, symbol FROM position_keys ORDER BY seq").fetchall()
+    return {(str(s), str(y)): _position(conn, str(s), str(y)) for s, y in keys}
+
+
+def _read_last_control_seq(conn: sqlite3.Connection) -> int:
+    row = conn.execute("SELECT coalesce(max(seq), 0) FROM controls").fetchone()
+    return int(row[0]) if row else 0
+
+
+def _read_equity_since(conn: sqlite3.Connection, since_ns: int) -> tuple[Decimal, Decimal, Decimal] | None:
+    cursor = conn.execute(
+        "SELECT equity FROM account_snapshots WHERE local_ts_ns >= ? ORDER BY seq", (since_ns,)
+    )
+    values = [Decimal(row[0]) for row in cursor.fetchall()]
+    if not values:
+        return None
+    return values[0], max(values), values[-1]
 
 
 def fill_from_row(row: Sequence[Any]) -> Fill:

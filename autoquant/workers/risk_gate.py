@@ -17,10 +17,15 @@ from autoquant.domain.controls import ControlState
 from autoquant.domain.decisions import OrderIntent
 from autoquant.domain.orders import Order
 from autoquant.domain.risk import OpenOrderExposure, RiskLimits, RiskSnapshot, RiskVerdict, check
-from autoquant.domain.values import from_ns, to_ns
+from autoquant.domain.values import from_ns
 from autoquant.ledger import Ledger
 from autoquant.ledger.records import RiskEvent
 from autoquant.workers.market import MarketState
+
+
+def utc_day_start_ns(now_ns: int) -> int:
+    """Midnight UTC of the day ``now_ns`` falls in."""
+    return now_ns - now_ns % 86_400_000_000_000
 
 
 class RiskGate:
@@ -38,21 +43,23 @@ class RiskGate:
     def note_submit(self, _: object = None) -> None:
         self.recent_submits.append(self.clock.now_ns())
 
-    async def refresh_controls(self) -> ControlState:
+    async def refresh_controls(self, seq: int | None = None) -> ControlState:
         """Re-read trading state and pause flags if any control was appended since the last read
         (the CLI writes them from another process); one indexed lookup when nothing changed."""
-        seq = await self.ledger.last_control_seq()
+        if seq is None:
+            seq = await self.ledger.last_control_seq()
         if seq != self._controls_seq:
             self.controls = await self.ledger.control_state()
             self._controls_seq = seq
         return self.controls
 
     async def snapshot(self) -> RiskSnapshot:
-        await self.refresh_controls()
+        """The account as it stands now: one ledger read, plus market state held in memory."""
         now = self.clock.now_ns()
-        positions = await self.ledger.account_positions()
+        book = await self.ledger.book(utc_day_start_ns(now))
+        await self.refresh_controls(book.control_seq)
         open_orders = []
-        for order in await self.ledger.open_orders():
+        for order in book.open_orders:
             price = order.limit_price or self.market.last_prices.get(order.symbol)
             if price is None or order.remaining_qty <= 0:
                 continue
@@ -61,21 +68,17 @@ class RiskGate:
                     symbol=order.symbol, side=order.side, remaining_qty=order.remaining_qty, price=price
                 )
             )
-        day_start = to_ns(
-            datetime.fromtimestamp(now // 1_000_000_000, tz=UTC).replace(hour=0, minute=0, second=0)
-        )
-        equity_stats = await self.ledger.equity_since(day_start)
         current = self.equity
-        if equity_stats is None:
+        if book.equity is None:
             start = peak = current if current is not None else Decimal(0)
         else:
-            start, peak, latest = equity_stats
+            start, peak, latest = book.equity
             current = current if current is not None else latest
             peak = max(peak, current)
         minute_ago = now - 60_000_000_000
         return RiskSnapshot(
             now_ns=now,
-            positions=positions,
+            positions=book.account_positions(),
             last_prices=dict(self.market.last_prices),
             open_orders=tuple(open_orders),
             start_equity=start,

@@ -28,7 +28,7 @@ from autoquant.ledger import Ledger
 from autoquant.ledger.records import RiskEvent
 from autoquant.logs import bound
 from autoquant.workers.market import MarketState
-from autoquant.workers.risk_gate import RiskGate, to_event
+from autoquant.workers.risk_gate import RiskGate, to_event, utc_day_start_ns
 
 log = structlog.get_logger("autoquant.strategy")
 
@@ -103,10 +103,10 @@ class StrategyWorker:
         return decision
 
     async def _book(self, strategy: Strategy) -> tuple[Decimal, int, Decimal]:
-        positions = await self.ledger.positions()
-        held = positions.get((strategy.id, strategy.symbol))
+        book = await self.ledger.book(utc_day_start_ns(self.clock.now_ns()))
+        held = book.positions.get((strategy.id, strategy.symbol))
         count, qty = 0, Decimal(0)
-        for order in await self.ledger.open_orders():
+        for order in book.open_orders:
             if order.strategy_id == strategy.id and order.symbol == strategy.symbol:
                 count += 1
                 qty += order.remaining_qty * order.side.sign
