@@ -183,6 +183,15 @@ def _run_batch(conn: sqlite3.Connection, writes: list[Write]) -> list[tuple[bool
     outcomes: list[tuple[bool, Any]] = []
     conn.execute("BEGIN IMMEDIATE")
     try:
+        if len(writes) == 1:
+            # Alone in its transaction, a write needs no savepoint: its failure rolls back only itself.
+            try:
+                outcomes.append((True, writes[0](conn)))
+            except Exception as error:
+                conn.execute("ROLLBACK")
+                return [(False, error)]
+            conn.execute("COMMIT")
+            return outcomes
         for fn in writes:
             conn.execute("SAVEPOINT write")
             try:
