@@ -85,8 +85,8 @@ class AlpacaUpdateStream:
         item = await self._queue.get()
         if isinstance(item, OrderUpdate):
             return item
-        self._finished = True
-        await self.aclose()
+        if not self._finished:
+            await self.aclose()
         if isinstance(item, BaseException):
             raise item
         raise StopAsyncIteration
@@ -95,6 +95,7 @@ class AlpacaUpdateStream:
         self._finished = True
         self._task.cancel()
         await asyncio.gather(self._task, return_exceptions=True)
+        self._queue.put_nowait(_END)  # wakes a consumer waiting in __anext__
         if self._on_close is not None:
             self._on_close(self)
             self._on_close = None

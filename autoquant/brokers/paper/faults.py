@@ -5,7 +5,8 @@ Where each fault strikes, so tests know what the client can conclude:
 - ``rate_limit_429`` and ``error_5xx``: before the engine is touched. A 429 therefore never changes
   anything; a 503 also changes nothing here, but the client cannot know that (at Alpaca a 5xx may
   come after the order was taken), so a submit answered with 5xx is ambiguous to it.
-- ``slow_response``: the response waits ``slow_response_s`` before the request is handled.
+- ``slow_response``: the request is read, then handled ``slow_response_s`` later, even if the
+  client has given up meanwhile (a submit is then accepted but answered too late).
 - ``drop_response_after_accept``: ``POST /v2/orders`` only. The engine accepts the order, then the
   TCP connection is aborted (RST) with no response at all; the client sees a connection error at
   once rather than waiting out its timeout.

@@ -137,6 +137,9 @@ def build_router(
 
     async def guard(request: Request) -> None:
         if faults.slow():
+            # Take the whole request first: like a venue, the server acts on what it received even
+            # if the client stops waiting, so a slow submit is accepted and answered too late.
+            await request.body()
             await asyncio.sleep(faults.settings.slow_response_s)
         if faults.rate_limited():
             headers = {"Retry-After": f"{retry_after_s:g}"} if retry_after_s is not None else None
