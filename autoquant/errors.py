@@ -96,12 +96,21 @@ class BrokerAuthError(BrokerError):
     pass
 
 
+class BrokerPayloadInvalid(BrokerError):
+    """The broker sent something autoquant cannot read; ``raw`` is the payload, kept for the incident."""
+
+    def __init__(self, message: str, raw: object = None) -> None:
+        super().__init__(message)
+        self.raw = raw
+
+
 __all__ = [
     "AutoquantError",
     "BrokerAmbiguous",
     "BrokerAuthError",
     "BrokerError",
     "BrokerNotFound",
+    "BrokerPayloadInvalid",
     "BrokerRejected",
     "BrokerTransient",
     "ConfigError",

@@ -33,18 +33,14 @@ from autoquant.domain.broker import BrokerAccount, BrokerOrderState, BrokerPosit
 from autoquant.domain.fills import Fill
 from autoquant.domain.orders import OrderEventKind, OrderStatus
 from autoquant.domain.values import OrderType, Side, TimeInForce, to_decimal, to_ns
-from autoquant.errors import BrokerError
+from autoquant.errors import BrokerPayloadInvalid
 
 S = OrderStatus
 E = OrderEventKind
 
 
-class AlpacaPayloadError(BrokerError):
+class AlpacaPayloadError(BrokerPayloadInvalid):
     """Alpaca sent something autoquant cannot read; ``raw`` is the payload, kept for the incident."""
-
-    def __init__(self, message: str, raw: object = None) -> None:
-        super().__init__(message)
-        self.raw = raw
 
 
 #: Statuses with a direct equivalent.

@@ -21,6 +21,7 @@ and subscribes again.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ from autoquant.errors import (
     BrokerAuthError,
     BrokerError,
     BrokerNotFound,
+    BrokerPayloadInvalid,
     BrokerRejected,
     BrokerTransient,
     DuplicateClientOrderId,
@@ -445,6 +447,17 @@ class ExecutionWorker:
                 async for update in subscription:
                     await self.handle_update(update)
                     backoff = 0.05
+            except BrokerPayloadInvalid as error:
+                # An update we cannot read is never guessed at: record it, then reconcile from REST.
+                log.error("update_unreadable", error=str(error))
+                if self.incident is not None:
+                    raw = str(error.raw)[:2000]
+                    await self.incident(
+                        "unreadable_update",
+                        hashlib.sha256(raw.encode()).hexdigest()[:16],
+                        f"the broker sent an order update autoquant cannot read: {error}",
+                        {"raw": raw},
+                    )
             except BrokerError as error:
                 log.warning("update_stream_failed", error=str(error))
             finally:

@@ -116,7 +116,9 @@ class PaperServer:
         )
         self._pump = PaperBroker(self.exchange)
         self._feed_prices = feed_prices
-        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets created with it, and without
+        # it Nagle meets delayed ACKs and every kept-alive response waits ~40 ms.
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._socket.bind((host, port))
         self.port: int = self._socket.getsockname()[1]
