@@ -2,12 +2,13 @@
 
 The real alpaca-py ``TradingClient`` and our ``AlpacaBroker`` work against it unchanged with
 ``url_override``: REST under ``/v2`` (see ``rest.py``), the ``trade_updates`` websocket at ``/stream``
-(``stream.py``), faults on request (``faults.py``). A ``PaperServer`` owns everything that runs: the
-exchange, its pump (``PaperBroker.run``: fills arrive with the configured latency), a seeded random
-walk feeding it a bar per symbol every ``marketdata.bar_seconds``, and uvicorn. It starts and stops
-as one unit, so tests and the daemon's end-to-end runs can hold one in-process; ``serve`` / ``main``
-run it as a process that prints ``paper-server listening on http://HOST:PORT`` once it accepts
-connections (port 0 picks a free port).
+(``stream.py``), faults on request (``faults.py``), and Alpaca's market-data websocket (bars) at
+``/v2/iex``, ``/v2/sip`` and ``/v1beta3/crypto/us`` (``market_stream.py``). A ``PaperServer`` owns
+everything that runs: the exchange, its pump (``PaperBroker.run``: fills arrive with the configured
+latency), a seeded random walk feeding it (and the market-data subscribers) a bar per symbol every
+``marketdata.bar_seconds``, and uvicorn. It starts and stops as one unit, so tests and the daemon's
+end-to-end runs can hold one in-process; ``serve`` / ``main`` run it as a process that prints
+``paper-server listening on http://HOST:PORT`` once it accepts connections (port 0 picks a free port).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from starlette.types import Receive, Scope, Send
 from autoquant.brokers.paper.broker import PaperBroker
 from autoquant.brokers.paper.engine import PaperExchange
 from autoquant.brokers.paper.faults import TRANSPORT_KEY, FaultInjector
+from autoquant.brokers.paper.market_stream import CRYPTO_PATH, STOCK_PATHS, MarketDataHub
 from autoquant.brokers.paper.prices import RandomWalk
 from autoquant.brokers.paper.rest import CODE_INVALID, AlpacaHTTPError, build_router, error_response
 from autoquant.brokers.paper.stream import serve_trade_updates
@@ -59,8 +61,10 @@ def create_app(
     *,
     seed: int = 7,
     retry_after_s: float | None = None,
+    market: MarketDataHub | None = None,
 ) -> FastAPI:
-    """The Alpaca-shaped app over ``exchange``. ``retry_after_s`` adds Retry-After to injected 429s."""
+    """The Alpaca-shaped app over ``exchange``. ``retry_after_s`` adds Retry-After to injected 429s;
+    ``market`` is the hub the market-data websockets join (a fresh, silent one if not given)."""
     injector = FaultInjector(faults, seed)
     app = PaperApp(title="autoquant paper exchange", docs_url=None, redoc_url=None, openapi_url=None)
 
@@ -82,6 +86,17 @@ def create_app(
     async def trade_updates(ws: WebSocket) -> None:
         await serve_trade_updates(ws, exchange, keys, injector)
 
+    hub = market or MarketDataHub(keys)
+
+    async def stock_bars(ws: WebSocket) -> None:
+        await hub.serve(ws, "stocks")
+
+    async def crypto_bars(ws: WebSocket) -> None:
+        await hub.serve(ws, "crypto")
+
+    for path in STOCK_PATHS:
+        app.add_api_websocket_route(path, stock_bars)
+    app.add_api_websocket_route(CRYPTO_PATH, crypto_bars)
     return app
 
 
@@ -111,8 +126,15 @@ class PaperServer:
         self.host = host
         self.clock: Clock = clock or SystemClock()
         self.exchange = PaperExchange(config.paper, self.clock, config.marketdata.symbols)
+        #: Market-data subscribers; the price feed publishes to it, tests may too.
+        self.market = MarketDataHub(keys)
         self.app = create_app(
-            self.exchange, config.paper.faults, keys, seed=config.paper.seed, retry_after_s=retry_after_s
+            self.exchange,
+            config.paper.faults,
+            keys,
+            seed=config.paper.seed,
+            retry_after_s=retry_after_s,
+            market=self.market,
         )
         self._pump = PaperBroker(self.exchange)
         self._feed_prices = feed_prices
@@ -141,6 +163,11 @@ class PaperServer:
     @property
     def stream_url(self) -> str:
         return f"ws://{self.host}:{self.port}/stream"
+
+    @property
+    def market_data_url(self) -> str:
+        """The base of the market-data websockets (``[marketdata] url``): append ``/v2/iex`` etc."""
+        return f"ws://{self.host}:{self.port}"
 
     async def start(self) -> None:
         serving = asyncio.create_task(self._uvicorn.serve(sockets=[self._socket]), name="paper-uvicorn")
@@ -187,7 +214,8 @@ class PaperServer:
         await self.stop()
 
     async def _price_feed(self) -> None:
-        """A bar per symbol every ``bar_seconds``, closing on the grid, fed to the exchange."""
+        """A bar per symbol every ``bar_seconds``, closing on the grid, fed to the exchange and then
+        published to market-data subscribers (so a client never sees a price the venue has not)."""
         bar_ns = round(self.config.marketdata.bar_seconds * 1_000_000_000)
         symbols = self.config.marketdata.symbols
         start = {s: p for s in symbols if (p := self.exchange.last_price(s)) is not None}
@@ -198,8 +226,10 @@ class PaperServer:
             now = self.clock.now_ns()
             close_ns = (now // bar_ns + 1) * bar_ns
             await asyncio.sleep((close_ns - now) / 1e9)
-            for bar in walk.next_bars(close_ns):
+            bars = walk.next_bars(close_ns)
+            for bar in bars:
                 self.exchange.on_bar(bar)
+            self.market.publish(bars)
 
 
 async def serve(
