@@ -234,7 +234,9 @@ class Daemon:
                         "APCA_API_* keys, or that paper-server is running"
                     ) from error
                 log.info("startup_reconciliation", clean=outcome.clean, summary=outcome.summary)
-                unresolved = await execution.resolve_pending()
+                # Lookups only: an order the broker has is adopted now; one it does not have is sent by
+                # the outbox once market data flows (and the pre-submit check finds its decision fresh).
+                unresolved = await execution.resolve_pending(send_missing=False)
                 if unresolved:
                     log.warning("orders_unresolved_at_start", count=len(unresolved))
                 supervisor.start(group, WorkerSpec("execution", execution.run_outbox, restart_on_exit=True))

@@ -155,12 +155,16 @@ class ExecutionWorker:
 
     # -- the outbox -------------------------------------------------------------------------------
 
-    async def resolve_pending(self) -> list[Order]:
-        """Resolve every RESERVED and UNKNOWN order; return the ones still unresolved."""
+    async def resolve_pending(self, *, send_missing: bool = True) -> list[Order]:
+        """Resolve every RESERVED and UNKNOWN order; return the ones still unresolved.
+
+        With ``send_missing=False`` only lookups are made (orders found at the broker are adopted);
+        the daemon starts that way, before market data flows, and leaves sending to the outbox.
+        """
         unresolved = []
         for order in await self.ledger.open_orders():
             if order.status in (OrderStatus.RESERVED, OrderStatus.UNKNOWN):
-                after = await self.process(order)
+                after = await self.process(order, send_missing=send_missing)
                 if after is not None and after.status in (OrderStatus.RESERVED, OrderStatus.UNKNOWN):
                     unresolved.append(after)
         return unresolved
@@ -192,12 +196,12 @@ class ExecutionWorker:
         async with self._processing:
             return
 
-    async def process(self, order: Order) -> Order | None:
+    async def process(self, order: Order, *, send_missing: bool = True) -> Order | None:
         """Move one RESERVED or UNKNOWN order forward; returns its state afterwards."""
         async with self._processing:
-            return await self._process(order)
+            return await self._process(order, send_missing)
 
-    async def _process(self, order: Order) -> Order | None:
+    async def _process(self, order: Order, send_missing: bool) -> Order | None:
         structlog.contextvars.bind_contextvars(
             client_order_id=order.client_order_id, decision_id=order.decision_id
         )
@@ -205,12 +209,12 @@ class ExecutionWorker:
             if order.status is OrderStatus.RESERVED and order.client_order_id in self._fresh_ids:
                 return await self._submit(order)
             if order.status in (OrderStatus.RESERVED, OrderStatus.UNKNOWN):
-                return await self._resolve(order)
+                return await self._resolve(order, send_missing=send_missing)
             return order
         finally:
             structlog.contextvars.unbind_contextvars("client_order_id", "decision_id")
 
-    async def _resolve(self, order: Order) -> Order | None:
+    async def _resolve(self, order: Order, *, send_missing: bool = True) -> Order | None:
         try:
             state = await self.broker.get_by_client_order_id(order.client_order_id)
         except BrokerTransient as error:
@@ -221,7 +225,7 @@ class ExecutionWorker:
             log.info("order_adopted", broker_order_id=state.broker_order_id, status=state.status.value)
             return await self.adopt(order, state)
         last = self.stats.last_submit_ns.get(order.client_order_id, order.updated_ns or order.created_ns)
-        if self.clock.now_ns() - last < self.resubmit_grace_ns:
+        if not send_missing or self.clock.now_ns() - last < self.resubmit_grace_ns:
             return order
         if order.status is OrderStatus.UNKNOWN:
             self.stats.resubmitted += 1

@@ -16,11 +16,14 @@ from autoquant.domain.clock import Clock
 from autoquant.domain.controls import ControlState
 from autoquant.domain.decisions import OrderIntent
 from autoquant.domain.orders import Order
-from autoquant.domain.risk import OpenOrderExposure, RiskLimits, RiskSnapshot, RiskVerdict, check
+from autoquant.domain.risk import OpenOrderExposure, RiskCheck, RiskLimits, RiskSnapshot, RiskVerdict, check
 from autoquant.domain.values import from_ns
 from autoquant.ledger import Ledger
 from autoquant.ledger.records import RiskEvent
 from autoquant.workers.market import MarketState
+
+#: The pre-submit check's own rule, beyond the domain's checks: the decision must still be fresh.
+DECISION_AGE = "decision_age"
 
 
 def utc_day_start_ns(now_ns: int) -> int:
@@ -121,6 +124,17 @@ class RiskGate:
         if verdict.allowed and verdict.resized_qty is not None:
             # A reserved order cannot be resized in place: its id names its quantity.
             verdict = verdict._replace(allowed=False, reason=f"would need resizing to {verdict.resized_qty}")
+        # A reservation older than the data-age limit carries a stale decision (the daemon was down, or
+        # the order sat UNKNOWN): fresh bars since then do not make the old decision fresh.
+        age_ns = snapshot.now_ns - order.created_ns
+        limit_s = self.limits.max_data_age_s
+        stale = order.created_ns > 0 and age_ns > limit_s * 1e9
+        decision_age = RiskCheck(
+            DECISION_AGE, not stale, "reserved {:.1f}s ago, max {}s", (age_ns / 1e9, limit_s)
+        )
+        verdict = verdict._replace(checks=(*verdict.checks, decision_age))
+        if stale and verdict.allowed:
+            verdict = verdict._replace(allowed=False, reason=f"{DECISION_AGE}: {decision_age.detail}")
         return to_event(
             verdict,
             order.strategy_id,

@@ -328,3 +328,18 @@ async def test_halt_in_ledger_denies_pre_submit_without_a_kill_switch_poll(
     after = await execution.process(order)
     await broker.close()
     assert after is not None and after.status is OrderStatus.DENIED
+
+
+async def test_a_reservation_older_than_the_data_age_limit_is_denied_before_submit(make: Make) -> None:
+    """A decision reserved before a long outage is not sent on fresh bars: DENIED as decision_age."""
+    desk = await make(max_data_age_s=30.0)
+    desk.feed("AAPL", BULLISH)
+    await desk.worker.decide(desk.worker.strategies[0])
+    (order,) = await desk.ledger.open_orders()
+    fresh = await desk.gate.check_order(order)
+    assert fresh.allowed
+    desk.clock.advance(31)
+    desk.feed("AAPL", ["110"])  # new bars arrive after the restart: the market data is fresh again
+    stale = await desk.gate.check_order(order)
+    assert not stale.allowed
+    assert stale.reason is not None and stale.reason.startswith("decision_age")
