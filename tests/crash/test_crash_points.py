@@ -9,6 +9,7 @@ then ``autoquant reconcile`` and ``check_convergence`` (the same check ``make ch
 from __future__ import annotations
 
 import re
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -64,7 +65,10 @@ def crash(daemon: DaemonProcess, spec: str) -> int:
             "a first order",
         )
         return daemon.terminate()
-    return daemon.wait_exit(timeout_s=60)
+    try:
+        return daemon.wait_exit(timeout_s=60)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"{spec} never fired within 60 s\n{daemon.tail()}")
 
 
 @pytest.mark.parametrize("spec", CRASHES)
