@@ -167,6 +167,8 @@ class MarketDataHub:
         self._keys = keys
         self._auth_timeout_s = auth_timeout_s
         self._sessions: set[_Session] = set()
+        #: Connections refused for bad keys (402) since start: an operator's first clue.
+        self.auth_failures = 0
 
     def subscribers(self, symbol: str) -> int:
         """How many sessions would receive a bar of ``symbol`` now (tests wait on this)."""
@@ -235,6 +237,7 @@ class MarketDataHub:
             session.say({"T": "success", "msg": "authenticated"})
             return True
         session.refused = True
+        self.auth_failures += 1
         session.say(error_message(402))
         return False
 
