@@ -79,7 +79,8 @@ class MarketDataSettings(_Section):
     symbols: list[Symbol] = ["AAPL", "MSFT"]
     bar_seconds: float = Field(default=1.0, gt=0)
     csv_path: Path | None = None
-    #: Alpaca market-data websocket (defaults to Alpaca's; point it at paper-server for tests).
+    #: Market-data websocket base (default Alpaca's), e.g. a paper-server's ``ws://host:port``: stocks use
+    #: ``{url}/v2/{feed}``, crypto ``{url}/v1beta3/crypto/us``; one stream's full URL is accepted too.
     url: str | None = None
     feed: Literal["iex", "sip"] = "iex"
     seed: int = 42
