@@ -102,6 +102,16 @@ async def test_wrong_keys_are_refused_with_402_and_the_connection_closed(tmp_pat
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
 
 
+async def test_a_silent_client_gets_auth_timeout_and_is_closed(tmp_path: Path) -> None:
+    """A connection that never authenticates gets 404 auth timeout, then the server closes it."""
+    async with paper_server(tmp_path) as server:
+        server.market.auth_timeout_s = 0.1
+        async with session(ws_url(server, "/v1beta3/crypto/us"), auth=False) as ws:
+            assert await receive(ws) == [{"T": "error", "code": 404, "msg": "auth timeout"}]
+            with pytest.raises(ConnectionClosed):
+                await ws.recv()
+
+
 async def test_errors_before_and_after_auth_keep_alpacas_codes(tmp_path: Path) -> None:
     """Subscribe before auth is 401, garbage is 400, a second auth is 403; the session survives them."""
     async with paper_server(tmp_path) as server, session(ws_url(server, "/v2/iex"), auth=False) as ws:

@@ -65,6 +65,8 @@ CRYPTO_CHANNELS = ("trades", "quotes", "orderbooks", "bars", "updatedBars", "dai
 AUTH_TIMEOUT_S = 10.0
 #: Frames a session may have waiting before it is a slow client and is cut off.
 OUTBOX_SIZE = 1_000
+#: How long a closing session's writer gets to send its last word (an error) before the close.
+FLUSH_TIMEOUT_S = 1.0
 VWAP_QUANTUM = Decimal("0.0001")
 
 ERRORS = {
@@ -110,9 +112,6 @@ def bar_message(bar: Bar) -> dict[str, Any]:
 
 def error_message(code: int) -> dict[str, Any]:
     return {"T": "error", "code": code, "msg": ERRORS[code]}
-
-
-FLUSH_TIMEOUT_S = 1.0
 
 
 @dataclass(eq=False)  # sessions are identities (kept in a set), not values
@@ -165,7 +164,8 @@ class MarketDataHub:
 
     def __init__(self, keys: Secrets, *, auth_timeout_s: float = AUTH_TIMEOUT_S) -> None:
         self._keys = keys
-        self._auth_timeout_s = auth_timeout_s
+        #: Seconds a new connection has to authenticate (Alpaca gives 10); tests shorten it.
+        self.auth_timeout_s = auth_timeout_s
         self._sessions: set[_Session] = set()
         #: Connections refused for bad keys (402) since start: an operator's first clue.
         self.auth_failures = 0
@@ -246,7 +246,7 @@ class MarketDataHub:
         if session.refused:  # bad keys in the headers: the 402 is queued, nothing more to read
             return
         loop = asyncio.get_running_loop()
-        auth_deadline = loop.time() + self._auth_timeout_s
+        auth_deadline = loop.time() + self.auth_timeout_s
         while True:
             timeout = None if session.authenticated else max(0.0, auth_deadline - loop.time())
             try:
