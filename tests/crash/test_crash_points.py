@@ -2,8 +2,8 @@
 
 Each case is its own world: a paper-server process (the exchange outlives the daemon) and a fresh
 ledger. The daemon trades against it through the real Alpaca adapter, dies at the point
-(``AUTOQUANT_CRASH_AT``), restarts without it, reconciles, decides a few more bars, drains on SIGTERM;
-then ``autoquant reconcile`` and ``check_convergence`` (the same check ``make chaos`` makes).
+(``AUTOQUANT_CRASH_AT``), restarts without it, reconciles, decides a few more bars and trades again,
+drains on SIGTERM; then ``autoquant reconcile`` and ``check_convergence`` (the check ``make chaos`` makes).
 """
 
 from __future__ import annotations
@@ -86,6 +86,11 @@ def test_restart_after_sigkill_converges(daemon: DaemonProcess, server: ServerPr
     wait_for(lambda: daemon.ready_or_exited(restarted), 60, "the start-up reconciliation after the crash")
     assert daemon.alive(), daemon.tail()
     wait_for(lambda: daemon.decisions_since(restarted) >= 6, 60, "decisions after the restart")
+    wait_for(
+        lambda: query(daemon.ledger, "SELECT 1 FROM orders WHERE local_ts_ns > ?", (restarted,)),
+        60,
+        "trading to resume: an order reserved after the restart",
+    )
     assert daemon.terminate() == 0, daemon.tail()
 
     reconciled = daemon.reconcile()
@@ -93,4 +98,4 @@ def test_restart_after_sigkill_converges(daemon: DaemonProcess, server: ServerPr
 
     found = check_convergence(daemon.ledger, server.url, CHAOS_KEYS)
     assert found.converged, found.describe() + "\n" + daemon.tail()
-    assert found.exchange_orders > 0, "the case must have traded to test anything"
+    assert found.exchange_orders > 0, "the restarted daemon's order reached the exchange"
