@@ -15,13 +15,15 @@ import msgpack  # type: ignore[import-untyped]  # msgpack ships no type stubs
 import pytest
 
 from autoquant.brokers.paper.server import PaperServer
-from autoquant.config import Config, MarketDataSettings, PaperSettings
+from autoquant.config import Config, MarketDataSettings, PaperSettings, parse
 from autoquant.domain.bars import Bar
 from autoquant.domain.clock import SystemClock
 from autoquant.errors import ConfigError
 from autoquant.marketdata import AlpacaBars, build_source
 from autoquant.marketdata.alpaca_bars import StreamUrls, stream_urls
 from tests.brokers.server_harness import TEST_KEYS
+from tests.e2e.daemon_harness import query
+from tests.workers.test_daemon_inprocess import make_daemon, settings, stop
 
 SYMBOLS = ["AAPL", "MSFT", "BTC/USD"]
 OPEN = datetime(2024, 3, 1, 15, 30, tzinfo=UTC)
@@ -189,3 +191,32 @@ def test_conflicting_or_unusable_urls_are_config_errors(url: str) -> None:
     """A URL naming another feed than ``feed``, or not a websocket URL, fails at construction."""
     with pytest.raises(ConfigError, match="marketdata"):
         AlpacaBars(["AAPL"], key_id="k", secret_key="s", url=url, feed="iex")
+
+
+async def test_the_daemon_trades_on_bars_from_the_market_data_websocket(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A whole daemon with ``source = "alpaca"`` pointed at a paper server's ``/v2/iex`` decides on
+    those bars and fills on the embedded exchange (keys from APCA_* as in production)."""
+    monkeypatch.setenv("APCA_API_KEY_ID", TEST_KEYS.key_id)
+    monkeypatch.setenv("APCA_API_SECRET_KEY", TEST_KEYS.secret_key)
+    async with PaperServer(server_config(tmp_path / "feed", bar_seconds=0.05), TEST_KEYS) as server:
+        data = settings(tmp_path / "daemon")
+        data["marketdata"] = {
+            "source": "alpaca",
+            "symbols": ["AAPL", "MSFT"],
+            "bar_seconds": 0.05,
+            "url": f"{server.market_data_url}/v2/iex",
+        }
+        config = parse(data)
+        daemon = make_daemon(config)
+        task = asyncio.create_task(daemon.run())
+        try:
+            await wait_for(
+                lambda: query(config.ledger.path, "SELECT 1 FROM fills LIMIT 1") or task.done(), "a fill", 15
+            )
+            assert not task.done(), task.exception() if task.done() else None
+        finally:
+            code, _ = await stop(daemon, task)
+        assert code == 0
+        assert query(config.ledger.path, "SELECT count(*) FROM decisions")[0][0] > 0
