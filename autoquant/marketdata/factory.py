@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 from autoquant.config import MarketDataSettings, Secrets, alpaca_secrets
 from autoquant.domain.clock import Clock
@@ -49,5 +50,7 @@ def build_source(
             secret_key=keys.secret_key,
             url=settings.url,
             feed=settings.feed,
+            # Alpaca's bars are a minute long; a paper-server walk's are bar_seconds (set 60 for Alpaca).
+            bar_length=timedelta(seconds=settings.bar_seconds),
         )
     raise ConfigError(f"unknown marketdata.source {settings.source!r}: use synthetic, csv or alpaca")
