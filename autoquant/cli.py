@@ -132,6 +132,25 @@ def cmd_resolve(config: Config, args: argparse.Namespace, out: TextIO) -> int:
     return asyncio.run(with_ledger(config, write))
 
 
+def cmd_cancel(config: Config, args: argparse.Namespace, out: TextIO) -> int:
+    """Ask the running daemon to cancel one order or all open orders (it obeys in any trading state)."""
+    if (args.client_order_id is None) == (not args.all):
+        raise AutoquantError("name one CLIENT_ORDER_ID or pass --all (not both)")
+    if not args.reason.strip():
+        raise AutoquantError("--reason is empty: say why (it is recorded in the ledger)")
+    if not config.ledger.path.exists():
+        raise AutoquantError(f"no ledger at {config.ledger.path}: there are no orders to cancel")
+    target = "*" if args.all else args.client_order_id
+
+    async def write(ledger: Ledger) -> int:
+        await ledger.request_cancel(target, args.reason, actor(), time.time_ns())
+        what = "every open order" if target == "*" else target
+        out.write(f"cancel of {what} requested; the running daemon carries it out within a second\n")
+        return EXIT_OK
+
+    return asyncio.run(with_ledger(config, write))
+
+
 Build = Callable[[Ledger, argparse.Namespace, Config], Awaitable[Any]]
 
 
@@ -278,6 +297,12 @@ def build_parser() -> argparse.ArgumentParser:
             "incidents", lambda ledger, args, _: inspection.incidents(ledger, open_only=args.open)
         )
     )
+
+    cancel = sub.add_parser("cancel", help="cancel an open order (or --all); works while HALTED")
+    cancel.add_argument("client_order_id", metavar="CLIENT_ORDER_ID", nargs="?")
+    cancel.add_argument("--all", action="store_true", help="every open order")
+    cancel.add_argument("--reason", required=True, help="why (recorded)")
+    cancel.set_defaults(handler=cmd_cancel)
 
     resolve = sub.add_parser("resolve", help="record that an incident was dealt with")
     resolve.add_argument("incident_id", metavar="INCIDENT_ID")

@@ -66,6 +66,15 @@ def order_from_row(row: Sequence[Any]) -> Order:
 
 
 @dataclass(frozen=True)
+class CancelRequest:
+    seq: int
+    target: str
+    reason: str
+    actor: str
+    local_ts_ns: int
+
+
+@dataclass(frozen=True)
 class Book:
     """The current state the risk gate and the strategies need, read in one go."""
 
@@ -292,6 +301,45 @@ class Ledger:
             conn.execute(
                 "INSERT INTO account_snapshots (cash, equity, buying_power, local_ts_ns) VALUES (?, ?, ?, ?)",
                 (str(account.cash), str(account.equity), str(account.buying_power), local_ts_ns),
+            )
+
+        await self._db.write(write)
+
+    async def request_cancel(self, target: str, reason: str, actor: str, local_ts_ns: int) -> int:
+        """An operator's cancel request (a client order id, or ``*`` for all open orders)."""
+
+        def write(conn: sqlite3.Connection) -> int:
+            if target != "*" and _load_order(conn, target) is None:
+                raise LedgerError(f"no order {target}: `autoquant orders --open` lists the open ones")
+            cursor = conn.execute(
+                "INSERT INTO cancel_requests (target, reason, actor, local_ts_ns) VALUES (?, ?, ?, ?)",
+                (target, reason, actor, local_ts_ns),
+            )
+            return int(cursor.lastrowid or 0)
+
+        return await self._db.write(write)
+
+    async def pending_cancel_requests(self) -> list[CancelRequest]:
+        """Requests the daemon has not carried out yet, oldest first."""
+
+        def read(conn: sqlite3.Connection) -> list[CancelRequest]:
+            rows = conn.execute(
+                "SELECT r.seq, r.target, r.reason, r.actor, r.local_ts_ns FROM cancel_requests r"
+                " WHERE NOT EXISTS (SELECT 1 FROM cancel_outcomes o WHERE o.request_seq = r.seq)"
+                " ORDER BY r.seq"
+            ).fetchall()
+            return [CancelRequest(int(r[0]), str(r[1]), str(r[2]), str(r[3]), int(r[4])) for r in rows]
+
+        return await self._db.read(read)
+
+    async def record_cancel_outcome(
+        self, request_seq: int, canceled: int, detail: str, local_ts_ns: int
+    ) -> None:
+        def write(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO cancel_outcomes (request_seq, canceled, detail, local_ts_ns) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (request_seq) DO NOTHING",
+                (request_seq, canceled, detail, local_ts_ns),
             )
 
         await self._db.write(write)

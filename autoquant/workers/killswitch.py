@@ -89,8 +89,22 @@ class KillSwitch:
         )
         await self.refresh()
 
+    async def carry_out_cancels(self) -> None:
+        """Operator cancel requests (`autoquant cancel`): cancels go on in every trading state."""
+        for request in await self.ledger.pending_cancel_requests():
+            if request.target == "*":
+                count = await self.execution.cancel_all_open(request.reason)
+                detail = f"cancel requested for {count} open order(s)"
+            else:
+                order = await self.execution.cancel(request.target, request.reason)
+                count = 0 if order is None else 1
+                detail = f"{request.target}: {'no such order' if order is None else order.status.value}"
+            log.info("operator_cancel_done", target=request.target, detail=detail, actor=request.actor)
+            await self.ledger.record_cancel_outcome(request.seq, count, detail, self.clock.now_ns())
+
     async def check(self) -> None:
         """Evaluate every trigger once."""
+        await self.carry_out_cancels()
         state = await self.refresh()
         if time.monotonic() - self._last_account >= self.account_poll_s:
             self._last_account = time.monotonic()

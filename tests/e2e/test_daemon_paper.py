@@ -46,6 +46,12 @@ def exercise_operator_cycle(daemon: DaemonProcess) -> None:
     ]
     assert decisions > 0, "strategies keep deciding (and recording) while paused"
 
+    canceled = daemon.cli("cancel", "--all", "--reason", "test cancel")
+    assert canceled.returncode == 0, canceled.stderr
+    wait_for(
+        lambda: query(daemon.ledger, "SELECT 1 FROM cancel_outcomes"), 5, "the daemon to carry out the cancel"
+    )
+
     resumed = daemon.cli("resume", "--reason", "test resume")
     assert resumed.returncode == 0, resumed.stderr
     resume_ns = time.time_ns()

@@ -105,6 +105,8 @@ async def populate(ledger: Ledger) -> None:
         ReconciliationRun(trigger="startup", clean=True, summary={}, started_ns=1, finished_ns=2)
     )
     await ledger.record_account(BrokerAccount(cash=Decimal(1), equity=Decimal(1), buying_power=Decimal(1)), 1)
+    request = await ledger.request_cancel("aq-1", "r", "op", 1)
+    await ledger.record_cancel_outcome(request, 0, "already filled", 2)
 
 
 async def test_every_table_refuses_update_and_delete(

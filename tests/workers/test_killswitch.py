@@ -23,6 +23,7 @@ from autoquant.domain.clock import FakeClock
 from autoquant.domain.controls import ACCOUNT, Control, ControlKind, TradingState
 from autoquant.domain.orders import Order, OrderEvent, OrderEventKind, OrderStatus
 from autoquant.domain.values import Side, from_ns
+from autoquant.errors import LedgerError
 from autoquant.ledger import Ledger
 from autoquant.workers.execution import ExecutionWorker
 from autoquant.workers.killswitch import KillSwitch
@@ -437,3 +438,35 @@ async def test_halted_refuses_new_orders_but_cancels_updates_and_reconciliation_
     assert repaired is not None and repaired.status is OrderStatus.FILLED
     assert (await board.ledger.account_positions())["AAPL"] == D(4)
     assert await board.state() is TradingState.HALTED, "repairs do not lift a halt"
+
+
+async def test_operator_cancel_requests_are_carried_out_once_even_while_halted(
+    make: Make, tmp_path: Path
+) -> None:
+    """`autoquant cancel` (another process) cancels at the exchange while HALTED, each request once."""
+    board = await make()
+    for coid in ("aq-c1", "aq-c2", "aq-c3"):
+        await board.send(coid, qty="1")
+    await board.killswitch.trip(ControlKind.HALT, "operator halt")
+    async with await Ledger.open(tmp_path / "ledger.db") as cli:
+        await cli.request_cancel("aq-c1", "wrong size", "op@cli", 1)
+    await board.killswitch.check()
+    first = board.exchange.get_by_client_order_id("aq-c1")
+    assert first is not None and first.status is OrderStatus.CANCELED
+    assert len(board.exchange.list_orders(status="open")) == 2
+    async with await Ledger.open(tmp_path / "ledger.db") as cli:
+        await cli.request_cancel("*", "flatten", "op@cli", 2)
+    await board.killswitch.check()
+    await board.killswitch.check()
+    assert board.exchange.list_orders(status="open") == []
+    outcomes = await board.ledger.query("SELECT request_seq, canceled FROM cancel_outcomes ORDER BY seq")
+    assert [seq for seq, _ in outcomes] == [1, 2], "each request carried out exactly once"
+    assert await board.ledger.pending_cancel_requests() == []
+
+
+async def test_cancel_request_for_an_unknown_order_is_refused(make: Make) -> None:
+    """A cancel request naming no order in the ledger is refused and nothing is recorded."""
+    board = await make()
+    with pytest.raises(LedgerError, match="no order aq-nope"):
+        await board.ledger.request_cancel("aq-nope", "r", "op", 1)
+    assert await board.ledger.query("SELECT count(*) FROM cancel_requests") == [(0,)]
