@@ -154,30 +154,96 @@ class RiskVerdict(NamedTuple):
         }
 
 
+#: Hoisted: an enum member lookup (``Side.BUY``) costs about as much as a Decimal addition.
+_BUY = Side.BUY
+_HALTED = TradingState.HALTED
+_REDUCING = TradingState.REDUCING
+#: ``tuple.__new__`` straight: a NamedTuple's generated ``__new__`` is a Python-level call, and the
+#: gate builds nine checks per call.
+_new = tuple.__new__
+_NOT_PAUSED = RiskCheck(PAUSED, True, "not paused")
+_STATE_PASSED = {
+    state: RiskCheck(TRADING_STATE, True, "trading is {}", (state.value,)) for state in TradingState
+}
+
+
 class _Book(NamedTuple):
-    """Per-symbol position and open buy/sell quantities, before the new order."""
+    """Per-symbol position and open buy/sell quantities, before the new order.
+
+    An open quantity is ``0 + q1 + q2 …`` in the open orders' order, so a looked-up quantity (or the
+    ``_ZERO`` default) never has a positive exponent: ``pos + buys`` needs no extra ``+ 0`` to print
+    the same as ``pos + buys + 0``.
+    """
 
     position: dict[str, Decimal]
     buys: dict[str, Decimal]
     sells: dict[str, Decimal]
-    symbols: frozenset[str]
 
 
 def _book(snapshot: RiskSnapshot) -> _Book:
     buys: dict[str, Decimal] = {}
     sells: dict[str, Decimal] = {}
     for o in snapshot.open_orders:
-        target = buys if o.side is Side.BUY else sells
-        target[o.symbol] = target.get(o.symbol, _ZERO) + o.remaining_qty
-    return _Book(snapshot.positions, buys, sells, frozenset(snapshot.positions) | buys.keys() | sells.keys())
+        symbol = o.symbol
+        if o.side is _BUY:
+            buys[symbol] = buys.get(symbol, _ZERO) + o.remaining_qty
+        else:
+            sells[symbol] = sells.get(symbol, _ZERO) + o.remaining_qty
+    book: _Book = _new(_Book, (snapshot.positions, buys, sells))
+    return book
 
 
-def _exposure_qty(book: _Book, symbol: str, extra_buy: Decimal, extra_sell: Decimal) -> Decimal:
-    pos = book.position.get(symbol, _ZERO)
-    return max(
-        abs(pos + book.buys.get(symbol, _ZERO) + extra_buy),
-        abs(pos - book.sells.get(symbol, _ZERO) - extra_sell),
-    )
+def _gross_exposure(
+    book: _Book, prices: dict[str, Decimal], symbol: str, start: Decimal
+) -> tuple[Decimal, str | None]:
+    """``start`` plus the exposure of every symbol but ``symbol``, or the first held or ordered symbol
+    without a price.
+
+    A symbol's exposure quantity is ``max(|pos + open buys|, |pos - open sells|)``; zero counts
+    nothing. Written out (``b if b > a else a`` is ``max(a, b)``) because a builtin call costs more
+    than the Decimal comparison it makes.
+    """
+    position, buys, sells = book
+    total = start
+    for s, pos in position.items():
+        if s == symbol:
+            continue
+        bought = buys.get(s)
+        sold = sells.get(s)
+        if bought is None and sold is None:
+            qty = abs(pos + _ZERO)
+        else:
+            up = pos + (_ZERO if bought is None else bought)
+            down = pos - (_ZERO if sold is None else sold)
+            if down >= _ZERO:  # then 0 <= down <= up, and up is never -0: |up| is up
+                qty = up
+            else:
+                up, down = abs(up), abs(down)
+                qty = down if down > up else up
+        if qty:
+            price = prices.get(s)
+            if price is None:
+                return total, s
+            total += qty * price
+    for s, bought in buys.items():  # ordered but not held: |0 + buys| is buys, |0 - sells| is sells
+        if s == symbol or s in position:
+            continue
+        sold = sells.get(s, _ZERO)
+        qty = sold if sold > bought else bought
+        if qty:
+            price = prices.get(s)
+            if price is None:
+                return total, s
+            total += qty * price
+    for s, sold in sells.items():
+        if s == symbol or s in position or s in buys:
+            continue
+        if sold:
+            price = prices.get(s)
+            if price is None:
+                return total, s
+            total += sold * price
+    return total, None
 
 
 def is_reducing(intent: OrderIntent, snapshot: RiskSnapshot) -> bool:
@@ -187,7 +253,7 @@ def is_reducing(intent: OrderIntent, snapshot: RiskSnapshot) -> bool:
 
 def _reduces(intent: OrderIntent, qty: Decimal, snapshot: RiskSnapshot) -> bool:
     pos = snapshot.positions.get(intent.symbol, _ZERO)
-    if pos == 0 or (pos > 0) == (intent.side is Side.BUY):
+    if pos == 0 or (pos > 0) == (intent.side is _BUY):
         return False
     same_side = _ZERO
     for o in snapshot.open_orders:
@@ -198,137 +264,167 @@ def _reduces(intent: OrderIntent, qty: Decimal, snapshot: RiskSnapshot) -> bool:
 
 def _run(
     intent: OrderIntent, qty: Decimal, snapshot: RiskSnapshot, limits: RiskLimits, book: _Book
-) -> list[RiskCheck]:
+) -> tuple[RiskCheck, ...]:
+    """Every check, in the documented order. Written flat on purpose: it is on the tick-to-submit path
+    twice per order, so values are read once into locals and checks are built with ``_new``."""
     symbol = intent.symbol
-    reducing = _reduces(intent, qty, snapshot)
+    buying = intent.side is _BUY
+    position, buys, sells = book
+    pos = position.get(symbol, _ZERO)
+    open_buys = buys.get(symbol, _ZERO)
+    open_sells = sells.get(symbol, _ZERO)
+    # Reducing: opposite the position, and with this side's open orders not past zero (is_reducing).
+    if not pos or (pos > _ZERO) == buying:
+        reducing = False
+    else:
+        reducing = qty + (open_buys if buying else open_sells) <= abs(pos)
     controls = snapshot.controls
-    checks: list[RiskCheck] = []
-    add = checks.append
 
     state = controls.trading_state
-    if state is TradingState.HALTED:
-        add(RiskCheck(TRADING_STATE, False, "trading is halted: {}", (controls.state_reason,)))
-    elif state is TradingState.REDUCING and not reducing:
-        add(
-            RiskCheck(
+    if state is _HALTED:
+        trading = _new(RiskCheck, (TRADING_STATE, False, "trading is halted: {}", (controls.state_reason,)))
+    elif state is _REDUCING and not reducing:
+        trading = _new(
+            RiskCheck,
+            (
                 TRADING_STATE,
                 False,
                 "trading is reducing; {} {} {} adds exposure",
                 (intent.side.value, qty, symbol),
-            )
+            ),
         )
     else:
-        add(RiskCheck(TRADING_STATE, True, "trading is {}", (state.value,)))
+        trading = _STATE_PASSED[state]
 
     pause = controls.pause_reason(intent.strategy_id) if controls.paused else None
     if pause is None:
-        add(RiskCheck(PAUSED, True, "not paused"))
+        paused = _NOT_PAUSED
     else:
-        add(RiskCheck(PAUSED, False, "{} is paused: {}", (intent.strategy_id, pause)))
+        paused = _new(RiskCheck, (PAUSED, False, "{} is paused: {}", (intent.strategy_id, pause)))
 
     age = snapshot.data_age_ns.get(symbol)
     if age is None:
-        add(RiskCheck(DATA_FRESHNESS, False, "no market data for {}", (symbol,)))
+        fresh = _new(RiskCheck, (DATA_FRESHNESS, False, "no market data for {}", (symbol,)))
     else:
-        add(
-            RiskCheck(
+        max_age_s = limits.max_data_age_s
+        fresh = _new(
+            RiskCheck,
+            (
                 DATA_FRESHNESS,
-                age <= limits.max_data_age_s * _NS_PER_S,
+                age <= max_age_s * _NS_PER_S,
                 "{} data age {}ns, max {}s",
-                (symbol, age, limits.max_data_age_s),
-            )
+                (symbol, age, max_age_s),
+            ),
         )
 
-    last = snapshot.last_prices.get(symbol)
-    price = intent.limit_price if intent.limit_price is not None else last
+    prices = snapshot.last_prices
+    last = prices.get(symbol)
+    limit_price = intent.limit_price
+    price = limit_price if limit_price is not None else last
     if price is None or last is None:
-        for name in (MAX_ORDER_NOTIONAL, MAX_POSITION_NOTIONAL, MAX_GROSS_EXPOSURE):
-            add(RiskCheck(name, False, _NO_PRICE + " {}", (symbol,)))
+        no_price = (symbol,)
+        order_check = _new(RiskCheck, (MAX_ORDER_NOTIONAL, False, _NO_PRICE + " {}", no_price))
+        position_check = _new(RiskCheck, (MAX_POSITION_NOTIONAL, False, _NO_PRICE + " {}", no_price))
+        gross_check = _new(RiskCheck, (MAX_GROSS_EXPOSURE, False, _NO_PRICE + " {}", no_price))
     else:
         notional = qty * price
-        add(
-            RiskCheck(
+        max_order = limits.max_order_notional
+        order_check = _new(
+            RiskCheck,
+            (
                 MAX_ORDER_NOTIONAL,
-                notional <= limits.max_order_notional,
+                notional <= max_order,
                 "order notional {} (qty {} x {}), max {}",
-                (notional, qty, price, limits.max_order_notional),
-            )
+                (notional, qty, price, max_order),
+            ),
         )
-        pos = book.position.get(symbol, _ZERO)
-        if intent.side is Side.BUY:
-            buy, sell = qty, _ZERO
-            after = pos + book.buys.get(symbol, _ZERO) + qty
+        # This symbol's exposure is max(|pos + open buys + buy|, |pos - open sells - sell|); the new
+        # order's side of it is the position after the order.
+        if buying:
+            after = pos + open_buys + qty
+            held = abs(after)
+            other = abs(pos - open_sells)
+            exposure = other if other > held else held
         else:
-            buy, sell = _ZERO, qty
-            after = pos - book.sells.get(symbol, _ZERO) - qty
-        position_notional = abs(after) * last
-        add(
-            RiskCheck(
+            after = pos - open_sells - qty
+            held = abs(after)
+            other = abs(pos + open_buys)
+            exposure = held if held > other else other
+        position_notional = held * last
+        max_position = limits.max_position_notional
+        position_check = _new(
+            RiskCheck,
+            (
                 MAX_POSITION_NOTIONAL,
-                reducing or position_notional <= limits.max_position_notional,
+                reducing or position_notional <= max_position,
                 "{} position after order with open orders {} x {} = {}, max {}",
-                (symbol, after, last, position_notional, limits.max_position_notional),
+                (symbol, after, last, position_notional, max_position),
+            ),
+        )
+        gross, unpriced = _gross_exposure(book, prices, symbol, exposure * last)
+        if unpriced is not None:
+            gross_check = _new(
+                RiskCheck, (MAX_GROSS_EXPOSURE, False, _NO_PRICE + " {}, held or ordered", (unpriced,))
             )
-        )
-        add(_gross(book, snapshot, symbol, buy, sell, limits.max_gross_exposure, reducing))
+        else:
+            max_gross = limits.max_gross_exposure
+            gross_check = _new(
+                RiskCheck,
+                (
+                    MAX_GROSS_EXPOSURE,
+                    reducing or gross <= max_gross,
+                    "gross exposure after order {}, max {}",
+                    (gross, max_gross),
+                ),
+            )
 
-    pnl = snapshot.equity - snapshot.start_equity
-    add(
-        RiskCheck(
+    equity = snapshot.equity
+    pnl = equity - snapshot.start_equity
+    loss_limit = limits.daily_loss_limit
+    loss_check = _new(
+        RiskCheck,
+        (
             DAILY_LOSS_LIMIT,
-            reducing or -pnl <= limits.daily_loss_limit,
+            reducing or -pnl <= loss_limit,
             "today's P&L {}, loss limit {}",
-            (pnl, limits.daily_loss_limit),
-        )
+            (pnl, loss_limit),
+        ),
     )
-    drawdown = snapshot.peak_equity - snapshot.equity
-    add(
-        RiskCheck(
+    peak = snapshot.peak_equity
+    drawdown = peak - equity
+    max_drawdown = limits.max_drawdown
+    drawdown_check = _new(
+        RiskCheck,
+        (
             MAX_DRAWDOWN,
-            reducing or drawdown <= limits.max_drawdown,
+            reducing or drawdown <= max_drawdown,
             "drawdown {} from peak {}, max {}",
-            (drawdown, snapshot.peak_equity, limits.max_drawdown),
-        )
+            (drawdown, peak, max_drawdown),
+        ),
     )
 
     recent = snapshot.recent_order_ns
     count = 1 + len(recent) - bisect_right(recent, snapshot.now_ns - _MINUTE_NS)
-    add(
-        RiskCheck(
+    max_rate = limits.max_orders_per_minute
+    rate_check = _new(
+        RiskCheck,
+        (
             MAX_ORDERS_PER_MINUTE,
-            count <= limits.max_orders_per_minute,
+            count <= max_rate,
             "{} orders in the last minute with this one, max {}",
-            (count, limits.max_orders_per_minute),
-        )
+            (count, max_rate),
+        ),
     )
-    return checks
-
-
-def _gross(
-    book: _Book,
-    snapshot: RiskSnapshot,
-    symbol: str,
-    buy: Decimal,
-    sell: Decimal,
-    limit: Decimal,
-    reducing: bool,
-) -> RiskCheck:
-    total = _exposure_qty(book, symbol, buy, sell) * snapshot.last_prices[symbol]
-    for s in book.symbols:
-        if s == symbol:
-            continue
-        qty = _exposure_qty(book, s, _ZERO, _ZERO)
-        if qty == 0:
-            continue
-        price = snapshot.last_prices.get(s)
-        if price is None:
-            return RiskCheck(MAX_GROSS_EXPOSURE, False, _NO_PRICE + " {}, held or ordered", (s,))
-        total += qty * price
-    return RiskCheck(
-        MAX_GROSS_EXPOSURE,
-        reducing or total <= limit,
-        "gross exposure after order {}, max {}",
-        (total, limit),
+    return (
+        trading,
+        paused,
+        fresh,
+        order_check,
+        position_check,
+        gross_check,
+        loss_check,
+        drawdown_check,
+        rate_check,
     )
 
 
@@ -341,16 +437,11 @@ def _fitting_qty(intent: OrderIntent, snapshot: RiskSnapshot, limits: RiskLimits
     buys, sells = book.buys.get(symbol, _ZERO), book.sells.get(symbol, _ZERO)
     bound = limits.max_order_notional / price
     # position and gross bounds: this side's exposure grows linearly with qty
-    this_side = pos + buys if intent.side is Side.BUY else sells - pos
+    this_side = pos + buys if intent.side is _BUY else sells - pos
     bound = min(bound, limits.max_position_notional / last - this_side)
-    other_symbols = _ZERO
-    for s in book.symbols:
-        if s != symbol:
-            q = _exposure_qty(book, s, _ZERO, _ZERO)
-            if q:
-                other_symbols += q * snapshot.last_prices[s]
-    room = limits.max_gross_exposure - other_symbols
-    other_side = abs(pos - sells) if intent.side is Side.BUY else abs(pos + buys)
+    others, _ = _gross_exposure(book, snapshot.last_prices, symbol, _ZERO)  # all priced, or no resize
+    room = limits.max_gross_exposure - others
+    other_side = abs(pos - sells) if intent.side is _BUY else abs(pos + buys)
     if other_side * last > room:
         return _ZERO
     return min(bound, room / last - this_side)
@@ -362,30 +453,31 @@ def check(intent: OrderIntent, snapshot: RiskSnapshot, limits: RiskLimits) -> Ri
     checks = _run(intent, intent.qty, snapshot, limits, book)
     first = None
     for c in checks:
-        if not c.passed:
+        if not c[1]:
             first = c
             break
     if first is None:
-        return RiskVerdict(True, tuple(checks), "all checks passed")
+        verdict: RiskVerdict = _new(RiskVerdict, (True, checks, "all checks passed", None))
+        return verdict
     reason = f"{first.name}: {first.detail}"
     failed = {c.name for c in checks if not c.passed}
     if not limits.resize or not failed <= NOTIONAL_CHECKS or _price_missing(checks):
-        return RiskVerdict(allowed=False, checks=tuple(checks), reason=reason)
+        return RiskVerdict(allowed=False, checks=checks, reason=reason)
     exponent = intent.qty.as_tuple().exponent
     step = Decimal(1).scaleb(min(exponent, 0)) if isinstance(exponent, int) else Decimal(1)
     fitted = _fitting_qty(intent, snapshot, limits, book)
     resized = fitted.quantize(step, rounding=ROUND_DOWN) if fitted > 0 else _ZERO
     if resized <= 0 or resized >= intent.qty:
-        return RiskVerdict(allowed=False, checks=tuple(checks), reason=f"{reason}; no smaller qty fits")
+        return RiskVerdict(allowed=False, checks=checks, reason=f"{reason}; no smaller qty fits")
     if any(not c.passed for c in _run(intent, resized, snapshot, limits, book)):
-        return RiskVerdict(allowed=False, checks=tuple(checks), reason=f"{reason}; no smaller qty fits")
+        return RiskVerdict(allowed=False, checks=checks, reason=f"{reason}; no smaller qty fits")
     return RiskVerdict(
         allowed=True,
-        checks=tuple(checks),
+        checks=checks,
         reason=f"resized from {intent.qty} to {resized}: {reason}",
         resized_qty=resized,
     )
 
 
-def _price_missing(checks: list[RiskCheck]) -> bool:
+def _price_missing(checks: tuple[RiskCheck, ...]) -> bool:
     return any(not c.passed and c.detail.startswith(_NO_PRICE) for c in checks)
