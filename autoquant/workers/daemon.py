@@ -32,6 +32,7 @@ from autoquant.config import Config, alpaca_secrets
 from autoquant.crashpoints import crashpoint
 from autoquant.domain.clock import Clock, SystemClock
 from autoquant.domain.controls import ACCOUNT, Control, ControlKind, ControlState
+from autoquant.domain.orders import OrderStatus
 from autoquant.domain.values import from_ns
 from autoquant.errors import AutoquantError, BrokerError
 from autoquant.ledger import Ledger
@@ -291,7 +292,7 @@ class Daemon:
         budget = max(0.5, self.config.daemon.drain_timeout_s - 2.0)
         try:
             async with asyncio.timeout(budget):
-                await execution.idle()
+                await execution.settle()
         except TimeoutError:
             log.warning("drain_timed_out", budget_s=budget)
         withdrawn = await execution.withdraw_unsent()
@@ -371,14 +372,23 @@ async def _reconcile(config: Config, out: TextIO) -> int:
         ledger = await Ledger.open(config.ledger.path)
         try:
             async with open_broker(config, clock) as handle:
-                outcome = await Reconciler(ledger, handle.broker, clock, strategies_by_symbol(config)).run(
-                    "cli"
-                )
+                reconciler = Reconciler(ledger, handle.broker, clock, strategies_by_symbol(config))
+                outcome = await reconciler.run("cli")
+            pending = [
+                order.client_order_id
+                for order in await ledger.open_orders()
+                if order.status in (OrderStatus.RESERVED, OrderStatus.UNKNOWN)
+            ]
         finally:
             await ledger.close()
     finally:
         lock.release()
     out.write(("clean" if outcome.clean else "mismatch") + f": {outcome.summary}\n")
+    if pending:
+        out.write(
+            f"{len(pending)} order(s) RESERVED or UNKNOWN are not at the broker; the daemon resolves them "
+            f"at its next start (lookup, then send under the same id): {', '.join(pending)}\n"
+        )
     return 0 if outcome.clean else 1
 
 

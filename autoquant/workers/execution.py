@@ -196,6 +196,21 @@ class ExecutionWorker:
         async with self._processing:
             return
 
+    async def settle(self, poll_s: float = 0.1) -> None:
+        """Until nothing is in flight: no order being processed and none UNKNOWN (each resolved by
+        lookup, or sent again under the same id once its grace has passed). A reservation is never
+        sent while draining. The drain calls this under its deadline; without it, a submit answered
+        by a 5xx just before SIGTERM stays UNKNOWN until the next start."""
+        while True:
+            try:
+                left = await self.resolve_pending()
+            except BrokerError as error:
+                log.warning("drain_resolution_failed", error=str(error))
+                return
+            if not any(order.status is OrderStatus.UNKNOWN for order in left):
+                return
+            await asyncio.sleep(poll_s)  # the grace period or the broker's recovery, under the deadline
+
     async def process(self, order: Order, *, send_missing: bool = True) -> Order | None:
         """Move one RESERVED or UNKNOWN order forward; returns its state afterwards."""
         async with self._processing:

@@ -27,6 +27,7 @@ from typing import Any
 import structlog
 
 from autoquant.brokers.port import Broker
+from autoquant.crashpoints import crashpoint
 from autoquant.domain.broker import BrokerOrderState
 from autoquant.domain.clock import Clock
 from autoquant.domain.controls import ACCOUNT, Control, ControlKind
@@ -101,6 +102,8 @@ class Reconciler:
         started = self.clock.now_ns()
         previous = await self.ledger.last_reconciliation()
         first = await self._pass(previous)
+        # Repairs of the first pass are appended; the run is not recorded, incidents not opened.
+        crashpoint("during_reconciliation")
         final, incidents = first, list(first.result.incidents)
         if incidents:
             second = await self._pass(previous)
