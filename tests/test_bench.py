@@ -24,6 +24,12 @@ REQUIRED = {
     "rss_mb",
     "orders_per_s_paper_inprocess",
     "orders_per_s_paper_server",
+    "log_calls_per_s",
+    "log_lines_written_per_s",
+    "loop_lag_p99_ms_quiet",
+    "loop_lag_p99_ms_logging",
+    "logging_lag_ratio",
+    "log_records_dropped",
     "python",
     "cpu_count",
     "quick",
@@ -58,7 +64,14 @@ def test_quick_bench_prints_every_key_as_its_last_line(tmp_path: Path) -> None:
     report = json.loads(last)
     assert report.keys() >= REQUIRED
     assert report["quick"] is True
-    for key in ("ledger_append_per_s", "risk_check_p99_us", "tick_to_submit_p99_ms", "startup_ready_s"):
+    for key in (
+        "ledger_append_per_s",
+        "risk_check_p99_us",
+        "tick_to_submit_p99_ms",
+        "startup_ready_s",
+        "log_calls_per_s",
+        "loop_lag_p99_ms_logging",
+    ):
         assert isinstance(report[key], (int, float)) and report[key] > 0, key
     assert set(report["targets"]) == {
         "ledger_vs_raw",

@@ -15,7 +15,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from autoquant.bench import ledger_writes, risk_latency, startup, throughput, tick_to_submit
+from autoquant.bench import ledger_writes, logging_cost, risk_latency, startup, throughput, tick_to_submit
 from autoquant.bench.common import BENCH_DIR, Sizes, progress
 from autoquant.bench.report import final_report
 
@@ -33,6 +33,19 @@ GROUPS: list[tuple[str, Callable[[Sizes], Any], tuple[str, ...]]] = [
         ),
     ),
     ("risk check", risk_latency.run, ("risk_check_p50_us", "risk_check_p99_us")),
+    (
+        "logging cost",
+        lambda sizes: asyncio.run(logging_cost.run(sizes)),
+        (
+            "log_calls_per_s",
+            "log_lines_written_per_s",
+            "loop_lag_p99_ms_quiet",
+            "loop_lag_p99_ms_logging",
+            "logging_lag_ratio",
+            "logging_lines_per_s_during_lag",
+            "log_records_dropped",
+        ),
+    ),
     (
         "tick to submit",
         lambda sizes: asyncio.run(tick_to_submit.run(sizes)),

@@ -35,6 +35,10 @@ class Sizes:
     startup_runs: int
     inprocess_orders: int
     server_orders: int
+    #: Log calls timed for ``log_calls_per_s``.
+    log_calls: int
+    #: Seconds the loop-lag sampler runs, once quiet and once with heavy logging.
+    lag_seconds: float
 
     @classmethod
     def full(cls) -> Sizes:
@@ -50,6 +54,8 @@ class Sizes:
             startup_runs=3,
             inprocess_orders=3_000,
             server_orders=500,
+            log_calls=200_000,
+            lag_seconds=3.0,
         )
 
     @classmethod
@@ -66,6 +72,8 @@ class Sizes:
             startup_runs=1,
             inprocess_orders=300,
             server_orders=100,
+            log_calls=50_000,
+            lag_seconds=1.5,
         )
 
     @classmethod
@@ -83,6 +91,8 @@ class Sizes:
             startup_runs=1,
             inprocess_orders=30,
             server_orders=20,
+            log_calls=2_000,
+            lag_seconds=0.2,
         )
 
 
