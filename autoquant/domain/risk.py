@@ -342,15 +342,15 @@ def _run(
         # order's side of it is the position after the order.
         if buying:
             after = pos + open_buys + qty
-            held = abs(after)
-            other = abs(pos - open_sells)
-            exposure = other if other > held else held
+            size_after = abs(after)
+            other_side = abs(pos - open_sells)
+            exposure = other_side if other_side > size_after else size_after
         else:
             after = pos - open_sells - qty
-            held = abs(after)
-            other = abs(pos + open_buys)
-            exposure = held if held > other else other
-        position_notional = held * last
+            size_after = abs(after)
+            other_side = abs(pos + open_buys)
+            exposure = size_after if size_after > other_side else other_side
+        position_notional = size_after * last
         max_position = limits.max_position_notional
         position_check = _new(
             RiskCheck,
@@ -361,7 +361,8 @@ def _run(
                 (symbol, after, last, position_notional, max_position),
             ),
         )
-        gross, unpriced = _gross_exposure(book, prices, symbol, exposure * last)
+        own = position_notional if exposure is size_after else exposure * last
+        gross, unpriced = _gross_exposure(book, prices, symbol, own)
         if unpriced is not None:
             gross_check = _new(
                 RiskCheck, (MAX_GROSS_EXPOSURE, False, _NO_PRICE + " {}, held or ordered", (unpriced,))
