@@ -54,7 +54,7 @@ class Sizes:
             startup_runs=3,
             inprocess_orders=3_000,
             server_orders=500,
-            log_calls=200_000,
+            log_calls=100_000,
             lag_seconds=3.0,
         )
 
@@ -72,7 +72,7 @@ class Sizes:
             startup_runs=1,
             inprocess_orders=300,
             server_orders=100,
-            log_calls=50_000,
+            log_calls=20_000,
             lag_seconds=1.5,
         )
 
