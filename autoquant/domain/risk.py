@@ -178,18 +178,26 @@ class _Book(NamedTuple):
     position: dict[str, Decimal]
     buys: dict[str, Decimal]
     sells: dict[str, Decimal]
+    #: Symbols with open orders and no position, each once.
+    unheld: list[str]
 
 
 def _book(snapshot: RiskSnapshot) -> _Book:
+    positions = snapshot.positions
     buys: dict[str, Decimal] = {}
     sells: dict[str, Decimal] = {}
+    unheld: list[str] = []
     for o in snapshot.open_orders:
         symbol = o.symbol
-        if o.side is _BUY:
-            buys[symbol] = buys.get(symbol, _ZERO) + o.remaining_qty
+        side = buys if o.side is _BUY else sells
+        before = side.get(symbol)
+        if before is None:
+            side[symbol] = _ZERO + o.remaining_qty
+            if symbol not in positions and symbol not in (sells if side is buys else buys):
+                unheld.append(symbol)
         else:
-            sells[symbol] = sells.get(symbol, _ZERO) + o.remaining_qty
-    book: _Book = _new(_Book, (snapshot.positions, buys, sells))
+            side[symbol] = before + o.remaining_qty
+    book: _Book = _new(_Book, (positions, buys, sells, unheld))
     return book
 
 
@@ -203,7 +211,7 @@ def _gross_exposure(
     nothing. Written out (``b if b > a else a`` is ``max(a, b)``) because a builtin call costs more
     than the Decimal comparison it makes.
     """
-    position, buys, sells = book
+    position, buys, sells, unheld = book
     total = start
     for s, pos in position.items():
         if s == symbol:
@@ -225,9 +233,10 @@ def _gross_exposure(
             if price is None:
                 return total, s
             total += qty * price
-    for s, bought in buys.items():  # ordered but not held: |0 + buys| is buys, |0 - sells| is sells
-        if s == symbol or s in position:
+    for s in unheld:  # ordered, not held: |0 + buys| is buys and |0 - sells| is sells
+        if s == symbol:
             continue
+        bought = buys.get(s, _ZERO)
         sold = sells.get(s, _ZERO)
         qty = sold if sold > bought else bought
         if qty:
@@ -235,14 +244,6 @@ def _gross_exposure(
             if price is None:
                 return total, s
             total += qty * price
-    for s, sold in sells.items():
-        if s == symbol or s in position or s in buys:
-            continue
-        if sold:
-            price = prices.get(s)
-            if price is None:
-                return total, s
-            total += sold * price
     return total, None
 
 
@@ -269,7 +270,7 @@ def _run(
     twice per order, so values are read once into locals and checks are built with ``_new``."""
     symbol = intent.symbol
     buying = intent.side is _BUY
-    position, buys, sells = book
+    position, buys, sells, _ = book
     pos = position.get(symbol, _ZERO)
     open_buys = buys.get(symbol, _ZERO)
     open_sells = sells.get(symbol, _ZERO)
