@@ -19,6 +19,7 @@ from autoquant.domain.orders import Order
 from autoquant.domain.risk import OpenOrderExposure, RiskCheck, RiskLimits, RiskSnapshot, RiskVerdict, check
 from autoquant.domain.values import from_ns
 from autoquant.ledger import Ledger
+from autoquant.ledger.ledger import Book
 from autoquant.ledger.records import RiskEvent
 from autoquant.workers.market import MarketState
 
@@ -56,10 +57,12 @@ class RiskGate:
             self._controls_seq = seq
         return self.controls
 
-    async def snapshot(self) -> RiskSnapshot:
-        """The account as it stands now: one ledger read, plus market state held in memory."""
+    async def snapshot(self, book: Book | None = None) -> RiskSnapshot:
+        """The account as it stands now: one ledger read (or the caller's, just made), plus market
+        state held in memory."""
         now = self.clock.now_ns()
-        book = await self.ledger.book(utc_day_start_ns(now))
+        if book is None:
+            book = await self.ledger.book(utc_day_start_ns(now))
         await self.refresh_controls(book.control_seq)
         open_orders = []
         for order in book.open_orders:
@@ -92,8 +95,8 @@ class RiskGate:
             controls=self.controls,
         )
 
-    async def check_intent(self, intent: OrderIntent) -> RiskVerdict:
-        return check(intent, await self.snapshot(), self.limits)
+    async def check_intent(self, intent: OrderIntent, book: Book | None = None) -> RiskVerdict:
+        return check(intent, await self.snapshot(book), self.limits)
 
     async def check_order(self, order: Order) -> RiskEvent:
         """The pre-submit re-check of a reserved order (the order's own exposure is not double counted)."""

@@ -25,6 +25,7 @@ from autoquant.domain.ids import client_order_id
 from autoquant.domain.orders import Order
 from autoquant.domain.strategy import Strategy, StrategyState
 from autoquant.ledger import Ledger
+from autoquant.ledger.ledger import Book
 from autoquant.ledger.records import RiskEvent
 from autoquant.logs import bound
 from autoquant.workers.market import MarketState
@@ -86,7 +87,8 @@ class StrategyWorker:
         bars = self.market.recent(strategy.symbol, strategy.warmup + 1)
         if not bars:
             return None
-        position, open_count, open_qty = await self._book(strategy)
+        book = await self.ledger.book(utc_day_start_ns(self.clock.now_ns()))
+        position, open_count, open_qty = self._holdings(strategy, book)
         state = StrategyState.assemble(
             strategy_id=strategy.id,
             symbol=strategy.symbol,
@@ -99,11 +101,12 @@ class StrategyWorker:
         )
         decision = strategy.decide(state)
         with bound(decision_id=decision.decision_id):
-            await self._act(decision)
+            await self._act(decision, book)
         return decision
 
-    async def _book(self, strategy: Strategy) -> tuple[Decimal, int, Decimal]:
-        book = await self.ledger.book(utc_day_start_ns(self.clock.now_ns()))
+    @staticmethod
+    def _holdings(strategy: Strategy, book: Book) -> tuple[Decimal, int, Decimal]:
+        """This strategy's position, open order count and signed open quantity in its symbol."""
         held = book.positions.get((strategy.id, strategy.symbol))
         count, qty = 0, Decimal(0)
         for order in book.open_orders:
@@ -112,7 +115,7 @@ class StrategyWorker:
                 qty += order.remaining_qty * order.side.sign
         return (held.qty if held else Decimal(0)), count, qty
 
-    async def _act(self, decision: Decision) -> None:
+    async def _act(self, decision: Decision, book: Book | None = None) -> None:
         now = self.clock.now_ns()
         self.decisions += 1
         if decision.action is Action.HOLD or decision.intent is None:
@@ -122,7 +125,7 @@ class StrategyWorker:
                 log.debug("decision_hold", reason=decision.reason, strategy_id=decision.strategy_id)
             return
         intent = decision.intent
-        verdict = await self.gate.check_intent(intent)
+        verdict = await self.gate.check_intent(intent, book)
         if verdict.allowed and verdict.resized_qty is not None:
             intent = intent.model_copy(update={"qty": verdict.resized_qty})
         order = self._reservation(intent, now) if verdict.allowed else None
