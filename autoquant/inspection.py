@@ -23,7 +23,7 @@ import aiosqlite
 from autoquant.domain.values import from_ns, to_ns
 from autoquant.errors import LedgerError
 from autoquant.ledger import Ledger, connection, migrations
-from autoquant.ledger.ledger import _ORDER_COLUMNS, _ORDER_FROM, order_from_row
+from autoquant.ledger.ledger import ORDER_COLUMNS, ORDER_FROM, order_from_row
 
 Row = dict[str, Any]
 
@@ -104,8 +104,8 @@ async def orders(
     """Every order (created at or after ``since_ns``) with its current state and average fill price."""
     where, params = _filters(symbol, since_ns, "o.")
     rows = await ledger.query(
-        f"SELECT {_ORDER_COLUMNS}, (SELECT group_concat(qty || '@' || price, ' ') FROM fills f"
-        f" WHERE f.client_order_id = o.client_order_id) {_ORDER_FROM} WHERE {where} ORDER BY o.seq",
+        f"SELECT {ORDER_COLUMNS}, (SELECT group_concat(qty || '@' || price, ' ') FROM fills f"
+        f" WHERE f.client_order_id = o.client_order_id) {ORDER_FROM} WHERE {where} ORDER BY o.seq",
         params,
     )
     result = []

@@ -34,12 +34,13 @@ from autoquant.ledger.records import Incident, ReconciliationRun, RiskEvent
 #: Write an open-orders checkpoint after this many closures or reservations since the last one.
 CHECKPOINT_EVERY = 256
 
-_ORDER_COLUMNS = """
+#: Select an order with its current state (the latest event row): use as SELECT {ORDER_COLUMNS} {ORDER_FROM}.
+ORDER_COLUMNS = """
     o.client_order_id, o.decision_id, o.strategy_id, o.symbol, o.side, o.qty, o.order_type,
     o.time_in_force, o.limit_price, o.local_ts_ns,
     e.status_after, e.filled_qty_after, e.broker_order_id, e.order_reason_after, e.local_ts_ns
 """
-_ORDER_FROM = """
+ORDER_FROM = """
     FROM orders o LEFT JOIN order_events e ON e.seq = (
         SELECT max(seq) FROM order_events WHERE client_order_id = o.client_order_id)
 """
@@ -363,7 +364,7 @@ class Ledger:
     async def orders_for_decision(self, decision_id: str) -> list[Order]:
         def read(conn: sqlite3.Connection) -> list[Order]:
             cursor = conn.execute(
-                f"SELECT {_ORDER_COLUMNS} {_ORDER_FROM} WHERE o.decision_id = ? ORDER BY o.seq",
+                f"SELECT {ORDER_COLUMNS} {ORDER_FROM} WHERE o.decision_id = ? ORDER BY o.seq",
                 (decision_id,),
             )
             return [order_from_row(row) for row in cursor.fetchall()]
@@ -607,7 +608,7 @@ def _insert_risk_event(conn: sqlite3.Connection, event: RiskEvent) -> None:
 
 def _load_order(conn: sqlite3.Connection, client_order_id: str) -> Order | None:
     cursor = conn.execute(
-        f"SELECT {_ORDER_COLUMNS} {_ORDER_FROM} WHERE o.client_order_id = ?", (client_order_id,)
+        f"SELECT {ORDER_COLUMNS} {ORDER_FROM} WHERE o.client_order_id = ?", (client_order_id,)
     )
     row = cursor.fetchone()
     return None if row is None else order_from_row(row)
