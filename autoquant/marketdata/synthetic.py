@@ -50,6 +50,10 @@ class _Walk:
         return open_, high, low, close, volume
 
 
+#: Bars behind the clock after which the walk skips to the present instead of catching up.
+_MAX_LAG_BARS = 50
+
+
 class SyntheticBars:
     """Emits one bar per symbol, then sleeps ``bar_seconds``; forever, or ``limit`` rounds."""
 
@@ -69,7 +73,8 @@ class SyntheticBars:
         if start_price < _FLOOR:
             raise ValueError(f"start_price must be at least {_FLOOR}, got {start_price}")
         self._walks = [_Walk(seed, symbol, start_price) for symbol in symbols]
-        self._bar_ns = max(1, int(bar_seconds * 1_000_000_000))
+        # Whole microseconds: a datetime holds no finer, and close times must stay distinct.
+        self._bar_ns = max(1, round(bar_seconds * 1_000_000)) * 1_000
         self._bar_seconds = bar_seconds
         self._clock = clock
         self._sleep = sleep
@@ -77,14 +82,19 @@ class SyntheticBars:
         self._closed = False
 
     async def __aiter__(self) -> AsyncIterator[Bar]:
+        # Bars close on a fixed grid of bar_seconds, each right after the one before, so a busy
+        # event loop delays a bar instead of opening a hole between two (which the reorder buffer
+        # would rightly report as missing data). Only after a long stall (the machine suspended)
+        # does the walk jump to the present, and then the hole is real.
         rounds = 0
-        last_close_ns = 0
+        next_close = (self._clock.now_ns() // self._bar_ns + 1) * self._bar_ns
         while not self._closed and (self._limit is None or rounds < self._limit):
-            await self._sleep(self._bar_seconds)
-            close_ns = self._clock.now_ns() // 1_000 * 1_000  # datetimes hold microseconds
-            if close_ns <= last_close_ns:
-                continue  # the clock did not move: a second bar would share the first one's identity
-            last_close_ns = close_ns
+            delay_ns = next_close - self._clock.now_ns()
+            if delay_ns > 0:
+                await self._sleep(delay_ns / 1e9)
+            elif -delay_ns > _MAX_LAG_BARS * self._bar_ns:
+                next_close = (self._clock.now_ns() // self._bar_ns) * self._bar_ns
+            close_ns, next_close = next_close, next_close + self._bar_ns
             close_time, open_time = from_ns(close_ns), from_ns(close_ns - self._bar_ns)
             for walk in self._walks:
                 open_, high, low, close, volume = walk.step()

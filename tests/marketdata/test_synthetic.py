@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from itertools import pairwise
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -78,3 +79,26 @@ async def test_synthetic_bars_are_always_valid(seed: int, bar_seconds: float) ->
             assert bar.open == previous.close
             assert bar.close_time > previous.close_time
         previous = bar
+
+
+async def test_a_busy_loop_delays_bars_but_leaves_no_hole(clock: FakeClock) -> None:
+    """When every sleep overshoots (a busy loop), bars still close exactly bar_seconds apart."""
+
+    async def late_sleep(seconds: float) -> None:
+        clock.advance(seconds * 1.7)
+
+    source = SyntheticBars(["AAPL"], bar_seconds=0.1, seed=1, clock=clock, sleep=late_sleep, limit=20)
+    closes = [bar.close_ns async for bar in source]
+    assert {b - a for a, b in pairwise(closes)} == {100_000_000}
+
+
+async def test_after_a_long_stall_the_walk_jumps_to_the_present(clock: FakeClock) -> None:
+    """A stall far longer than a bar makes the next bar close near now: the hole is real and shows."""
+    source = SyntheticBars(["AAPL"], bar_seconds=0.1, seed=1, clock=clock, sleep=clock_sleep(clock), limit=3)
+    closes = []
+    async for bar in source:
+        closes.append(bar.close_ns)
+        if len(closes) == 1:
+            clock.advance(60)
+    assert closes[1] - closes[0] > 50 * 100_000_000
+    assert clock.now_ns() - closes[1] < 200_000_000
