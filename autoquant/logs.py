@@ -6,7 +6,9 @@ short structlog chain that only *collects*: the bound context (``worker``, ``dec
 traceback (``sys.exc_info`` belongs to the calling thread, so it cannot be read later). The event
 dict then rides a stdlib ``LogRecord`` into a bounded queue. One writer thread renders and writes:
 JSON to the file, JSON or console rendering to stderr. Rendering and every ``write()`` happen on that
-thread, so a slow disk or a stalled journald pipe stalls the writer, not the loop.
+thread, so a slow disk or a stalled journald pipe stalls the writer, not the loop. The processors of
+both sides, and the key order of a line, are in ``autoquant.log_processors``; this module is the
+plumbing between them: binding, the queue, the writer thread and its sinks, configuration.
 
 Why structlog over the stdlib (and not structlog's own loggers): third-party libraries (asyncio,
 uvicorn, websockets, alpaca-py) log through the stdlib; routing structlog through the stdlib root
@@ -25,46 +27,48 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import enum
 import logging
 import logging.handlers
 import queue
 import sys
 import threading
-import traceback
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import UTC, date, datetime
-from decimal import Decimal
-from pathlib import Path, PurePath
+from datetime import UTC, datetime
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, TextIO
 
 import structlog
-from pydantic import BaseModel
-from structlog.typing import EventDict, Processor, WrappedLogger
 
 from autoquant.config import LoggingSettings
-
-#: Keys that lead every line, in this order; the rest follow as logged.
-LEADING_KEYS: Final = (
-    "timestamp",
-    "level",
-    "event",
-    "worker",
-    "decision_id",
-    "client_order_id",
-    "broker_order_id",
+from autoquant.log_processors import (
+    CONTEXT_ATTR,
+    DEFAULT_WORKER,
+    ID_KEYS,
+    LEADING_KEYS,
+    calling_chain,
+    console_formatter,
+    json_formatter,
+    utc_timestamp,
 )
-#: The ids an order's lines are bound to (and that ``autoquant logs --id`` matches exactly).
-ID_KEYS: Final = ("decision_id", "client_order_id", "broker_order_id")
-#: ``worker`` on lines logged outside any worker task (start-up, shutdown, the supervisor itself).
-DEFAULT_WORKER: Final = "main"
+
+__all__ = [
+    "DEFAULT_QUEUE_SIZE",
+    "DEFAULT_WORKER",
+    "ID_KEYS",
+    "LEADING_KEYS",
+    "NOISY_LOGGERS",
+    "LoggingHandle",
+    "bind_worker",
+    "bound",
+    "configure_logging",
+    "get_logger",
+]
+
 #: Records held for the writer before new ones are dropped (and counted).
 DEFAULT_QUEUE_SIZE: Final = 10_000
 #: Chatty third-party loggers kept at INFO even when autoquant logs at DEBUG.
 NOISY_LOGGERS: Final = ("aiosqlite", "asyncio", "websockets", "httpcore", "httpx", "urllib3", "hpack")
-
-_CONTEXT_ATTR: Final = "autoquant_context"
 
 
 # --- binding ----------------------------------------------------------------------------------
@@ -96,131 +100,6 @@ def get_logger(name: str) -> structlog.stdlib.BoundLogger:
     return structlog.stdlib.get_logger(name)
 
 
-# --- processors (calling thread) ----------------------------------------------------------------
-
-
-def _utc_timestamp(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _add_timestamp(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
-    event_dict["timestamp"] = _utc_timestamp(datetime.now(UTC))
-    return event_dict
-
-
-def _render_exception(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
-    """Turn ``exc_info`` into a ``traceback`` string while the exception is still at hand."""
-    exc_info = event_dict.pop("exc_info", None)
-    if not exc_info:
-        return event_dict
-    if isinstance(exc_info, BaseException):
-        exc_info = (type(exc_info), exc_info, exc_info.__traceback__)
-    elif not isinstance(exc_info, tuple):
-        exc_info = sys.exc_info()
-    if exc_info[0] is not None:
-        event_dict["traceback"] = "".join(traceback.format_exception(*exc_info)).rstrip("\n")
-    return event_dict
-
-
-# --- processors (writer thread) -----------------------------------------------------------------
-
-
-def _add_record_timestamp(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
-    record: logging.LogRecord = event_dict["_record"]
-    event_dict["timestamp"] = _utc_timestamp(datetime.fromtimestamp(record.created, UTC))
-    return event_dict
-
-
-def _add_record_context(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
-    """A stdlib record carries the ids bound where it was logged (captured by the queue handler)."""
-    record: logging.LogRecord = event_dict["_record"]
-    event_dict["logger"] = record.name
-    for key, value in getattr(record, _CONTEXT_ATTR, {}).items():
-        event_dict.setdefault(key, value)
-    return event_dict
-
-
-def _finish(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
-    """Default the worker, put the leading keys first."""
-    event_dict.setdefault("worker", DEFAULT_WORKER)
-    ordered = {key: event_dict.pop(key) for key in LEADING_KEYS if key in event_dict}
-    ordered.update(event_dict)
-    return ordered
-
-
-def _plain(value: object) -> object:
-    """What a value becomes in a log line: Decimals as exact strings, models as their JSON form."""
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, PurePath):
-        return str(value)
-    if isinstance(value, BaseModel):
-        return value.model_dump(mode="json")
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return dataclasses.asdict(value)
-    if isinstance(value, set | frozenset):
-        return sorted(value, key=repr)
-    return repr(value)
-
-
-def _without_decimals(value: object) -> object:
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, list | tuple):
-        return [_without_decimals(item) for item in value]
-    if isinstance(value, dict):
-        return {key: _without_decimals(item) for key, item in value.items()}
-    return value
-
-
-def _plain_decimals(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
-    """For the console renderer, which would otherwise print ``Decimal('1.5')``."""
-    return {key: _without_decimals(value) for key, value in event_dict.items()}
-
-
-def _traceback_as_exception(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
-    """The console renderer prints an ``exception`` string below the line."""
-    if "traceback" in event_dict:
-        event_dict["exception"] = event_dict.pop("traceback")
-    return event_dict
-
-
-def _json_formatter() -> structlog.stdlib.ProcessorFormatter:
-    return structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=_FOREIGN_PRE_CHAIN,
-        processors=[
-            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            _finish,
-            structlog.processors.JSONRenderer(default=_plain, ensure_ascii=False),
-        ],
-    )
-
-
-def _console_formatter() -> structlog.stdlib.ProcessorFormatter:
-    return structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=_FOREIGN_PRE_CHAIN,
-        processors=[
-            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            _finish,
-            _plain_decimals,
-            _traceback_as_exception,
-            structlog.dev.ConsoleRenderer(colors=False, sort_keys=False),
-        ],
-    )
-
-
-_FOREIGN_PRE_CHAIN: Final[list[Processor]] = [
-    _add_record_timestamp,
-    structlog.stdlib.add_log_level,
-    _add_record_context,
-    _render_exception,
-]
-
-
 # --- the queue and its writer ------------------------------------------------------------------
 
 
@@ -239,7 +118,7 @@ class _DroppingQueueHandler(logging.handlers.QueueHandler):
         # bound where it was logged, since the writer thread does not share this context.
         prepared = logging.makeLogRecord(record.__dict__)
         prepared.msg, prepared.args = record.getMessage(), None
-        setattr(prepared, _CONTEXT_ATTR, structlog.contextvars.get_contextvars())
+        setattr(prepared, CONTEXT_ATTR, structlog.contextvars.get_contextvars())
         return prepared
 
     def enqueue(self, record: logging.LogRecord) -> None:
@@ -336,7 +215,7 @@ class _Writer:
         event = {
             "event": "log_records_dropped",
             "level": "warning",
-            "timestamp": _utc_timestamp(datetime.now(UTC)),
+            "timestamp": utc_timestamp(datetime.now(UTC)),
             "worker": "logging",
             "count": count,
         }
@@ -456,9 +335,9 @@ def configure_logging(
 
     settings.path.parent.mkdir(parents=True, exist_ok=True)
     file_sink = _SizeRotatingFile(settings.path, max_bytes=settings.max_bytes, backups=settings.backups)
-    file_sink.setFormatter(_json_formatter())
+    file_sink.setFormatter(json_formatter())
     stderr_sink = _UnflushedStream(stream)
-    stderr_sink.setFormatter(_console_formatter() if console else _json_formatter())
+    stderr_sink.setFormatter(console_formatter() if console else json_formatter())
     sinks = (file_sink, stderr_sink)
 
     restore = _Saved.capture()
@@ -474,14 +353,7 @@ def configure_logging(
             logging.getLogger(name).setLevel(logging.INFO)
     root.addHandler(queue_handler)
     structlog.configure(
-        processors=[
-            structlog.stdlib.filter_by_level,
-            structlog.contextvars.merge_contextvars,
-            structlog.stdlib.add_log_level,
-            _add_timestamp,
-            _render_exception,
-            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
-        ],
+        processors=calling_chain(),
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         # Not cached: a logger fetched at import time must follow this configuration and the

@@ -30,9 +30,8 @@ What it does, so that code tested against it meets the same shapes as at Alpaca:
   in ``state_path``; reopening restores it and open orders keep working. The file's cash wins over a
   changed ``starting_cash``.
 
-Updates, in order, per order: ``ACCEPTED`` ("new") at submit; then zero or more ``PARTIAL_FILL``
-("partial_fill"), then one ``FILL`` ("fill"), or a final ``CANCELED`` / ``EXPIRED`` / ``REJECTED``.
-Every update carries the full order state after the event; fill updates carry their ``Fill``.
+What updates an order gets, and how they are worded, is in ``order_updates``; who receives them (update
+queues, and the pump's wake-up watchers) is in ``fanout``.
 """
 
 from __future__ import annotations
@@ -43,6 +42,7 @@ from collections.abc import Callable, Sequence
 from decimal import Decimal, localcontext
 from typing import Literal
 
+from autoquant.brokers.paper.fanout import UpdateFanout
 from autoquant.brokers.paper.fill_model import (
     chance,
     fee_for,
@@ -50,6 +50,7 @@ from autoquant.brokers.paper.fill_model import (
     is_marketable,
     partial_qty,
 )
+from autoquant.brokers.paper.order_updates import accepted_state, filled_state, finished_state, order_update
 from autoquant.brokers.paper.refusals import (
     MONEY_PRECISION,
     buying_power,
@@ -77,28 +78,6 @@ from autoquant.domain.values import Side, TimeInForce
 
 DAY_NS = 86_400 * 1_000_000_000
 
-#: The Alpaca words for our events and statuses, kept on updates as ``raw_event`` / ``raw_status``.
-RAW_EVENT = {
-    OrderEventKind.ACCEPTED: "new",
-    OrderEventKind.PARTIAL_FILL: "partial_fill",
-    OrderEventKind.FILL: "fill",
-    OrderEventKind.CANCELED: "canceled",
-    OrderEventKind.EXPIRED: "expired",
-    OrderEventKind.REJECTED: "rejected",
-}
-_FINAL_STATUS = {
-    OrderEventKind.CANCELED: OrderStatus.CANCELED,
-    OrderEventKind.EXPIRED: OrderStatus.EXPIRED,
-    OrderEventKind.REJECTED: OrderStatus.REJECTED,
-}
-RAW_STATUS = {
-    OrderStatus.ACCEPTED: "new",
-    OrderStatus.PARTIALLY_FILLED: "partially_filled",
-    OrderStatus.FILLED: "filled",
-    OrderStatus.CANCELED: "canceled",
-    OrderStatus.EXPIRED: "expired",
-    OrderStatus.REJECTED: "rejected",
-}
 _IMMEDIATE = frozenset({TimeInForce.IOC, TimeInForce.FOK})
 
 
@@ -125,8 +104,7 @@ class PaperExchange:
         self._open: dict[str, OrderRecord] = {r.state.broker_order_id: r for r in self._store.open_orders()}
         self._positions: dict[str, Position] = self._store.positions()
         self._prices: dict[str, Decimal] = self._store.prices()
-        self._subscribers: list[asyncio.Queue[OrderUpdate]] = []
-        self._watchers: list[Callable[[], None]] = []
+        self._fanout = UpdateFanout()
 
     # --- prices ------------------------------------------------------------------------------
 
@@ -143,7 +121,7 @@ class PaperExchange:
             writer.set_price(symbol, price, self.clock.now_ns())
         self._prices[symbol] = price
         updates = self.process()
-        self._poke()
+        self._fanout.poke()
         return updates
 
     def last_price(self, symbol: str) -> Decimal | None:
@@ -165,24 +143,11 @@ class PaperExchange:
             settings=self.settings,
         )
         now = self.clock.now_ns()
-        state = BrokerOrderState(
-            broker_order_id=str(uuid.uuid4()),
-            client_order_id=request.client_order_id,
-            symbol=request.symbol,
-            side=request.side,
-            qty=request.qty,
-            order_type=request.order_type,
-            time_in_force=request.time_in_force,
-            limit_price=request.limit_price,
-            status=OrderStatus.ACCEPTED,
-            created_ns=now,
-            updated_ns=now,
-            raw_status=RAW_STATUS[OrderStatus.ACCEPTED],
-        )
+        state = accepted_state(request, str(uuid.uuid4()), now)
         expires = end_of_utc_day_ns(now) if request.time_in_force is TimeInForce.DAY else None
         record = OrderRecord(state=state, due_ns=now + self._latency_ns, expires_ns=expires)
-        self._commit(record, [self._update(OrderEventKind.ACCEPTED, state, now)])
-        self._poke()
+        self._commit(record, [order_update(OrderEventKind.ACCEPTED, state, now)])
+        self._fanout.poke()
         return state
 
     def get_order(self, broker_order_id: str) -> BrokerOrderState | None:
@@ -220,7 +185,7 @@ class PaperExchange:
                 raise not_found(broker_order_id)
             raise not_cancelable(known.status.value)
         updates = self._finish(record, OrderEventKind.CANCELED, self.clock.now_ns())
-        self._poke()
+        self._fanout.poke()
         return updates[-1].order
 
     def cancel_all(self) -> list[tuple[str, int]]:
@@ -291,25 +256,20 @@ class PaperExchange:
 
     def subscribe(self) -> asyncio.Queue[OrderUpdate]:
         """A queue that receives every update from now on."""
-        queue: asyncio.Queue[OrderUpdate] = asyncio.Queue()
-        self._subscribers.append(queue)
-        return queue
+        return self._fanout.subscribe()
 
     def unsubscribe(self, queue: asyncio.Queue[OrderUpdate]) -> None:
-        if queue in self._subscribers:
-            self._subscribers.remove(queue)
+        self._fanout.unsubscribe(queue)
 
     def add_watcher(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` after anything that may move ``next_due_ns`` (a pump's wake-up)."""
-        self._watchers.append(callback)
+        self._fanout.add_watcher(callback)
 
     def remove_watcher(self, callback: Callable[[], None]) -> None:
-        if callback in self._watchers:
-            self._watchers.remove(callback)
+        self._fanout.remove_watcher(callback)
 
     def close(self) -> None:
-        self._subscribers.clear()
-        self._watchers.clear()
+        self._fanout.clear()
         self._store.close()
 
     # --- internals -----------------------------------------------------------------------------
@@ -355,17 +315,8 @@ class PaperExchange:
             total_notional = record.filled_notional + notional
             ctx.prec = 34
             average = total_notional / filled
-        done = filled == state.qty
-        status = OrderStatus.FILLED if done else OrderStatus.PARTIALLY_FILLED
-        new_state = state.model_copy(
-            update={
-                "status": status,
-                "filled_qty": filled,
-                "filled_avg_price": average,
-                "updated_ns": now,
-                "raw_status": RAW_STATUS[status],
-            }
-        )
+        new_state = filled_state(state, filled, average, now)
+        done = new_state.status is OrderStatus.FILLED
         fill = Fill(
             execution_id=str(uuid.uuid4()),
             client_order_id=state.client_order_id,
@@ -387,30 +338,20 @@ class PaperExchange:
             filled_notional=total_notional,
         )
         kind = OrderEventKind.FILL if done else OrderEventKind.PARTIAL_FILL
-        update = self._update(kind, new_state, now, fill)
+        update = order_update(kind, new_state, now, fill)
         self._commit(new_record, [update], fill=fill, position=position, cash=cash)
         if not done and state.time_in_force is TimeInForce.IOC:
             return [update, *self._finish(new_record, OrderEventKind.CANCELED, now)]
         return [update]
 
     def _finish(self, record: OrderRecord, kind: OrderEventKind, now: int) -> list[OrderUpdate]:
-        status = _FINAL_STATUS[kind]
-        state = record.state.model_copy(
-            update={"status": status, "updated_ns": now, "raw_status": RAW_STATUS[status]}
-        )
-        update = self._update(kind, state, now)
+        state = finished_state(record.state, kind, now)
+        update = order_update(kind, state, now)
         self._commit(
             OrderRecord(state, record.due_ns, record.expires_ns, record.fills_done, record.filled_notional),
             [update],
         )
         return [update]
-
-    def _update(
-        self, kind: OrderEventKind, state: BrokerOrderState, now: int, fill: Fill | None = None
-    ) -> OrderUpdate:
-        return OrderUpdate(
-            kind=kind, order=state, fill=fill, broker_ts_ns=now, local_ts_ns=now, raw_event=RAW_EVENT[kind]
-        )
 
     def _commit(
         self,
@@ -441,10 +382,4 @@ class PaperExchange:
             self._positions[position.symbol] = position
         if cash is not None:
             self._cash = cash
-        for update in updates:
-            for queue in self._subscribers:
-                queue.put_nowait(update)
-
-    def _poke(self) -> None:
-        for callback in list(self._watchers):
-            callback()
+        self._fanout.publish(updates)
