@@ -23,6 +23,10 @@ Everything else is an incident for the operator, with the action that clears it:
 
 Repairs are returned even when there are incidents: a fill the broker reports happened, whatever else
 is wrong. The diff is idempotent: applying its repairs and diffing again yields nothing to do.
+
+The models that go in and out are in ``reconciliation_models`` and the cash check in ``cash_check``;
+their public names are re-exported here, so ``from autoquant.domain.reconciliation import LedgerView``
+keeps working.
 """
 
 from __future__ import annotations
@@ -31,22 +35,38 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
-
-from autoquant.domain.broker import BrokerAccount, BrokerOrderState, BrokerPosition
+from autoquant.domain.broker import BrokerOrderState
+from autoquant.domain.cash_check import MAX_AMBIGUOUS_FILLS, cash_effect, check_cash, fill_time_ns
 from autoquant.domain.controls import ACCOUNT
 from autoquant.domain.errors import IllegalTransition
 from autoquant.domain.fills import Fill
 from autoquant.domain.orders import Order, OrderEvent, OrderEventKind, OrderStatus, apply
-from autoquant.domain.values import Money
+from autoquant.domain.reconciliation_models import (
+    BrokerReport,
+    CashBaseline,
+    IncidentDraft,
+    LedgerView,
+    ReconciliationResult,
+)
+
+__all__ = [
+    "ACKNOWLEDGED",
+    "MAX_AMBIGUOUS_FILLS",
+    "BrokerReport",
+    "CashBaseline",
+    "IncidentDraft",
+    "LedgerView",
+    "ReconciliationResult",
+    "cash_effect",
+    "diff",
+    "event_for_state",
+    "fill_time_ns",
+]
 
 _ZERO = Decimal(0)
 
 #: Ledger states in which the broker has acknowledged the order, so it must know it.
 ACKNOWLEDGED = frozenset({OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED, OrderStatus.PENDING_CANCEL})
-
-#: More fills than this near a cash boundary and the cash check is inconclusive rather than guessed.
-MAX_AMBIGUOUS_FILLS = 10
 
 _EVENT_FOR_STATUS = {
     OrderStatus.ACCEPTED: OrderEventKind.ACCEPTED,
@@ -74,101 +94,6 @@ def event_for_state(state: BrokerOrderState, local_ts_ns: int, reason: str | Non
     )
 
 
-def fill_time_ns(fill: Fill) -> int:
-    """When the execution happened: the broker's time if it gave one, else when we received it."""
-    return fill.broker_ts_ns if fill.broker_ts_ns is not None else fill.local_ts_ns
-
-
-def cash_effect(fill: Fill) -> Decimal:
-    """How the fill moves cash: a buy pays its notional, a sell receives it, both pay the fee."""
-    return -(fill.signed_qty * fill.price) - fill.fee
-
-
-class CashBaseline(BaseModel):
-    """The broker's cash at the last run, and the ledger's fills that may have moved it since.
-
-    ``fills`` holds every ledger fill whose time is after ``at_ns - slack_ns``; fills within ``slack_ns``
-    of either boundary may or may not be in the cash the broker reported (clocks differ, reads are not
-    atomic), so the check accepts any subset of those and refuses to guess when there are too many.
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    cash: Money
-    at_ns: int
-    fills: tuple[Fill, ...] = ()
-    slack_ns: int = 2_000_000_000
-
-
-class LedgerView(BaseModel):
-    """What the ledger holds that the broker's report is compared with."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    open_orders: tuple[Order, ...]
-    #: Other ledger orders the broker's report mentions (closed here, perhaps not at the broker).
-    known_orders: dict[str, Order] = {}
-    #: The execution ids, among those the broker reported, that the ledger already has.
-    execution_ids: frozenset[str] = frozenset()
-    #: Account-level quantity per symbol, summed over strategies.
-    positions: dict[str, Money] = {}
-    #: The strategies configured to trade each symbol.
-    strategies_by_symbol: dict[str, frozenset[str]] = {}
-    cash: CashBaseline | None = None
-
-    def order(self, client_order_id: str) -> Order | None:
-        for order in self.open_orders:
-            if order.client_order_id == client_order_id:
-                return order
-        return self.known_orders.get(client_order_id)
-
-
-class BrokerReport(BaseModel):
-    """What the broker said, gathered at ``as_of_ns`` (local time, when the account was read)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    open_orders: tuple[BrokerOrderState, ...] = ()
-    #: The broker's state of each ledger-open order by client order id; None = the broker has no such order.
-    order_states: dict[str, BrokerOrderState | None] = {}
-    #: Every execution since the window start, each with its execution id.
-    fills: tuple[Fill, ...] = ()
-    positions: tuple[BrokerPosition, ...] = ()
-    account: BrokerAccount | None = None
-    as_of_ns: int
-
-
-class IncidentDraft(BaseModel):
-    """An incident to open: what is wrong, whom it stops, and what the operator should do."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    kind: str
-    subject: str
-    scope: str
-    message: str
-    action: str
-    details: dict[str, Any] = {}
-
-
-class ReconciliationResult(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    fills_to_append: tuple[Fill, ...] = ()
-    events_to_apply: tuple[OrderEvent, ...] = ()
-    incidents: tuple[IncidentDraft, ...] = ()
-    #: "ok", "mismatch", "inconclusive" or "skipped" (no baseline or no account).
-    cash_check: str = "skipped"
-
-    @property
-    def clean(self) -> bool:
-        return not self.incidents
-
-    @property
-    def has_work(self) -> bool:
-        return bool(self.fills_to_append or self.events_to_apply or self.incidents)
-
-
 def diff(view: LedgerView, report: BrokerReport) -> ReconciliationResult:
     """Compare the ledger's view with the broker's report; return the repairs and the incidents."""
     incidents: list[IncidentDraft] = []
@@ -178,7 +103,9 @@ def diff(view: LedgerView, report: BrokerReport) -> ReconciliationResult:
     events, order_incidents = _order_repairs(view, report)
     incidents.extend(order_incidents)
     incidents.extend(_positions(view, report, fills_to_append, unknown_fills))
-    cash_check, cash_incident = _cash(view, report, fills_to_append, unknown_fills)
+    cash_check, cash_incident = check_cash(
+        view.cash, report.account, report.as_of_ns, (*fills_to_append, *unknown_fills)
+    )
     if cash_incident is not None:
         incidents.append(cash_incident)
     return ReconciliationResult(
@@ -429,53 +356,3 @@ def _positions(
             )
         )
     return incidents
-
-
-def _cash(
-    view: LedgerView, report: BrokerReport, missed: list[Fill], unknown_fills: list[Fill]
-) -> tuple[str, IncidentDraft | None]:
-    baseline, account = view.cash, report.account
-    if baseline is None or account is None:
-        return "skipped", None
-    start, end, slack = baseline.at_ns, report.as_of_ns, baseline.slack_ns
-    fills: dict[str, Fill] = {}
-    for fill in (*baseline.fills, *missed, *unknown_fills):
-        fills.setdefault(fill.execution_id, fill)
-    certain = _ZERO
-    ambiguous: list[Decimal] = []
-    for fill in fills.values():
-        at = fill_time_ns(fill)
-        if start + slack < at <= end - slack:
-            certain += cash_effect(fill)
-        elif start - slack < at <= end + slack:
-            ambiguous.append(cash_effect(fill))
-    if len(ambiguous) > MAX_AMBIGUOUS_FILLS:
-        return "inconclusive", None
-    moved = account.cash - baseline.cash
-    possible = {certain}
-    for effect in ambiguous:
-        possible |= {total + effect for total in possible}
-    if moved in possible:
-        return "ok", None
-    nearest = min(possible, key=lambda total: abs(moved - total))
-    return "mismatch", IncidentDraft(
-        kind="cash_mismatch",
-        subject="cash",
-        scope=ACCOUNT,
-        message=(
-            f"the broker's cash moved by {moved} since the last reconciliation; the fills recorded "
-            f"since then explain {nearest}"
-        ),
-        action=(
-            f"look for a deposit, withdrawal, fee or fill of {moved - nearest} in the broker's account "
-            "activities; record or correct it, then `autoquant resume`"
-        ),
-        details={
-            "cash_before": str(baseline.cash),
-            "cash_now": str(account.cash),
-            "moved": str(moved),
-            "explained": str(nearest),
-            "unexplained": str(moved - nearest),
-            "since_ns": start,
-        },
-    )

@@ -22,137 +22,63 @@ REDUCING and breached loss limits accept only reducing orders; pause flags refus
 paused strategy (or all strategies for an account pause).
 
 Kept allocation-light (``RiskCheck`` is a NamedTuple) because it runs again right before submission.
+
+The gate's data (limits, snapshot, check results, check names) is in ``risk_models``, and the book and
+gross-exposure arithmetic in ``exposure``; this module holds the checks. The public names of
+``risk_models`` are re-exported here, so ``from autoquant.domain.risk import RiskLimits`` keeps working.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_right
 from decimal import ROUND_DOWN, Decimal
-from typing import NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from autoquant.domain.controls import ControlState, TradingState
+from autoquant.domain.controls import TradingState
 from autoquant.domain.decisions import OrderIntent
-from autoquant.domain.values import Money, NonNegative, Price, Side, Symbol
+from autoquant.domain.exposure import Book, book_of, gross_exposure
+from autoquant.domain.risk_models import (
+    DAILY_LOSS_LIMIT,
+    DATA_FRESHNESS,
+    MAX_DRAWDOWN,
+    MAX_GROSS_EXPOSURE,
+    MAX_ORDER_NOTIONAL,
+    MAX_ORDERS_PER_MINUTE,
+    MAX_POSITION_NOTIONAL,
+    NOTIONAL_CHECKS,
+    PAUSED,
+    TRADING_STATE,
+    OpenOrderExposure,
+    RiskCheck,
+    RiskLimits,
+    RiskSnapshot,
+    RiskVerdict,
+)
+from autoquant.domain.values import Side
+
+__all__ = [
+    "DAILY_LOSS_LIMIT",
+    "DATA_FRESHNESS",
+    "MAX_DRAWDOWN",
+    "MAX_GROSS_EXPOSURE",
+    "MAX_ORDERS_PER_MINUTE",
+    "MAX_ORDER_NOTIONAL",
+    "MAX_POSITION_NOTIONAL",
+    "NOTIONAL_CHECKS",
+    "PAUSED",
+    "TRADING_STATE",
+    "OpenOrderExposure",
+    "RiskCheck",
+    "RiskLimits",
+    "RiskSnapshot",
+    "RiskVerdict",
+    "check",
+    "is_reducing",
+]
 
 _ZERO = Decimal(0)
 _MINUTE_NS = 60_000_000_000
 _NS_PER_S = 1_000_000_000
 _NO_PRICE = "no last price for"
-
-TRADING_STATE = "trading_state"
-PAUSED = "paused"
-DATA_FRESHNESS = "data_freshness"
-MAX_ORDER_NOTIONAL = "max_order_notional"
-MAX_POSITION_NOTIONAL = "max_position_notional"
-MAX_GROSS_EXPOSURE = "max_gross_exposure"
-DAILY_LOSS_LIMIT = "daily_loss_limit"
-MAX_DRAWDOWN = "max_drawdown"
-MAX_ORDERS_PER_MINUTE = "max_orders_per_minute"
-#: Checks a smaller quantity can satisfy; only when these alone fail may an order be resized.
-NOTIONAL_CHECKS = frozenset({MAX_ORDER_NOTIONAL, MAX_POSITION_NOTIONAL, MAX_GROSS_EXPOSURE})
-
-
-class RiskLimits(BaseModel):
-    """The account-level limits; ``autoquant.config.RiskSettings`` (``[risk]``) is this model.
-
-    Limits are inclusive: exactly at a limit passes, beyond it fails.
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    max_order_notional: Money = Decimal("10000")
-    max_position_notional: Money = Decimal("20000")  # per symbol, open orders included
-    max_gross_exposure: Money = Decimal("50000")  # across strategies, open orders included
-    daily_loss_limit: Money = Decimal("2000")
-    max_drawdown: Money = Decimal("3000")  # from the day's peak equity
-    max_orders_per_minute: int = Field(default=60, gt=0)
-    max_data_age_s: float = Field(default=30.0, gt=0)
-    #: Shrink an order that breaches a notional limit to fit, instead of denying it.
-    resize: bool = False
-    #: Seconds an order may stay UNKNOWN before the kill switch halts trading.
-    max_unknown_age_s: float = Field(default=60.0, gt=0)
-    #: Rejects in a row that halt trading.
-    max_consecutive_rejects: int = Field(default=5, gt=0)
-    cancel_all_on_halt: bool = False
-
-
-class OpenOrderExposure(BaseModel):
-    """What is still open of one order, any strategy: it may yet fill and add to the position."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    symbol: Symbol
-    side: Side
-    remaining_qty: NonNegative
-    #: Limit price, or the last price for a market order.
-    price: Price
-
-
-class RiskSnapshot(BaseModel):
-    """The account as the gate sees it at ``now_ns``: all strategies, fresh from the ledger."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    now_ns: int
-    #: Signed account-level position quantity per symbol (long positive), all strategies.
-    positions: dict[str, Money] = {}
-    last_prices: dict[str, Price] = {}
-    open_orders: tuple[OpenOrderExposure, ...] = ()
-    start_equity: Money
-    peak_equity: Money
-    equity: Money
-    #: Submit times (UTC ns) of recent orders, ascending; those older than a minute before ``now_ns``
-    #: are ignored.
-    recent_order_ns: tuple[int, ...] = ()
-    #: Nanoseconds since the newest bar per symbol.
-    data_age_ns: dict[str, int] = {}
-    controls: ControlState = ControlState()
-
-
-class RiskCheck(NamedTuple):
-    """One check's result. The detail text is formatted only when read, to keep the gate cheap."""
-
-    name: str
-    passed: bool
-    template: str
-    values: tuple[object, ...] = ()
-
-    @property
-    def detail(self) -> str:
-        """The numbers behind the result, e.g. ``order notional 10001 (qty 1 x 10001), max 10000``."""
-        return self.template.format(*self.values) if self.values else self.template
-
-    def as_dict(self) -> dict[str, object]:
-        """For the ledger's risk events: ``name``, ``passed`` and ``detail``."""
-        return {"name": self.name, "passed": self.passed, "detail": self.detail}
-
-
-class RiskVerdict(NamedTuple):
-    """The gate's answer. ``resized_qty`` is set when the order is allowed only at that smaller size.
-
-    A NamedTuple like ``RiskCheck``, not a pydantic model: it is built on the hot path from values
-    this module computed, so there is nothing to validate. ``as_dict`` gives the ledger's JSON shape.
-    """
-
-    allowed: bool
-    checks: tuple[RiskCheck, ...]
-    reason: str
-    resized_qty: Decimal | None = None
-
-    @property
-    def failed(self) -> tuple[RiskCheck, ...]:
-        return tuple(c for c in self.checks if not c.passed)
-
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "allowed": self.allowed,
-            "reason": self.reason,
-            "resized_qty": None if self.resized_qty is None else str(self.resized_qty),
-            "checks": [c.as_dict() for c in self.checks],
-        }
-
 
 #: Hoisted: an enum member lookup (``Side.BUY``) costs about as much as a Decimal addition.
 _BUY = Side.BUY
@@ -165,86 +91,6 @@ _NOT_PAUSED = RiskCheck(PAUSED, True, "not paused")
 _STATE_PASSED = {
     state: RiskCheck(TRADING_STATE, True, "trading is {}", (state.value,)) for state in TradingState
 }
-
-
-class _Book(NamedTuple):
-    """Per-symbol position and open buy/sell quantities, before the new order.
-
-    An open quantity is ``0 + q1 + q2 …`` in the open orders' order, so a looked-up quantity (or the
-    ``_ZERO`` default) never has a positive exponent: ``pos + buys`` needs no extra ``+ 0`` to print
-    the same as ``pos + buys + 0``.
-    """
-
-    position: dict[str, Decimal]
-    buys: dict[str, Decimal]
-    sells: dict[str, Decimal]
-    #: Symbols with open orders and no position, each once.
-    unheld: list[str]
-
-
-def _book(snapshot: RiskSnapshot) -> _Book:
-    positions = snapshot.positions
-    buys: dict[str, Decimal] = {}
-    sells: dict[str, Decimal] = {}
-    unheld: list[str] = []
-    for o in snapshot.open_orders:
-        symbol = o.symbol
-        side = buys if o.side is _BUY else sells
-        before = side.get(symbol)
-        if before is None:
-            side[symbol] = _ZERO + o.remaining_qty
-            if symbol not in positions and symbol not in (sells if side is buys else buys):
-                unheld.append(symbol)
-        else:
-            side[symbol] = before + o.remaining_qty
-    book: _Book = _new(_Book, (positions, buys, sells, unheld))
-    return book
-
-
-def _gross_exposure(
-    book: _Book, prices: dict[str, Decimal], symbol: str, start: Decimal
-) -> tuple[Decimal, str | None]:
-    """``start`` plus the exposure of every symbol but ``symbol``, or the first held or ordered symbol
-    without a price.
-
-    A symbol's exposure quantity is ``max(|pos + open buys|, |pos - open sells|)``; zero counts
-    nothing. Written out (``b if b > a else a`` is ``max(a, b)``) because a builtin call costs more
-    than the Decimal comparison it makes.
-    """
-    position, buys, sells, unheld = book
-    total = start
-    for s, pos in position.items():
-        if s == symbol:
-            continue
-        bought = buys.get(s)
-        sold = sells.get(s)
-        if bought is None and sold is None:
-            qty = abs(pos + _ZERO)
-        else:
-            up = pos + (_ZERO if bought is None else bought)
-            down = pos - (_ZERO if sold is None else sold)
-            if down >= _ZERO:  # then 0 <= down <= up, and up is never -0: |up| is up
-                qty = up
-            else:
-                up, down = abs(up), abs(down)
-                qty = down if down > up else up
-        if qty:
-            price = prices.get(s)
-            if price is None:
-                return total, s
-            total += qty * price
-    for s in unheld:  # ordered, not held: |0 + buys| is buys and |0 - sells| is sells
-        if s == symbol:
-            continue
-        bought = buys.get(s, _ZERO)
-        sold = sells.get(s, _ZERO)
-        qty = sold if sold > bought else bought
-        if qty:
-            price = prices.get(s)
-            if price is None:
-                return total, s
-            total += qty * price
-    return total, None
 
 
 def is_reducing(intent: OrderIntent, snapshot: RiskSnapshot) -> bool:
@@ -264,7 +110,7 @@ def _reduces(intent: OrderIntent, qty: Decimal, snapshot: RiskSnapshot) -> bool:
 
 
 def _run(
-    intent: OrderIntent, qty: Decimal, snapshot: RiskSnapshot, limits: RiskLimits, book: _Book
+    intent: OrderIntent, qty: Decimal, snapshot: RiskSnapshot, limits: RiskLimits, book: Book
 ) -> tuple[RiskCheck, ...]:
     """Every check, in the documented order. Written flat on purpose: it is on the tick-to-submit path
     twice per order, so values are read once into locals and checks are built with ``_new``."""
@@ -363,7 +209,7 @@ def _run(
             ),
         )
         own = position_notional if exposure is size_after else exposure * last
-        gross, unpriced = _gross_exposure(book, prices, symbol, own)
+        gross, unpriced = gross_exposure(book, prices, symbol, own)
         if unpriced is not None:
             gross_check = _new(
                 RiskCheck, (MAX_GROSS_EXPOSURE, False, _NO_PRICE + " {}, held or ordered", (unpriced,))
@@ -430,7 +276,7 @@ def _run(
     )
 
 
-def _fitting_qty(intent: OrderIntent, snapshot: RiskSnapshot, limits: RiskLimits, book: _Book) -> Decimal:
+def _fitting_qty(intent: OrderIntent, snapshot: RiskSnapshot, limits: RiskLimits, book: Book) -> Decimal:
     """The largest quantity the three notional limits allow, before rounding (may be <= 0)."""
     symbol = intent.symbol
     last = snapshot.last_prices[symbol]
@@ -441,7 +287,7 @@ def _fitting_qty(intent: OrderIntent, snapshot: RiskSnapshot, limits: RiskLimits
     # position and gross bounds: this side's exposure grows linearly with qty
     this_side = pos + buys if intent.side is _BUY else sells - pos
     bound = min(bound, limits.max_position_notional / last - this_side)
-    others, _ = _gross_exposure(book, snapshot.last_prices, symbol, _ZERO)  # all priced, or no resize
+    others, _ = gross_exposure(book, snapshot.last_prices, symbol, _ZERO)  # all priced, or no resize
     room = limits.max_gross_exposure - others
     other_side = abs(pos - sells) if intent.side is _BUY else abs(pos + buys)
     if other_side * last > room:
@@ -451,7 +297,7 @@ def _fitting_qty(intent: OrderIntent, snapshot: RiskSnapshot, limits: RiskLimits
 
 def check(intent: OrderIntent, snapshot: RiskSnapshot, limits: RiskLimits) -> RiskVerdict:
     """Run every check on ``intent``; see the module docstring for the exact rules."""
-    book = _book(snapshot)
+    book = book_of(snapshot)
     checks = _run(intent, intent.qty, snapshot, limits, book)
     first = None
     for c in checks:

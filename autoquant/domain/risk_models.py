@@ -1,0 +1,130 @@
+"""What the risk gate reads and what it answers: the limits, the account snapshot, the check results.
+
+The gate itself (``autoquant.domain.risk.check``) is in ``risk``; this module holds only its data, so
+the config and the workers that build a snapshot or record a verdict need not know how the checks
+are computed. ``RiskCheck`` and ``RiskVerdict`` are NamedTuples, not pydantic models, because the
+gate builds them on the tick-to-submit path twice per order.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import NamedTuple
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from autoquant.domain.controls import ControlState
+from autoquant.domain.values import Money, NonNegative, Price, Side, Symbol
+
+# The names of the checks, in the order the gate runs them (each ``RiskCheck.name`` is one of these).
+TRADING_STATE = "trading_state"
+PAUSED = "paused"
+DATA_FRESHNESS = "data_freshness"
+MAX_ORDER_NOTIONAL = "max_order_notional"
+MAX_POSITION_NOTIONAL = "max_position_notional"
+MAX_GROSS_EXPOSURE = "max_gross_exposure"
+DAILY_LOSS_LIMIT = "daily_loss_limit"
+MAX_DRAWDOWN = "max_drawdown"
+MAX_ORDERS_PER_MINUTE = "max_orders_per_minute"
+#: Checks a smaller quantity can satisfy; only when these alone fail may an order be resized.
+NOTIONAL_CHECKS = frozenset({MAX_ORDER_NOTIONAL, MAX_POSITION_NOTIONAL, MAX_GROSS_EXPOSURE})
+
+
+class RiskLimits(BaseModel):
+    """The account-level limits; ``autoquant.config.RiskSettings`` (``[risk]``) is this model.
+
+    Limits are inclusive: exactly at a limit passes, beyond it fails.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_order_notional: Money = Decimal("10000")
+    max_position_notional: Money = Decimal("20000")  # per symbol, open orders included
+    max_gross_exposure: Money = Decimal("50000")  # across strategies, open orders included
+    daily_loss_limit: Money = Decimal("2000")
+    max_drawdown: Money = Decimal("3000")  # from the day's peak equity
+    max_orders_per_minute: int = Field(default=60, gt=0)
+    max_data_age_s: float = Field(default=30.0, gt=0)
+    #: Shrink an order that breaches a notional limit to fit, instead of denying it.
+    resize: bool = False
+    #: Seconds an order may stay UNKNOWN before the kill switch halts trading.
+    max_unknown_age_s: float = Field(default=60.0, gt=0)
+    #: Rejects in a row that halt trading.
+    max_consecutive_rejects: int = Field(default=5, gt=0)
+    cancel_all_on_halt: bool = False
+
+
+class OpenOrderExposure(BaseModel):
+    """What is still open of one order, any strategy: it may yet fill and add to the position."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    symbol: Symbol
+    side: Side
+    remaining_qty: NonNegative
+    #: Limit price, or the last price for a market order.
+    price: Price
+
+
+class RiskSnapshot(BaseModel):
+    """The account as the gate sees it at ``now_ns``: all strategies, fresh from the ledger."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    now_ns: int
+    #: Signed account-level position quantity per symbol (long positive), all strategies.
+    positions: dict[str, Money] = {}
+    last_prices: dict[str, Price] = {}
+    open_orders: tuple[OpenOrderExposure, ...] = ()
+    start_equity: Money
+    peak_equity: Money
+    equity: Money
+    #: Submit times (UTC ns) of recent orders, ascending; those older than a minute before ``now_ns``
+    #: are ignored.
+    recent_order_ns: tuple[int, ...] = ()
+    #: Nanoseconds since the newest bar per symbol.
+    data_age_ns: dict[str, int] = {}
+    controls: ControlState = ControlState()
+
+
+class RiskCheck(NamedTuple):
+    """One check's result. The detail text is formatted only when read, to keep the gate cheap."""
+
+    name: str
+    passed: bool
+    template: str
+    values: tuple[object, ...] = ()
+
+    @property
+    def detail(self) -> str:
+        """The numbers behind the result, e.g. ``order notional 10001 (qty 1 x 10001), max 10000``."""
+        return self.template.format(*self.values) if self.values else self.template
+
+    def as_dict(self) -> dict[str, object]:
+        """For the ledger's risk events: ``name``, ``passed`` and ``detail``."""
+        return {"name": self.name, "passed": self.passed, "detail": self.detail}
+
+
+class RiskVerdict(NamedTuple):
+    """The gate's answer. ``resized_qty`` is set when the order is allowed only at that smaller size.
+
+    A NamedTuple like ``RiskCheck``, not a pydantic model: it is built on the hot path from values
+    the gate computed, so there is nothing to validate. ``as_dict`` gives the ledger's JSON shape.
+    """
+
+    allowed: bool
+    checks: tuple[RiskCheck, ...]
+    reason: str
+    resized_qty: Decimal | None = None
+
+    @property
+    def failed(self) -> tuple[RiskCheck, ...]:
+        return tuple(c for c in self.checks if not c.passed)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "allowed": self.allowed,
+            "reason": self.reason,
+            "resized_qty": None if self.resized_qty is None else str(self.resized_qty),
+            "checks": [c.as_dict() for c in self.checks],
+        }
