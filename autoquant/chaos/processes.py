@@ -31,9 +31,11 @@ DAEMON_CONFIG = """\
 [ledger]
 path = "{root}/ledger.db"
 [broker]
-kind = "alpaca"
-url = "{url}"
-timeout_s = 3.0
+kind = "{kind}"
+{broker_extra}
+[paper]
+state_path = "{root}/paper.db"
+latency_s = 0.02
 [marketdata]
 symbols = ["AAPL", "MSFT"]
 bar_seconds = {bar_seconds}
@@ -60,6 +62,15 @@ resubmit_grace_s = 0.5
 path = "{root}/autoquant.log"
 level = "info"
 """
+
+
+def daemon_config(root: Path, *, url: str | None = None, bar_seconds: float = 0.1) -> str:
+    """The daemon's config: against paper-server at ``url``, else the embedded paper exchange."""
+    if url is None:
+        return DAEMON_CONFIG.format(root=root, kind="paper", broker_extra="", bar_seconds=bar_seconds)
+    extra = f'url = "{url}"\ntimeout_s = 3.0'
+    return DAEMON_CONFIG.format(root=root, kind="alpaca", broker_extra=extra, bar_seconds=bar_seconds)
+
 
 SERVER_CONFIG = """\
 [paper]
@@ -211,9 +222,7 @@ class DaemonProcess:
 
     def __post_init__(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        self.config.write_text(
-            DAEMON_CONFIG.format(root=self.root, url=self.url, bar_seconds=self.bar_seconds)
-        )
+        self.config.write_text(daemon_config(self.root, url=self.url, bar_seconds=self.bar_seconds))
 
     @property
     def config(self) -> Path:

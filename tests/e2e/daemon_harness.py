@@ -4,78 +4,21 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-CONFIG = """
-[ledger]
-path = "{root}/ledger.db"
-[broker]
-kind = "{kind}"
-{broker_extra}
-[paper]
-state_path = "{root}/paper.db"
-latency_s = 0.02
-[marketdata]
-symbols = ["AAPL", "MSFT"]
-bar_seconds = {bar_seconds}
-[[strategies]]
-id = "sma-aapl"
-kind = "sma_cross"
-symbol = "AAPL"
-fast = 2
-slow = 4
-qty = "3"
-[[strategies]]
-id = "sma-msft"
-kind = "sma_cross"
-symbol = "MSFT"
-fast = 2
-slow = 5
-qty = "2"
-[reconcile]
-interval_s = 2.0
-resubmit_grace_s = 0.5
-[logging]
-path = "{root}/autoquant.log"
-level = "info"
-"""
+from autoquant.chaos.processes import daemon_config, query, wait_for
+
+__all__ = ["DaemonProcess", "query", "wait_for", "write_config"]
 
 
-def write_config(
-    root: Path, *, kind: str = "paper", broker_extra: str = "", bar_seconds: float = 0.1
-) -> Path:
+def write_config(root: Path, *, url: str | None = None, bar_seconds: float = 0.1) -> Path:
+    """The daemon's config in ``root``: the embedded exchange, or paper-server at ``url``."""
     path = root / "autoquant.toml"
-    path.write_text(CONFIG.format(root=root, kind=kind, broker_extra=broker_extra, bar_seconds=bar_seconds))
+    path.write_text(daemon_config(root, url=url, bar_seconds=bar_seconds))
     return path
-
-
-def wait_for(condition: Callable[[], Any], timeout_s: float, what: str, poll_s: float = 0.05) -> Any:
-    """Poll ``condition`` until it returns something truthy, or fail naming ``what``."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
-        time.sleep(poll_s)
-
-
-def query(db: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    if not db.exists():
-        return []
-    try:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
-            return [tuple(r) for r in conn.execute(sql, params).fetchall()]
-    except sqlite3.OperationalError:
-        return []  # not migrated yet
 
 
 @dataclass

@@ -19,7 +19,7 @@ def daemon(tmp_path: Path) -> Iterator[DaemonProcess]:
     server_dir = tmp_path / "server"
     server_dir.mkdir()
     with paper_server_process(server_dir) as (_, url):
-        config = write_config(tmp_path, kind="alpaca", broker_extra=f'url = "{url}"\ntimeout_s = 5.0')
+        config = write_config(tmp_path, url=url)
         process = DaemonProcess(
             config,
             tmp_path,
