@@ -129,6 +129,9 @@ TRANSITIONS: Final[dict[tuple[OrderStatus, OrderEventKind], Outcome]] = {
     (S.RESERVED, E.SUBMIT_UNKNOWN): S.UNKNOWN,
     (S.RESERVED, E.DENIED): S.DENIED,
     **{(S.UNKNOWN, e): o for e, o in _LIVE.items()},
+    # Not found at the broker after the grace period, and the re-send refused by the risk gate: the
+    # order is given up. Should it surface at the broker after all, DENIED + ACCEPTED is an incident.
+    (S.UNKNOWN, E.DENIED): S.DENIED,
     **{(S.ACCEPTED, e): o for e, o in _LIVE.items()},
     (S.ACCEPTED, E.ACCEPTED): KEEP,
     **{(S.PARTIALLY_FILLED, e): o for e, o in _LIVE.items()},

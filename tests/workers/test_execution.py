@@ -287,3 +287,50 @@ async def test_update_for_an_order_the_ledger_never_reserved_opens_an_incident(m
     await rig.deliver()
     assert [kind for kind, _ in seen] == ["unknown_order"]
     assert await rig.ledger.open_orders() == []
+
+
+class FailBeforeAccept(PaperBroker):
+    """A broker whose first submit fails ambiguously without the order ever reaching the exchange."""
+
+    failures = 1
+
+    async def submit(self, request: OrderRequest) -> BrokerOrderState:
+        if self.failures > 0:
+            self.failures -= 1
+            raise BrokerAmbiguous("503 service unavailable")
+        return await super().submit(request)
+
+
+async def test_unknown_order_whose_resend_is_denied_ends_denied(make) -> None:  # type: ignore[no-untyped-def]
+    """UNKNOWN, not found after the grace, re-send refused by the gate: DENIED, no incident, nothing sent."""
+    verdicts = iter([True, False])
+    incidents: list[str] = []
+
+    async def gate(order: Order) -> RiskEvent:
+        allowed = next(verdicts)
+        return RiskEvent(
+            decision_id=None,
+            client_order_id=order.client_order_id,
+            strategy_id=order.strategy_id,
+            symbol=order.symbol,
+            stage="submit",
+            allowed=allowed,
+            reason=None if allowed else "data_freshness: no market data",
+            checks=[],
+            local_ts_ns=1,
+        )
+
+    async def incident(kind: str, subject: str, message: str, details: dict[str, object]) -> None:
+        incidents.append(kind)
+
+    rig = await make(FailBeforeAccept, pre_submit=gate, incident=incident)
+    order = await reserve(rig.ledger)
+    rig.worker.submit_soon(order.client_order_id)
+    after = await rig.worker.process(order)
+    assert after is not None and after.status is OrderStatus.UNKNOWN
+    rig.clock.advance(3)
+    await rig.worker.resolve_pending()
+    final = await rig.ledger.get_order(order.client_order_id)
+    assert final is not None and final.status is OrderStatus.DENIED
+    assert incidents == []
+    assert rig.exchange.list_orders(status="all") == []
