@@ -119,35 +119,39 @@ class GroupCommit:
         self._lock = asyncio.Lock()
         self._pending: list[tuple[Write, asyncio.Future[Any]]] = []
         self._max_batch = max_batch
-        self._running: asyncio.Future[None] | None = None
+        self._writer: asyncio.Task[None] | None = None
 
     async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Queue ``fn`` for the next transaction and wait until it is committed (or failed).
+
+        One writer task drains the queue batch by batch while there is work, so concurrent callers
+        share transactions and none of them waits on a lock. The writer belongs to no caller: a
+        cancelled caller's write still commits, with everyone else's.
+        """
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._pending.append((fn, future))
-        async with self._lock:
-            await self._settle()
-            while not future.done():
-                batch = self._pending[: self._max_batch]
-                del self._pending[: self._max_batch]
-                # A batch carries other callers' writes: it runs to COMMIT even if this caller is
-                # cancelled, and the next holder of the lock waits for it first.
-                self._running = asyncio.ensure_future(self._run(batch))
-                await asyncio.shield(self._running)
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.ensure_future(self._drain_pending())
         return await future
 
+    async def _drain_pending(self) -> None:
+        async with self._lock:
+            while self._pending:
+                batch = self._pending[: self._max_batch]
+                del self._pending[: self._max_batch]
+                await self._run(batch)
+
     async def _settle(self) -> None:
-        running = self._running
-        if running is not None and not running.done():
-            await asyncio.shield(running)
+        writer = self._writer
+        if writer is not None and not writer.done():
+            await asyncio.shield(writer)
 
     async def drain(self) -> None:
-        """Wait for the batch in flight, if any (used on close)."""
-        async with self._lock:
-            await self._settle()
+        """Wait until every queued write is committed (used on close)."""
+        await self._settle()
 
     async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         async with self._lock:
-            await self._settle()
             try:
                 result = await on_thread(self._conn, fn, self._conn._conn)
             except sqlite3.Error as error:
