@@ -18,8 +18,7 @@ from autoquant.domain.fills import Fill
 from autoquant.domain.orders import Order, OrderEvent, OrderEventKind, OrderStatus
 from autoquant.domain.values import Side
 from autoquant.errors import LedgerCorrupt, MigrationMismatch
-from autoquant.ledger import Ledger, migrations
-from autoquant.ledger import ledger as ledger_module
+from autoquant.ledger import Ledger, migrations, rows
 from autoquant.ledger.records import ReconciliationRun, RiskEvent
 
 T0 = datetime(2026, 1, 5, 14, 30, tzinfo=UTC)
@@ -113,7 +112,7 @@ async def test_every_table_refuses_update_and_delete(
     tmp_ledger_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Every ledger table, each holding a row, aborts UPDATE and DELETE through its triggers."""
-    monkeypatch.setattr(ledger_module, "CHECKPOINT_EVERY", 1)
+    monkeypatch.setattr(rows, "CHECKPOINT_EVERY", 1)
     async with await Ledger.open(tmp_ledger_path) as ledger:
         await populate(ledger)
     names = tables(tmp_ledger_path)
@@ -189,7 +188,7 @@ async def test_open_orders_projection_survives_checkpoints(
     tmp_ledger_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Open orders read from checkpoints plus recent rows equal the full answer, across reopen."""
-    monkeypatch.setattr(ledger_module, "CHECKPOINT_EVERY", 4)
+    monkeypatch.setattr(rows, "CHECKPOINT_EVERY", 4)
     async with await Ledger.open(tmp_ledger_path) as ledger:
         for n in range(20):
             await ledger.reserve(reservation(f"aq-{n}"))
