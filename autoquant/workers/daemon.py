@@ -167,6 +167,7 @@ class Daemon:
             on_submit=gate.note_submit,
         )
         supervisor = Supervisor(self._halt_on_crash(ledger))
+        execution.heartbeat = supervisor.heartbeat("execution")
         strategy_worker = StrategyWorker(
             ledger,
             self.strategies,
@@ -240,7 +241,12 @@ class Daemon:
                 unresolved = await execution.resolve_pending(send_missing=False)
                 if unresolved:
                     log.warning("orders_unresolved_at_start", count=len(unresolved))
-                supervisor.start(group, WorkerSpec("execution", execution.run_outbox, restart_on_exit=True))
+                # Tracked heartbeats are the loops that tick on their own (outbox sweep, kill-switch
+                # poll); market data and strategies may rightly be quiet for hours (market closed).
+                supervisor.start(
+                    group,
+                    WorkerSpec("execution", execution.run_outbox, heartbeat_s=60.0, restart_on_exit=True),
+                )
                 supervisor.start(
                     group,
                     WorkerSpec(

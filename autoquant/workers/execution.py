@@ -95,6 +95,7 @@ class ExecutionWorker:
         sweep_interval_s: float = 1.0,
         on_stream_restart: Callable[[], None] | None = None,
         on_submit: Callable[[Order], None] | None = None,
+        heartbeat: Callable[[], None] = lambda: None,
     ) -> None:
         self.ledger = ledger
         self.broker = broker
@@ -105,6 +106,7 @@ class ExecutionWorker:
         self.sweep_interval_s = sweep_interval_s
         self.on_stream_restart = on_stream_restart
         self.on_submit = on_submit
+        self.heartbeat = heartbeat
         self.stats = ExecutionStats()
         self._fresh: asyncio.Queue[str] = asyncio.Queue()
         self._fresh_ids: set[str] = set()
@@ -164,6 +166,7 @@ class ExecutionWorker:
         unresolved = []
         for order in await self.ledger.open_orders():
             if order.status in (OrderStatus.RESERVED, OrderStatus.UNKNOWN):
+                self.heartbeat()  # a slow broker makes a long sweep, not a stuck worker
                 after = await self.process(order, send_missing=send_missing)
                 if after is not None and after.status in (OrderStatus.RESERVED, OrderStatus.UNKNOWN):
                     unresolved.append(after)
@@ -176,6 +179,7 @@ class ExecutionWorker:
         loop = asyncio.get_running_loop()
         next_sweep = loop.time() + self.sweep_interval_s
         while True:
+            self.heartbeat()
             # Sweep on a fixed period even while fresh orders keep coming, so an UNKNOWN order is
             # never starved of its lookup by a busy market.
             try:
