@@ -255,7 +255,7 @@ class Daemon:
                         restart_on_exit=True,
                     ),
                 )
-                supervisor.start(group, WorkerSpec("killswitch", killswitch.run, heartbeat_s=10.0))
+                supervisor.start(group, WorkerSpec("killswitch", killswitch.run, heartbeat_s=30.0))
                 await killswitch.refresh()
                 supervisor.start(group, WorkerSpec("strategy", strategy_worker.run, restart_on_exit=True))
                 supervisor.start(

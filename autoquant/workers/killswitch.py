@@ -28,6 +28,7 @@ from autoquant.workers.risk_gate import RiskGate
 
 log = structlog.get_logger("autoquant.killswitch")
 ACTOR = "kill-switch"
+ACCOUNT_POLL_TIMEOUT_S = 5.0
 
 
 class KillSwitch:
@@ -109,9 +110,11 @@ class KillSwitch:
         if time.monotonic() - self._last_account >= self.account_poll_s:
             self._last_account = time.monotonic()
             try:
-                self.gate.equity = (await self.broker.account()).equity
-            except BrokerError as error:
-                log.warning("account_poll_failed", error=str(error))
+                # Bounded: a hung broker must not stall the trading-state checks (or the watchdog).
+                async with asyncio.timeout(ACCOUNT_POLL_TIMEOUT_S):
+                    self.gate.equity = (await self.broker.account()).equity
+            except (BrokerError, TimeoutError) as error:
+                log.warning("account_poll_failed", error=str(error) or "timed out")
         if state.trading_state is TradingState.HALTED:
             return
         reason = await self._halt_reason(state)
