@@ -23,7 +23,7 @@ from autoquant import doctor, inspection, render
 from autoquant.config import Config
 from autoquant.domain.controls import ACCOUNT, Control, ControlKind
 from autoquant.domain.values import to_ns
-from autoquant.errors import AutoquantError
+from autoquant.errors import AutoquantError, ConfigError
 from autoquant.ledger import Ledger
 
 EXIT_OK, EXIT_PROBLEM, EXIT_ERROR = 0, 1, 2
@@ -87,6 +87,16 @@ def cmd_doctor(config: Config, args: argparse.Namespace, out: TextIO) -> int:
         return EXIT_PROBLEM
     out.write(f"ledger: ok ({config.ledger.path}: integrity, migrations, append-only triggers)\n")
     return EXIT_OK
+
+
+def doctor_command(args: argparse.Namespace, out: TextIO) -> int:
+    """``doctor`` lists an invalid config as a problem (exit 1) like any other, instead of failing on it."""
+    try:
+        config = config_module.load(args.config)
+    except ConfigError as error:
+        out.write(f"problem: config: {error}\n")
+        return EXIT_PROBLEM
+    return cmd_doctor(config, args, out)
 
 
 def _control(kind: ControlKind) -> Callable[[Config, argparse.Namespace, TextIO], int]:
@@ -347,6 +357,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     stream = out or sys.stdout
     args = build_parser().parse_args(argv)
     try:
+        if args.handler is cmd_doctor:
+            return doctor_command(args, stream)
         config = config_module.load(args.config)
         code: int = args.handler(config, args, stream)
         return code

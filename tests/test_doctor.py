@@ -66,3 +66,13 @@ def test_not_a_database_is_reported(tmp_path: Path) -> None:
     assert code == 1
     assert "not an SQLite database" in text
     assert ledger.read_bytes() == before
+
+
+def test_invalid_config_is_listed_as_a_problem(tmp_path: Path) -> None:
+    """A config with an unknown key is listed by doctor with exit 1, naming the key."""
+    config = tmp_path / "c.toml"
+    config.write_text('[ledger]\npth = "x"\n')
+    code, text = run(config)
+    assert code == 1
+    assert "problem: config:" in text
+    assert "ledger.pth" in text
