@@ -13,16 +13,13 @@ has passed (the broker refuses a second order under one id, so a late first atte
     429 / refused before send  → stays RESERVED, retried with backoff
     auth failure               → raised: the supervisor stops trading
 
-Order updates and fills from the stream are appended in whatever order they arrive; the ledger counts a
-fill once by its execution id. When the stream ends (a disconnect) the worker asks for a reconciliation
-and subscribes again.
+The broker's order-update stream is consumed by ``OrderStream`` (workers/order_stream.py), which the
+worker builds and shares its stats and incident sink with; ``handle_update`` and ``run_updates`` delegate.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -38,14 +35,14 @@ from autoquant.errors import (
     BrokerAuthError,
     BrokerError,
     BrokerNotFound,
-    BrokerPayloadInvalid,
     BrokerRejected,
     BrokerTransient,
     DuplicateClientOrderId,
 )
 from autoquant.ledger import Ledger
 from autoquant.ledger.records import RiskEvent
-from autoquant.workers.adoption import event_for_state, event_for_update
+from autoquant.workers.adoption import event_for_state
+from autoquant.workers.order_stream import OrderStream
 
 log = structlog.get_logger("autoquant.execution")
 
@@ -114,6 +111,14 @@ class ExecutionWorker:
         self._draining = False
         self._started = asyncio.Event()
         self._processing = asyncio.Lock()
+        self.order_stream = OrderStream(
+            ledger,
+            broker,
+            self.stats,
+            incident=incident,
+            report_illegal=self._report_illegal,
+            on_stream_restart=on_stream_restart,
+        )
 
     # -- the strategy side's entry point ----------------------------------------------------------
 
@@ -424,72 +429,11 @@ class ExecutionWorker:
             count += 1
         return count
 
-    # -- the update stream ---------------------------------------------------------------------
+    # -- the update stream (consumed by OrderStream) ------------------------------------------------
 
     async def handle_update(self, update: OrderUpdate) -> None:
-        self.stats.updates += 1
-        coid = update.order.client_order_id
-        order = await self.ledger.get_order(coid)
-        if order is None:
-            log.error(
-                "update_for_unknown_order", client_order_id=coid, broker_order_id=update.order.broker_order_id
-            )
-            if self.incident is not None:
-                await self.incident(
-                    "unknown_order",
-                    update.order.broker_order_id,
-                    f"the broker reports order {update.order.broker_order_id} ({coid}) "
-                    "that this ledger never reserved",
-                    {"client_order_id": coid, "symbol": update.order.symbol, "side": update.order.side.value},
-                )
-            return
-        event = event_for_update(update)
-        if update.fill is not None:
-            crashpoint("before_fill_stored")
-        result = await self.ledger.apply_update(event, update.fill)
-        if result.fill_recorded is False:
-            self.stats.duplicate_fills += 1
-        if result.fill_recorded:
-            log.info(
-                "fill_recorded",
-                client_order_id=coid,
-                broker_order_id=update.order.broker_order_id,
-                execution_id=update.fill.execution_id if update.fill else None,
-                qty=update.fill.qty if update.fill else None,
-                price=update.fill.price if update.fill else None,
-            )
-        if result.illegal is not None:
-            await self._report_illegal(event, str(result.illegal))
+        await self.order_stream.handle_update(update)
 
     async def run_updates(self) -> None:
         """Consume the broker's update stream forever; after each disconnect, reconcile and resubscribe."""
-        backoff = 0.05
-        while True:
-            subscription = self.broker.updates()
-            try:
-                async for update in subscription:
-                    await self.handle_update(update)
-                    backoff = 0.05
-            except BrokerPayloadInvalid as error:
-                # An update we cannot read is never guessed at: record it, then reconcile from REST.
-                log.error("update_unreadable", error=str(error))
-                if self.incident is not None:
-                    raw = str(error.raw)[:2000]
-                    await self.incident(
-                        "unreadable_update",
-                        hashlib.sha256(raw.encode()).hexdigest()[:16],
-                        f"the broker sent an order update autoquant cannot read: {error}",
-                        {"raw": raw},
-                    )
-            except BrokerError as error:
-                log.warning("update_stream_failed", error=str(error))
-            finally:
-                closer = getattr(subscription, "aclose", None)
-                if closer is not None:
-                    await closer()
-            self.stats.stream_restarts += 1
-            if self.on_stream_restart is not None:
-                self.on_stream_restart()
-            log.info("update_stream_reconnecting", delay_s=round(backoff, 3))
-            await asyncio.sleep(backoff * (1 + random.random()))  # backoff with jitter, not a wait-for
-            backoff = min(backoff * 2, 5.0)
+        await self.order_stream.run()
