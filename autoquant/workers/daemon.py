@@ -256,7 +256,6 @@ class Daemon:
                     ),
                 )
                 supervisor.start(group, WorkerSpec("killswitch", killswitch.run, heartbeat_s=30.0))
-                await killswitch.refresh()
                 supervisor.start(group, WorkerSpec("strategy", strategy_worker.run, restart_on_exit=True))
                 supervisor.start(
                     group, WorkerSpec("watchdog", WatchdogPinger(self.notifier, supervisor.healthy).run)
