@@ -13,14 +13,14 @@ import json
 import os
 import sqlite3
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal, localcontext
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 
-from autoquant.domain.values import from_ns, to_ns
+from autoquant.domain.values import iso_utc, to_ns, utc_day_start_ns
 from autoquant.errors import LedgerError
 from autoquant.ledger import Ledger, connection, migrations
 from autoquant.ledger.ledger import ORDER_COLUMNS, ORDER_FROM, order_from_row
@@ -36,7 +36,7 @@ _ZERO = Decimal(0)
 
 def iso(ns: int | None) -> str | None:
     """UTC nanoseconds as ``2026-01-05T14:30:00.000000Z`` (always microseconds, as the logs write)."""
-    return None if ns is None else from_ns(ns).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return None if ns is None else iso_utc(ns)
 
 
 def plain(value: Decimal) -> str:
@@ -211,18 +211,13 @@ async def positions(ledger: Ledger) -> list[Row]:
     return result
 
 
-def utc_midnight_ns(now_ns: int) -> int:
-    moment = from_ns(now_ns)
-    return to_ns(datetime(moment.year, moment.month, moment.day, tzinfo=UTC))
-
-
 async def pnl_today(ledger: Ledger, now_ns: int) -> Row:
     """Realized P&L and fees since UTC midnight (from the fills' running totals), unrealized at the mark.
 
     Per (strategy, symbol), today's realized P&L is the latest running total minus the running total
     of the last fill before midnight, so a history of any length costs two indexed lookups per key.
     """
-    since = utc_midnight_ns(now_ns)
+    since = utc_day_start_ns(now_ns)
     rows = await ledger.query(
         "SELECT k.strategy_id, k.symbol,"
         " (SELECT position_realized_pnl || ' ' || position_fees FROM fills f"

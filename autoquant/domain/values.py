@@ -125,6 +125,16 @@ def to_ns(moment: datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
 
 
+def utc_day_start_ns(ns: int) -> int:
+    """Midnight UTC of the day ``ns`` falls in."""
+    return ns - ns % 86_400_000_000_000
+
+
+def iso_utc(ns: int) -> str:
+    """UTC nanoseconds as ``2026-01-05T14:30:00.000000Z``: always microseconds, as the logs write."""
+    return from_ns(ns).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 def from_ns(ns: int) -> datetime:
     """The UTC datetime for nanoseconds since the epoch (sub-microsecond digits dropped)."""
     seconds, rest = divmod(ns, 1_000_000_000)

@@ -35,6 +35,14 @@ from autoquant.ledger.rows import (
 __all__ = ["Book", "LedgerReads"]
 
 
+def account_totals(positions: dict[tuple[str, str], Position]) -> dict[str, Decimal]:
+    """Quantity per symbol summed over the strategies that hold it."""
+    totals: dict[str, Decimal] = {}
+    for (_, symbol), position in positions.items():
+        totals[symbol] = totals.get(symbol, Decimal(0)) + position.qty
+    return totals
+
+
 @dataclass(frozen=True)
 class Book:
     """The current state the risk gate and the strategies need, read in one go."""
@@ -46,10 +54,7 @@ class Book:
     equity: tuple[Decimal, Decimal, Decimal] | None
 
     def account_positions(self) -> dict[str, Decimal]:
-        totals: dict[str, Decimal] = {}
-        for (_, symbol), position in self.positions.items():
-            totals[symbol] = totals.get(symbol, Decimal(0)) + position.qty
-        return totals
+        return account_totals(self.positions)
 
 
 class LedgerReads:
@@ -95,10 +100,7 @@ class LedgerReads:
 
     async def account_positions(self) -> dict[str, Decimal]:
         """Quantity per symbol across all strategies (what the broker should hold)."""
-        totals: dict[str, Decimal] = {}
-        for (_, symbol), position in (await self.positions()).items():
-            totals[symbol] = totals.get(symbol, Decimal(0)) + position.qty
-        return totals
+        return account_totals(await self.positions())
 
     async def known_execution_ids(self, execution_ids: Iterable[str]) -> set[str]:
         wanted = list(dict.fromkeys(execution_ids))

@@ -33,7 +33,7 @@ from autoquant.crashpoints import crashpoint
 from autoquant.domain.clock import Clock, SystemClock
 from autoquant.domain.controls import ACCOUNT, Control, ControlKind, ControlState
 from autoquant.domain.orders import OrderStatus
-from autoquant.domain.values import from_ns
+from autoquant.domain.values import iso_utc
 from autoquant.errors import AutoquantError, BrokerError
 from autoquant.ledger import Ledger
 from autoquant.logs import configure_logging
@@ -91,10 +91,6 @@ async def open_broker(config: Config, clock: Clock) -> AsyncIterator[BrokerHandl
 def heartbeat_path(ledger_path: Path) -> Path:
     """Where a running daemon publishes its workers' heartbeats (next to the ledger)."""
     return ledger_path.with_name(ledger_path.name + ".status.json")
-
-
-def iso(ns: int) -> str:
-    return from_ns(ns).isoformat().replace("+00:00", "Z")
 
 
 def strategies_by_symbol(config: Config) -> dict[str, set[str]]:
@@ -335,14 +331,14 @@ class Daemon:
                     "running": status.running,
                     "finished": status.finished,
                     "restarts": status.restarts,
-                    "last_heartbeat": iso(int((now_wall - (time.monotonic() - status.last_beat)) * 1e9)),
+                    "last_heartbeat": iso_utc(int((now_wall - (time.monotonic() - status.last_beat)) * 1e9)),
                 }
                 for name, status in supervisor.status.items()
             }
             body = {
                 "pid": os.getpid(),
-                "started": iso(started),
-                "written": iso(time.time_ns()),
+                "started": iso_utc(started),
+                "written": iso_utc(time.time_ns()),
                 "trading_state": gate.controls.trading_state.value,
                 "healthy": supervisor.healthy(),
                 "workers": workers,

@@ -17,7 +17,7 @@ from autoquant.domain.controls import ControlState
 from autoquant.domain.decisions import OrderIntent
 from autoquant.domain.orders import Order
 from autoquant.domain.risk import OpenOrderExposure, RiskCheck, RiskLimits, RiskSnapshot, RiskVerdict, check
-from autoquant.domain.values import from_ns
+from autoquant.domain.values import from_ns, utc_day_start_ns
 from autoquant.ledger import Ledger
 from autoquant.ledger.ledger import Book
 from autoquant.ledger.records import RiskEvent
@@ -25,11 +25,6 @@ from autoquant.workers.market import MarketState
 
 #: The pre-submit check's own rule, beyond the domain's checks: the decision must still be fresh.
 DECISION_AGE = "decision_age"
-
-
-def utc_day_start_ns(now_ns: int) -> int:
-    """Midnight UTC of the day ``now_ns`` falls in."""
-    return now_ns - now_ns % 86_400_000_000_000
 
 
 class RiskGate:

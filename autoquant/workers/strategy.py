@@ -24,12 +24,13 @@ from autoquant.domain.decisions import Action, Decision, OrderIntent
 from autoquant.domain.ids import client_order_id
 from autoquant.domain.orders import Order
 from autoquant.domain.strategy import Strategy, StrategyState
+from autoquant.domain.values import utc_day_start_ns
 from autoquant.ledger import Ledger
 from autoquant.ledger.ledger import Book
 from autoquant.ledger.records import RiskEvent
 from autoquant.logs import bound
 from autoquant.workers.market import MarketState
-from autoquant.workers.risk_gate import RiskGate, to_event, utc_day_start_ns
+from autoquant.workers.risk_gate import RiskGate, to_event
 
 log = structlog.get_logger("autoquant.strategy")
 
