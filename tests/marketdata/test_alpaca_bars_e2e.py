@@ -22,6 +22,7 @@ from autoquant.errors import ConfigError
 from autoquant.marketdata import AlpacaBars, build_source
 from autoquant.marketdata.alpaca_bars import StreamUrls, stream_urls
 from tests.brokers.server_harness import TEST_KEYS
+from tests.brokers.test_market_stream import bar
 from tests.e2e.daemon_harness import query
 from tests.workers.test_daemon_inprocess import make_daemon, settings, stop
 
@@ -33,20 +34,6 @@ def server_config(tmp_path: Path, bar_seconds: float = 0.1) -> Config:
     return Config(
         paper=PaperSettings(state_path=tmp_path / "paper.db", latency_s=0.02, partial_fill_probability=0.0),
         marketdata=MarketDataSettings(symbols=SYMBOLS, bar_seconds=bar_seconds),
-    )
-
-
-def bar(symbol: str, *, open_time: datetime = OPEN, close: str = "101.25", volume: str = "1200") -> Bar:
-    return Bar(
-        symbol=symbol,
-        open_time=open_time,
-        close_time=open_time + timedelta(minutes=1),
-        open=Decimal("100.10"),
-        high=Decimal("102.00"),
-        low=Decimal("99.95"),
-        close=Decimal(close),
-        volume=Decimal(volume),
-        source="test",
     )
 
 
