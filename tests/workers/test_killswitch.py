@@ -85,6 +85,18 @@ class Switchboard:
         assert await self.ledger.reserve(order)
         return order
 
+    async def unknown(self, coid: str) -> None:
+        """Reserve an order whose submit timed out: it is UNKNOWN from now."""
+        await self.reserve(coid)
+        await self.ledger.apply_event(
+            OrderEvent(
+                client_order_id=coid,
+                kind=OrderEventKind.SUBMIT_UNKNOWN,
+                reason="timeout",
+                local_ts_ns=self.clock.now_ns(),
+            )
+        )
+
     async def send(self, coid: str, qty: str = "10") -> Order | None:
         """Reserve and submit one order as the strategy worker would."""
         order = await self.reserve(coid, qty)
@@ -203,15 +215,7 @@ async def test_reducing_never_lifts_by_itself(make: Make) -> None:
 async def test_unknown_order_exactly_at_the_age_bound_does_not_halt(make: Make) -> None:
     """An order UNKNOWN for exactly max_unknown_age_s is still given time."""
     board = await make(max_unknown_age_s=60.0)
-    order = await board.reserve("aq-unknown")
-    await board.ledger.apply_event(
-        OrderEvent(
-            client_order_id=order.client_order_id,
-            kind=OrderEventKind.SUBMIT_UNKNOWN,
-            reason="timeout",
-            local_ts_ns=board.clock.now_ns(),
-        )
-    )
+    await board.unknown("aq-unknown")
     board.clock.advance(60)
     board.market.observe(fresh_bar(board.clock))
     await board.killswitch.check()
@@ -221,15 +225,7 @@ async def test_unknown_order_exactly_at_the_age_bound_does_not_halt(make: Make) 
 async def test_unknown_order_past_the_age_bound_halts(make: Make) -> None:
     """An order UNKNOWN for longer than max_unknown_age_s halts trading, naming the order."""
     board = await make(max_unknown_age_s=60.0)
-    order = await board.reserve("aq-unknown")
-    await board.ledger.apply_event(
-        OrderEvent(
-            client_order_id=order.client_order_id,
-            kind=OrderEventKind.SUBMIT_UNKNOWN,
-            reason="timeout",
-            local_ts_ns=board.clock.now_ns(),
-        )
-    )
+    await board.unknown("aq-unknown")
     board.clock.advance(60.001)
     await board.killswitch.check()
     state = await board.ledger.control_state()
