@@ -211,12 +211,15 @@ class ServerProcess:
 
 @dataclass
 class DaemonProcess:
-    """``python -m autoquant --config ROOT/autoquant.toml run`` against a paper-server URL."""
+    """``python -m autoquant --config ROOT/autoquant.toml run`` against a paper-server URL, or on the
+    embedded paper exchange when ``url`` is None."""
 
     root: Path
-    url: str
+    url: str | None = None
     bar_seconds: float = 0.1
     keys: Secrets = CHAOS_KEYS
+    #: More environment for every run and CLI call (e.g. NOTIFY_SOCKET).
+    extra_env: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
     runs: int = 0
 
@@ -238,7 +241,7 @@ class DaemonProcess:
         return self.root / "daemon.out"
 
     def env(self, crash_at: str | None = None) -> dict[str, str]:
-        env = {**os.environ, **key_env(self.keys)}
+        env = {**os.environ, **key_env(self.keys), **self.extra_env}
         env.pop("AUTOQUANT_CRASH_AT", None)
         if crash_at is not None:
             env["AUTOQUANT_CRASH_AT"] = crash_at
@@ -297,16 +300,20 @@ class DaemonProcess:
         assert self.process is not None
         return _stop(self.process, timeout_s)
 
-    def reconcile(self, timeout_s: float = 60.0) -> subprocess.CompletedProcess[str]:
-        """``autoquant reconcile`` on this ledger: exit 0 clean, 1 mismatch, 2 error."""
+    def cli(self, *args: str, timeout_s: float = 60.0) -> subprocess.CompletedProcess[str]:
+        """``autoquant --config ROOT/autoquant.toml ARGS…`` with this daemon's environment."""
         return subprocess.run(
-            [sys.executable, "-m", "autoquant", "--config", str(self.config), "reconcile"],
+            [sys.executable, "-m", "autoquant", "--config", str(self.config), *args],
             capture_output=True,
             text=True,
             env=self.env(),
             timeout=timeout_s,
             check=False,
         )
+
+    def reconcile(self, timeout_s: float = 60.0) -> subprocess.CompletedProcess[str]:
+        """``autoquant reconcile`` on this ledger: exit 0 clean, 1 mismatch, 2 error."""
+        return self.cli("reconcile", timeout_s=timeout_s)
 
     def tail(self, lines: int = 40) -> str:
         """The end of the process output and of the JSON log, for failure messages."""

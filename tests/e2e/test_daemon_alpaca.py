@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.brokers.server_harness import TEST_KEYS, paper_server_process
-from tests.e2e.daemon_harness import DaemonProcess, write_config
+from autoquant.chaos.processes import ServerProcess
+from tests.e2e.daemon_harness import DaemonProcess
 from tests.e2e.test_daemon_paper import exercise_operator_cycle
 
 pytestmark = pytest.mark.slow
@@ -16,15 +16,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def daemon(tmp_path: Path) -> Iterator[DaemonProcess]:
-    server_dir = tmp_path / "server"
-    server_dir.mkdir()
-    with paper_server_process(server_dir) as (_, url):
-        config = write_config(tmp_path, url=url)
-        process = DaemonProcess(
-            config,
-            tmp_path,
-            env={"APCA_API_KEY_ID": TEST_KEYS.key_id, "APCA_API_SECRET_KEY": TEST_KEYS.secret_key},
-        )
+    with ServerProcess(tmp_path / "server") as server:
+        process = DaemonProcess(tmp_path / "daemon", url=server.url)
         yield process
         process.kill()
 

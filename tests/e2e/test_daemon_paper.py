@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.daemon_harness import DaemonProcess, query, wait_for, write_config
+from tests.e2e.daemon_harness import DaemonProcess, query, wait_for
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
 def daemon(tmp_path: Path) -> Iterator[DaemonProcess]:
-    process = DaemonProcess(write_config(tmp_path), tmp_path)
+    process = DaemonProcess(tmp_path)
     yield process
     process.kill()
 
@@ -58,7 +58,7 @@ def exercise_operator_cycle(daemon: DaemonProcess) -> None:
     wait_for(lambda: orders_after(daemon.ledger, resume_ns), 60, "an order after resume", poll_s=0.1)
 
     started = time.monotonic()
-    assert daemon.terminate() == 0, daemon.output()
+    assert daemon.terminate() == 0, daemon.tail()
     assert time.monotonic() - started < 10
 
     unresolved = query(
@@ -103,7 +103,7 @@ def exercise_operator_cycle(daemon: DaemonProcess) -> None:
 def test_second_daemon_on_the_same_ledger_is_refused(daemon: DaemonProcess) -> None:
     """Two daemons on one ledger: the second exits non-zero with one line naming the lock holder."""
     daemon.start()
-    wait_for(daemon.ready, 60, "the first daemon to be ready")
+    wait_for(lambda: daemon.ready_since(0), 60, "the first daemon to be ready")
     second = daemon.cli("run")
     assert second.returncode != 0
     assert "held by a running daemon" in second.stderr

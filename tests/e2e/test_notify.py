@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.daemon_harness import DaemonProcess, query, write_config
+from tests.e2e.daemon_harness import DaemonProcess, query
 
 pytestmark = pytest.mark.slow
 
@@ -45,9 +45,7 @@ def test_ready_after_reconciliation_then_watchdog_then_stopping(
     """READY=1 comes only once the start-up reconciliation is in the ledger, with a STATUS line;
     WATCHDOG=1 follows at half of WATCHDOG_USEC; SIGTERM sends STOPPING=1 and exits 0."""
     sock, path = listener
-    daemon = DaemonProcess(
-        write_config(tmp_path), tmp_path, env={"NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "1000000"}
-    )
+    daemon = DaemonProcess(tmp_path, extra_env={"NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "1000000"})
     seen: list[tuple[float, str]] = []
     try:
         daemon.start()
@@ -60,9 +58,9 @@ def test_ready_after_reconciliation_then_watchdog_then_stopping(
         receive_until(sock, "WATCHDOG=1", 5, seen)
         pings = [t for t, m in seen if "WATCHDOG=1" in m]
         assert pings[-1] - pings[-2] < 0.9, "pings come about every half interval"
-        assert daemon.proc is not None
-        daemon.proc.send_signal(signal.SIGTERM)
+        assert daemon.process is not None
+        daemon.process.send_signal(signal.SIGTERM)
         receive_until(sock, "STOPPING=1", 15, seen)
-        assert daemon.proc.wait(timeout=15) == 0, daemon.output()
+        assert daemon.process.wait(timeout=15) == 0, daemon.tail()
     finally:
         daemon.kill()
