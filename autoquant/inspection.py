@@ -18,8 +18,6 @@ from decimal import Decimal, localcontext
 from pathlib import Path
 from typing import Any
 
-import aiosqlite
-
 from autoquant.domain.values import iso_utc, to_ns, utc_day_start_ns
 from autoquant.errors import LedgerError
 from autoquant.ledger import Ledger, connection, migrations
@@ -74,13 +72,7 @@ def _verify_readonly(path: Path) -> None:
 async def open_readonly(path: Path) -> Ledger:
     """The ledger at ``path`` for reading only; never creates, migrates or writes it."""
     await asyncio.to_thread(_verify_readonly, path)
-    try:
-        conn = await aiosqlite.connect(
-            f"file:{path}?mode=ro", uri=True, isolation_level=None, timeout=connection.BUSY_TIMEOUT_MS / 1000
-        )
-    except sqlite3.Error as error:
-        raise connection.translate(error, path) from error
-    return Ledger(conn, path)
+    return await Ledger.open_readonly(path)
 
 
 # -- orders and fills ----------------------------------------------------------------------------
