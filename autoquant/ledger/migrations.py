@@ -12,11 +12,13 @@ import re
 import sqlite3
 import time
 from dataclasses import dataclass
-from pathlib import Path
+from importlib import resources
+from importlib.abc import Traversable
 
-from autoquant.errors import LedgerTooNew, MigrationMismatch
+from autoquant.errors import LedgerError, LedgerTooNew, MigrationMismatch
 
-MIGRATIONS_DIR = Path(__file__).with_name("sql")
+#: The numbered SQL files ship inside the package (package data), found wherever it is installed.
+MIGRATIONS_DIR: Traversable = resources.files("autoquant.ledger") / "sql"
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
 _BOOTSTRAP = """
@@ -44,13 +46,27 @@ class Migration:
         return hashlib.sha256(self.sql.encode("utf-8")).hexdigest()
 
 
-def discover(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
+def discover(directory: Traversable = MIGRATIONS_DIR) -> list[Migration]:
+    """The migrations in ``directory``; a missing or empty folder is a broken install, never "none"."""
+    if not directory.is_dir():
+        raise LedgerError(
+            f"the ledger migrations are missing ({directory} is not a folder): the autoquant install is "
+            "incomplete; reinstall it (`pip install --force-reinstall autoquant`)"
+        )
     found: list[Migration] = []
-    for path in sorted(directory.glob("*.sql")):
+    for path in sorted(directory.iterdir(), key=lambda entry: entry.name):
+        if not path.name.endswith(".sql"):
+            continue
         match = _NAME.fullmatch(path.name)
         if match is None:
             raise MigrationMismatch(f"{path}: migration files are named NNNN_name.sql")
-        found.append(Migration(int(match[1]), path.stem, path.read_text(encoding="utf-8")))
+        found.append(
+            Migration(int(match[1]), path.name.removesuffix(".sql"), path.read_text(encoding="utf-8"))
+        )
+    if not found:
+        raise LedgerError(
+            f"no ledger migrations in {directory}: the autoquant install is incomplete; reinstall it"
+        )
     versions = [m.version for m in found]
     if versions != list(range(1, len(found) + 1)):
         raise MigrationMismatch(f"migrations in {directory} must be numbered 0001, 0002, … without gaps")

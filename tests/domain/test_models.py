@@ -58,7 +58,7 @@ def bar(**changes: object) -> Bar:
         ({"side": "Buy!"}, "side"),
         ({"side": "Buy"}, "side"),
         ({"symbol": "aapl"}, "symbol"),
-        ({"data_time": datetime(2026, 1, 5, 14, 30)}, "data_time"),
+        ({"data_time": datetime(2026, 1, 5, 14, 30)}, "data_time"),  # noqa: DTZ001 -- a naive time is the refused input
         ({"order_type": "limit"}, "limit_price"),
         ({"qty": "NaN"}, "qty"),
         ({"qty": True}, "qty"),
@@ -86,7 +86,7 @@ def test_intent_is_immutable() -> None:
         ({"low": "0"}, "low"),
         ({"volume": "-1"}, "volume"),
         ({"close_time": T0}, "close_time must be after"),
-        ({"open_time": datetime(2026, 1, 5, 14, 30)}, "open_time"),
+        ({"open_time": datetime(2026, 1, 5, 14, 30)}, "open_time"),  # noqa: DTZ001 -- a naive time is the refused input
         ({"schema_version": 2}, "schema_version"),
     ],
 )
@@ -110,7 +110,7 @@ def test_nanoseconds_round_trip() -> None:
     moment = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
     assert from_ns(to_ns(moment)) == moment
     with pytest.raises(ValueError, match="naive"):
-        to_ns(datetime(2026, 3, 1))
+        to_ns(datetime(2026, 3, 1))  # noqa: DTZ001 -- a naive time is the refused input
 
 
 def test_client_order_id_shape_and_determinism() -> None:
