@@ -40,7 +40,6 @@ from typing import Any, Final, TextIO
 
 import structlog
 
-from autoquant.config import LoggingSettings
 from autoquant.log_processors import (
     CONTEXT_ATTR,
     DEFAULT_WORKER,
@@ -51,6 +50,7 @@ from autoquant.log_processors import (
     json_formatter,
     utc_timestamp,
 )
+from autoquant.runtime.config import LoggingSettings
 
 __all__ = [
     "DEFAULT_QUEUE_SIZE",

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from autoquant import inspection, render
-from autoquant.cli import main, operator_error
 from autoquant.errors import LedgerLocked
-from autoquant.workers.daemon import heartbeat_path
+from autoquant.operator import inspection, render
+from autoquant.operator.cli import main, operator_error
+from autoquant.runtime.daemon import heartbeat_path
 from tests.test_inspection import build, status_file, write_log
 
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from autoquant.config import Config, alpaca_secrets, load, parse, resolve_path
 from autoquant.errors import ConfigError
+from autoquant.runtime.config import Config, alpaca_secrets, load, parse, resolve_path
 
 ROOT = Path(__file__).parents[1]
 

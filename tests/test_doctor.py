@@ -6,8 +6,8 @@ import io
 import sqlite3
 from pathlib import Path
 
-from autoquant.cli import main
 from autoquant.ledger.connection import migrate_file
+from autoquant.operator.cli import main
 
 
 def write_config(tmp_path: Path, ledger: Path) -> Path:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from autoquant.workers.lock import LedgerLock
+from autoquant.runtime.lock import LedgerLock
 from tests.test_inspection import build, make_too_new
 
 BASE = """

@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 
-from autoquant import inspection
 from autoquant.domain.controls import Control, ControlKind
 from autoquant.domain.decisions import Action, Decision, OrderIntent
 from autoquant.domain.fills import Fill
@@ -23,7 +22,8 @@ from autoquant.domain.values import Side, to_ns
 from autoquant.errors import LedgerCorrupt, LedgerError, LedgerTooNew
 from autoquant.ledger import Ledger
 from autoquant.ledger.records import ReconciliationRun, RiskEvent
-from autoquant.trace import describe, trace
+from autoquant.operator import inspection
+from autoquant.operator.trace import describe, trace
 
 #: Yesterday evening: the first order (bought 4, partially filled, then canceled) and a sale of 1.
 T0 = datetime(2026, 1, 5, 23, 0, tzinfo=UTC)

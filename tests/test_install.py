@@ -9,6 +9,7 @@ fails here. The fresh venv takes the already-installed dependencies from the tes
 from __future__ import annotations
 
 import os
+import shutil
 import site
 import subprocess
 import sys
@@ -26,9 +27,25 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
+    # Built from a copy: setuptools' build/ folder in a checkout keeps files from earlier builds.
+    source = tmp_path_factory.mktemp("source")
+    shutil.copytree(ROOT / "autoquant", source / "autoquant", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), "."],
-        cwd=ROOT,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(out),
+            ".",
+        ],
+        cwd=source,
         check=True,
         capture_output=True,
     )

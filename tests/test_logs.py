@@ -19,7 +19,6 @@ import structlog
 from structlog.contextvars import merge_contextvars
 from structlog.testing import capture_logs
 
-from autoquant.config import LoggingSettings
 from autoquant.logs import (
     DEFAULT_WORKER,
     LEADING_KEYS,
@@ -29,6 +28,7 @@ from autoquant.logs import (
     configure_logging,
     get_logger,
 )
+from autoquant.runtime.config import LoggingSettings
 
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 

@@ -15,9 +15,8 @@ from typing import Any
 
 import pytest
 
-from autoquant.config import LoggingSettings
 from autoquant.logs import bind_worker, bound, configure_logging, get_logger
-from autoquant.logview import (
+from autoquant.operator.logview import (
     Tally,
     add_logs_arguments,
     follow,
@@ -27,6 +26,7 @@ from autoquant.logview import (
     logs_command,
     parse_since,
 )
+from autoquant.runtime.config import LoggingSettings
 
 NOW = datetime.now(UTC)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from autoquant.sdnotify import Notifier, WatchdogPinger
+from autoquant.runtime.sdnotify import Notifier, WatchdogPinger
 
 
 class Receiver:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from autoquant.config import DaemonSettings
+from autoquant.runtime.config import DaemonSettings
 
 CONFIG = Path(__file__).resolve().parent.parent / "config"
 INSTALLED_BINARY = "/usr/local/bin/autoquant"

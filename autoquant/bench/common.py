@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from autoquant.config import LoggingSettings
 from autoquant.logs import configure_logging
+from autoquant.runtime.config import LoggingSettings
 
 #: Where the bench keeps its cached ledgers and its latest result.
 BENCH_DIR = Path(".bench")

@@ -28,7 +28,6 @@ from pathlib import Path
 import structlog
 
 from autoquant.bench.common import Sizes, percentile, progress, scratch_dir
-from autoquant.config import LoggingSettings
 from autoquant.logs import (
     DEFAULT_QUEUE_SIZE,
     LoggingHandle,
@@ -37,6 +36,7 @@ from autoquant.logs import (
     configure_logging,
     get_logger,
 )
+from autoquant.runtime.config import LoggingSettings
 
 #: The heavy-logging load on the loop: well above what the daemon logs while trading.
 HEAVY_LINES_PER_S = 20_000

@@ -18,12 +18,12 @@ from typing import Any
 
 from autoquant.brokers.paper import PaperBroker, PaperExchange
 from autoquant.brokers.port import Broker
-from autoquant.config import PaperSettings
 from autoquant.domain.broker import BrokerOrderState, OrderRequest
 from autoquant.domain.clock import Clock
 from autoquant.domain.orders import Order
 from autoquant.ledger import Ledger
 from autoquant.ledger.records import RiskEvent
+from autoquant.runtime.config import PaperSettings
 from autoquant.workers.execution import ExecutionWorker
 
 #: Enough cash that the venue never refuses a bench order for buying power.

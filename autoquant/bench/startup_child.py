@@ -55,9 +55,15 @@ async def _ledger_ready(path: Path) -> dict[str, object]:
 
 
 async def _daemon_ready(directory: Path) -> dict[str, object]:
-    from autoquant.config import Config, LedgerSettings, LoggingSettings, MarketDataSettings, PaperSettings
-    from autoquant.sdnotify import Notifier
-    from autoquant.workers.daemon import Daemon
+    from autoquant.runtime.config import (
+        Config,
+        LedgerSettings,
+        LoggingSettings,
+        MarketDataSettings,
+        PaperSettings,
+    )
+    from autoquant.runtime.daemon import Daemon
+    from autoquant.runtime.sdnotify import Notifier
 
     config = Config(
         ledger=LedgerSettings(path=directory / "ledger.db"),
@@ -85,8 +91,8 @@ def main(argv: list[str]) -> int:
         details = asyncio.run(_ledger_ready(where))
         print(READY, flush=True)
     else:
-        from autoquant.config import LoggingSettings
         from autoquant.logs import configure_logging
+        from autoquant.runtime.config import LoggingSettings
 
         with configure_logging(LoggingSettings(path=where / "daemon.log"), stderr_tty=False):
             details = asyncio.run(_daemon_ready(where))

@@ -8,7 +8,7 @@ from the first reservation to the last FILLED.
 
 In-process: ``PaperBroker`` over ``PaperExchange`` with its pump. Over loopback: the Alpaca adapter
 (``AlpacaBroker``, alpaca-py) against the paper server run as its own process
-(``python -m autoquant.brokers.paper.server``), REST for submits and the ``trade_updates`` websocket.
+(``python -m autoquant.runtime.paper_server``), REST for submits and the ``trade_updates`` websocket.
 """
 
 from __future__ import annotations
@@ -27,11 +27,11 @@ from autoquant.bench.common import Sizes, daemon_logging, progress, scratch_dir
 from autoquant.bench.pipeline import BENCH_CASH, Running, bench_exchange, running_execution, wait_for
 from autoquant.brokers.paper import PaperBroker
 from autoquant.brokers.port import Broker
-from autoquant.config import BrokerSettings, Secrets
 from autoquant.domain.clock import Clock, SystemClock
 from autoquant.domain.orders import Order
 from autoquant.domain.values import Side
 from autoquant.ledger import Ledger
+from autoquant.runtime.config import BrokerSettings, Secrets
 
 PRODUCERS = 16
 SYMBOLS = ["AAPL", "MSFT"]
@@ -100,7 +100,7 @@ def paper_server_process(directory: Path) -> Iterator[str]:
     env = {**os.environ, "APCA_API_KEY_ID": _KEYS.key_id, "APCA_API_SECRET_KEY": _KEYS.secret_key}
     with (directory / "paper-server.err").open("w", encoding="utf-8") as errors:
         process = subprocess.Popen(
-            [sys.executable, "-m", "autoquant.brokers.paper.server", "--port", "0", "--config", str(config)],
+            [sys.executable, "-m", "autoquant.runtime.paper_server", "--port", "0", "--config", str(config)],
             stdout=subprocess.PIPE,
             stderr=errors,
             text=True,

@@ -18,12 +18,12 @@ from decimal import Decimal
 
 from autoquant.bench.common import Sizes, daemon_logging, percentile, progress, scratch_dir
 from autoquant.bench.pipeline import TimedPaperBroker, bench_exchange, running_execution, wait_for
-from autoquant.config import RiskSettings
 from autoquant.domain.bars import Bar
 from autoquant.domain.clock import SystemClock
 from autoquant.domain.orders import OrderStatus
 from autoquant.domain.values import from_ns
 from autoquant.ledger import Ledger
+from autoquant.runtime.config import RiskSettings
 from autoquant.strategies import SmaCross
 from autoquant.workers.market import MarketState
 from autoquant.workers.risk_gate import RiskGate

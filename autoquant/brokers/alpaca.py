@@ -34,7 +34,7 @@ from autoquant.brokers.alpaca_mapping import (
     parse_time_ns,
 )
 from autoquant.brokers.alpaca_stream import AlpacaUpdateStream
-from autoquant.config import BrokerSettings, Secrets
+from autoquant.brokers.settings import BrokerSettings, Secrets
 from autoquant.domain.broker import (
     BrokerAccount,
     BrokerOrderState,

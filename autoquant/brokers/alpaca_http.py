@@ -32,7 +32,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, sto
 from tenacity.wait import wait_random_exponential
 
 from autoquant.brokers.alpaca_mapping import error_code
-from autoquant.config import BrokerSettings, Secrets
+from autoquant.brokers.settings import BrokerSettings, Secrets
 from autoquant.errors import (
     BrokerAmbiguous,
     BrokerAuthError,

@@ -35,7 +35,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from autoquant.brokers.alpaca_mapping import AlpacaPayloadError, parse_trade_update
-from autoquant.config import Secrets
+from autoquant.brokers.settings import Secrets
 from autoquant.domain.broker import OrderUpdate
 from autoquant.domain.clock import Clock
 from autoquant.errors import BrokerAuthError, BrokerError, BrokerTransient

@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 
 from autoquant.brokers.alpaca_mapping import format_time_ns, parse_time_ns
-from autoquant.config import Secrets
+from autoquant.runtime.config import Secrets
 
 #: Ledger states that say the exchange took the order; such an order must exist there.
 AT_EXCHANGE = frozenset({"accepted", "partially_filled", "filled", "pending_cancel", "expired", "replaced"})

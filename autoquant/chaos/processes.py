@@ -18,7 +18,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
-from autoquant.config import Secrets
+from autoquant.runtime.config import Secrets
 
 T = TypeVar("T")
 
@@ -134,7 +134,7 @@ def _stop(process: subprocess.Popen[bytes], timeout_s: float) -> int:
 
 @dataclass
 class ServerProcess:
-    """``python -m autoquant.brokers.paper.server`` in ``root`` (state in ``root/paper.db``)."""
+    """``python -m autoquant.runtime.paper_server`` in ``root`` (state in ``root/paper.db``)."""
 
     root: Path
     faults: Mapping[str, float] = field(default_factory=dict)
@@ -165,7 +165,7 @@ class ServerProcess:
                 [
                     sys.executable,
                     "-m",
-                    "autoquant.brokers.paper.server",
+                    "autoquant.runtime.paper_server",
                     "--port",
                     "0",
                     "--config",

@@ -31,7 +31,7 @@ NOTIONAL_CHECKS = frozenset({MAX_ORDER_NOTIONAL, MAX_POSITION_NOTIONAL, MAX_GROS
 
 
 class RiskLimits(BaseModel):
-    """The account-level limits; ``autoquant.config.RiskSettings`` (``[risk]``) is this model.
+    """The account-level limits; ``autoquant.runtime.config.RiskSettings`` (``[risk]``) is this model.
 
     Limits are inclusive: exactly at a limit passes, beyond it fails.
     """

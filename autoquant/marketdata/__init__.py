@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from autoquant.marketdata.alpaca_bars import AlpacaBars, bar_from_alpaca
-from autoquant.marketdata.factory import build_source
 from autoquant.marketdata.freshness import FreshnessTracker
 from autoquant.marketdata.reorder import DataGap, Released, ReorderBuffer
 from autoquant.marketdata.replay import CsvBars
@@ -23,5 +22,4 @@ __all__ = [
     "Sleep",
     "SyntheticBars",
     "bar_from_alpaca",
-    "build_source",
 ]

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from autoquant.config import StrategySettings
 from autoquant.domain.strategy import Strategy
 from autoquant.errors import ConfigError
+from autoquant.strategies.settings import StrategySettings
 from autoquant.strategies.sma_cross import SmaCross
 
 __all__ = ["SmaCross", "build_strategy"]

@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 import structlog
 
 from autoquant.brokers.port import Broker
-from autoquant.crashpoints import crashpoint
 from autoquant.domain.broker import BrokerOrderState, OrderRequest, OrderUpdate
 from autoquant.domain.clock import Clock
 from autoquant.domain.orders import Order, OrderEvent, OrderEventKind, OrderStatus
@@ -42,6 +41,7 @@ from autoquant.errors import (
 from autoquant.ledger import Ledger
 from autoquant.ledger.records import RiskEvent
 from autoquant.workers.adoption import event_for_state
+from autoquant.workers.crashpoints import crashpoint
 from autoquant.workers.order_stream import OrderStream
 
 log = structlog.get_logger("autoquant.execution")

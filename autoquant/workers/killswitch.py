@@ -17,7 +17,6 @@ from collections.abc import Awaitable, Callable
 import structlog
 
 from autoquant.brokers.port import Broker
-from autoquant.config import RiskSettings
 from autoquant.domain.clock import Clock
 from autoquant.domain.controls import ACCOUNT, Control, ControlKind, ControlState, TradingState
 from autoquant.domain.orders import OrderStatus
@@ -25,6 +24,7 @@ from autoquant.errors import BrokerError
 from autoquant.ledger import Ledger
 from autoquant.workers.execution import ExecutionWorker
 from autoquant.workers.risk_gate import RiskGate
+from autoquant.workers.settings import RiskSettings
 
 log = structlog.get_logger("autoquant.killswitch")
 ACTOR = "kill-switch"

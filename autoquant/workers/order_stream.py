@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING
 import structlog
 
 from autoquant.brokers.port import Broker
-from autoquant.crashpoints import crashpoint
 from autoquant.domain.broker import OrderUpdate
 from autoquant.domain.orders import OrderEvent
 from autoquant.errors import BrokerError, BrokerPayloadInvalid
 from autoquant.ledger import Ledger
 from autoquant.workers.adoption import event_for_update
+from autoquant.workers.crashpoints import crashpoint
 
 if TYPE_CHECKING:
     from autoquant.workers.execution import ExecutionStats, IncidentSink

@@ -27,7 +27,6 @@ from typing import Any
 import structlog
 
 from autoquant.brokers.port import Broker
-from autoquant.crashpoints import crashpoint
 from autoquant.domain.broker import BrokerOrderState
 from autoquant.domain.clock import Clock
 from autoquant.domain.controls import ACCOUNT, Control, ControlKind
@@ -45,6 +44,7 @@ from autoquant.errors import BrokerError
 from autoquant.ledger import Ledger
 from autoquant.ledger.ledger import fill_from_row
 from autoquant.ledger.records import ReconciliationRun
+from autoquant.workers.crashpoints import crashpoint
 
 log = structlog.get_logger("autoquant.reconciliation")
 

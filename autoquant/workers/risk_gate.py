@@ -11,7 +11,6 @@ from collections import deque
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from autoquant.config import RiskSettings
 from autoquant.domain.clock import Clock
 from autoquant.domain.controls import ControlState
 from autoquant.domain.decisions import OrderIntent
@@ -22,6 +21,7 @@ from autoquant.ledger import Ledger
 from autoquant.ledger.ledger import Book
 from autoquant.ledger.records import RiskEvent
 from autoquant.workers.market import MarketState
+from autoquant.workers.settings import RiskSettings
 
 #: The pre-submit check's own rule, beyond the domain's checks: the decision must still be fresh.
 DECISION_AGE = "decision_age"

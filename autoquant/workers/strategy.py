@@ -17,7 +17,6 @@ from decimal import Decimal
 
 import structlog
 
-from autoquant.crashpoints import crashpoint
 from autoquant.domain.bars import Bar
 from autoquant.domain.clock import Clock
 from autoquant.domain.decisions import Action, Decision, OrderIntent
@@ -29,6 +28,7 @@ from autoquant.ledger import Ledger
 from autoquant.ledger.ledger import Book
 from autoquant.ledger.records import RiskEvent
 from autoquant.logs import bound
+from autoquant.workers.crashpoints import crashpoint
 from autoquant.workers.market import MarketState
 from autoquant.workers.risk_gate import RiskGate, to_event
 

@@ -28,8 +28,15 @@ from typing import Any
 
 from autoquant.brokers.alpaca import AlpacaBroker
 from autoquant.brokers.alpaca_http import RetryPolicy
-from autoquant.brokers.paper.server import LISTENING, PaperServer
-from autoquant.config import BrokerSettings, Config, FaultSettings, MarketDataSettings, PaperSettings, Secrets
+from autoquant.runtime.config import (
+    BrokerSettings,
+    Config,
+    FaultSettings,
+    MarketDataSettings,
+    PaperSettings,
+    Secrets,
+)
+from autoquant.runtime.paper_server import LISTENING, PaperServer
 
 TEST_KEYS = Secrets(key_id="test-key", secret_key="test-secret")
 #: Quick retries, so fault tests finish fast and still exercise the backoff path.
@@ -87,7 +94,7 @@ async def wait_until(check: Callable[[], Awaitable[bool]], what: str, timeout_s:
 def paper_server_process(
     tmp_path: Path, *, config_text: str | None = None, keys: Secrets = TEST_KEYS, timeout_s: float = 20.0
 ) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    """``python -m autoquant.brokers.paper.server --port 0`` with a config in ``tmp_path``; yields
+    """``python -m autoquant.runtime.paper_server --port 0`` with a config in ``tmp_path``; yields
     the process and its URL (read from the listening line); terminated and reaped on exit."""
     config_path = tmp_path / "paper-server.toml"
     config_path.write_text(
@@ -98,7 +105,7 @@ def paper_server_process(
     )
     env = {**os.environ, "APCA_API_KEY_ID": keys.key_id, "APCA_API_SECRET_KEY": keys.secret_key}
     process = subprocess.Popen(
-        [sys.executable, "-m", "autoquant.brokers.paper.server", "--port", "0", "--config", str(config_path)],
+        [sys.executable, "-m", "autoquant.runtime.paper_server", "--port", "0", "--config", str(config_path)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

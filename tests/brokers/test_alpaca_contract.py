@@ -11,7 +11,7 @@ import pytest
 
 from autoquant.brokers.alpaca import AlpacaBroker, stream_url_for
 from autoquant.brokers.port import Broker
-from autoquant.config import BrokerSettings
+from autoquant.runtime.config import BrokerSettings
 from tests.brokers.contract import BrokerContract, BrokerHarness
 from tests.brokers.server_harness import TEST_KEYS, alpaca_broker_for, paper_server
 

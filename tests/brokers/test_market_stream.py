@@ -17,9 +17,9 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from autoquant.brokers.paper.server import PaperServer
-from autoquant.config import Config, MarketDataSettings, PaperSettings
 from autoquant.domain.bars import Bar
+from autoquant.runtime.config import Config, MarketDataSettings, PaperSettings
+from autoquant.runtime.paper_server import PaperServer
 from tests.brokers.server_harness import TEST_KEYS, paper_server, wait_until
 
 MSGPACK = {"Content-Type": "application/msgpack"}

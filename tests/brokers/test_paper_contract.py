@@ -11,11 +11,11 @@ import pytest
 
 from autoquant.brokers.paper import PaperBroker, PaperExchange
 from autoquant.brokers.port import Broker
-from autoquant.config import PaperSettings
 from autoquant.domain.broker import OrderRequest
 from autoquant.domain.clock import FakeClock, SystemClock
 from autoquant.domain.orders import OrderEventKind
 from autoquant.domain.values import Side
+from autoquant.runtime.config import PaperSettings
 from tests.brokers.contract import BrokerContract, BrokerHarness
 
 

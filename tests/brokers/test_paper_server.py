@@ -15,7 +15,7 @@ import httpx
 import pytest
 from websockets.asyncio.client import connect
 
-from autoquant.brokers.paper.server import PaperServer
+from autoquant.runtime.paper_server import PaperServer
 from tests.brokers.server_harness import TEST_KEYS, paper_server, paper_server_process, wait_until
 
 with warnings.catch_warnings():
@@ -253,7 +253,7 @@ async def test_trade_updates_refuse_wrong_keys(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_server_runs_as_a_process_and_prints_where_it_listens(tmp_path: Path) -> None:
-    """`python -m autoquant.brokers.paper.server --port 0` prints its URL, serves, and exits 0 on SIGTERM."""
+    """`python -m autoquant.runtime.paper_server --port 0` prints its URL, serves, and exits 0 on SIGTERM."""
     with paper_server_process(tmp_path) as (process, url):
         response = httpx.get(f"{url}/v2/account", headers=HEADERS, timeout=5)
         assert response.status_code == 200

@@ -18,7 +18,6 @@ from autoquant.brokers.alpaca_http import RetryPolicy
 from autoquant.brokers.alpaca_mapping import AlpacaPayloadError
 from autoquant.brokers.alpaca_stream import AlpacaUpdateStream
 from autoquant.brokers.paper.alpaca_json import trade_update_json
-from autoquant.config import BrokerSettings, FaultSettings
 from autoquant.domain.broker import BrokerOrderState, OrderRequest, OrderUpdate
 from autoquant.domain.clock import SystemClock
 from autoquant.domain.orders import OrderEventKind, OrderStatus
@@ -29,6 +28,7 @@ from autoquant.errors import (
     BrokerTransient,
     DuplicateClientOrderId,
 )
+from autoquant.runtime.config import BrokerSettings, FaultSettings
 from tests.brokers.server_harness import TEST_KEYS, alpaca_broker_for, paper_server, wait_until
 
 

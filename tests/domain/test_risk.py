@@ -309,7 +309,7 @@ def test_verdict_serialises_with_numbers_in_the_detail() -> None:
 
 def test_limits_mirror_the_config_settings() -> None:
     """RiskLimits accepts exactly what config.RiskSettings dumps (the caller's one-line conversion)."""
-    from autoquant.config import RiskSettings
+    from autoquant.runtime.config import RiskSettings
 
     settings = RiskSettings()
     assert RiskLimits(**settings.model_dump()).model_dump() == settings.model_dump()

@@ -14,13 +14,14 @@ from pathlib import Path
 import msgpack  # type: ignore[import-untyped]  # msgpack ships no type stubs
 import pytest
 
-from autoquant.brokers.paper.server import PaperServer
-from autoquant.config import Config, MarketDataSettings, PaperSettings, parse
 from autoquant.domain.bars import Bar
 from autoquant.domain.clock import SystemClock
 from autoquant.errors import ConfigError
-from autoquant.marketdata import AlpacaBars, build_source
+from autoquant.marketdata import AlpacaBars
 from autoquant.marketdata.alpaca_bars import StreamUrls, stream_urls
+from autoquant.runtime.config import Config, MarketDataSettings, PaperSettings, parse
+from autoquant.runtime.paper_server import PaperServer
+from autoquant.runtime.sources import build_source
 from tests.brokers.server_harness import TEST_KEYS
 from tests.brokers.test_market_stream import bar
 from tests.e2e.daemon_harness import query

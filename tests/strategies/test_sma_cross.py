@@ -10,12 +10,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from autoquant.config import StrategySettings
 from autoquant.domain.bars import Bar
 from autoquant.domain.decisions import Action
 from autoquant.domain.indicators import sma
 from autoquant.domain.strategy import Reason, StrategyState
 from autoquant.errors import ConfigError
+from autoquant.runtime.config import StrategySettings
 from autoquant.strategies import SmaCross, build_strategy
 
 T0 = datetime(2024, 1, 2, 15, 0, tzinfo=UTC)

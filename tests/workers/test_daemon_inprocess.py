@@ -14,15 +14,15 @@ from typing import Any
 
 import pytest
 
-from autoquant.config import Config, parse
 from autoquant.domain.decisions import Decision
 from autoquant.domain.orders import OrderStatus
 from autoquant.domain.strategy import StrategyState
 from autoquant.errors import ConfigError
 from autoquant.ledger import Ledger
 from autoquant.marketdata.source import MarketDataError
-from autoquant.sdnotify import Notifier
-from autoquant.workers.daemon import Daemon
+from autoquant.runtime.config import Config, parse
+from autoquant.runtime.daemon import Daemon
+from autoquant.runtime.sdnotify import Notifier
 from tests.e2e.daemon_harness import query
 
 DRAIN_TIMEOUT_S = 5.0

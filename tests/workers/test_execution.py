@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from autoquant.brokers.paper import PaperBroker, PaperExchange
-from autoquant.config import PaperSettings
 from autoquant.domain.broker import BrokerOrderState, OrderRequest, OrderUpdate
 from autoquant.domain.clock import FakeClock
 from autoquant.domain.orders import Order, OrderStatus
@@ -19,6 +18,7 @@ from autoquant.domain.values import Side
 from autoquant.errors import BrokerAmbiguous, BrokerTransient
 from autoquant.ledger import Ledger
 from autoquant.ledger.records import RiskEvent
+from autoquant.runtime.config import PaperSettings
 from autoquant.workers.execution import ExecutionWorker
 
 

@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 
 from autoquant.brokers.paper import PaperBroker, PaperExchange
-from autoquant.config import PaperSettings, RiskSettings
 from autoquant.domain.bars import Bar
 from autoquant.domain.broker import BrokerAccount, OrderUpdate
 from autoquant.domain.clock import FakeClock
@@ -25,6 +24,7 @@ from autoquant.domain.orders import Order, OrderEvent, OrderEventKind, OrderStat
 from autoquant.domain.values import Side, from_ns
 from autoquant.errors import LedgerError
 from autoquant.ledger import Ledger
+from autoquant.runtime.config import PaperSettings, RiskSettings
 from autoquant.workers.execution import ExecutionWorker
 from autoquant.workers.killswitch import KillSwitch
 from autoquant.workers.market import MarketState

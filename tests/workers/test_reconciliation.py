@@ -12,7 +12,6 @@ from structlog.testing import capture_logs
 
 from autoquant.brokers.paper.broker import PaperBroker
 from autoquant.brokers.paper.engine import PaperExchange
-from autoquant.config import PaperSettings
 from autoquant.domain.broker import BrokerAccount, BrokerOrderState, OrderRequest
 from autoquant.domain.clock import FakeClock
 from autoquant.domain.controls import TradingState
@@ -21,6 +20,7 @@ from autoquant.domain.orders import Order, OrderStatus
 from autoquant.domain.values import OrderType, Side, TimeInForce
 from autoquant.errors import BrokerTransient
 from autoquant.ledger import Ledger
+from autoquant.runtime.config import PaperSettings
 from autoquant.workers.adoption import event_for_state, event_for_update
 from autoquant.workers.reconciliation import Reconciler
 

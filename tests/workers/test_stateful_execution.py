@@ -21,13 +21,13 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
 from autoquant.brokers.paper import PaperBroker, PaperExchange
-from autoquant.config import PaperSettings
 from autoquant.domain.broker import BrokerOrderState, OrderRequest, OrderUpdate
 from autoquant.domain.clock import FakeClock
 from autoquant.domain.orders import Order, OrderStatus
 from autoquant.domain.values import Side
 from autoquant.errors import BrokerAmbiguous, BrokerTransient
 from autoquant.ledger import Ledger
+from autoquant.runtime.config import PaperSettings
 from autoquant.workers.execution import ExecutionWorker
 from autoquant.workers.reconciliation import Reconciler
 

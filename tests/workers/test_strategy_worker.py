@@ -15,13 +15,13 @@ from pathlib import Path
 import pytest
 
 from autoquant.brokers.paper import PaperBroker, PaperExchange
-from autoquant.config import PaperSettings, RiskSettings
 from autoquant.domain.bars import Bar
 from autoquant.domain.clock import FakeClock
 from autoquant.domain.controls import Control, ControlKind
 from autoquant.domain.orders import OrderEvent, OrderEventKind, OrderStatus
 from autoquant.domain.values import from_ns
 from autoquant.ledger import Ledger
+from autoquant.runtime.config import PaperSettings, RiskSettings
 from autoquant.strategies import SmaCross
 from autoquant.workers.execution import ExecutionWorker
 from autoquant.workers.killswitch import KillSwitch

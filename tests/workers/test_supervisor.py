@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 
 from structlog.testing import capture_logs
 
-from autoquant.workers.supervisor import Supervisor, WorkerSpec
+from autoquant.runtime.supervisor import Supervisor, WorkerSpec
 
 
 async def wait_until(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:

@@ -61,7 +61,7 @@ from autoquant.brokers.paper.refusals import (
     require_symbol,
 )
 from autoquant.brokers.paper.store import OrderRecord, PaperStore
-from autoquant.config import PaperSettings
+from autoquant.brokers.settings import PaperSettings
 from autoquant.domain.bars import Bar
 from autoquant.domain.broker import (
     BrokerAccount,

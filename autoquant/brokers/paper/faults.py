@@ -23,7 +23,7 @@ import random
 from collections.abc import MutableMapping
 from typing import Any
 
-from autoquant.config import FaultSettings
+from autoquant.brokers.settings import FaultSettings
 
 REORDER_HOLD_S = 0.5
 

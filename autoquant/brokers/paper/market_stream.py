@@ -41,7 +41,7 @@ from typing import Any, Literal
 import msgpack  # type: ignore[import-untyped]  # msgpack ships no type stubs
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from autoquant.config import Secrets
+from autoquant.brokers.settings import Secrets
 from autoquant.domain.bars import Bar
 from autoquant.domain.values import from_ns, to_ns
 

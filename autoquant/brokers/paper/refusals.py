@@ -17,7 +17,7 @@ from decimal import Decimal, localcontext
 
 from autoquant.brokers.paper.fill_model import cost_estimate
 from autoquant.brokers.paper.store import OrderRecord
-from autoquant.config import PaperSettings
+from autoquant.brokers.settings import PaperSettings
 from autoquant.domain.broker import OrderRequest
 from autoquant.domain.values import Side
 from autoquant.errors import BrokerNotFound, BrokerRejected, DuplicateClientOrderId

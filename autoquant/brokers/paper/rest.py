@@ -29,7 +29,7 @@ from autoquant.brokers.paper.alpaca_json import (
 )
 from autoquant.brokers.paper.engine import PaperExchange
 from autoquant.brokers.paper.faults import FaultInjector, abort_connection
-from autoquant.config import Secrets
+from autoquant.brokers.settings import Secrets
 from autoquant.domain.broker import BrokerOrderState, OrderRequest
 from autoquant.errors import BrokerError
 

@@ -24,7 +24,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from autoquant.brokers.paper.alpaca_json import trade_update_json
 from autoquant.brokers.paper.engine import PaperExchange
 from autoquant.brokers.paper.faults import REORDER_HOLD_S, FaultInjector
-from autoquant.config import Secrets
+from autoquant.brokers.settings import Secrets
 from autoquant.domain.broker import OrderUpdate
 
 log = logging.getLogger(__name__)

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from autoquant.domain.values import to_ns
-from autoquant.inspection import iso
 from autoquant.ledger import Ledger
-from autoquant.logview import Tally, bears_id, read_lines
+from autoquant.operator.inspection import iso
+from autoquant.operator.logview import Tally, bears_id, read_lines
 
 Entry = dict[str, Any]
 

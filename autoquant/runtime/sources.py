@@ -1,15 +1,16 @@
-"""Build the configured bar source from ``[marketdata]`` settings."""
+"""Build the configured bar source from ``[marketdata]`` settings (the runtime wires the Alpaca keys in)."""
 
 from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
 
-from autoquant.config import MarketDataSettings, Secrets, alpaca_secrets
+from autoquant.brokers.settings import Secrets, alpaca_secrets
 from autoquant.domain.clock import Clock
 from autoquant.errors import ConfigError
 from autoquant.marketdata.alpaca_bars import AlpacaBars
 from autoquant.marketdata.replay import CsvBars
+from autoquant.marketdata.settings import MarketDataSettings
 from autoquant.marketdata.source import BarSource, Sleep
 from autoquant.marketdata.synthetic import SyntheticBars
 

@@ -18,13 +18,13 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TextIO
 
-from autoquant import config as config_module
-from autoquant import doctor, inspection, render
-from autoquant.config import Config
 from autoquant.domain.controls import ACCOUNT, Control, ControlKind
 from autoquant.domain.values import to_ns
 from autoquant.errors import AutoquantError, ConfigError
 from autoquant.ledger import Ledger
+from autoquant.operator import doctor, inspection, render
+from autoquant.runtime import config as config_module
+from autoquant.runtime.config import Config
 
 EXIT_OK, EXIT_PROBLEM, EXIT_ERROR = 0, 1, 2
 
@@ -38,7 +38,7 @@ def actor() -> str:
 
 def parse_since(text: str) -> int:
     """``10m``, ``2h``, ``1d`` ago, or an ISO-8601 time with a timezone; UTC nanoseconds."""
-    from autoquant.logview import parse_since as parse
+    from autoquant.operator.logview import parse_since as parse
 
     try:
         return to_ns(parse(text))
@@ -186,13 +186,13 @@ def _inspect(name: str, build: Build) -> Callable[[Config, argparse.Namespace, T
 
 
 async def _status(ledger: Ledger, args: argparse.Namespace, config: Config) -> Any:
-    from autoquant.workers.daemon import heartbeat_path
+    from autoquant.runtime.daemon import heartbeat_path
 
     return await inspection.status(ledger, heartbeat_path(config.ledger.path))
 
 
 def cmd_trace(config: Config, args: argparse.Namespace, out: TextIO) -> int:
-    from autoquant.trace import describe, trace
+    from autoquant.operator.trace import describe, trace
 
     async def read(ledger: Ledger) -> int:
         entries = await trace(ledger, args.id, config.logging.path)
@@ -212,27 +212,27 @@ def cmd_trace(config: Config, args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_run(config: Config, args: argparse.Namespace, out: TextIO) -> int:
-    from autoquant.workers.daemon import run_daemon
+    from autoquant.runtime.daemon import run_daemon
 
     return run_daemon(config)
 
 
 def cmd_reconcile(config: Config, args: argparse.Namespace, out: TextIO) -> int:
-    from autoquant.workers.daemon import reconcile_once
+    from autoquant.runtime.daemon import reconcile_once
 
     return reconcile_once(config, out)
 
 
 def cmd_paper_server(config: Config, args: argparse.Namespace, out: TextIO) -> int:
-    from autoquant.brokers.paper.server import serve
-    from autoquant.config import alpaca_secrets
+    from autoquant.runtime.config import alpaca_secrets
+    from autoquant.runtime.paper_server import serve
 
     asyncio.run(serve(config, args.host, args.port, keys=alpaca_secrets()))
     return EXIT_OK
 
 
 def cmd_logs(config: Config, args: argparse.Namespace, out: TextIO) -> int:
-    from autoquant.logview import logs_command
+    from autoquant.operator.logview import logs_command
 
     return logs_command(args, config.logging, out)
 
@@ -330,7 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
     paper.set_defaults(handler=cmd_paper_server)
 
     try:
-        from autoquant.logview import add_logs_arguments
+        from autoquant.operator.logview import add_logs_arguments
     except ImportError:  # pragma: no cover - logview ships with the package
         pass
     else:

@@ -28,8 +28,6 @@ import structlog
 
 from autoquant.brokers.paper import PaperBroker, PaperExchange
 from autoquant.brokers.port import Broker
-from autoquant.config import Config, alpaca_secrets
-from autoquant.crashpoints import crashpoint
 from autoquant.domain.clock import Clock, SystemClock
 from autoquant.domain.controls import ACCOUNT, Control, ControlKind, ControlState
 from autoquant.domain.orders import OrderStatus
@@ -37,19 +35,21 @@ from autoquant.domain.values import iso_utc
 from autoquant.errors import AutoquantError, BrokerError
 from autoquant.ledger import Ledger
 from autoquant.logs import configure_logging
-from autoquant.marketdata.factory import build_source
 from autoquant.marketdata.reorder import DataGap, ReorderBuffer
 from autoquant.marketdata.replay import CsvBars
-from autoquant.sdnotify import Notifier, WatchdogPinger
+from autoquant.runtime.config import Config, alpaca_secrets
+from autoquant.runtime.lock import LedgerLock
+from autoquant.runtime.sdnotify import Notifier, WatchdogPinger
+from autoquant.runtime.sources import build_source
+from autoquant.runtime.supervisor import Supervisor, WorkerSpec
 from autoquant.strategies import build_strategy
+from autoquant.workers.crashpoints import crashpoint
 from autoquant.workers.execution import ExecutionWorker
 from autoquant.workers.killswitch import KillSwitch
-from autoquant.workers.lock import LedgerLock
 from autoquant.workers.market import BarSink, MarketDataWorker, MarketState
 from autoquant.workers.reconciliation import Reconciler
 from autoquant.workers.risk_gate import RiskGate
 from autoquant.workers.strategy import StrategyWorker
-from autoquant.workers.supervisor import Supervisor, WorkerSpec
 
 log = structlog.get_logger("autoquant.daemon")
 

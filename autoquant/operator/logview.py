@@ -26,8 +26,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO, Final, TextIO
 
-from autoquant.config import LoggingSettings
 from autoquant.logs import ID_KEYS, LEADING_KEYS
+from autoquant.runtime.config import LoggingSettings
 
 LEVELS: Final = ("debug", "info", "warning", "error", "critical")
 _RANK: Final = {name: rank for rank, name in enumerate(LEVELS)}

@@ -1,0 +1,77 @@
+"""``[broker]`` and ``[paper]``: which broker, how to reach it, the paper exchange and its faults; the
+Alpaca keys, which come only from the environment (``APCA_API_KEY_ID``, ``APCA_API_SECRET_KEY``)."""
+
+from __future__ import annotations
+
+import os
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from autoquant.domain.settings import Section
+from autoquant.domain.values import Money, NonNegative
+from autoquant.errors import ConfigError
+
+KEY_ID_VAR = "APCA_API_KEY_ID"
+SECRET_VAR = "APCA_API_SECRET_KEY"
+
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class BrokerSettings(Section):
+    kind: Literal["paper", "alpaca"] = "paper"
+    #: Base URL of the trading API (becomes alpaca-py's ``url_override``); None = Alpaca's paper API.
+    url: str | None = None
+    #: The trade_updates websocket; defaults to ``url`` with the ws scheme and path ``/stream``.
+    stream_url: str | None = None
+    #: With ``kind = "alpaca"`` and no ``url``: Alpaca's paper (true) or live (false) endpoint.
+    paper: bool = True
+    #: Seconds before a REST call to the broker is abandoned (and a submit becomes UNKNOWN).
+    timeout_s: float = Field(default=10.0, gt=0)
+
+
+class FaultSettings(Section):
+    """Faults the paper server injects on request; each a probability from 0 to 1."""
+
+    drop_response_after_accept: Probability = 0.0
+    error_5xx: Probability = 0.0
+    rate_limit_429: Probability = 0.0
+    duplicate_stream_event: Probability = 0.0
+    reorder_stream_events: Probability = 0.0
+    slow_response: Probability = 0.0
+    slow_response_s: float = Field(default=2.0, ge=0)
+    #: Close every trade_updates connection this often (0 = never).
+    stream_disconnect_every_s: float = Field(default=0.0, ge=0)
+
+
+class PaperSettings(Section):
+    state_path: Path = Path("var/paper.db")
+    starting_cash: Money = Decimal("100000")
+    #: Delay between accepting an order and its first fill, in seconds.
+    latency_s: float = Field(default=0.05, ge=0)
+    slippage_bps: NonNegative = Decimal("1")
+    fee_bps: NonNegative = Decimal("0")
+    partial_fill_probability: Probability = 0.1
+    seed: int = 7
+    faults: FaultSettings = FaultSettings()
+
+
+class Secrets(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    key_id: str
+    secret_key: str = Field(repr=False)
+
+
+def alpaca_secrets(environ: dict[str, str] | None = None) -> Secrets:
+    env = os.environ if environ is None else environ
+    key_id, secret = env.get(KEY_ID_VAR, ""), env.get(SECRET_VAR, "")
+    missing = [name for name, value in ((KEY_ID_VAR, key_id), (SECRET_VAR, secret)) if not value]
+    if missing:
+        raise ConfigError(
+            f"missing {' and '.join(missing)} in the environment: export the Alpaca keys "
+            "(for paper-server, any pair the server was started with)"
+        )
+    return Secrets(key_id=key_id, secret_key=secret)

@@ -1,0 +1,150 @@
+"""Configuration: one TOML file, validated, every key defaulted, unknown keys refused by name.
+
+Where it comes from: ``--config PATH``, else ``$AUTOQUANT_CONFIG``, else ``config/autoquant.toml``
+if it exists, else the built-in defaults (the embedded paper exchange on synthetic bars). Secrets
+never come from the file: the Alpaca keys are read from ``APCA_API_KEY_ID`` and
+``APCA_API_SECRET_KEY`` in the environment.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, model_validator
+
+from autoquant.brokers.settings import (
+    KEY_ID_VAR,
+    SECRET_VAR,
+    BrokerSettings,
+    FaultSettings,
+    PaperSettings,
+    Secrets,
+    alpaca_secrets,
+)
+from autoquant.domain.settings import Section
+from autoquant.errors import ConfigError
+from autoquant.ledger.settings import LedgerSettings
+from autoquant.marketdata.settings import MarketDataSettings
+from autoquant.runtime.settings import DaemonSettings
+from autoquant.strategies.settings import StrategySettings
+from autoquant.workers.settings import ReconcileSettings, RiskSettings
+
+__all__ = [
+    "DEFAULT_PATH",
+    "ENV_VAR",
+    "KEY_ID_VAR",
+    "SECRET_VAR",
+    "BrokerSettings",
+    "Config",
+    "DaemonSettings",
+    "FaultSettings",
+    "LedgerSettings",
+    "LoggingSettings",
+    "MarketDataSettings",
+    "PaperSettings",
+    "ReconcileSettings",
+    "RiskSettings",
+    "Secrets",
+    "StrategySettings",
+    "alpaca_secrets",
+    "load",
+    "parse",
+    "resolve_path",
+]
+
+DEFAULT_PATH = Path("config/autoquant.toml")
+ENV_VAR = "AUTOQUANT_CONFIG"
+
+
+class LoggingSettings(Section):
+    path: Path = Path("var/autoquant.log")
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    max_bytes: int = Field(default=10_000_000, gt=0)
+    backups: int = Field(default=5, ge=0)
+
+
+def _default_strategies() -> list[StrategySettings]:
+    return [
+        StrategySettings(id="sma-aapl", kind="sma_cross", symbol="AAPL", fast=3, slow=8, qty=Decimal(10)),
+        StrategySettings(id="sma-msft", kind="sma_cross", symbol="MSFT", fast=3, slow=8, qty=Decimal(5)),
+    ]
+
+
+class Config(Section):
+    ledger: LedgerSettings = LedgerSettings()
+    broker: BrokerSettings = BrokerSettings()
+    paper: PaperSettings = PaperSettings()
+    marketdata: MarketDataSettings = MarketDataSettings()
+    strategies: list[StrategySettings] = Field(default_factory=_default_strategies)
+    risk: RiskSettings = RiskSettings()
+    reconcile: ReconcileSettings = ReconcileSettings()
+    logging: LoggingSettings = LoggingSettings()
+    daemon: DaemonSettings = DaemonSettings()
+    #: The file this came from (None for built-in defaults); relative paths resolve against its
+    #: directory's parent when it lives in a ``config/`` folder, else against the working directory.
+    source: Path | None = Field(default=None, exclude=True)
+
+    @model_validator(mode="after")
+    def _strategies(self) -> Config:
+        seen: set[str] = set()
+        for strategy in self.strategies:
+            if strategy.id in seen:
+                raise ValueError(f"strategy id {strategy.id!r} is used twice")
+            seen.add(strategy.id)
+            if strategy.symbol not in self.marketdata.symbols:
+                raise ValueError(
+                    f"strategy {strategy.id!r} trades {strategy.symbol}, which is not in [marketdata] symbols"
+                )
+        return self
+
+
+def _describe(error: ValidationError) -> str:
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "config"
+    if first["type"] == "extra_forbidden":
+        return f"unknown key {where!r}: remove it or check its spelling"
+    message = first["msg"].removeprefix("Value error, ")
+    return f"invalid {where}: {message}"
+
+
+def parse(data: dict[str, Any], source: Path | None = None) -> Config:
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as error:
+        where = f"{source}: " if source else ""
+        raise ConfigError(f"{where}{_describe(error)}") from None
+    return config.model_copy(update={"source": source})
+
+
+def resolve_path(explicit: str | Path | None, environ: dict[str, str] | None = None) -> Path | None:
+    """Which file to read: the flag, then the environment, then the default if it exists."""
+    env = os.environ if environ is None else environ
+    if explicit:
+        return Path(explicit)
+    if env.get(ENV_VAR):
+        return Path(env[ENV_VAR])
+    return DEFAULT_PATH if DEFAULT_PATH.exists() else None
+
+
+def load(explicit: str | Path | None = None, environ: dict[str, str] | None = None) -> Config:
+    path = resolve_path(explicit, environ)
+    if path is None:
+        return Config()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"config file {path} does not exist: pass --config with an existing file "
+            "(config/autoquant.toml is the documented default)"
+        ) from None
+    except OSError as error:
+        raise ConfigError(f"cannot read config file {path}: {error.strerror}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path} is not valid TOML: {error}") from None
+    return parse(data, path)
