@@ -105,6 +105,7 @@ class BrokerPayloadInvalid(BrokerError):
 
 
 __all__ = [
+    "FATAL_ERRORS",
     "AutoquantError",
     "BrokerAmbiguous",
     "BrokerAuthError",
@@ -123,4 +124,21 @@ __all__ = [
     "LedgerTooNew",
     "MigrationMismatch",
     "Overfill",
+    "is_fatal",
 ]
+
+
+#: Errors no restart can cure: the operator must act (fix the keys, the config, restore the ledger).
+FATAL_ERRORS: tuple[type[AutoquantError], ...] = (
+    ConfigError,
+    LedgerCorrupt,
+    LedgerTooNew,
+    MigrationMismatch,
+    LedgerLocked,
+    BrokerAuthError,
+)
+
+
+def is_fatal(error: BaseException) -> bool:
+    """Whether ``error`` stops the daemon rather than earning the worker a restart."""
+    return isinstance(error, FATAL_ERRORS)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from autoquant.domain.clock import FakeClock
+from autoquant.clocks import FakeClock
 
 
 @pytest.fixture

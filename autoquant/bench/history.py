@@ -22,8 +22,8 @@ from decimal import Decimal
 from pathlib import Path
 
 from autoquant.bench.common import BENCH_DIR, progress
+from autoquant.clocks import SystemClock
 from autoquant.domain.broker import OrderRequest
-from autoquant.domain.clock import SystemClock
 from autoquant.domain.values import OrderType, Side, TimeInForce
 from autoquant.ledger.connection import migrate_file
 from autoquant.runtime.config import PaperSettings

@@ -25,6 +25,8 @@ from autoquant.ledger import Ledger
 from autoquant.ledger.records import RiskEvent
 from autoquant.runtime.config import PaperSettings
 from autoquant.workers.execution import ExecutionWorker
+from autoquant.workers.incidents import IncidentReporter
+from autoquant.workers.order_stream import OrderStream
 
 #: Enough cash that the venue never refuses a bench order for buying power.
 BENCH_CASH = Decimal(10) ** 12
@@ -85,7 +87,8 @@ async def running_execution(
     running = Running(worker)
     if pump is not None:
         running.start(pump.run(), "paper-pump")
-    running.start(worker.run_updates(), "execution-updates")
+    stream = OrderStream(ledger, broker, clock, IncidentReporter(ledger, clock))
+    running.start(stream.run(), "order-updates")
     running.start(worker.run_outbox(), "execution-outbox")
     try:
         async with asyncio.timeout(30):

@@ -27,7 +27,8 @@ from autoquant.bench.common import Sizes, daemon_logging, progress, scratch_dir
 from autoquant.bench.pipeline import BENCH_CASH, Running, bench_exchange, running_execution, wait_for
 from autoquant.brokers.paper import PaperBroker
 from autoquant.brokers.port import Broker
-from autoquant.domain.clock import Clock, SystemClock
+from autoquant.clocks import SystemClock
+from autoquant.domain.clock import Clock
 from autoquant.domain.orders import Order
 from autoquant.domain.values import Side
 from autoquant.ledger import Ledger

@@ -18,8 +18,8 @@ from decimal import Decimal
 
 from autoquant.bench.common import Sizes, daemon_logging, percentile, progress, scratch_dir
 from autoquant.bench.pipeline import TimedPaperBroker, bench_exchange, running_execution, wait_for
+from autoquant.clocks import SystemClock
 from autoquant.domain.bars import Bar
-from autoquant.domain.clock import SystemClock
 from autoquant.domain.orders import OrderStatus
 from autoquant.domain.values import from_ns
 from autoquant.ledger import Ledger

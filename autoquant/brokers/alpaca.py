@@ -35,13 +35,14 @@ from autoquant.brokers.alpaca_mapping import (
 )
 from autoquant.brokers.alpaca_stream import AlpacaUpdateStream
 from autoquant.brokers.settings import BrokerSettings, Secrets
+from autoquant.clocks import SystemClock
 from autoquant.domain.broker import (
     BrokerAccount,
     BrokerOrderState,
     BrokerPosition,
     OrderRequest,
 )
-from autoquant.domain.clock import Clock, SystemClock
+from autoquant.domain.clock import Clock
 from autoquant.domain.fills import Fill
 from autoquant.errors import BrokerAmbiguous, BrokerNotFound
 

@@ -1,39 +1,30 @@
-"""The clock port. Everything that needs "now" takes a ``Clock``, so tests can drive time."""
+"""The clock port. Everything that needs "now", a pause or a deadline takes a ``Clock``.
+
+Nothing in the trading path calls ``time.time``, ``time.monotonic`` or ``asyncio.sleep`` itself, so a
+virtual clock (``autoquant.clocks.VirtualClock``) can run a whole trading day in a second of real time.
+The implementations live in ``autoquant.clocks``: the domain only names what a clock offers.
+"""
 
 from __future__ import annotations
 
-import time
-from datetime import datetime
+from collections.abc import Awaitable
+from contextlib import AbstractAsyncContextManager
 from typing import Protocol
-
-from autoquant.domain.values import from_ns, to_ns
 
 
 class Clock(Protocol):
     def now_ns(self) -> int:
-        """UTC nanoseconds since the epoch."""
+        """UTC nanoseconds since the epoch (wall-clock time, as stamped on events)."""
         ...
 
+    def monotonic(self) -> float:
+        """Seconds on a clock that never goes back, for intervals and heartbeats."""
+        ...
 
-class SystemClock:
-    def now_ns(self) -> int:
-        return time.time_ns()
+    def sleep(self, seconds: float) -> Awaitable[None]:
+        """Pause the calling task for ``seconds`` of this clock's time."""
+        ...
 
-
-class FakeClock:
-    """A clock that moves only when told to."""
-
-    def __init__(self, start_ns: int = 1_700_000_000 * 1_000_000_000) -> None:
-        self._now = start_ns
-
-    def now_ns(self) -> int:
-        return self._now
-
-    def advance(self, seconds: float) -> None:
-        self._now += int(seconds * 1_000_000_000)
-
-    def set(self, moment: datetime) -> None:
-        self._now = to_ns(moment)
-
-    def now(self) -> datetime:
-        return from_ns(self._now)
+    def timeout(self, seconds: float | None) -> AbstractAsyncContextManager[object]:
+        """A deadline ``seconds`` from now on this clock (``None``: none); raises ``TimeoutError``."""
+        ...

@@ -18,74 +18,32 @@ import json
 import os
 import signal
 import sys
-import time
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
 import structlog
 
-from autoquant.brokers.paper import PaperBroker, PaperExchange
-from autoquant.brokers.port import Broker
-from autoquant.domain.clock import Clock, SystemClock
+from autoquant.clocks import SystemClock
+from autoquant.domain.clock import Clock
 from autoquant.domain.controls import ACCOUNT, Control, ControlKind, ControlState
 from autoquant.domain.orders import OrderStatus
 from autoquant.domain.values import iso_utc
 from autoquant.errors import AutoquantError, BrokerError
 from autoquant.ledger import Ledger
 from autoquant.logs import configure_logging
-from autoquant.marketdata.reorder import DataGap, ReorderBuffer
 from autoquant.marketdata.replay import CsvBars
-from autoquant.runtime.config import Config, alpaca_secrets
+from autoquant.runtime.config import Config
 from autoquant.runtime.lock import LedgerLock
 from autoquant.runtime.sdnotify import Notifier, WatchdogPinger
 from autoquant.runtime.sources import build_source
 from autoquant.runtime.supervisor import Supervisor, WorkerSpec
+from autoquant.runtime.system import System, build_system, open_broker
 from autoquant.strategies import build_strategy
 from autoquant.workers.crashpoints import crashpoint
 from autoquant.workers.execution import ExecutionWorker
-from autoquant.workers.killswitch import KillSwitch
-from autoquant.workers.market import BarSink, MarketDataWorker, MarketState
-from autoquant.workers.reconciliation import Reconciler
-from autoquant.workers.risk_gate import RiskGate
 from autoquant.workers.strategy import StrategyWorker
 
 log = structlog.get_logger("autoquant.daemon")
-
-
-@dataclass
-class BrokerHandle:
-    broker: Broker
-    #: The embedded paper exchange, when there is one (it takes the bars as prices).
-    exchange: PaperExchange | None = None
-
-
-@contextlib.asynccontextmanager
-async def open_broker(config: Config, clock: Clock) -> AsyncIterator[BrokerHandle]:
-    """The configured broker; for the embedded paper exchange its pump runs inside this context."""
-    if config.broker.kind == "alpaca":
-        from autoquant.brokers.alpaca import AlpacaBroker
-
-        alpaca = AlpacaBroker(config.broker, alpaca_secrets(), clock=clock)
-        try:
-            yield BrokerHandle(alpaca)
-        finally:
-            await alpaca.close()
-        return
-    exchange = PaperExchange(config.paper, clock, config.marketdata.symbols)
-    paper = PaperBroker(exchange)
-    try:
-        async with asyncio.TaskGroup() as group:
-            pump = group.create_task(paper.run(), name="paper-pump")
-            try:
-                yield BrokerHandle(paper, exchange)
-            finally:
-                await paper.close()
-                await asyncio.wait({pump}, timeout=2)
-                pump.cancel()
-    finally:
-        exchange.close()
 
 
 def heartbeat_path(ledger_path: Path) -> Path:
@@ -93,21 +51,16 @@ def heartbeat_path(ledger_path: Path) -> Path:
     return ledger_path.with_name(ledger_path.name + ".status.json")
 
 
-def strategies_by_symbol(config: Config) -> dict[str, set[str]]:
-    result: dict[str, set[str]] = {}
-    for strategy in config.strategies:
-        result.setdefault(strategy.symbol, set()).add(strategy.id)
-    return result
-
-
 class Daemon:
     def __init__(self, config: Config, clock: Clock | None = None, notifier: Notifier | None = None) -> None:
         self.config = config
-        self.clock = clock or SystemClock()
+        self.clock: Clock = clock or SystemClock()
         self.notifier = notifier or Notifier.from_env()
         self.stop_requested = asyncio.Event()
         self.ready = asyncio.Event()
         self.strategies = [build_strategy(s) for s in config.strategies]
+        #: Set when a worker failed fatally (wrong keys, a corrupt ledger): the daemon stops and says why.
+        self.fatal: tuple[str, BaseException] | None = None
 
     def request_stop(self) -> None:
         self.stop_requested.set()
@@ -117,101 +70,38 @@ class Daemon:
         lock = LedgerLock(config.ledger.path)
         lock.acquire()
         try:
-            source = build_source(config.marketdata, self.clock)
+            source = build_source(config.marketdata, self.clock, sleep=self.clock.sleep)
             if isinstance(source, CsvBars):
                 await source.load()  # a malformed row fails the start, before anything trades
             ledger = await Ledger.open(config.ledger.path)
             try:
                 async with open_broker(config, self.clock) as handle:
-                    return await self._run(ledger, handle, source)
+                    system = build_system(
+                        config,
+                        self.clock,
+                        ledger,
+                        handle,
+                        source=source,
+                        strategies=self.strategies,
+                        on_repeated_crash=self._halt_on_crash(ledger),
+                        on_controls_change=self._announce,
+                    )
+                    system.supervisor.on_fatal = self._on_fatal
+                    return await self._run(system)
             finally:
                 await source.close()
                 await ledger.close()
         finally:
             lock.release()
 
-    async def _run(self, ledger: Ledger, handle: BrokerHandle, source: object) -> int:
-        config, clock = self.config, self.clock
-        broker = handle.broker
-        market = MarketState(clock, list(config.marketdata.symbols), config.risk.max_data_age_s)
-        gate = RiskGate(ledger, market, clock, config.risk)
-        gate.controls = await ledger.control_state()
-        reconcile_wake = asyncio.Event()
+    def _on_fatal(self, worker: str, error: BaseException) -> None:
+        self.fatal = (worker, error)
+        self.request_stop()
 
-        async def incident(kind: str, subject: str, message: str, details: dict[str, object]) -> None:
-            incident_id, new = await ledger.open_incident(
-                kind=kind,
-                subject=subject,
-                scope=ACCOUNT,
-                message=message,
-                action="run `autoquant reconcile`, then check `autoquant incidents`",
-                details=details,
-                local_ts_ns=clock.now_ns(),
-            )
-            if new:
-                log.error("incident_opened", incident_id=incident_id, kind=kind, message=message)
-                reconcile_wake.set()
-
-        execution = ExecutionWorker(
-            ledger,
-            broker,
-            clock,
-            pre_submit=gate.check_order,
-            incident=incident,
-            resubmit_grace_s=config.reconcile.resubmit_grace_s,
-            on_stream_restart=reconcile_wake.set,
-            on_submit=gate.note_submit,
-        )
-        supervisor = Supervisor(self._halt_on_crash(ledger))
-        execution.heartbeat = supervisor.heartbeat("execution")
-        strategy_worker = StrategyWorker(
-            ledger,
-            self.strategies,
-            market,
-            gate,
-            clock,
-            submit=execution.submit_soon,
-            max_data_age_s=config.risk.max_data_age_s,
-            heartbeat=supervisor.heartbeat("strategy"),
-        )
-        sinks: list[BarSink] = [strategy_worker.on_bar]
-        if handle.exchange is not None:
-            sinks.insert(0, handle.exchange.on_bar)
-
-        async def on_gap(gap: DataGap) -> None:
-            for strategy_id in sorted(strategies_by_symbol(config).get(gap.symbol, ())):
-                await ledger.open_incident(
-                    kind="data_gap",
-                    subject=f"{gap.symbol}:{gap.after_ns}",
-                    scope=strategy_id,
-                    message=gap.describe(),
-                    action="check the market-data feed; the strategy holds while data is stale",
-                    details=gap.model_dump(),
-                    local_ts_ns=clock.now_ns(),
-                )
-
-        market_worker = MarketDataWorker(
-            source,  # type: ignore[arg-type]
-            market,
-            clock,
-            reorder=ReorderBuffer(
-                window=config.marketdata.reorder_window, interval_s=config.marketdata.bar_seconds
-            ),
-            on_bar=sinks,
-            on_gap=on_gap,
-            heartbeat=supervisor.heartbeat("marketdata"),
-        )
-        reconciler = Reconciler(ledger, broker, clock, strategies_by_symbol(config))
-        killswitch = KillSwitch(
-            ledger,
-            broker,
-            clock,
-            gate,
-            execution,
-            config.risk,
-            on_change=self._announce,
-            heartbeat=supervisor.heartbeat("killswitch"),
-        )
+    async def _run(self, system: System) -> int:
+        config = self.config
+        supervisor = system.supervisor
+        specs = system.worker_specs()
         loop = asyncio.get_running_loop()
         handled = []
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -220,11 +110,11 @@ class Daemon:
                 handled.append(sig)
         try:
             async with asyncio.TaskGroup() as group:
-                supervisor.start(group, WorkerSpec("updates", execution.run_updates, restart_on_exit=True))
-                supervisor.start(group, WorkerSpec("marketdata", market_worker.run))
+                supervisor.start(group, specs["updates"])
+                supervisor.start(group, specs["marketdata"])
                 self.notifier.extend_timeout(120)
                 try:
-                    outcome = await reconciler.run("startup")
+                    outcome = await system.reconciler.run("startup")
                 except BrokerError as error:
                     await supervisor.stop_all()
                     raise AutoquantError(
@@ -234,49 +124,41 @@ class Daemon:
                 log.info("startup_reconciliation", clean=outcome.clean, summary=outcome.summary)
                 # Lookups only: an order the broker has is adopted now; one it does not have is sent by
                 # the outbox once market data flows (and the pre-submit check finds its decision fresh).
-                unresolved = await execution.resolve_pending(send_missing=False)
+                unresolved = await system.execution.resolve_pending(send_missing=False)
                 if unresolved:
                     log.warning("orders_unresolved_at_start", count=len(unresolved))
-                # Tracked heartbeats are the loops that tick on their own (outbox sweep, kill-switch
-                # poll); market data and strategies may rightly be quiet for hours (market closed).
-                supervisor.start(
-                    group,
-                    WorkerSpec("execution", execution.run_outbox, heartbeat_s=60.0, restart_on_exit=True),
-                )
+                for name in ("execution", "reconciliation", "killswitch", "strategy"):
+                    supervisor.start(group, specs[name])
                 supervisor.start(
                     group,
                     WorkerSpec(
-                        "reconciliation",
-                        lambda: reconciler.run_forever(config.reconcile.interval_s, reconcile_wake),
-                        restart_on_exit=True,
+                        "watchdog", WatchdogPinger(self.notifier, supervisor.healthy, clock=self.clock).run
                     ),
-                )
-                supervisor.start(group, WorkerSpec("killswitch", killswitch.run, heartbeat_s=30.0))
-                supervisor.start(group, WorkerSpec("strategy", strategy_worker.run, restart_on_exit=True))
-                supervisor.start(
-                    group, WorkerSpec("watchdog", WatchdogPinger(self.notifier, supervisor.healthy).run)
                 )
                 supervisor.start(
                     group,
-                    WorkerSpec(
-                        "status", lambda: self._publish_status(supervisor, gate), restart_on_exit=True
-                    ),
+                    WorkerSpec("status", lambda: self._publish_status(system), restart_on_exit=True),
                 )
-                strategy_worker.enabled.set()
+                controls = await system.gate.refresh_controls()
+                system.strategy_worker.enabled.set()
                 self.ready.set()
-                self.notifier.ready(status=self._status_line(gate.controls))
+                self.notifier.ready(status=self._status_line(controls))
                 log.info(
                     "daemon_ready",
                     broker=config.broker.kind,
                     strategies=[s.id for s in self.strategies],
-                    trading_state=gate.controls.trading_state.value,
+                    trading_state=controls.trading_state.value,
                 )
                 await self.stop_requested.wait()
-                await self._drain(supervisor, strategy_worker, execution)
+                await self._drain(supervisor, system.strategy_worker, system.execution)
         finally:
             for sig in handled:
                 loop.remove_signal_handler(sig)
-        log.info("daemon_stopped", decisions=strategy_worker.decisions, orders=strategy_worker.orders)
+        worker = system.strategy_worker
+        log.info("daemon_stopped", decisions=worker.decisions, orders=worker.orders)
+        if self.fatal is not None:
+            name, cause = self.fatal
+            raise AutoquantError(f"worker {name} failed and no restart can cure it: {cause}") from cause
         return 0
 
     async def _drain(
@@ -319,34 +201,36 @@ class Daemon:
 
         return halt
 
-    async def _publish_status(self, supervisor: Supervisor, gate: RiskGate) -> None:
+    async def _publish_status(self, system: System) -> None:
         """Every second, the daemon's liveness for `autoquant status` (a side file: heartbeats are not
         ledger history)."""
         path = heartbeat_path(self.config.ledger.path)
-        started = self.clock.now_ns()
+        clock, supervisor = self.clock, system.supervisor
+        started = clock.now_ns()
         while True:
-            now_wall = time.time()
+            now_ns, now_mono = clock.now_ns(), clock.monotonic()
             workers = {
                 name: {
                     "running": status.running,
                     "finished": status.finished,
                     "restarts": status.restarts,
-                    "last_heartbeat": iso_utc(int((now_wall - (time.monotonic() - status.last_beat)) * 1e9)),
+                    "last_heartbeat": iso_utc(now_ns - int((now_mono - status.last_beat) * 1e9)),
                 }
                 for name, status in supervisor.status.items()
             }
+            controls = await system.gate.refresh_controls()
             body = {
                 "pid": os.getpid(),
                 "started": iso_utc(started),
-                "written": iso_utc(time.time_ns()),
-                "trading_state": gate.controls.trading_state.value,
+                "written": iso_utc(now_ns),
+                "trading_state": controls.trading_state.value,
                 "healthy": supervisor.healthy(),
                 "workers": workers,
             }
             temporary = path.with_name(path.name + ".tmp")
             temporary.write_text(json.dumps(body, indent=1))
             os.replace(temporary, path)
-            await asyncio.sleep(1.0)  # a publishing period
+            await clock.sleep(1.0)  # a publishing period
 
     async def _announce(self, state: ControlState) -> None:
         self.notifier.status(self._status_line(state))
@@ -373,8 +257,8 @@ async def _reconcile(config: Config, out: TextIO) -> int:
         ledger = await Ledger.open(config.ledger.path)
         try:
             async with open_broker(config, clock) as handle:
-                reconciler = Reconciler(ledger, handle.broker, clock, strategies_by_symbol(config))
-                outcome = await reconciler.run("cli")
+                system = build_system(config, clock, ledger, handle)
+                outcome = await system.reconciler.run("cli")
             pending = [
                 order.client_order_id
                 for order in await ledger.open_orders()

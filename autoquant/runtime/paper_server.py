@@ -27,7 +27,8 @@ from autoquant.brokers.paper.engine import PaperExchange
 from autoquant.brokers.paper.market_stream import MarketDataHub
 from autoquant.brokers.paper.prices import RandomWalk
 from autoquant.brokers.paper.server import create_app
-from autoquant.domain.clock import Clock, SystemClock
+from autoquant.clocks import SystemClock
+from autoquant.domain.clock import Clock
 from autoquant.errors import ConfigError
 from autoquant.runtime.config import Config, Secrets, alpaca_secrets, load
 

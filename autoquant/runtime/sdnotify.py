@@ -15,14 +15,15 @@ hung worker then stops the pings and systemd restarts the daemon after ``Watchdo
 
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
-import time
 from collections.abc import Callable, Mapping
 from typing import Final
 
 import structlog
+
+from autoquant.clocks import SystemClock
+from autoquant.domain.clock import Clock
 
 log = structlog.stdlib.get_logger(__name__)
 
@@ -118,7 +119,9 @@ class WatchdogPinger:
         healthy: Callable[[], bool],
         *,
         interval_s: float | None = None,
+        clock: Clock | None = None,
     ) -> None:
+        self._clock: Clock = clock or SystemClock()
         self._notifier = notifier
         self._healthy = healthy
         self._interval_s = notifier.watchdog_interval_s() if interval_s is None else interval_s
@@ -134,7 +137,7 @@ class WatchdogPinger:
         if interval is None or not self._notifier.enabled:
             return
         withheld = False
-        next_at = time.monotonic()
+        next_at = self._clock.monotonic()
         while True:
             if self._is_healthy():
                 if withheld:
@@ -146,8 +149,8 @@ class WatchdogPinger:
                 log.warning("watchdog_withheld", reason="a worker is not healthy")
                 withheld = True
             # A fixed schedule, so a slow loop iteration does not push every later ping back.
-            next_at = max(next_at + interval, time.monotonic())
-            await asyncio.sleep(next_at - time.monotonic())
+            next_at = max(next_at + interval, self._clock.monotonic())
+            await self._clock.sleep(next_at - self._clock.monotonic())
 
     def _is_healthy(self) -> bool:
         try:

@@ -3,19 +3,23 @@
 Workers are coroutines it runs in one ``TaskGroup`` (no fire-and-forget tasks). A worker that raises
 is logged with its traceback and restarted after a growing delay; ``max_crashes`` crashes within
 ``window_s`` call ``on_repeated_crash`` (the daemon halts trading there, while reconciliation, order
-updates and cancels keep running). ``stop(name)`` cancels one worker; leaving the group cancels all.
+updates and cancels keep running). A fatal error (``errors.is_fatal``: wrong keys, a corrupt or
+too-new ledger, an invalid config) is not worth a restart: the supervisor records it, logs it and calls
+``on_fatal`` (the daemon stops and says why). ``stop(name)`` cancels one worker; leaving the group
+cancels all. Heartbeats and backoff run on the injected clock.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import structlog
 
+from autoquant.domain.clock import Clock
+from autoquant.errors import is_fatal
 from autoquant.logs import bind_worker
 
 log = structlog.get_logger("autoquant.supervisor")
@@ -35,7 +39,7 @@ class WorkerSpec:
 class WorkerStatus:
     crashes: deque[float] = field(default_factory=deque)
     restarts: int = 0
-    last_beat: float = field(default_factory=time.monotonic)
+    last_beat: float = 0.0
     running: bool = False
     finished: bool = False
 
@@ -45,12 +49,18 @@ class Supervisor:
         self,
         on_repeated_crash: Callable[[str, BaseException], Awaitable[None]],
         *,
+        clock: Clock,
+        on_fatal: Callable[[str, BaseException], None] | None = None,
         max_crashes: int = 3,
         window_s: float = 60.0,
         base_backoff_s: float = 0.2,
         max_backoff_s: float = 10.0,
     ) -> None:
         self.on_repeated_crash = on_repeated_crash
+        self.clock = clock
+        self.on_fatal = on_fatal
+        #: The first fatal error a worker raised, and which worker: the daemon's reason to stop.
+        self.fatal: tuple[str, BaseException] | None = None
         self.max_crashes = max_crashes
         self.window_s = window_s
         self.base_backoff_s = base_backoff_s
@@ -61,16 +71,19 @@ class Supervisor:
         self._group: asyncio.TaskGroup | None = None
 
     def heartbeat(self, name: str) -> Callable[[], None]:
-        status = self.status.setdefault(name, WorkerStatus())
+        status = self.status.setdefault(name, WorkerStatus(last_beat=self.clock.monotonic()))
+        clock = self.clock
 
         def beat() -> None:
-            status.last_beat = time.monotonic()
+            status.last_beat = clock.monotonic()
 
         return beat
 
     def healthy(self) -> bool:
         """Every tracked worker is running and has beaten within its bound."""
-        now = time.monotonic()
+        if self.fatal is not None:
+            return False
+        now = self.clock.monotonic()
         for name, spec in self.specs.items():
             status = self.status.get(name)
             if status is None or status.finished:
@@ -81,7 +94,7 @@ class Supervisor:
 
     def start(self, group: asyncio.TaskGroup, spec: WorkerSpec) -> None:
         self.specs[spec.name] = spec
-        self.status.setdefault(spec.name, WorkerStatus())
+        self.status.setdefault(spec.name, WorkerStatus(last_beat=self.clock.monotonic()))
         self._tasks[spec.name] = group.create_task(self._supervise(spec), name=spec.name)
 
     async def stop(self, name: str) -> None:
@@ -99,7 +112,7 @@ class Supervisor:
         bind_worker(spec.name)
         while True:
             status.running = True
-            status.last_beat = time.monotonic()
+            status.last_beat = self.clock.monotonic()
             try:
                 await spec.run()
             except asyncio.CancelledError:
@@ -107,7 +120,15 @@ class Supervisor:
                 raise
             except Exception as error:
                 status.running = False
-                now = time.monotonic()
+                if is_fatal(error):
+                    status.finished = True
+                    log.error("worker_failed_fatally", failed_worker=spec.name, error=str(error))
+                    if self.fatal is None:
+                        self.fatal = (spec.name, error)
+                        if self.on_fatal is not None:
+                            self.on_fatal(spec.name, error)
+                    return
+                now = self.clock.monotonic()
                 status.crashes.append(now)
                 while status.crashes and now - status.crashes[0] > self.window_s:
                     status.crashes.popleft()
@@ -115,7 +136,7 @@ class Supervisor:
                 if len(status.crashes) >= self.max_crashes:
                     await self.on_repeated_crash(spec.name, error)
                 delay = min(self.max_backoff_s, self.base_backoff_s * 2 ** (len(status.crashes) - 1))
-                await asyncio.sleep(delay)  # backoff before the restart, not a wait-for
+                await self.clock.sleep(delay)  # backoff before the restart, not a wait-for
                 status.restarts += 1
                 log.info("worker_restarted", restarted_worker=spec.name, restarts=status.restarts)
                 continue

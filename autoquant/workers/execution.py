@@ -13,8 +13,9 @@ has passed (the broker refuses a second order under one id, so a late first atte
     429 / refused before send  → stays RESERVED, retried with backoff
     auth failure               → raised: the supervisor stops trading
 
-The broker's order-update stream is consumed by ``OrderStream`` (workers/order_stream.py), which the
-worker builds and shares its stats and incident sink with; ``handle_update`` and ``run_updates`` delegate.
+Operator cancel requests (``autoquant cancel``, and the kill switch's cancel-all on HALT) are ledger
+events this worker carries out on its sweep, in every trading state. The broker's order-update stream
+is another worker's (``OrderStream``); the two share only the ledger.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from autoquant.brokers.port import Broker
-from autoquant.domain.broker import BrokerOrderState, OrderRequest, OrderUpdate
+from autoquant.domain.broker import BrokerOrderState, OrderRequest
 from autoquant.domain.clock import Clock
 from autoquant.domain.orders import Order, OrderEvent, OrderEventKind, OrderStatus
 from autoquant.errors import (
@@ -42,13 +43,12 @@ from autoquant.ledger import Ledger
 from autoquant.ledger.records import RiskEvent
 from autoquant.workers.adoption import event_for_state
 from autoquant.workers.crashpoints import crashpoint
-from autoquant.workers.order_stream import OrderStream
+from autoquant.workers.incidents import IncidentReporter
 
 log = structlog.get_logger("autoquant.execution")
 
 #: Re-runs the risk gate on an order immediately before it is sent; None = no gate configured.
 PreSubmitCheck = Callable[[Order], Awaitable[RiskEvent]]
-IncidentSink = Callable[[str, str, str, dict[str, object]], Awaitable[None]]
 
 
 def request_for(order: Order) -> OrderRequest:
@@ -72,10 +72,9 @@ class ExecutionStats:
     adopted: int = 0
     resubmitted: int = 0
     denied: int = 0
-    updates: int = 0
     duplicate_fills: int = 0
     consecutive_rejects: int = 0
-    stream_restarts: int = 0
+    cancels_carried_out: int = 0
     last_submit_ns: dict[str, int] = field(default_factory=dict)
 
 
@@ -87,10 +86,9 @@ class ExecutionWorker:
         clock: Clock,
         *,
         pre_submit: PreSubmitCheck | None = None,
-        incident: IncidentSink | None = None,
+        incidents: IncidentReporter | None = None,
         resubmit_grace_s: float = 2.0,
         sweep_interval_s: float = 1.0,
-        on_stream_restart: Callable[[], None] | None = None,
         on_submit: Callable[[Order], None] | None = None,
         heartbeat: Callable[[], None] = lambda: None,
     ) -> None:
@@ -98,10 +96,9 @@ class ExecutionWorker:
         self.broker = broker
         self.clock = clock
         self.pre_submit = pre_submit
-        self.incident = incident
+        self.incidents = incidents
         self.resubmit_grace_ns = int(resubmit_grace_s * 1e9)
         self.sweep_interval_s = sweep_interval_s
-        self.on_stream_restart = on_stream_restart
         self.on_submit = on_submit
         self.heartbeat = heartbeat
         self.stats = ExecutionStats()
@@ -111,14 +108,6 @@ class ExecutionWorker:
         self._draining = False
         self._started = asyncio.Event()
         self._processing = asyncio.Lock()
-        self.order_stream = OrderStream(
-            ledger,
-            broker,
-            self.stats,
-            incident=incident,
-            report_illegal=self._report_illegal,
-            on_stream_restart=on_stream_restart,
-        )
 
     # -- the strategy side's entry point ----------------------------------------------------------
 
@@ -181,14 +170,14 @@ class ExecutionWorker:
         """Start-up resolution first, then fresh reservations as they come and a periodic sweep."""
         await self.resolve_pending()
         self._started.set()
-        loop = asyncio.get_running_loop()
-        next_sweep = loop.time() + self.sweep_interval_s
+        clock = self.clock
+        next_sweep = clock.monotonic() + self.sweep_interval_s
         while True:
             self.heartbeat()
             # Sweep on a fixed period even while fresh orders keep coming, so an UNKNOWN order is
             # never starved of its lookup by a busy market.
             try:
-                async with asyncio.timeout(max(0.0, next_sweep - loop.time())):
+                async with clock.timeout(max(0.0, next_sweep - clock.monotonic())):
                     coid = await self._fresh.get()
             except TimeoutError:
                 coid = None
@@ -196,9 +185,10 @@ class ExecutionWorker:
                 order = await self.ledger.get_order(coid)
                 if order is not None:
                     await self.process(order)
-            if loop.time() >= next_sweep:
+            if clock.monotonic() >= next_sweep:
+                await self.carry_out_cancels()
                 await self.resolve_pending()
-                next_sweep = loop.time() + self.sweep_interval_s
+                next_sweep = clock.monotonic() + self.sweep_interval_s
 
     async def idle(self) -> None:
         """Wait until no order is being processed (used by the drain)."""
@@ -218,7 +208,7 @@ class ExecutionWorker:
                 return
             if not any(order.status is OrderStatus.UNKNOWN for order in left):
                 return
-            await asyncio.sleep(poll_s)  # the grace period or the broker's recovery, under the deadline
+            await self.clock.sleep(poll_s)  # the grace period or the broker's recovery, under the deadline
 
     async def process(self, order: Order, *, send_missing: bool = True) -> Order | None:
         """Move one RESERVED or UNKNOWN order forward; returns its state afterwards."""
@@ -365,14 +355,10 @@ class ExecutionWorker:
         return result.order
 
     async def _report_illegal(self, event: OrderEvent, message: str) -> None:
-        log.error("order_event_refused", error=message, event_kind=event.kind.value)
-        if self.incident is not None:
-            await self.incident(
-                "illegal_transition",
-                f"{event.client_order_id}:{event.kind.value}",
-                message,
-                {"client_order_id": event.client_order_id, "event": event.kind.value},
-            )
+        if self.incidents is not None:
+            await self.incidents.illegal_transition(event, message)
+        else:
+            log.error("order_event_refused", error=message, event_kind=event.kind.value)
 
     # -- cancels -------------------------------------------------------------------------------
 
@@ -429,11 +415,19 @@ class ExecutionWorker:
             count += 1
         return count
 
-    # -- the update stream (consumed by OrderStream) ------------------------------------------------
-
-    async def handle_update(self, update: OrderUpdate) -> None:
-        await self.order_stream.handle_update(update)
-
-    async def run_updates(self) -> None:
-        """Consume the broker's update stream forever; after each disconnect, reconcile and resubscribe."""
-        await self.order_stream.run()
+    async def carry_out_cancels(self) -> int:
+        """Carry out the cancel requests in the ledger (the operator's, the kill switch's), each once."""
+        done = 0
+        for request in await self.ledger.pending_cancel_requests():
+            if request.target == "*":
+                count = await self.cancel_all_open(request.reason)
+                detail = f"cancel requested for {count} open order(s)"
+            else:
+                order = await self.cancel(request.target, request.reason)
+                count = 0 if order is None else 1
+                detail = f"{request.target}: {'no such order' if order is None else order.status.value}"
+            log.info("operator_cancel_done", target=request.target, detail=detail, actor=request.actor)
+            await self.ledger.record_cancel_outcome(request.seq, count, detail, self.clock.now_ns())
+            self.stats.cancels_carried_out += 1
+            done += 1
+        return done

@@ -1,7 +1,10 @@
 """The kill-switch worker: keeps the trading state current and trips it when a trigger fires.
 
 Trading state and pause flags are ledger control events, so the CLI (another process) changes them by
-appending a control; this worker notices within ``poll_s`` and hands the new state to the risk gate.
+appending a control; this worker notices within ``poll_s`` (the risk gate reads them from the ledger
+itself). It shares no object with another worker: the account equity it polls is recorded in the
+ledger (the risk gate's daily-loss and drawdown figures come from there), and the cancel-all on HALT
+is a cancel request in the ledger that the execution worker carries out.
 Triggers: the daily loss limit and the drawdown limit (→ REDUCING: only exposure-shrinking orders), an
 order stuck in UNKNOWN past a bound, repeated rejects, an account-wide incident opened since the last
 resume (→ HALTED). HALTED refuses new orders while reconciliation, order updates and cancels go on.
@@ -10,8 +13,7 @@ Nothing resumes by itself: ``resume`` is an operator's act.
 
 from __future__ import annotations
 
-import asyncio
-import time
+import math
 from collections.abc import Awaitable, Callable
 
 import structlog
@@ -20,10 +22,9 @@ from autoquant.brokers.port import Broker
 from autoquant.domain.clock import Clock
 from autoquant.domain.controls import ACCOUNT, Control, ControlKind, ControlState, TradingState
 from autoquant.domain.orders import OrderStatus
+from autoquant.domain.values import utc_day_start_ns
 from autoquant.errors import BrokerError
 from autoquant.ledger import Ledger
-from autoquant.workers.execution import ExecutionWorker
-from autoquant.workers.risk_gate import RiskGate
 from autoquant.workers.settings import RiskSettings
 
 log = structlog.get_logger("autoquant.killswitch")
@@ -37,10 +38,9 @@ class KillSwitch:
         ledger: Ledger,
         broker: Broker,
         clock: Clock,
-        gate: RiskGate,
-        execution: ExecutionWorker,
         settings: RiskSettings,
         *,
+        reject_streak: Callable[[], int] = lambda: 0,
         poll_s: float = 0.25,
         account_poll_s: float = 5.0,
         on_change: Callable[[ControlState], Awaitable[None]] | None = None,
@@ -49,20 +49,26 @@ class KillSwitch:
         self.ledger = ledger
         self.broker = broker
         self.clock = clock
-        self.gate = gate
-        self.execution = execution
+        self.reject_streak = reject_streak
+        #: The reject streak when the kill switch last tripped on it (counted from there).
+        self._streak_base = 0
+        self._controls_seq = -1
         self.settings = settings
         self.poll_s = poll_s
         self.account_poll_s = account_poll_s
         self.on_change = on_change
         self.heartbeat = heartbeat
         self._state: ControlState | None = None
-        self._last_account = 0.0
+        self._last_account: float | None = None
 
     async def refresh(self) -> ControlState:
         """Re-read controls if any were appended (by us, the CLI or the reconciler) and act on changes."""
         before = self._state
-        state = await self.gate.refresh_controls()
+        seq = await self.ledger.last_control_seq()
+        if seq == self._controls_seq and before is not None:
+            return before
+        state = await self.ledger.control_state()
+        self._controls_seq = seq
         self._state = state
         if before is not None and (state.trading_state, sorted(state.paused)) == (
             before.trading_state,
@@ -77,8 +83,9 @@ class KillSwitch:
         )
         was_halted = before is not None and before.trading_state is TradingState.HALTED
         if state.trading_state is TradingState.HALTED and not was_halted and self.settings.cancel_all_on_halt:
-            canceled = await self.execution.cancel_all_open("cancel all on halt")
-            log.warning("orders_canceled_on_halt", count=canceled)
+            # Carried out by the execution worker on its next sweep, like an operator's `cancel --all`.
+            await self.ledger.request_cancel("*", "cancel all on halt", ACTOR, self.clock.now_ns())
+            log.warning("orders_cancel_requested_on_halt")
         if self.on_change is not None:
             await self.on_change(state)
         return state
@@ -90,31 +97,20 @@ class KillSwitch:
         )
         await self.refresh()
 
-    async def carry_out_cancels(self) -> None:
-        """Operator cancel requests (`autoquant cancel`): cancels go on in every trading state."""
-        for request in await self.ledger.pending_cancel_requests():
-            if request.target == "*":
-                count = await self.execution.cancel_all_open(request.reason)
-                detail = f"cancel requested for {count} open order(s)"
-            else:
-                order = await self.execution.cancel(request.target, request.reason)
-                count = 0 if order is None else 1
-                detail = f"{request.target}: {'no such order' if order is None else order.status.value}"
-            log.info("operator_cancel_done", target=request.target, detail=detail, actor=request.actor)
-            await self.ledger.record_cancel_outcome(request.seq, count, detail, self.clock.now_ns())
-
     async def check(self) -> None:
         """Evaluate every trigger once."""
-        await self.carry_out_cancels()
         state = await self.refresh()
-        if time.monotonic() - self._last_account >= self.account_poll_s:
-            self._last_account = time.monotonic()
+        if self._account_poll_due():
+            self._last_account = self.clock.monotonic()
             try:
                 # Bounded: a hung broker must not stall the trading-state checks (or the watchdog).
-                async with asyncio.timeout(ACCOUNT_POLL_TIMEOUT_S):
-                    self.gate.equity = (await self.broker.account()).equity
+                async with self.clock.timeout(ACCOUNT_POLL_TIMEOUT_S):
+                    account = await self.broker.account()
             except (BrokerError, TimeoutError) as error:
                 log.warning("account_poll_failed", error=str(error) or "timed out")
+            else:
+                # In the ledger, so the risk gate's daily loss and drawdown survive a restart.
+                await self.ledger.record_account(account, self.clock.now_ns())
         if state.trading_state is TradingState.HALTED:
             return
         reason = await self._halt_reason(state)
@@ -126,6 +122,12 @@ class KillSwitch:
             if reason is not None:
                 await self.trip(ControlKind.REDUCE, reason)
 
+    def _account_poll_due(self) -> bool:
+        if math.isinf(self.account_poll_s):
+            return False  # polling switched off (tests that set equity themselves)
+        last = self._last_account
+        return last is None or self.clock.monotonic() - last >= self.account_poll_s
+
     async def _halt_reason(self, state: ControlState) -> str | None:
         now = self.clock.now_ns()
         bound_ns = int(self.settings.max_unknown_age_s * 1e9)
@@ -135,9 +137,12 @@ class KillSwitch:
                     f"order {order.client_order_id} has been UNKNOWN for more than "
                     f"{self.settings.max_unknown_age_s:g}s: check it at the broker, then run reconcile"
                 )
-        rejects = self.execution.stats.consecutive_rejects
+        streak = self.reject_streak()
+        if streak < self._streak_base:
+            self._streak_base = 0  # an accepted order ended the streak
+        rejects = streak - self._streak_base
         if rejects >= self.settings.max_consecutive_rejects:
-            self.execution.stats.consecutive_rejects = 0
+            self._streak_base = streak
             return f"{rejects} orders rejected in a row: read `autoquant orders` for the broker's reasons"
         for incident in await self.ledger.incidents(open_only=True):
             if incident.scope == ACCOUNT and incident.local_ts_ns > state.state_since_ns:
@@ -145,11 +150,14 @@ class KillSwitch:
         return None
 
     async def _reduce_reason(self) -> str | None:
-        snapshot = await self.gate.snapshot()
-        loss = snapshot.start_equity - snapshot.equity
+        equity = await self.ledger.equity_since(utc_day_start_ns(self.clock.now_ns()))
+        if equity is None:
+            return None
+        start, peak, latest = equity
+        loss = start - latest
         if loss > self.settings.daily_loss_limit:
             return f"daily loss {loss} exceeds the limit {self.settings.daily_loss_limit}"
-        drawdown = snapshot.peak_equity - snapshot.equity
+        drawdown = peak - latest
         if drawdown > self.settings.max_drawdown:
             return f"drawdown {drawdown} from the day's peak exceeds the limit {self.settings.max_drawdown}"
         return None
@@ -158,4 +166,4 @@ class KillSwitch:
         while True:
             self.heartbeat()
             await self.check()
-            await asyncio.sleep(self.poll_s)  # a polling period, not a wait for a condition
+            await self.clock.sleep(self.poll_s)  # a polling period, not a wait for a condition

@@ -1,62 +1,59 @@
-"""The consumer of the broker's order-update stream, split from the execution worker's outbox.
+"""The order-update worker: the consumer of the broker's order-update stream.
 
 Order updates and fills from the stream are appended in whatever order they arrive; the ledger counts a
 fill once by its execution id. An update for an order this ledger never reserved, or one that cannot be
 read, is recorded as an incident rather than guessed at. When the stream ends (a disconnect) the consumer
-asks for a reconciliation and subscribes again, with jittered backoff.
+asks for a reconciliation and subscribes again, with jittered backoff. It shares nothing with the
+execution worker but the ledger: its counters are its own, its incidents go through the reporter.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import random
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import structlog
 
 from autoquant.brokers.port import Broker
 from autoquant.domain.broker import OrderUpdate
-from autoquant.domain.orders import OrderEvent
+from autoquant.domain.clock import Clock
 from autoquant.errors import BrokerError, BrokerPayloadInvalid
 from autoquant.ledger import Ledger
 from autoquant.workers.adoption import event_for_update
 from autoquant.workers.crashpoints import crashpoint
-
-if TYPE_CHECKING:
-    from autoquant.workers.execution import ExecutionStats, IncidentSink
+from autoquant.workers.incidents import IncidentReporter
 
 # The execution worker's logger: the stream's events have always been logged under it.
 log = structlog.get_logger("autoquant.execution")
 
-#: Reports an order event the ledger refused as an illegal transition (logged and raised as an incident).
-IllegalReporter = Callable[[OrderEvent, str], Awaitable[None]]
+
+@dataclass
+class OrderStreamStats:
+    updates: int = 0
+    duplicate_fills: int = 0
+    stream_restarts: int = 0
 
 
 class OrderStream:
-    """Applies the broker's order updates to the ledger, resubscribing after every disconnect.
-
-    Built by the execution worker, with which it shares the stats, the incident sink and the
-    illegal-transition reporter, so both halves count and report the same way.
-    """
+    """Applies the broker's order updates to the ledger, resubscribing after every disconnect."""
 
     def __init__(
         self,
         ledger: Ledger,
         broker: Broker,
-        stats: ExecutionStats,
+        clock: Clock,
+        incidents: IncidentReporter,
         *,
-        incident: IncidentSink | None,
-        report_illegal: IllegalReporter,
-        on_stream_restart: Callable[[], None] | None = None,
+        heartbeat: Callable[[], None] = lambda: None,
     ) -> None:
         self.ledger = ledger
         self.broker = broker
-        self.stats = stats
-        self.incident = incident
-        self.report_illegal = report_illegal
-        self.on_stream_restart = on_stream_restart
+        self.clock = clock
+        self.incidents = incidents
+        self.heartbeat = heartbeat
+        self.stats = OrderStreamStats()
 
     async def handle_update(self, update: OrderUpdate) -> None:
         self.stats.updates += 1
@@ -66,14 +63,13 @@ class OrderStream:
             log.error(
                 "update_for_unknown_order", client_order_id=coid, broker_order_id=update.order.broker_order_id
             )
-            if self.incident is not None:
-                await self.incident(
-                    "unknown_order",
-                    update.order.broker_order_id,
-                    f"the broker reports order {update.order.broker_order_id} ({coid}) "
-                    "that this ledger never reserved",
-                    {"client_order_id": coid, "symbol": update.order.symbol, "side": update.order.side.value},
-                )
+            await self.incidents.report(
+                "unknown_order",
+                update.order.broker_order_id,
+                f"the broker reports order {update.order.broker_order_id} ({coid}) "
+                "that this ledger never reserved",
+                {"client_order_id": coid, "symbol": update.order.symbol, "side": update.order.side.value},
+            )
             return
         event = event_for_update(update)
         if update.fill is not None:
@@ -91,28 +87,29 @@ class OrderStream:
                 price=update.fill.price if update.fill else None,
             )
         if result.illegal is not None:
-            await self.report_illegal(event, str(result.illegal))
+            await self.incidents.illegal_transition(event, str(result.illegal))
 
     async def run(self) -> None:
         """Consume the broker's update stream forever; after each disconnect, reconcile and resubscribe."""
         backoff = 0.05
         while True:
+            self.heartbeat()
             subscription = self.broker.updates()
             try:
                 async for update in subscription:
+                    self.heartbeat()
                     await self.handle_update(update)
                     backoff = 0.05
             except BrokerPayloadInvalid as error:
                 # An update we cannot read is never guessed at: record it, then reconcile from REST.
                 log.error("update_unreadable", error=str(error))
-                if self.incident is not None:
-                    raw = str(error.raw)[:2000]
-                    await self.incident(
-                        "unreadable_update",
-                        hashlib.sha256(raw.encode()).hexdigest()[:16],
-                        f"the broker sent an order update autoquant cannot read: {error}",
-                        {"raw": raw},
-                    )
+                raw = str(error.raw)[:2000]
+                await self.incidents.report(
+                    "unreadable_update",
+                    hashlib.sha256(raw.encode()).hexdigest()[:16],
+                    f"the broker sent an order update autoquant cannot read: {error}",
+                    {"raw": raw},
+                )
             except BrokerError as error:
                 log.warning("update_stream_failed", error=str(error))
             finally:
@@ -120,8 +117,8 @@ class OrderStream:
                 if closer is not None:
                     await closer()
             self.stats.stream_restarts += 1
-            if self.on_stream_restart is not None:
-                self.on_stream_restart()
+            # Whatever happened while we were not listening is in the broker's REST view: reconcile.
+            self.incidents.reconcile_wake.set()
             log.info("update_stream_reconnecting", delay_s=round(backoff, 3))
-            await asyncio.sleep(backoff * (1 + random.random()))  # backoff with jitter, not a wait-for
+            await self.clock.sleep(backoff * (1 + random.random()))  # backoff with jitter, not a wait-for
             backoff = min(backoff * 2, 5.0)

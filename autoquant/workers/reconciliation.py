@@ -45,6 +45,7 @@ from autoquant.ledger import Ledger
 from autoquant.ledger.ledger import fill_from_row
 from autoquant.ledger.records import ReconciliationRun
 from autoquant.workers.crashpoints import crashpoint
+from autoquant.workers.incidents import IncidentReporter
 
 log = structlog.get_logger("autoquant.reconciliation")
 
@@ -88,12 +89,14 @@ class Reconciler:
         actor: str = "reconciler",
         window_margin_s: float = 60.0,
         cash_slack_s: float = 2.0,
+        incidents: IncidentReporter | None = None,
     ) -> None:
         self.ledger = ledger
         self.broker = broker
         self.clock = clock
         self.strategies_by_symbol = {s: frozenset(ids) for s, ids in strategies_by_symbol.items()}
         self.actor = actor
+        self.incidents = incidents or IncidentReporter(ledger, clock)
         self.window_margin_ns = int(window_margin_s * SECOND_NS)
         self.cash_slack_ns = int(cash_slack_s * SECOND_NS)
 
@@ -171,7 +174,7 @@ class Reconciler:
         """
         while True:
             try:
-                async with asyncio.timeout(interval_s):
+                async with self.clock.timeout(interval_s):
                     await wake.wait()
                 trigger = "wake"
             except TimeoutError:
@@ -309,14 +312,14 @@ class Reconciler:
         incident that already has one (even if an operator has since resumed) does not get another.
         """
         now = self.clock.now_ns()
-        incident_id, new = await self.ledger.open_incident(
-            kind=incident.kind,
-            subject=incident.subject,
+        incident_id, new = await self.incidents.open(
+            incident.kind,
+            incident.subject,
+            incident.message,
+            incident.details,
             scope=incident.scope,
-            message=incident.message,
             action=incident.action,
-            details=incident.details,
-            local_ts_ns=now,
+            reconcile=False,  # this is the reconciliation
         )
         if new or not await self._has_control(incident_id):
             scope = incident.scope if new else await self._stored_scope(incident_id, incident.scope)
@@ -331,7 +334,7 @@ class Reconciler:
                 )
             )
             log.warning(
-                "incident_opened" if new else "incident_confirmed",
+                "incident_stopped_trading" if new else "incident_confirmed",
                 incident_id=incident_id,
                 kind=incident.kind,
                 subject=incident.subject,

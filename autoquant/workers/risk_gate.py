@@ -36,8 +36,6 @@ class RiskGate:
         self.recent_submits: deque[int] = deque(maxlen=10_000)
         self.controls = ControlState()
         self._controls_seq = -1
-        #: Latest broker equity seen (kill switch and reconciliation keep it current).
-        self.equity: Decimal | None = None
 
     def note_submit(self, _: object = None) -> None:
         self.recent_submits.append(self.clock.now_ns())
@@ -69,13 +67,11 @@ class RiskGate:
                     symbol=order.symbol, side=order.side, remaining_qty=order.remaining_qty, price=price
                 )
             )
-        current = self.equity
+        # Equity as the ledger recorded it today (the kill switch's account polls, reconciliation).
         if book.equity is None:
-            start = peak = current if current is not None else Decimal(0)
+            start = peak = current = Decimal(0)
         else:
-            start, peak, latest = book.equity
-            current = current if current is not None else latest
-            peak = max(peak, current)
+            start, peak, current = book.equity
         minute_ago = now - 60_000_000_000
         return RiskSnapshot(
             now_ns=now,
@@ -84,7 +80,7 @@ class RiskGate:
             open_orders=tuple(open_orders),
             start_equity=start,
             peak_equity=peak,
-            equity=current if current is not None else start,
+            equity=current,
             recent_order_ns=tuple(t for t in self.recent_submits if t >= minute_ago),
             data_age_ns=self.market.freshness.ages_ns(),
             controls=self.controls,

@@ -11,8 +11,8 @@ import pytest
 
 from autoquant.brokers.paper import PaperBroker, PaperExchange
 from autoquant.brokers.port import Broker
+from autoquant.clocks import FakeClock, SystemClock
 from autoquant.domain.broker import OrderRequest
-from autoquant.domain.clock import FakeClock, SystemClock
 from autoquant.domain.orders import OrderEventKind
 from autoquant.domain.values import Side
 from autoquant.runtime.config import PaperSettings

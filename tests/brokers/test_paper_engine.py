@@ -15,9 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from autoquant.brokers.paper.engine import PaperExchange, end_of_utc_day_ns
+from autoquant.clocks import FakeClock
 from autoquant.domain.bars import Bar
 from autoquant.domain.broker import BrokerOrderState, OrderRequest
-from autoquant.domain.clock import FakeClock
 from autoquant.domain.orders import OrderEventKind, OrderStatus
 from autoquant.domain.values import OrderType, Side, TimeInForce
 from autoquant.errors import BrokerNotFound, BrokerRejected, DuplicateClientOrderId

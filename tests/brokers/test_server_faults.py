@@ -18,8 +18,8 @@ from autoquant.brokers.alpaca_http import RetryPolicy
 from autoquant.brokers.alpaca_mapping import AlpacaPayloadError
 from autoquant.brokers.alpaca_stream import AlpacaUpdateStream
 from autoquant.brokers.paper.alpaca_json import trade_update_json
+from autoquant.clocks import SystemClock
 from autoquant.domain.broker import BrokerOrderState, OrderRequest, OrderUpdate
-from autoquant.domain.clock import SystemClock
 from autoquant.domain.orders import OrderEventKind, OrderStatus
 from autoquant.domain.values import OrderType, Side, TimeInForce
 from autoquant.errors import (

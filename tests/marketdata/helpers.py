@@ -6,8 +6,8 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from autoquant.clocks import FakeClock
 from autoquant.domain.bars import Bar
-from autoquant.domain.clock import FakeClock
 
 T0 = datetime(2024, 1, 2, 15, 0, tzinfo=UTC)
 

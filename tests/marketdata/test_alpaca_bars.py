@@ -9,7 +9,7 @@ from pathlib import Path
 import msgpack  # type: ignore[import-untyped]  # msgpack ships no type stubs
 import pytest
 
-from autoquant.domain.clock import FakeClock
+from autoquant.clocks import FakeClock
 from autoquant.marketdata import AlpacaBars, CsvBars, SyntheticBars, bar_from_alpaca
 from autoquant.runtime.config import MarketDataSettings, Secrets
 from autoquant.runtime.sources import build_source

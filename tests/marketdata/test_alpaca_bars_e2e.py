@@ -14,8 +14,8 @@ from pathlib import Path
 import msgpack  # type: ignore[import-untyped]  # msgpack ships no type stubs
 import pytest
 
+from autoquant.clocks import SystemClock
 from autoquant.domain.bars import Bar
-from autoquant.domain.clock import SystemClock
 from autoquant.errors import ConfigError
 from autoquant.marketdata import AlpacaBars
 from autoquant.marketdata.alpaca_bars import StreamUrls, stream_urls

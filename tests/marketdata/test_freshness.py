@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from autoquant.domain.clock import FakeClock
+from autoquant.clocks import FakeClock
 from autoquant.marketdata import FreshnessTracker
 from tests.marketdata.helpers import bar_at
 

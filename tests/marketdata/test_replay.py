@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from autoquant.clocks import FakeClock
 from autoquant.domain.bars import Bar
-from autoquant.domain.clock import FakeClock
 from autoquant.domain.values import to_ns
 from autoquant.marketdata import CsvBars, MalformedBarFile
 from tests.marketdata.helpers import T0, clock_sleep

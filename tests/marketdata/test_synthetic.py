@@ -8,8 +8,8 @@ from itertools import pairwise
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from autoquant.clocks import FakeClock
 from autoquant.domain.bars import Bar
-from autoquant.domain.clock import FakeClock
 from autoquant.domain.values import to_ns
 from autoquant.marketdata import SyntheticBars
 from tests.marketdata.helpers import clock_sleep

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from autoquant.brokers.paper import PaperBroker, PaperExchange
+from autoquant.clocks import FakeClock
 from autoquant.domain.broker import BrokerOrderState, OrderRequest, OrderUpdate
-from autoquant.domain.clock import FakeClock
 from autoquant.domain.orders import Order, OrderStatus
 from autoquant.domain.values import Side
 from autoquant.errors import BrokerAmbiguous, BrokerTransient
@@ -20,6 +20,8 @@ from autoquant.ledger import Ledger
 from autoquant.ledger.records import RiskEvent
 from autoquant.runtime.config import PaperSettings
 from autoquant.workers.execution import ExecutionWorker
+from autoquant.workers.incidents import IncidentReporter
+from autoquant.workers.order_stream import OrderStream
 
 
 class DropAfterAccept(PaperBroker):
@@ -55,13 +57,14 @@ class Rig:
     worker: ExecutionWorker
     clock: FakeClock
     updates: asyncio.Queue[OrderUpdate]
+    stream: OrderStream
 
     async def deliver(self) -> list[OrderUpdate]:
         """Hand every update the exchange emitted so far to the worker."""
         delivered = []
         while not self.updates.empty():
             update = self.updates.get_nowait()
-            await self.worker.handle_update(update)
+            await self.stream.handle_update(update)
             delivered.append(update)
         return delivered
 
@@ -94,8 +97,17 @@ async def make(tmp_path: Path, clock: FakeClock) -> AsyncIterator[object]:
         exchange.set_price("AAPL", Decimal("100"))
         broker = broker_class(exchange)
         ledger = await Ledger.open(tmp_path / "ledger.db")
-        worker = ExecutionWorker(ledger, broker, clock, resubmit_grace_s=2.0, **worker_args)  # type: ignore[arg-type]
-        rig = Rig(ledger, exchange, broker, worker, clock, exchange.subscribe())
+        incidents = IncidentReporter(ledger, clock)
+        worker = ExecutionWorker(
+            ledger,
+            broker,
+            clock,
+            resubmit_grace_s=2.0,
+            incidents=incidents,
+            **worker_args,  # type: ignore[arg-type]
+        )
+        stream = OrderStream(ledger, broker, clock, incidents)
+        rig = Rig(ledger, exchange, broker, worker, clock, exchange.subscribe(), stream)
         made.append(rig)
         return rig
 
@@ -245,10 +257,10 @@ async def test_duplicated_and_reordered_updates_count_each_fill_once(make) -> No
     while not rig.updates.empty():
         updates.append(rig.updates.get_nowait())
     for update in [*reversed(updates), *updates]:
-        await rig.worker.handle_update(update)
+        await rig.stream.handle_update(update)
     assert (await rig.ledger.account_positions())["AAPL"] == 10
     assert len(await rig.ledger.fills_for_order(order.client_order_id)) == 1
-    assert rig.worker.stats.duplicate_fills >= 1
+    assert rig.stream.stats.duplicate_fills >= 1
 
 
 async def test_cancel_of_a_working_order(make) -> None:  # type: ignore[no-untyped-def]
@@ -277,15 +289,10 @@ async def test_cancel_of_an_order_never_sent_withdraws_it(make) -> None:  # type
 
 async def test_update_for_an_order_the_ledger_never_reserved_opens_an_incident(make) -> None:  # type: ignore[no-untyped-def]
     """An update for a foreign order is reported as an incident and changes nothing."""
-    seen: list[tuple[str, str]] = []
-
-    async def incident(kind: str, subject: str, message: str, details: dict[str, object]) -> None:
-        seen.append((kind, subject))
-
-    rig = await make(incident=incident)
+    rig = await make()
     rig.exchange.submit(OrderRequest(client_order_id="foreign", symbol="AAPL", side=Side.BUY, qty=Decimal(1)))
     await rig.deliver()
-    assert [kind for kind, _ in seen] == ["unknown_order"]
+    assert [i.kind for i in await rig.ledger.incidents(open_only=True)] == ["unknown_order"]
     assert await rig.ledger.open_orders() == []
 
 
@@ -304,7 +311,6 @@ class FailBeforeAccept(PaperBroker):
 async def test_unknown_order_whose_resend_is_denied_ends_denied(make) -> None:  # type: ignore[no-untyped-def]
     """UNKNOWN, not found after the grace, re-send refused by the gate: DENIED, no incident, nothing sent."""
     verdicts = iter([True, False])
-    incidents: list[str] = []
 
     async def gate(order: Order) -> RiskEvent:
         allowed = next(verdicts)
@@ -320,10 +326,7 @@ async def test_unknown_order_whose_resend_is_denied_ends_denied(make) -> None:  
             local_ts_ns=1,
         )
 
-    async def incident(kind: str, subject: str, message: str, details: dict[str, object]) -> None:
-        incidents.append(kind)
-
-    rig = await make(FailBeforeAccept, pre_submit=gate, incident=incident)
+    rig = await make(FailBeforeAccept, pre_submit=gate)
     order = await reserve(rig.ledger)
     rig.worker.submit_soon(order.client_order_id)
     after = await rig.worker.process(order)
@@ -332,5 +335,5 @@ async def test_unknown_order_whose_resend_is_denied_ends_denied(make) -> None:  
     await rig.worker.resolve_pending()
     final = await rig.ledger.get_order(order.client_order_id)
     assert final is not None and final.status is OrderStatus.DENIED
-    assert incidents == []
+    assert await rig.ledger.incidents() == []
     assert rig.exchange.list_orders(status="all") == []

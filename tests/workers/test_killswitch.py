@@ -16,18 +16,20 @@ from pathlib import Path
 import pytest
 
 from autoquant.brokers.paper import PaperBroker, PaperExchange
+from autoquant.clocks import FakeClock
 from autoquant.domain.bars import Bar
 from autoquant.domain.broker import BrokerAccount, OrderUpdate
-from autoquant.domain.clock import FakeClock
 from autoquant.domain.controls import ACCOUNT, Control, ControlKind, TradingState
 from autoquant.domain.orders import Order, OrderEvent, OrderEventKind, OrderStatus
 from autoquant.domain.values import Side, from_ns
 from autoquant.errors import LedgerError
 from autoquant.ledger import Ledger
-from autoquant.runtime.config import PaperSettings, RiskSettings
+from autoquant.runtime.config import Config, LedgerSettings, MarketDataSettings, PaperSettings, RiskSettings
+from autoquant.runtime.system import BrokerHandle, build_system
 from autoquant.workers.execution import ExecutionWorker
 from autoquant.workers.killswitch import KillSwitch
 from autoquant.workers.market import MarketState
+from autoquant.workers.order_stream import OrderStream
 from autoquant.workers.reconciliation import Reconciler
 from autoquant.workers.risk_gate import RiskGate
 
@@ -59,6 +61,7 @@ class Switchboard:
     market: MarketState
     gate: RiskGate
     execution: ExecutionWorker
+    stream: OrderStream
     killswitch: KillSwitch
     clock: FakeClock
     updates: asyncio.Queue[OrderUpdate]
@@ -69,7 +72,7 @@ class Switchboard:
         while not self.updates.empty():
             update = self.updates.get_nowait()
             if keep(update):
-                await self.execution.handle_update(update)
+                await self.stream.handle_update(update)
                 delivered += 1
         return delivered
 
@@ -131,15 +134,27 @@ async def make(tmp_path: Path, clock: FakeClock) -> AsyncIterator[Make]:
         exchange.set_price("AAPL", D(100))
         broker = PaperBroker(exchange)
         ledger = await Ledger.open(tmp_path / "ledger.db")
-        market = MarketState(clock, ["AAPL"], settings.max_data_age_s)
-        market.observe(fresh_bar(clock))
-        gate = RiskGate(ledger, market, clock, settings)
-        execution = ExecutionWorker(
-            ledger, broker, clock, pre_submit=gate.check_order, on_submit=gate.note_submit
+        config = Config(
+            ledger=LedgerSettings(path=tmp_path / "ledger.db"),
+            paper=paper,
+            marketdata=MarketDataSettings(symbols=["AAPL"]),
+            strategies=[],
+            risk=settings,
         )
-        killswitch = KillSwitch(ledger, broker, clock, gate, execution, settings, account_poll_s=NEVER_POLL)
+        system = build_system(config, clock, ledger, BrokerHandle(broker, exchange))
+        system.killswitch.account_poll_s = NEVER_POLL
+        system.market.observe(fresh_bar(clock))
         board = Switchboard(
-            ledger, exchange, broker, market, gate, execution, killswitch, clock, exchange.subscribe()
+            ledger,
+            exchange,
+            broker,
+            system.market,
+            system.gate,
+            system.execution,
+            system.order_stream,
+            system.killswitch,
+            clock,
+            exchange.subscribe(),
         )
         made.append(board)
         return board
@@ -158,7 +173,7 @@ async def test_daily_loss_exactly_at_the_limit_does_not_trip(make: Make) -> None
     """A loss equal to daily_loss_limit leaves trading ACTIVE (limits are inclusive)."""
     board = await make(daily_loss_limit=D(2000))
     await board.record_equity("100000")
-    board.gate.equity = D("98000")
+    await board.record_equity("98000")
     await board.killswitch.check()
     assert await board.state() is TradingState.ACTIVE
 
@@ -167,12 +182,14 @@ async def test_daily_loss_beyond_the_limit_reduces(make: Make) -> None:
     """One cent of loss past daily_loss_limit trips REDUCING, with the numbers in the reason."""
     board = await make(daily_loss_limit=D(2000))
     await board.record_equity("100000")
-    board.gate.equity = D("97999.99")
+    await board.record_equity("97999.99")
     await board.killswitch.check()
     state = await board.ledger.control_state()
     assert state.trading_state is TradingState.REDUCING
     assert "daily loss 2000.01" in state.state_reason and state.state_actor == "kill-switch"
-    assert board.gate.controls.trading_state is TradingState.REDUCING, "the gate sees the new state"
+    assert (await board.gate.refresh_controls()).trading_state is TradingState.REDUCING, (
+        "the gate sees the new state"
+    )
 
 
 async def test_drawdown_exactly_at_the_limit_does_not_trip(make: Make) -> None:
@@ -180,7 +197,7 @@ async def test_drawdown_exactly_at_the_limit_does_not_trip(make: Make) -> None:
     board = await make(max_drawdown=D(3000), daily_loss_limit=D(100000))
     await board.record_equity("100000")
     await board.record_equity("105000")
-    board.gate.equity = D("102000")
+    await board.record_equity("102000")
     await board.killswitch.check()
     assert await board.state() is TradingState.ACTIVE
 
@@ -190,7 +207,7 @@ async def test_drawdown_beyond_the_limit_reduces(make: Make) -> None:
     board = await make(max_drawdown=D(3000), daily_loss_limit=D(100000))
     await board.record_equity("100000")
     await board.record_equity("105000")
-    board.gate.equity = D("101999.99")
+    await board.record_equity("101999.99")
     await board.killswitch.check()
     state = await board.ledger.control_state()
     assert state.trading_state is TradingState.REDUCING
@@ -201,9 +218,9 @@ async def test_reducing_never_lifts_by_itself(make: Make) -> None:
     """Once REDUCING, equity recovering does not resume trading; only an operator's resume does."""
     board = await make(daily_loss_limit=D(2000))
     await board.record_equity("100000")
-    board.gate.equity = D("90000")
+    await board.record_equity("90000")
     await board.killswitch.check()
-    board.gate.equity = D("100000")
+    await board.record_equity("100000")
     for _ in range(10):
         await board.killswitch.check()
     assert await board.state() is TradingState.REDUCING
@@ -345,7 +362,7 @@ async def test_control_appended_by_another_process_is_picked_up(make: Make, tmp_
         )
     state = await board.killswitch.refresh()
     assert state.trading_state is TradingState.HALTED
-    assert board.gate.controls.state_reason == "operator says stop"
+    assert (await board.gate.refresh_controls()).state_reason == "operator says stop"
 
 
 async def test_halted_never_resumes_by_itself(make: Make) -> None:
@@ -359,7 +376,6 @@ async def test_halted_never_resumes_by_itself(make: Make) -> None:
     await board.send("aq-big", qty="5000")
     await board.killswitch.check()
     assert await board.state() is TradingState.HALTED
-    assert board.execution.stats.consecutive_rejects == 0, "the trigger is cleared"
     for _ in range(25):
         board.clock.advance(10)
         await board.killswitch.check()
@@ -370,7 +386,7 @@ async def test_halted_never_resumes_by_itself(make: Make) -> None:
     board.market.observe(fresh_bar(board.clock))
     await board.killswitch.check()
     assert await board.state() is TradingState.ACTIVE
-    assert board.gate.controls.trading_state is TradingState.ACTIVE
+    assert (await board.gate.refresh_controls()).trading_state is TradingState.ACTIVE
 
 
 async def test_halt_cancels_open_orders_when_configured(make: Make) -> None:
@@ -381,6 +397,7 @@ async def test_halt_cancels_open_orders_when_configured(make: Make) -> None:
         assert after is not None and after.status is OrderStatus.ACCEPTED
     assert len(board.exchange.list_orders(status="open")) == 2
     await board.killswitch.trip(ControlKind.HALT, "test halt")
+    assert await board.execution.carry_out_cancels() == 1, "the halt's cancel-all is one ledger request"
     assert board.exchange.list_orders(status="open") == []
     await board.deliver()
     for coid in ("aq-w1", "aq-w2"):
@@ -407,7 +424,7 @@ async def test_halted_refuses_new_orders_but_cancels_updates_and_reconciliation_
         assert after is not None and after.status is OrderStatus.ACCEPTED
     await board.deliver()
     await board.killswitch.trip(ControlKind.HALT, "operator halt")
-    assert board.gate.controls.trading_state is TradingState.HALTED
+    assert (await board.gate.refresh_controls()).trading_state is TradingState.HALTED
 
     denied = await board.send("aq-new", qty="1")
     assert denied is not None and denied.status is OrderStatus.DENIED
@@ -439,21 +456,21 @@ async def test_halted_refuses_new_orders_but_cancels_updates_and_reconciliation_
 async def test_operator_cancel_requests_are_carried_out_once_even_while_halted(
     make: Make, tmp_path: Path
 ) -> None:
-    """`autoquant cancel` (another process) cancels at the exchange while HALTED, each request once."""
+    """`autoquant cancel` (another process) is carried out by the execution worker while HALTED, once."""
     board = await make()
     for coid in ("aq-c1", "aq-c2", "aq-c3"):
         await board.send(coid, qty="1")
     await board.killswitch.trip(ControlKind.HALT, "operator halt")
     async with await Ledger.open(tmp_path / "ledger.db") as cli:
         await cli.request_cancel("aq-c1", "wrong size", "op@cli", 1)
-    await board.killswitch.check()
+    assert await board.execution.carry_out_cancels() == 1
     first = board.exchange.get_by_client_order_id("aq-c1")
     assert first is not None and first.status is OrderStatus.CANCELED
     assert len(board.exchange.list_orders(status="open")) == 2
     async with await Ledger.open(tmp_path / "ledger.db") as cli:
         await cli.request_cancel("*", "flatten", "op@cli", 2)
-    await board.killswitch.check()
-    await board.killswitch.check()
+    assert await board.execution.carry_out_cancels() == 1
+    assert await board.execution.carry_out_cancels() == 0
     assert board.exchange.list_orders(status="open") == []
     outcomes = await board.ledger.query("SELECT request_seq, canceled FROM cancel_outcomes ORDER BY seq")
     assert [seq for seq, _ in outcomes] == [1, 2], "each request carried out exactly once"

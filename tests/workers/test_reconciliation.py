@@ -12,8 +12,8 @@ from structlog.testing import capture_logs
 
 from autoquant.brokers.paper.broker import PaperBroker
 from autoquant.brokers.paper.engine import PaperExchange
+from autoquant.clocks import FakeClock
 from autoquant.domain.broker import BrokerAccount, BrokerOrderState, OrderRequest
-from autoquant.domain.clock import FakeClock
 from autoquant.domain.controls import TradingState
 from autoquant.domain.fills import Fill
 from autoquant.domain.orders import Order, OrderStatus

@@ -21,14 +21,16 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
 from autoquant.brokers.paper import PaperBroker, PaperExchange
+from autoquant.clocks import FakeClock
 from autoquant.domain.broker import BrokerOrderState, OrderRequest, OrderUpdate
-from autoquant.domain.clock import FakeClock
 from autoquant.domain.orders import Order, OrderStatus
 from autoquant.domain.values import Side
 from autoquant.errors import BrokerAmbiguous, BrokerTransient
 from autoquant.ledger import Ledger
 from autoquant.runtime.config import PaperSettings
 from autoquant.workers.execution import ExecutionWorker
+from autoquant.workers.incidents import IncidentReporter
+from autoquant.workers.order_stream import OrderStream
 from autoquant.workers.reconciliation import Reconciler
 
 T = TypeVar("T")
@@ -82,6 +84,7 @@ class OrderPathMachine(RuleBasedStateMachine):
 
     async def _open(self) -> tuple[Ledger, ExecutionWorker]:
         ledger = await Ledger.open(self.ledger_path)
+        self.stream = OrderStream(ledger, self.broker, self.clock, IncidentReporter(ledger, self.clock))
         return ledger, ExecutionWorker(ledger, self.broker, self.clock, resubmit_grace_s=2.0)
 
     def collect(self) -> None:
@@ -163,7 +166,7 @@ class OrderPathMachine(RuleBasedStateMachine):
         async def go() -> None:
             for update, times in zip(shuffled, copies, strict=True):
                 for _ in range(times):
-                    await self.worker.handle_update(update)
+                    await self.stream.handle_update(update)
 
         self.run(go())
 
@@ -211,7 +214,7 @@ class OrderPathMachine(RuleBasedStateMachine):
             self.collect()
             pending, self.pending = self.pending, []
             for update in pending:
-                await self.worker.handle_update(update)
+                await self.stream.handle_update(update)
             await self.reconcile()
 
         self.run(go())

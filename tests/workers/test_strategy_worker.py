@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from autoquant.brokers.paper import PaperBroker, PaperExchange
+from autoquant.clocks import FakeClock
 from autoquant.domain.bars import Bar
-from autoquant.domain.clock import FakeClock
 from autoquant.domain.controls import Control, ControlKind
 from autoquant.domain.orders import OrderEvent, OrderEventKind, OrderStatus
 from autoquant.domain.values import from_ns
@@ -85,7 +85,7 @@ async def make(tmp_path: Path, clock: FakeClock) -> AsyncIterator[Make]:
         ledgers.append(ledger)
         market = MarketState(clock, SYMBOLS, settings.max_data_age_s)
         gate = RiskGate(ledger, market, clock, settings)
-        gate.controls = await ledger.control_state()
+        await gate.refresh_controls()
         submitted: list[str] = []
         worker = StrategyWorker(
             ledger,
@@ -163,7 +163,7 @@ async def test_paused_strategy_intent_is_denied_with_the_pause_named(make: Make)
     await desk.ledger.append_control(
         Control(kind=ControlKind.PAUSE, scope="sma-aapl", reason="operator pause", actor="cli", local_ts_ns=1)
     )
-    desk.gate.controls = await desk.ledger.control_state()
+    await desk.gate.refresh_controls()
     desk.feed("AAPL", BULLISH)
     decision = await desk.worker.decide(desk.worker.strategies[0])
     assert decision is not None and decision.action.value == "buy"
@@ -255,9 +255,7 @@ async def test_halt_landing_between_decision_and_submit_denies_before_submit(
     desk = await make()
     broker = PaperBroker(exchange)
     execution = ExecutionWorker(desk.ledger, broker, desk.clock, pre_submit=desk.gate.check_order)
-    killswitch = KillSwitch(
-        desk.ledger, broker, desk.clock, desk.gate, execution, RiskSettings(), account_poll_s=float("inf")
-    )
+    killswitch = KillSwitch(desk.ledger, broker, desk.clock, RiskSettings(), account_poll_s=float("inf"))
     await killswitch.refresh()
     desk.worker.submit = execution.submit_soon
     desk.feed("AAPL", BULLISH)

@@ -9,6 +9,8 @@ from collections.abc import Awaitable, Callable
 
 from structlog.testing import capture_logs
 
+from autoquant.clocks import SystemClock
+from autoquant.errors import BrokerAuthError
 from autoquant.runtime.supervisor import Supervisor, WorkerSpec
 
 
@@ -47,7 +49,7 @@ class Hook:
 async def test_crashing_worker_is_logged_and_restarted_with_growing_backoff() -> None:
     """Each crash is logged with its traceback; restarts wait base, then twice base."""
     hook = Hook()
-    supervisor = Supervisor(hook, base_backoff_s=0.05, max_crashes=10)
+    supervisor = Supervisor(hook, clock=SystemClock(), base_backoff_s=0.05, max_crashes=10)
     flaky = Flaky(failures=2)
     with capture_logs() as logs:
         async with asyncio.TaskGroup() as group:
@@ -69,7 +71,7 @@ async def test_crashing_worker_is_logged_and_restarted_with_growing_backoff() ->
 async def test_repeated_crashes_within_the_window_call_the_hook() -> None:
     """The third crash within window_s calls on_repeated_crash with the worker's name and error."""
     hook = Hook()
-    supervisor = Supervisor(hook, base_backoff_s=0.001, max_crashes=3, window_s=60.0)
+    supervisor = Supervisor(hook, clock=SystemClock(), base_backoff_s=0.001, max_crashes=3, window_s=60.0)
     flaky = Flaky(failures=3)
     async with asyncio.TaskGroup() as group:
         supervisor.start(group, WorkerSpec("strategy", flaky.run))
@@ -82,7 +84,7 @@ async def test_repeated_crashes_within_the_window_call_the_hook() -> None:
 async def test_crashes_spread_beyond_the_window_do_not_call_the_hook() -> None:
     """Crashes older than window_s are forgotten, so slow occasional crashes never trip the hook."""
     hook = Hook()
-    supervisor = Supervisor(hook, base_backoff_s=0.06, max_crashes=2, window_s=0.05)
+    supervisor = Supervisor(hook, clock=SystemClock(), base_backoff_s=0.06, max_crashes=2, window_s=0.05)
     flaky = Flaky(failures=3)
     async with asyncio.TaskGroup() as group:
         supervisor.start(group, WorkerSpec("slow", flaky.run))
@@ -93,7 +95,7 @@ async def test_crashes_spread_beyond_the_window_do_not_call_the_hook() -> None:
 
 async def test_health_turns_false_when_a_tracked_heartbeat_goes_stale() -> None:
     """healthy() is False once a tracked worker has not beaten within heartbeat_s, True again on a beat."""
-    supervisor = Supervisor(Hook())
+    supervisor = Supervisor(Hook(), clock=SystemClock())
     beat = supervisor.heartbeat("killswitch")
     stuck = asyncio.Event()
 
@@ -112,7 +114,7 @@ async def test_health_turns_false_when_a_tracked_heartbeat_goes_stale() -> None:
 
 async def test_a_worker_that_finishes_is_not_unhealthy() -> None:
     """A worker that returns normally (not restart_on_exit) is finished, not stuck."""
-    supervisor = Supervisor(Hook())
+    supervisor = Supervisor(Hook(), clock=SystemClock())
 
     async def once() -> None:
         return None
@@ -126,7 +128,7 @@ async def test_a_worker_that_finishes_is_not_unhealthy() -> None:
 
 async def test_stop_cancels_one_worker_and_leaves_the_others_running() -> None:
     """stop(name) cancels that worker only; the rest keep running until the group ends."""
-    supervisor = Supervisor(Hook())
+    supervisor = Supervisor(Hook(), clock=SystemClock())
     ticks = {"a": 0, "b": 0}
 
     def ticker(name: str) -> Callable[[], Awaitable[None]]:
@@ -150,3 +152,25 @@ async def test_stop_cancels_one_worker_and_leaves_the_others_running() -> None:
         assert supervisor.status["b"].running
         await supervisor.stop_all()
     assert not supervisor.status["b"].running
+
+
+async def test_fatal_error_is_not_restarted_and_is_reported_once() -> None:
+    """Wrong keys (fatal) end the worker without a restart, make the daemon unhealthy, call on_fatal."""
+    fatal: list[tuple[str, str]] = []
+    supervisor = Supervisor(
+        Hook(), clock=SystemClock(), base_backoff_s=0.001, on_fatal=lambda n, e: fatal.append((n, str(e)))
+    )
+    starts = 0
+
+    async def bad_keys() -> None:
+        nonlocal starts
+        starts += 1
+        raise BrokerAuthError("the broker refused the API keys")
+
+    with capture_logs() as logs:
+        async with asyncio.TaskGroup() as group:
+            supervisor.start(group, WorkerSpec("updates", bad_keys, restart_on_exit=True))
+            await wait_until(lambda: bool(fatal))
+    assert starts == 1 and fatal == [("updates", "the broker refused the API keys")]
+    assert supervisor.fatal is not None and not supervisor.healthy()
+    assert [e["event"] for e in logs if e["event"].startswith("worker_")] == ["worker_failed_fatally"]

@@ -1,0 +1,91 @@
+"""The clocks: a virtual clock that jumps idle time without overtaking work, and the fake and system ones."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from autoquant.clocks import FakeClock, SystemClock, VirtualClock
+from autoquant.domain.clock import Clock
+
+START_NS = 1_772_461_800 * 1_000_000_000
+
+
+def test_every_clock_is_a_clock() -> None:
+    """System, fake and virtual clocks all satisfy the domain's Clock port (checked by mypy too)."""
+    clocks: list[Clock] = [SystemClock(), FakeClock(), VirtualClock()]
+    assert all(clock.now_ns() > 0 for clock in clocks)
+
+
+def test_an_hour_of_virtual_sleep_takes_no_real_hour() -> None:
+    """sleep(3600) on the virtual loop returns at once in real time, with the clock an hour on."""
+    clock = VirtualClock(START_NS)
+    started = time.monotonic()
+    clock.run(clock.sleep(3600))
+    assert time.monotonic() - started < 2.0
+    assert clock.monotonic() == pytest.approx(3600)
+    assert clock.now_ns() == START_NS + 3600 * 1_000_000_000
+
+
+def test_timers_fire_in_virtual_order_at_their_virtual_times() -> None:
+    """Interleaved sleeps wake in deadline order, each at exactly its virtual time."""
+    clock = VirtualClock(START_NS)
+    woke: list[tuple[str, float]] = []
+
+    async def sleeper(name: str, seconds: float) -> None:
+        await clock.sleep(seconds)
+        woke.append((name, clock.monotonic()))
+
+    async def main() -> None:
+        await asyncio.gather(sleeper("c", 30), sleeper("a", 5), sleeper("b", 12.5))
+
+    clock.run(main())
+    assert [name for name, _ in woke] == ["a", "b", "c"]
+    assert [at for _, at in woke] == pytest.approx([5, 12.5, 30])
+
+
+def test_a_deadline_expires_in_virtual_time() -> None:
+    """clock.timeout(60) around a longer wait raises TimeoutError at virtual 60 s."""
+    clock = VirtualClock(START_NS)
+
+    async def main() -> float:
+        with pytest.raises(TimeoutError):
+            async with clock.timeout(60):
+                await clock.sleep(600)
+        return clock.monotonic()
+
+    assert clock.run(main()) == pytest.approx(60)
+
+
+def test_work_on_a_thread_is_never_overtaken_by_a_jump() -> None:
+    """While a to_thread job runs (50 ms of real time), the clock does not jump to the next timer."""
+    clock = VirtualClock(START_NS, autojump_threshold_s=0.001)
+    seen: list[float] = []
+
+    async def worker() -> None:
+        await asyncio.to_thread(time.sleep, 0.05)
+        seen.append(clock.monotonic())
+
+    async def main() -> None:
+        await asyncio.gather(worker(), clock.sleep(10))
+
+    clock.run(main())
+    assert seen == [0.0], "the thread's result arrived before any virtual time passed"
+    assert clock.monotonic() == pytest.approx(10)
+
+
+def test_fake_clock_moves_only_when_told() -> None:
+    """FakeClock's now and monotonic move by advance() only."""
+    clock = FakeClock(START_NS)
+    before = clock.monotonic()
+    clock.advance(2.5)
+    assert clock.now_ns() == START_NS + 2_500_000_000
+    assert clock.monotonic() - before == pytest.approx(2.5)
+
+
+def test_virtual_clock_refuses_to_go_back() -> None:
+    """advance() with a negative span is refused."""
+    with pytest.raises(ValueError, match="does not go back"):
+        VirtualClock().advance(-1)
