@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from autoquant.domain.risk import RiskLimits
 from autoquant.domain.values import Identifier, Money, NonNegative, Quantity, Symbol
 from autoquant.errors import ConfigError
+from autoquant.logs.settings import LoggingSettings as LoggingSettings
 
 DEFAULT_PATH = Path("config/autoquant.toml")
 ENV_VAR = "AUTOQUANT_CONFIG"
@@ -119,13 +120,6 @@ class ReconcileSettings(_Section):
     interval_s: float = Field(default=30.0, gt=0)
     #: How long a reserved order that the broker does not know is given before it is sent again.
     resubmit_grace_s: float = Field(default=2.0, ge=0)
-
-
-class LoggingSettings(_Section):
-    path: Path = Path("var/autoquant.log")
-    level: Literal["debug", "info", "warning", "error"] = "info"
-    max_bytes: int = Field(default=10_000_000, gt=0)
-    backups: int = Field(default=5, ge=0)
 
 
 class DaemonSettings(_Section):

@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 
-import structlog
+from structlog.typing import FilteringBoundLogger
 
 from autoquant.bench.common import Sizes, percentile, progress, scratch_dir
 from autoquant.config import LoggingSettings
@@ -65,7 +65,7 @@ def _logging(directory: Path, queue_size: int) -> Iterator[LoggingHandle]:
             handle.close(timeout_s=60.0)
 
 
-def _log_burst(log: structlog.stdlib.BoundLogger, count: int) -> None:
+def _log_burst(log: FilteringBoundLogger, count: int) -> None:
     for i in range(count):
         log.info("order_submitted", symbol="AAPL", side="buy", qty=_QTY, limit_price=_PRICE, n=i)
 
