@@ -50,6 +50,29 @@ class BlockingStream(io.StringIO):
         return False
 
 
+class GatedStream(io.StringIO):
+    """A stderr whose writes wait while its gate is closed; ``waiting`` is set once a write waits."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = threading.Event()
+        self.gate.set()
+        self.waiting = threading.Event()
+
+    def close_gate(self) -> None:
+        self.waiting.clear()
+        self.gate.clear()
+
+    def write(self, text: str) -> int:
+        if not self.gate.is_set():
+            self.waiting.set()
+            self.gate.wait(timeout=30)
+        return super().write(text)
+
+    def isatty(self) -> bool:
+        return False
+
+
 def wait_until(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
     deadline = time.monotonic() + timeout_s
     while not condition():
@@ -284,3 +307,67 @@ def test_close_is_idempotent_and_restores_the_previous_setup(settings: LoggingSe
     assert structlog.get_config()["processors"] == before
     assert logging.getLogger().handlers == handlers
     configure_logging(settings, stderr=io.StringIO()).close()
+
+
+def test_a_flooded_tiny_queue_accounts_for_every_record(settings: LoggingSettings) -> None:
+    """A flooded 2-record queue drops records: written + dropped == logged, and the file reports them."""
+    stream = GatedStream()
+    handle = configure_logging(settings, stderr=stream, queue_size=2)
+    log = get_logger("test")
+    logged = 0
+    try:
+        stream.close_gate()
+        log.info("flood", i=-1)
+        logged += 1
+        wait_until(stream.waiting.is_set)  # the writer is stuck, so the queue fills and stays full
+        for i in range(500):
+            log.info("flood", i=i)
+            logged += 1
+        stream.gate.set()
+        for i in range(500, 5_000):  # and now against a running writer
+            log.info("flood", i=i)
+            logged += 1
+    finally:
+        stream.gate.set()
+        handle.close()
+    lines = read_lines(settings.path)
+    written = [line for line in lines if line["event"] == "flood"]
+    reports = [line for line in lines if line["event"] == "log_records_dropped"]
+    assert handle.dropped >= 498
+    assert len(written) + handle.dropped == logged
+    assert sum(report["count"] for report in reports) == handle.dropped
+    assert reports[-1]["total"] == handle.dropped
+    assert {report["level"] for report in reports} == {"warning"}
+
+
+def test_drop_reports_are_rate_limited_and_the_rest_is_reported_on_close(settings: LoggingSettings) -> None:
+    """Within report_interval_s a second drop is not reported while running, but it is on close()."""
+    stream = GatedStream()
+    handle = configure_logging(settings, stderr=stream, queue_size=5, report_interval_s=3_600)
+    log = get_logger("test")
+
+    def stall_and_flood(first: str) -> None:
+        stream.close_gate()
+        log.info(first)
+        wait_until(stream.waiting.is_set)
+        for i in range(20):
+            log.info("burst", i=i)
+        stream.gate.set()
+
+    def written() -> list[str]:
+        return [line["event"] for line in read_lines(settings.path)]
+
+    try:
+        stall_and_flood("first")
+        wait_until(lambda: written().count("burst") == 5)
+        assert handle.dropped == 15
+        stall_and_flood("second")
+        wait_until(lambda: written().count("burst") == 10)
+        assert handle.dropped == 30
+        assert written().count("log_records_dropped") == 1
+    finally:
+        stream.gate.set()
+        handle.close()
+    reports = [line for line in read_lines(settings.path) if line["event"] == "log_records_dropped"]
+    assert [(report["count"], report["total"]) for report in reports] == [(15, 15), (15, 30)]
+    assert read_lines(settings.path)[-1]["event"] == "log_records_dropped"
