@@ -6,7 +6,9 @@ import asyncio
 import io
 import json
 import logging
+import os
 import re
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -96,9 +98,11 @@ def settings(tmp_path: Path) -> LoggingSettings:
     return LoggingSettings(path=tmp_path / "logs" / "autoquant.log", level="debug")
 
 
-@pytest.fixture
-def handle(settings: LoggingSettings) -> Iterator[LoggingHandle]:
-    handle = configure_logging(settings, stderr=io.StringIO())
+@pytest.fixture(params=["renderer process", "writer thread"])
+def handle(settings: LoggingSettings, request: pytest.FixtureRequest) -> Iterator[LoggingHandle]:
+    handle = configure_logging(
+        settings, stderr=io.StringIO(), renderer_process=request.param == "renderer process"
+    )
     try:
         yield handle
     finally:
@@ -214,10 +218,11 @@ def test_level_filters_lines(tmp_path: Path) -> None:
     assert [line["event"] for line in read_lines(settings.path)] == ["loud"]
 
 
-def test_file_rotates_by_size(tmp_path: Path) -> None:
+@pytest.mark.parametrize("renderer_process", [True, False])
+def test_file_rotates_by_size(tmp_path: Path, renderer_process: bool) -> None:
     """Past max_bytes the file rolls to .1, .2 and keeps at most `backups` old files, all valid JSON."""
     settings = LoggingSettings(path=tmp_path / "a.log", max_bytes=2_000, backups=2)
-    with configure_logging(settings, stderr=io.StringIO()):
+    with configure_logging(settings, stderr=io.StringIO(), renderer_process=renderer_process):
         log = get_logger("test")
         for i in range(200):
             log.info("bar_received", i=i)
@@ -371,3 +376,46 @@ def test_drop_reports_are_rate_limited_and_the_rest_is_reported_on_close(setting
     reports = [line for line in read_lines(settings.path) if line["event"] == "log_records_dropped"]
     assert [(report["count"], report["total"]) for report in reports] == [(15, 15), (15, 30)]
     assert read_lines(settings.path)[-1]["event"] == "log_records_dropped"
+
+
+def test_a_real_stderr_gets_the_file_lines_from_the_renderer_process(tmp_path: Path) -> None:
+    """With stderr a file descriptor (journald), the renderer process writes it the same JSON lines."""
+    settings = LoggingSettings(path=tmp_path / "a.log")
+    with (
+        open(tmp_path / "stderr", "w", encoding="utf-8") as stderr,
+        configure_logging(settings, stderr=stderr, stderr_tty=False),
+    ):
+        with bound(worker="execution", client_order_id="c-1"):
+            get_logger("test").info("order_filled", qty=Decimal("1.5"), lock=threading.Lock())
+        logging.getLogger("asyncio").warning("slow callback")
+    written = settings.path.read_text(encoding="utf-8")
+    assert (tmp_path / "stderr").read_text(encoding="utf-8") == written
+    filled, slow = read_lines(settings.path)
+    assert (filled["qty"], filled["client_order_id"]) == ("1.5", "c-1")
+    assert filled["lock"].startswith("<unlocked _thread.lock")  # does not pickle: sent as its repr
+    assert (slow["event"], slow["logger"]) == ("slow callback", "asyncio")
+
+
+def test_a_dead_renderer_process_is_replaced_by_the_writer_thread(settings: LoggingSettings) -> None:
+    """If the renderer process dies, the writer says so in the file and renders the next lines itself."""
+    children = Path(f"/proc/{os.getpid()}/task/{threading.get_native_id()}/children")
+    before = set(children.read_text().split())
+    handle = configure_logging(settings, stderr=io.StringIO())
+    try:
+        (renderer,) = set(children.read_text().split()) - before
+        log = get_logger("test")
+        log.info("before")
+        wait_until(lambda: "before" in settings.path.read_text(encoding="utf-8"))
+        os.kill(int(renderer), signal.SIGKILL)
+        wait_until(lambda: renderer not in children.read_text().split() or _is_zombie(renderer))
+        log.info("after")
+    finally:
+        handle.close()
+    lines = read_lines(settings.path)
+    assert [line["event"] for line in lines] == ["before", "log_renderer_exited", "after"]
+    assert lines[1]["exit_code"] == -signal.SIGKILL
+
+
+def _is_zombie(pid: str) -> bool:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return stat.rsplit(")", 1)[1].split()[0] == "Z"

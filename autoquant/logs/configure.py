@@ -12,7 +12,6 @@ lost so far to a full queue; ``handle.close()`` at shutdown.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import sys
@@ -25,6 +24,7 @@ import structlog
 
 from autoquant.logs.processors import calling_chain
 from autoquant.logs.records import QueueLoggerFactory, RecordQueue, StdlibHandler
+from autoquant.logs.renderer import RendererProcess
 from autoquant.logs.settings import LoggingSettings
 from autoquant.logs.sinks import RotatingFile, StreamSink
 from autoquant.logs.writer import REPORT_INTERVAL_S, Writer
@@ -47,14 +47,12 @@ class LoggingHandle:
         records: RecordQueue,
         handler: StdlibHandler,
         writer: Writer,
-        sinks: tuple[RotatingFile, StreamSink],
         restore: _Saved,
     ) -> None:
         self.path = path
         self._records = records
         self._handler = handler
         self._writer = writer
-        self._sinks = sinks
         self._restore = restore
         self._closed = False
 
@@ -76,10 +74,7 @@ class LoggingHandle:
         # No new lines into this queue from here on, then drain it.
         self._restore.apply()
         logging.getLogger().removeHandler(self._handler)
-        if self._writer.stop(timeout_s):
-            for sink in self._sinks:
-                with contextlib.suppress(Exception):
-                    sink.close()
+        self._writer.stop(timeout_s)
         if _active is self:
             _active = None
 
@@ -112,6 +107,16 @@ class _Saved:
             logging.getLogger(name).setLevel(level)
 
 
+def _file_descriptor(stream: TextIO) -> int | None:
+    """The stream's file descriptor (flushed, so the renderer's lines follow what was written)."""
+    try:
+        fd = stream.fileno()
+        stream.flush()
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is both
+        return None
+    return fd
+
+
 def configure_logging(
     settings: LoggingSettings,
     *,
@@ -119,12 +124,15 @@ def configure_logging(
     stderr: TextIO | None = None,
     queue_size: int = DEFAULT_QUEUE_SIZE,
     report_interval_s: float = REPORT_INTERVAL_S,
+    renderer_process: bool = True,
 ) -> LoggingHandle:
     """Send structlog and stdlib logging to ``settings.path`` (rotated) and stderr, via one writer thread.
 
     ``stderr_tty`` picks the stderr rendering (console on a TTY, JSON for journald); None asks the
     stream. ``stderr`` defaults to ``sys.stderr``. ``report_interval_s`` is the fewest seconds between
-    two ``log_records_dropped`` lines. Only one configuration may be active at a time: close the
+    two ``log_records_dropped`` lines. ``renderer_process`` renders and writes in a child process
+    (``autoquant.logs.renderer``), off the daemon's GIL; False keeps it all on the writer thread.
+    Only one configuration may be active at a time: close the
     previous handle first. With ``settings.backups == 0`` the file is never rotated (the stdlib's
     rule), so keep at least one backup.
     """
@@ -136,12 +144,29 @@ def configure_logging(
     level = logging.getLevelNamesMapping()[settings.level.upper()]
 
     settings.path.parent.mkdir(parents=True, exist_ok=True)
-    sinks = (
-        RotatingFile(settings.path, max_bytes=settings.max_bytes, backups=settings.backups),
-        StreamSink(stream, console=console),
-    )
+    settings.path.touch()  # a path that cannot be written fails here, not in the renderer
+
+    def open_file() -> RotatingFile:
+        return RotatingFile(settings.path, max_bytes=settings.max_bytes, backups=settings.backups)
+
+    stderr_fd = _file_descriptor(stream) if renderer_process else None
+    renderer = None
+    if renderer_process:
+        renderer = RendererProcess(
+            settings.path,
+            max_bytes=settings.max_bytes,
+            backups=settings.backups,
+            stderr_fd=stderr_fd,
+            console=console,
+        )
     records = RecordQueue(queue_size)
-    writer = Writer(records, *sinks, report_interval_s=report_interval_s)
+    writer = Writer(
+        records,
+        renderer=renderer,
+        open_file=open_file,
+        stream=None if stderr_fd is not None else StreamSink(stream, console=console),
+        report_interval_s=report_interval_s,
+    )
     writer.start()
 
     restore = _Saved.capture()
@@ -161,7 +186,7 @@ def configure_logging(
         cache_logger_on_first_use=False,
     )
     handle = LoggingHandle(
-        path=settings.path, records=records, handler=handler, writer=writer, sinks=sinks, restore=restore
+        path=settings.path, records=records, handler=handler, writer=writer, restore=restore
     )
     _active = handle
     return handle

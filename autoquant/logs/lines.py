@@ -16,8 +16,6 @@ from decimal import Decimal
 from pathlib import PurePath
 from typing import Any, Final
 
-from pydantic import BaseModel
-
 #: Keys that lead every line, in this order; the rest follow as logged.
 LEADING_KEYS: Final = (
     "timestamp",
@@ -70,8 +68,9 @@ def plain(value: object) -> object:
         return value.value
     if isinstance(value, PurePath):
         return str(value)
-    if isinstance(value, BaseModel):
-        return value.model_dump(mode="json")
+    model_dump = getattr(value, "model_dump", None)  # a pydantic model (not imported: see renderer)
+    if callable(model_dump):
+        return model_dump(mode="json")
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return dataclasses.asdict(value)
     if isinstance(value, set | frozenset):
@@ -92,3 +91,21 @@ def ordered(event: EventDict, timestamp: Callable[[int], str]) -> EventDict:
 
 #: One JSON object, no newline; non-ASCII kept as is (the file is UTF-8).
 encode_json: Final[Callable[[object], str]] = json.JSONEncoder(default=plain, ensure_ascii=False).encode
+
+
+def render_lines(events: list[EventDict]) -> list[str]:
+    """Each (ordered) event as a JSON line; one that cannot be rendered does not lose its batch-mates."""
+    try:
+        return list(map(encode_json, events))
+    except Exception:
+        return [_render_one(event) for event in events]
+
+
+def _render_one(event: EventDict) -> str:
+    try:
+        return encode_json(event)
+    except Exception as error:
+        kept = ("timestamp", "level", "event", "worker")
+        fallback: EventDict = {key: event[key] for key in kept if key in event}
+        fallback["render_error"] = repr(error)
+        return encode_json(fallback)

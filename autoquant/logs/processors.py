@@ -7,8 +7,8 @@ cannot be read later). Its last step hands the event dict, as is, to the queue l
 (``autoquant.logs.records``). Level filtering happens before any of it, in structlog's filtering
 bound logger, so a debug line at level info costs one method call.
 
-Rendering (JSON, or the console form for a terminal) runs on the writer thread; the JSON side is in
-``autoquant.logs.lines``, the console side here since it is structlog's renderer.
+Rendering happens elsewhere, off the caller: JSON in ``autoquant.logs.lines``, the console form in
+``autoquant.logs.console``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import contextvars
 import sys
 import time
 import traceback
-from decimal import Decimal
 from typing import Any, Final
 
 import structlog
@@ -66,28 +65,3 @@ def collect(
 def calling_chain() -> list[Processor]:
     """The processors structlog runs in the calling thread: collect, then hand over, no copies."""
     return [collect]
-
-
-# --- the console rendering (writer thread, only when stderr is a terminal) ------------------------
-
-
-def _without_decimals(value: object) -> object:
-    """For the console renderer, which would otherwise print ``Decimal('1.5')``."""
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, list | tuple):
-        return [_without_decimals(item) for item in value]
-    if isinstance(value, dict):
-        return {key: _without_decimals(item) for key, item in value.items()}
-    return value
-
-
-_CONSOLE: Final = structlog.dev.ConsoleRenderer(colors=False, sort_keys=False)
-
-
-def render_console(event_dict: EventDict) -> str:
-    """A line for a person at a terminal (the dict already ordered), the traceback below it."""
-    event = {key: _without_decimals(value) for key, value in event_dict.items()}
-    if "traceback" in event:
-        event["exception"] = event.pop("traceback")
-    return str(_CONSOLE(None, "info", event))

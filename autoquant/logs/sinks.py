@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import BinaryIO, TextIO
 
 from autoquant.logs.lines import EventDict
-from autoquant.logs.processors import render_console
 
 
 class RotatingFile:
@@ -82,6 +81,8 @@ class StreamSink:
         self._stream.flush()
 
     def write_console(self, events: Sequence[EventDict]) -> None:
+        from autoquant.logs.console import render_console  # structlog: kept out of the renderer's start-up
+
         self._stream.write("".join(render_console(event) + "\n" for event in events))
         self._stream.flush()
 
