@@ -152,13 +152,16 @@ def configure_logging(
     stderr_fd = _file_descriptor(stream) if renderer_process else None
     renderer = None
     if renderer_process:
-        renderer = RendererProcess(
-            settings.path,
-            max_bytes=settings.max_bytes,
-            backups=settings.backups,
-            stderr_fd=stderr_fd,
-            console=console,
-        )
+        try:
+            renderer = RendererProcess(
+                settings.path,
+                max_bytes=settings.max_bytes,
+                backups=settings.backups,
+                stderr_fd=stderr_fd,
+                console=console,
+            )
+        except OSError:  # no interpreter to start (embedded, sys.executable empty): render here
+            renderer, stderr_fd = None, None
     records = RecordQueue(queue_size)
     writer = Writer(
         records,
