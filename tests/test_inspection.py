@@ -22,7 +22,7 @@ from autoquant.domain.values import Side, to_ns
 from autoquant.errors import LedgerCorrupt, LedgerError, LedgerTooNew
 from autoquant.ledger import Ledger
 from autoquant.ledger.records import ReconciliationRun, RiskEvent
-from autoquant.operator import inspection
+from autoquant.operator import inspection, render
 from autoquant.operator.trace import describe, trace
 
 #: Yesterday evening: the first order (bought 4, partially filled, then canceled) and a sale of 1.
@@ -335,6 +335,7 @@ def status_file(path: Path, written: datetime, pid: int | None = None) -> Path:
         "written": iso(written),
         "trading_state": "active",
         "healthy": True,
+        "log_records_dropped": 7,
         "workers": {
             "strategy": {"running": True, "finished": False, "restarts": 0, "last_heartbeat": iso(written)},
             "execution": {"running": True, "finished": False, "restarts": 1, "last_heartbeat": iso(written)},
@@ -369,6 +370,7 @@ async def test_status_with_a_fresh_status_file(known: tuple[Ledger, dict[str, st
         "started": iso(NOW - timedelta(hours=1, seconds=1)),
         "written": iso(NOW - timedelta(seconds=1)),
         "healthy": True,
+        "log_records_dropped": 7,
         "workers": [
             {
                 "name": "execution",
@@ -401,6 +403,7 @@ async def test_status_with_a_fresh_status_file(known: tuple[Ledger, dict[str, st
     assert status["pnl_today"]["realized"] == "3.0"
     assert status["positions"] == await inspection.positions(ledger)
     json.dumps(status)  # every value is JSON-ready as is
+    assert "  logging: 7 log record(s) dropped" in "\n".join(render.status_lines(status))
 
 
 async def test_status_without_or_with_a_stale_status_file(

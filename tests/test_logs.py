@@ -6,7 +6,9 @@ import asyncio
 import io
 import json
 import logging
+import os
 import re
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -50,6 +52,29 @@ class BlockingStream(io.StringIO):
         return False
 
 
+class GatedStream(io.StringIO):
+    """A stderr whose writes wait while its gate is closed; ``waiting`` is set once a write waits."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = threading.Event()
+        self.gate.set()
+        self.waiting = threading.Event()
+
+    def close_gate(self) -> None:
+        self.waiting.clear()
+        self.gate.clear()
+
+    def write(self, text: str) -> int:
+        if not self.gate.is_set():
+            self.waiting.set()
+            self.gate.wait(timeout=30)
+        return super().write(text)
+
+    def isatty(self) -> bool:
+        return False
+
+
 def wait_until(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
     deadline = time.monotonic() + timeout_s
     while not condition():
@@ -73,9 +98,11 @@ def settings(tmp_path: Path) -> LoggingSettings:
     return LoggingSettings(path=tmp_path / "logs" / "autoquant.log", level="debug")
 
 
-@pytest.fixture
-def handle(settings: LoggingSettings) -> Iterator[LoggingHandle]:
-    handle = configure_logging(settings, stderr=io.StringIO())
+@pytest.fixture(params=["renderer process", "writer thread"])
+def handle(settings: LoggingSettings, request: pytest.FixtureRequest) -> Iterator[LoggingHandle]:
+    handle = configure_logging(
+        settings, stderr=io.StringIO(), renderer_process=request.param == "renderer process"
+    )
     try:
         yield handle
     finally:
@@ -191,10 +218,11 @@ def test_level_filters_lines(tmp_path: Path) -> None:
     assert [line["event"] for line in read_lines(settings.path)] == ["loud"]
 
 
-def test_file_rotates_by_size(tmp_path: Path) -> None:
+@pytest.mark.parametrize("renderer_process", [True, False])
+def test_file_rotates_by_size(tmp_path: Path, renderer_process: bool) -> None:
     """Past max_bytes the file rolls to .1, .2 and keeps at most `backups` old files, all valid JSON."""
     settings = LoggingSettings(path=tmp_path / "a.log", max_bytes=2_000, backups=2)
-    with configure_logging(settings, stderr=io.StringIO()):
+    with configure_logging(settings, stderr=io.StringIO(), renderer_process=renderer_process):
         log = get_logger("test")
         for i in range(200):
             log.info("bar_received", i=i)
@@ -284,3 +312,110 @@ def test_close_is_idempotent_and_restores_the_previous_setup(settings: LoggingSe
     assert structlog.get_config()["processors"] == before
     assert logging.getLogger().handlers == handlers
     configure_logging(settings, stderr=io.StringIO()).close()
+
+
+def test_a_flooded_tiny_queue_accounts_for_every_record(settings: LoggingSettings) -> None:
+    """A flooded 2-record queue drops records: written + dropped == logged, and the file reports them."""
+    stream = GatedStream()
+    handle = configure_logging(settings, stderr=stream, queue_size=2)
+    log = get_logger("test")
+    logged = 0
+    try:
+        stream.close_gate()
+        log.info("flood", i=-1)
+        logged += 1
+        wait_until(stream.waiting.is_set)  # the writer is stuck, so the queue fills and stays full
+        for i in range(500):
+            log.info("flood", i=i)
+            logged += 1
+        stream.gate.set()
+        for i in range(500, 5_000):  # and now against a running writer
+            log.info("flood", i=i)
+            logged += 1
+    finally:
+        stream.gate.set()
+        handle.close()
+    lines = read_lines(settings.path)
+    written = [line for line in lines if line["event"] == "flood"]
+    reports = [line for line in lines if line["event"] == "log_records_dropped"]
+    assert handle.dropped >= 498
+    assert len(written) + handle.dropped == logged
+    assert sum(report["count"] for report in reports) == handle.dropped
+    assert reports[-1]["total"] == handle.dropped
+    assert {report["level"] for report in reports} == {"warning"}
+
+
+def test_drop_reports_are_rate_limited_and_the_rest_is_reported_on_close(settings: LoggingSettings) -> None:
+    """Within report_interval_s a second drop is not reported while running, but it is on close()."""
+    stream = GatedStream()
+    handle = configure_logging(settings, stderr=stream, queue_size=5, report_interval_s=3_600)
+    log = get_logger("test")
+
+    def stall_and_flood(first: str) -> None:
+        stream.close_gate()
+        log.info(first)
+        wait_until(stream.waiting.is_set)
+        for i in range(20):
+            log.info("burst", i=i)
+        stream.gate.set()
+
+    def written() -> list[str]:
+        return [line["event"] for line in read_lines(settings.path)]
+
+    try:
+        stall_and_flood("first")
+        wait_until(lambda: written().count("burst") == 5)
+        assert handle.dropped == 15
+        stall_and_flood("second")
+        wait_until(lambda: written().count("burst") == 10)
+        assert handle.dropped == 30
+        assert written().count("log_records_dropped") == 1
+    finally:
+        stream.gate.set()
+        handle.close()
+    reports = [line for line in read_lines(settings.path) if line["event"] == "log_records_dropped"]
+    assert [(report["count"], report["total"]) for report in reports] == [(15, 15), (15, 30)]
+    assert read_lines(settings.path)[-1]["event"] == "log_records_dropped"
+
+
+def test_a_real_stderr_gets_the_file_lines_from_the_renderer_process(tmp_path: Path) -> None:
+    """With stderr a file descriptor (journald), the renderer process writes it the same JSON lines."""
+    settings = LoggingSettings(path=tmp_path / "a.log")
+    with (
+        open(tmp_path / "stderr", "w", encoding="utf-8") as stderr,
+        configure_logging(settings, stderr=stderr, stderr_tty=False),
+    ):
+        with bound(worker="execution", client_order_id="c-1"):
+            get_logger("test").info("order_filled", qty=Decimal("1.5"), lock=threading.Lock())
+        logging.getLogger("asyncio").warning("slow callback")
+    written = settings.path.read_text(encoding="utf-8")
+    assert (tmp_path / "stderr").read_text(encoding="utf-8") == written
+    filled, slow = read_lines(settings.path)
+    assert (filled["qty"], filled["client_order_id"]) == ("1.5", "c-1")
+    assert filled["lock"].startswith("<unlocked _thread.lock")  # does not pickle: sent as its repr
+    assert (slow["event"], slow["logger"]) == ("slow callback", "asyncio")
+
+
+def test_a_dead_renderer_process_is_replaced_by_the_writer_thread(settings: LoggingSettings) -> None:
+    """If the renderer process dies, the writer says so in the file and renders the next lines itself."""
+    children = Path(f"/proc/{os.getpid()}/task/{threading.get_native_id()}/children")
+    before = set(children.read_text().split())
+    handle = configure_logging(settings, stderr=io.StringIO())
+    try:
+        (renderer,) = set(children.read_text().split()) - before
+        log = get_logger("test")
+        log.info("before")
+        wait_until(lambda: "before" in settings.path.read_text(encoding="utf-8"))
+        os.kill(int(renderer), signal.SIGKILL)
+        wait_until(lambda: renderer not in children.read_text().split() or _is_zombie(renderer))
+        log.info("after")
+    finally:
+        handle.close()
+    lines = read_lines(settings.path)
+    assert [line["event"] for line in lines] == ["before", "log_renderer_exited", "after"]
+    assert lines[1]["exit_code"] == -signal.SIGKILL
+
+
+def _is_zombie(pid: str) -> bool:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return stat.rsplit(")", 1)[1].split()[0] == "Z"

@@ -7,7 +7,7 @@ with Decimal fields, the way the execution worker logs an order.
 * ``log_calls_per_s``: one task logging in a tight loop; the caller's side (the structlog chain and
   the queue put), which is what the loop pays. The queue is sized to hold the whole burst so nothing
   is dropped (a drop would be counted as a cheap call); ``log_lines_written_per_s`` is the same burst
-  until the writer thread has written the last line.
+  until the last line is in the file (the renderer process, or the writer thread, wrote it).
 * ``loop_lag_p99_ms_quiet`` / ``_logging``: a task sleeps 1 ms in a loop and records how late it wakes,
   first alone, then while another task logs ``HEAVY_LINES_PER_S`` (in small batches, yielding between
   them, as fast as it can if it cannot keep up). That run uses the daemon's own queue size, so
@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 
-import structlog
+from structlog.typing import FilteringBoundLogger
 
 from autoquant.bench.common import Sizes, percentile, progress, scratch_dir
 from autoquant.logs import (
@@ -65,7 +65,7 @@ def _logging(directory: Path, queue_size: int) -> Iterator[LoggingHandle]:
             handle.close(timeout_s=60.0)
 
 
-def _log_burst(log: structlog.stdlib.BoundLogger, count: int) -> None:
+def _log_burst(log: FilteringBoundLogger, count: int) -> None:
     for i in range(count):
         log.info("order_submitted", symbol="AAPL", side="buy", qty=_QTY, limit_price=_PRICE, n=i)
 
@@ -155,7 +155,7 @@ async def run(sizes: Sizes) -> dict[str, object]:
         "notes": [
             "log_calls_per_s: structlog calls through configure_logging (file under .bench/, bound"
             " worker and order ids, Decimal fields), the caller's side; log_lines_written_per_s:"
-            " until the writer thread has written them",
+            " until they are all in the file",
             f"loop_lag: p99 lateness of a 1 ms asyncio.sleep, alone and while another task logs"
             f" up to {HEAVY_LINES_PER_S} lines/s in batches of {BATCH}; log_records_dropped is from"
             f" that run (queue of {DEFAULT_QUEUE_SIZE})",

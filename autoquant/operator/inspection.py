@@ -293,6 +293,7 @@ def daemon_status(status_file: Path, now_ns: int) -> Row:
             "started": None,
             "written": None,
             "healthy": None,
+            "log_records_dropped": None,
             "workers": [],
         }
     except (OSError, ValueError, KeyError, TypeError):
@@ -319,6 +320,7 @@ def daemon_status(status_file: Path, now_ns: int) -> Row:
         "started": body.get("started"),
         "written": iso(written_ns),
         "healthy": body.get("healthy") if running else None,
+        "log_records_dropped": body.get("log_records_dropped"),
         "workers": [
             {
                 "name": name,

@@ -112,6 +112,11 @@ def status_lines(status: Row) -> list[str]:
     lines = [f"daemon:          {daemon['note']}"]
     if daemon["running"]:
         lines[-1] += f", started {cell(daemon['started'])}, healthy: {cell(daemon['healthy'])}"
+    if daemon.get("log_records_dropped"):
+        lines.append(
+            f"  logging: {daemon['log_records_dropped']} log record(s) dropped (the writer fell behind;"
+            " the ledger is unaffected)"
+        )
     for worker in daemon["workers"]:
         state = "running" if worker["running"] else ("finished" if worker["finished"] else "stopped")
         lines.append(

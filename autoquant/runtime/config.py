@@ -12,7 +12,7 @@ import os
 import tomllib
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import Field, ValidationError, model_validator
 
@@ -28,6 +28,7 @@ from autoquant.brokers.settings import (
 from autoquant.domain.settings import Section
 from autoquant.errors import ConfigError
 from autoquant.ledger.settings import LedgerSettings
+from autoquant.logs.settings import LoggingSettings
 from autoquant.marketdata.settings import MarketDataSettings
 from autoquant.runtime.settings import DaemonSettings
 from autoquant.strategies.settings import StrategySettings
@@ -58,13 +59,6 @@ __all__ = [
 
 DEFAULT_PATH = Path("config/autoquant.toml")
 ENV_VAR = "AUTOQUANT_CONFIG"
-
-
-class LoggingSettings(Section):
-    path: Path = Path("var/autoquant.log")
-    level: Literal["debug", "info", "warning", "error"] = "info"
-    max_bytes: int = Field(default=10_000_000, gt=0)
-    backups: int = Field(default=5, ge=0)
 
 
 def _default_strategies() -> list[StrategySettings]:

@@ -30,7 +30,7 @@ from autoquant.domain.orders import OrderStatus
 from autoquant.domain.values import iso_utc
 from autoquant.errors import AutoquantError, BrokerError
 from autoquant.ledger import Ledger
-from autoquant.logs import configure_logging
+from autoquant.logs import LoggingHandle, configure_logging
 from autoquant.marketdata.replay import CsvBars
 from autoquant.runtime.config import Config
 from autoquant.runtime.lock import LedgerLock
@@ -52,8 +52,16 @@ def heartbeat_path(ledger_path: Path) -> Path:
 
 
 class Daemon:
-    def __init__(self, config: Config, clock: Clock | None = None, notifier: Notifier | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        clock: Clock | None = None,
+        notifier: Notifier | None = None,
+        logging: LoggingHandle | None = None,
+    ) -> None:
         self.config = config
+        #: The log writer, whose dropped-record count `autoquant status` shows (None: not configured here).
+        self.logging = logging
         self.clock: Clock = clock or SystemClock()
         self.notifier = notifier or Notifier.from_env()
         self.stop_requested = asyncio.Event()
@@ -225,6 +233,7 @@ class Daemon:
                 "written": iso_utc(now_ns),
                 "trading_state": controls.trading_state.value,
                 "healthy": supervisor.healthy(),
+                "log_records_dropped": None if self.logging is None else self.logging.dropped,
                 "workers": workers,
             }
             temporary = path.with_name(path.name + ".tmp")
@@ -244,7 +253,7 @@ class Daemon:
 def run_daemon(config: Config) -> int:
     handle = configure_logging(config.logging)
     try:
-        return asyncio.run(Daemon(config).run())
+        return asyncio.run(Daemon(config, logging=handle).run())
     finally:
         handle.close()
 
