@@ -123,18 +123,44 @@ class VirtualClock:
             return runner.run(whole())
 
 
+def hold_time(loop: asyncio.AbstractEventLoop) -> Callable[[], None]:
+    """Mark work handed to another thread by hand (not through ``run_in_executor``): until the returned
+    release is called, a virtual clock driving ``loop`` does not jump. A no-op on any other loop.
+
+    The ledger's writer and reader threads call it per job, so virtual time never overtakes a commit.
+    Release from the loop's own thread (a callback scheduled with ``call_soon_threadsafe``).
+    """
+    if not isinstance(loop, _VirtualTimeLoop):
+        return _nothing_held
+    clock = loop.virtual_clock
+    clock.in_flight += 1
+    released = False
+
+    def release() -> None:
+        nonlocal released
+        if not released:
+            released = True
+            clock.in_flight -= 1
+
+    return release
+
+
+def _nothing_held() -> None:
+    return None
+
+
 class _VirtualTimeLoop(asyncio.SelectorEventLoop):
     def __init__(self, clock: VirtualClock) -> None:
         super().__init__(selector=_JumpingSelector(clock))
-        self._virtual_clock = clock
+        self.virtual_clock = clock
 
     def time(self) -> float:
-        return self._virtual_clock.elapsed_s
+        return self.virtual_clock.elapsed_s
 
     def run_in_executor(  # type: ignore[override]  # same call, spelled without TypeVarTuple
         self, executor: concurrent.futures.Executor | None, func: Callable[..., _T], *args: Any
     ) -> asyncio.Future[_T]:
-        clock = self._virtual_clock
+        clock = self.virtual_clock
         clock.in_flight += 1
         try:
             future = super().run_in_executor(executor, func, *args)

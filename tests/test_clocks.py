@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 
 import pytest
 
-from autoquant.clocks import FakeClock, SystemClock, VirtualClock
+from autoquant.clocks import FakeClock, SystemClock, VirtualClock, hold_time
 from autoquant.domain.clock import Clock
 
 START_NS = 1_772_461_800 * 1_000_000_000
@@ -89,3 +90,41 @@ def test_virtual_clock_refuses_to_go_back() -> None:
     """advance() with a negative span is refused."""
     with pytest.raises(ValueError, match="does not go back"):
         VirtualClock().advance(-1)
+
+
+def test_work_held_by_hand_is_never_overtaken_by_a_jump() -> None:
+    """A thread job marked with hold_time (the ledger's way) keeps the clock still until released."""
+    clock = VirtualClock(START_NS, autojump_threshold_s=0.001)
+    seen: list[float] = []
+
+    async def worker() -> None:
+        loop = asyncio.get_running_loop()
+        release = hold_time(loop)
+        done = loop.create_future()
+
+        def finished() -> None:
+            release()
+            done.set_result(None)
+
+        def job() -> None:
+            time.sleep(0.05)
+            loop.call_soon_threadsafe(finished)
+
+        threading.Thread(target=job).start()
+        await done
+        seen.append(clock.monotonic())
+
+    async def main() -> None:
+        await asyncio.gather(worker(), clock.sleep(10))
+
+    clock.run(main())
+    assert seen == [0.0]
+
+
+def test_hold_time_is_a_no_op_on_an_ordinary_loop() -> None:
+    """On a plain asyncio loop hold_time returns a release that does nothing."""
+
+    async def main() -> None:
+        hold_time(asyncio.get_running_loop())()
+
+    asyncio.run(main())
