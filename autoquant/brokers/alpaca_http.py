@@ -178,7 +178,7 @@ class AlpacaTransport:
     ) -> None:
         self.base_url = base_url_for(settings)
         self.timeout_s = settings.timeout_s
-        self._retry = retry
+        self._policy = retry
         self._clock = clock
         self._client = httpx.AsyncClient(
             base_url=f"{self.base_url}/{API_VERSION}",
@@ -218,8 +218,8 @@ class AlpacaTransport:
         submit: bool = False,
     ) -> Any:
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(self._retry.attempts),
-            wait=_wait(self._retry),
+            stop=stop_after_attempt(self._policy.attempts),
+            wait=_wait(self._policy),
             retry=retry_if_exception_type(BrokerTransient),
             before_sleep=_log_retry(what),
             reraise=True,
