@@ -12,10 +12,13 @@ or binary JSON) with the maintained ``websockets`` client, and validates each fr
 
 How an ``AlpacaUpdateStream`` ends:
 
-- the server closes or the connection drops after ``listening``: ``StopAsyncIteration`` (clean end);
+- the server closes or the connection drops after ``listening``: ``StopAsyncIteration`` (clean end),
+  logged as ``trade_updates_disconnected`` (``AlpacaBroker.updates()`` logs the next subscription
+  as ``trade_updates_reconnecting``; each confirmed one is ``trade_updates_connected``);
 - bad keys: ``BrokerAuthError``; connection refused or not answered in time: ``BrokerTransient``;
 - a frame that cannot be read into an ``OrderUpdate``: it is logged, then ``AlpacaPayloadError``
-  (a ``BrokerError`` carrying the raw frame) is raised, after every update before it was delivered.
+  (a ``BrokerError`` carrying the raw frame) is raised, after every update before it was delivered;
+- a bug in this module: logged with its traceback and raised to the consumer, never a silent hang.
 
 Informational events (``done_for_day``, …) are logged and skipped. The connection is opened as
 soon as the stream is created (inside a running loop), so a caller can subscribe, await
