@@ -25,7 +25,6 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
-import httpx
 import structlog
 
 from autoquant.brokers.alpaca_http import AlpacaTransport, RetryPolicy
@@ -76,9 +75,7 @@ def stream_url_for(settings: BrokerSettings) -> str:
 
 
 class AlpacaBroker:
-    """The ``Broker`` protocol for an Alpaca account (or the paper server, via ``[broker] url``).
-
-    ``transport`` replaces httpx's network transport for the REST calls (tests only)."""
+    """The ``Broker`` protocol for an Alpaca account (or the paper server, via ``[broker] url``)."""
 
     def __init__(
         self,
@@ -87,15 +84,12 @@ class AlpacaBroker:
         *,
         retry: RetryPolicy | None = None,
         clock: Clock | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.settings = settings
         self.stream_url = stream_url_for(settings)
         self._secrets = secrets
         self._clock: Clock = clock or SystemClock()
-        self._http = AlpacaTransport(
-            settings, secrets, self._clock, retry=retry or RetryPolicy(), transport=transport
-        )
+        self._http = AlpacaTransport(settings, secrets, self._clock, retry=retry or RetryPolicy())
         self._streams: set[AlpacaUpdateStream] = set()
         self._subscriptions = 0
 

@@ -163,9 +163,7 @@ def _log_retry(what: str) -> Callable[[RetryCallState], None]:
 
 
 class AlpacaTransport:
-    """Authenticated JSON calls to ``{base}/v2/...`` with timeouts, translation and bounded retries.
-
-    ``transport`` replaces httpx's network transport (tests serve scripted answers through it)."""
+    """Authenticated JSON calls to ``{base}/v2/...`` with timeouts, translation and bounded retries."""
 
     def __init__(
         self,
@@ -174,7 +172,6 @@ class AlpacaTransport:
         clock: Clock,
         *,
         retry: RetryPolicy,
-        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.base_url = base_url_for(settings)
         self.timeout_s = settings.timeout_s
@@ -188,7 +185,6 @@ class AlpacaTransport:
                 "User-Agent": USER_AGENT,
             },
             timeout=httpx.Timeout(settings.timeout_s),
-            transport=transport,
             follow_redirects=False,
         )
 
