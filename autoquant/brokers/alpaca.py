@@ -1,31 +1,37 @@
-"""``AlpacaBroker``: the ``Broker`` port over alpaca-py's ``TradingClient`` and Alpaca's trade stream.
+"""``AlpacaBroker``: the ``Broker`` port over Alpaca's trading API and its ``trade_updates`` stream.
 
-Pieces: ``alpaca_http`` makes the client safe (timeouts, no hidden retries, typed errors, our
-tenacity retries), ``alpaca_mapping`` reads Alpaca's JSON into the domain, ``alpaca_stream`` owns the
-``trade_updates`` websocket. Every blocking call runs in a thread (``asyncio.to_thread``).
+Pieces, each through public APIs only: ``alpaca_http`` owns the REST transport (httpx, a timeout
+on every call, our bounded tenacity retries, errors translated once), ``alpaca_orders`` shapes an
+order with alpaca-py's request models (money sent as exact decimal strings), ``alpaca_mapping``
+validates Alpaca's JSON and reads it into the domain (a payload it cannot read is an
+``AlpacaPayloadError`` naming the field, never dropped), ``alpaca_stream`` owns the
+``trade_updates`` websocket.
 
-What is retried (bounded, exponential backoff with jitter, Retry-After honoured): reads, cancels,
-and a submit refused before acceptance (429, connection refused). A submit that timed out, got a
-5xx, or lost its connection raises ``BrokerAmbiguous`` at once and is never resent here: the
-execution worker resolves it with ``get_by_client_order_id`` and only then resubmits the same id.
-
-Orders are sent with ``client.post("/orders", …)`` rather than ``submit_order(OrderRequest)``
-because alpaca-py's request models hold quantities and prices as floats; we send exact decimal
-strings, which Alpaca accepts.
+What is retried (bounded, exponential backoff with jitter, the server's 429 hint honoured): reads,
+cancels, and a submit refused before acceptance (429, connection refused). A submit that timed out,
+got a 5xx, lost its connection, or was answered with something unreadable raises
+``BrokerAmbiguous`` at once and is never resent here: the execution worker resolves it with
+``get_by_client_order_id`` and only then resubmits the same id. A 422 "client_order_id must be
+unique" is ``DuplicateClientOrderId``: the caller adopts the order it already sent.
 
 ``updates()`` returns a new ``AlpacaUpdateStream`` (one websocket): it ends with
 ``StopAsyncIteration`` when the connection drops, so the caller reconciles and calls ``updates()``
-again; see ``alpaca_stream`` for the typed errors it can end with instead.
+again (each new subscription after the first is logged as a reconnect); see ``alpaca_stream`` for
+the typed errors it can end with instead.
 """
 
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
-from autoquant.brokers.alpaca_http import RetryPolicy, call, make_client
+import structlog
+
+from autoquant.brokers.alpaca_http import AlpacaTransport, RetryPolicy
 from autoquant.brokers.alpaca_mapping import (
     AlpacaPayloadError,
+    expect_list,
+    expect_object,
     format_time_ns,
     parse_account,
     parse_fill_activity,
@@ -33,6 +39,7 @@ from autoquant.brokers.alpaca_mapping import (
     parse_position,
     parse_time_ns,
 )
+from autoquant.brokers.alpaca_orders import order_body
 from autoquant.brokers.alpaca_stream import AlpacaUpdateStream
 from autoquant.brokers.settings import BrokerSettings, Secrets
 from autoquant.clocks import SystemClock
@@ -45,6 +52,8 @@ from autoquant.domain.broker import (
 from autoquant.domain.clock import Clock
 from autoquant.domain.fills import Fill
 from autoquant.errors import BrokerAmbiguous, BrokerNotFound
+
+log = structlog.get_logger("autoquant.alpaca")
 
 PAPER_STREAM = "wss://paper-api.alpaca.markets/stream"
 LIVE_STREAM = "wss://api.alpaca.markets/stream"
@@ -80,36 +89,26 @@ class AlpacaBroker:
         self.settings = settings
         self.stream_url = stream_url_for(settings)
         self._secrets = secrets
-        self._retry = retry or RetryPolicy()
         self._clock: Clock = clock or SystemClock()
-        self._client = make_client(settings, secrets)
+        self._http = AlpacaTransport(settings, secrets, self._clock, retry=retry or RetryPolicy())
         self._streams: set[AlpacaUpdateStream] = set()
+        self._subscriptions = 0
 
     async def submit(self, request: OrderRequest) -> BrokerOrderState:
-        body: dict[str, Any] = {
-            "symbol": request.symbol,
-            "qty": str(request.qty),
-            "side": request.side.value,
-            "type": request.order_type.value,
-            "time_in_force": request.time_in_force.value,
-            "client_order_id": request.client_order_id,
-        }
-        if request.limit_price is not None:
-            body["limit_price"] = str(request.limit_price)
-        raw = await call(self._retry, "submit", self._client.post, "/orders", body, submit=True)
+        raw = await self._http.submit("submit", "/orders", order_body(request))
         try:
-            return parse_order(raw)
+            return parse_order(expect_object(raw, "order"))
         except AlpacaPayloadError as error:
             raise BrokerAmbiguous(f"submit: the order was answered but unreadable: {error}") from error
 
     async def get_by_client_order_id(self, client_order_id: str) -> BrokerOrderState | None:
         try:
-            raw = await call(
-                self._retry, "get_by_client_order_id", self._client.get_order_by_client_id, client_order_id
+            raw = await self._http.get(
+                "get_by_client_order_id", "/orders:by_client_order_id", {"client_order_id": client_order_id}
             )
         except BrokerNotFound:
             return None
-        return parse_order(raw)
+        return parse_order(expect_object(raw, "order"))
 
     async def list_orders(
         self, *, open_only: bool = True, since_ns: int | None = None
@@ -126,7 +125,7 @@ class AlpacaBroker:
             }
             if after is not None:
                 params["after"] = format_time_ns(after)
-            page = await call(self._retry, "list_orders", self._client.get, "/orders", params)
+            page = expect_list(await self._http.get("list_orders", "/orders", params), "orders")
             fresh = [o for o in (parse_order(raw) for raw in page) if o.broker_order_id not in seen]
             for order in fresh:
                 seen[order.broker_order_id] = order
@@ -137,36 +136,43 @@ class AlpacaBroker:
         return sorted(found, key=lambda o: (o.created_ns, o.broker_order_id))
 
     async def cancel(self, broker_order_id: str) -> None:
-        await call(self._retry, "cancel", self._client.cancel_order_by_id, broker_order_id)
+        await self._http.delete("cancel", f"/orders/{quote(broker_order_id, safe='')}")
 
     async def positions(self) -> list[BrokerPosition]:
-        raw = await call(self._retry, "positions", self._client.get_all_positions)
+        raw = expect_list(await self._http.get("positions", "/positions"), "positions")
         return [parse_position(p) for p in raw]
 
     async def account(self) -> BrokerAccount:
-        return parse_account(await call(self._retry, "account", self._client.get_account))
+        return parse_account(expect_object(await self._http.get("account", "/account"), "account"))
 
     async def fills(self, *, since_ns: int | None = None) -> list[Fill]:
         """Every FILL activity at or after ``since_ns``, oldest first; client order ids looked up."""
         params: dict[str, Any] = {"direction": "asc", "page_size": ACTIVITIES_PAGE}
         if since_ns is not None:
             params["after"] = format_time_ns(since_ns - SINCE_MARGIN_NS)
-        activities: list[dict[str, Any]] = []
+        activities: list[Any] = []
         while True:
-            page = await call(self._retry, "fills", self._client.get, "/account/activities/FILL", params)
+            raw = await self._http.get("fills", "/account/activities/FILL", params)
+            page = expect_list(raw, "activities")
             activities.extend(page)
             if len(page) < ACTIVITIES_PAGE:
                 break
-            params = {**params, "page_token": page[-1]["id"]}
+            last_id = page[-1].get("id")
+            if not isinstance(last_id, str) or not last_id:
+                raise AlpacaPayloadError(f"activities[{len(page) - 1}].id: missing", page[-1])
+            params = {**params, "page_token": last_id}
         client_ids: dict[str, str] = {}
         result = []
         for activity in activities:
-            if since_ns is not None and parse_time_ns(activity.get("transaction_time")) < since_ns:
+            when = parse_time_ns(activity.get("transaction_time"), "activity.transaction_time")
+            if since_ns is not None and when < since_ns:
                 continue
-            order_id = str(activity.get("order_id"))
+            order_id = activity.get("order_id")
+            if not isinstance(order_id, str) or not order_id:
+                raise AlpacaPayloadError("activity.order_id: missing", activity)
             if order_id not in client_ids:
-                order = await call(self._retry, "fills/order", self._client.get_order_by_id, order_id)
-                client_ids[order_id] = str(order["client_order_id"])
+                order = await self._http.get("fills/order", f"/orders/{quote(order_id, safe='')}")
+                client_ids[order_id] = parse_order(expect_object(order, "order")).client_order_id
             result.append(
                 parse_fill_activity(
                     activity, client_order_id=client_ids[order_id], local_ts_ns=self._clock.now_ns()
@@ -176,6 +182,9 @@ class AlpacaBroker:
 
     def updates(self) -> AlpacaUpdateStream:
         """A new ``trade_updates`` subscription; it ends (StopAsyncIteration) when the connection drops."""
+        self._subscriptions += 1
+        if self._subscriptions > 1:
+            log.warning("trade_updates_reconnecting", url=self.stream_url, subscription=self._subscriptions)
         stream = AlpacaUpdateStream(
             self.stream_url,
             self._secrets,
@@ -195,4 +204,4 @@ class AlpacaBroker:
         for stream in list(self._streams):
             await stream.aclose()
         self._streams.clear()
-        self._client._session.close()
+        await self._http.aclose()

@@ -133,6 +133,29 @@ def format_time_ns(ns: int) -> str:
     return f"{whole}.{rest:09d}Z"
 
 
+def _invalid(what: str, error: ValidationError, raw: object) -> AlpacaPayloadError:
+    """pydantic's first complaint, naming the field: ``order.qty: Input should be greater than 0``."""
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first.get("loc", ()))
+    return AlpacaPayloadError(f"{what}.{where}: {first['msg']}" if where else f"{what}: {first['msg']}", raw)
+
+
+def expect_object(raw: object, what: str) -> Mapping[str, Any]:
+    """``raw`` when it is a JSON object, else ``AlpacaPayloadError`` saying what was expected."""
+    if not isinstance(raw, Mapping):
+        raise AlpacaPayloadError(f"{what}: expected a JSON object, got {type(raw).__name__}", raw)
+    return raw
+
+
+def expect_list(raw: object, what: str) -> list[Mapping[str, Any]]:
+    """``raw`` when it is a JSON array of objects, else ``AlpacaPayloadError`` naming the bad item."""
+    if not isinstance(raw, list):
+        raise AlpacaPayloadError(f"{what}: expected a JSON array, got {type(raw).__name__}", raw)
+    for index, item in enumerate(raw):
+        expect_object(item, f"{what}[{index}]")
+    return raw
+
+
 def _field(raw: Mapping[str, Any], name: str) -> Any:
     if name not in raw or raw[name] is None:
         raise AlpacaPayloadError(f"{name}: missing", dict(raw))
@@ -187,7 +210,7 @@ def _enum(raw: Mapping[str, Any], names: tuple[str, ...], enum: type[Side | Orde
 def parse_order(raw: Mapping[str, Any]) -> BrokerOrderState:
     """An Alpaca order object as a ``BrokerOrderState``."""
     qty = _decimal(raw, "qty")
-    filled_qty = to_decimal(raw.get("filled_qty") or "0")
+    filled_qty = _decimal(raw, "filled_qty") if raw.get("filled_qty") is not None else Decimal(0)
     raw_status = str(_field(raw, "status"))
     created_ns = parse_time_ns(_field(raw, "created_at"), "created_at")
     try:
@@ -208,7 +231,7 @@ def parse_order(raw: Mapping[str, Any]) -> BrokerOrderState:
             raw_status=raw_status,
         )
     except ValidationError as error:
-        raise AlpacaPayloadError(f"order: {error.errors()[0]['msg']}", dict(raw)) from None
+        raise _invalid("order", error, dict(raw)) from None
 
 
 def parse_trade_update(message: Mapping[str, Any], *, local_ts_ns: int) -> OrderUpdate | None:
@@ -244,7 +267,7 @@ def parse_trade_update(message: Mapping[str, Any], *, local_ts_ns: int) -> Order
                 local_ts_ns=local_ts_ns,
             )
         except ValidationError as error:
-            raise AlpacaPayloadError(f"fill: {error.errors()[0]['msg']}", dict(data)) from None
+            raise _invalid("fill", error, dict(data)) from None
     return OrderUpdate(
         kind=kind,
         order=order,
@@ -265,16 +288,19 @@ def parse_position(raw: Mapping[str, Any]) -> BrokerPosition:
             symbol=_field(raw, "symbol"), qty=qty, avg_entry_price=_decimal(raw, "avg_entry_price")
         )
     except ValidationError as error:
-        raise AlpacaPayloadError(f"position: {error.errors()[0]['msg']}", dict(raw)) from None
+        raise _invalid("position", error, dict(raw)) from None
 
 
 def parse_account(raw: Mapping[str, Any]) -> BrokerAccount:
-    return BrokerAccount(
-        cash=_decimal(raw, "cash"),
-        equity=_decimal(raw, "equity"),
-        buying_power=_decimal(raw, "buying_power"),
-        currency=str(raw.get("currency") or "USD"),
-    )
+    try:
+        return BrokerAccount(
+            cash=_decimal(raw, "cash"),
+            equity=_decimal(raw, "equity"),
+            buying_power=_decimal(raw, "buying_power"),
+            currency=str(raw.get("currency") or "USD"),
+        )
+    except ValidationError as error:
+        raise _invalid("account", error, dict(raw)) from None
 
 
 def activity_execution_id(activity_id: str) -> str:
@@ -297,7 +323,7 @@ def parse_fill_activity(raw: Mapping[str, Any], *, client_order_id: str, local_t
             local_ts_ns=local_ts_ns,
         )
     except ValidationError as error:
-        raise AlpacaPayloadError(f"fill activity: {error.errors()[0]['msg']}", dict(raw)) from None
+        raise _invalid("fill activity", error, dict(raw)) from None
 
 
 def error_code(body: str) -> tuple[int | None, str]:

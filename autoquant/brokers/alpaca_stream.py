@@ -12,10 +12,13 @@ or binary JSON) with the maintained ``websockets`` client, and validates each fr
 
 How an ``AlpacaUpdateStream`` ends:
 
-- the server closes or the connection drops after ``listening``: ``StopAsyncIteration`` (clean end);
+- the server closes or the connection drops after ``listening``: ``StopAsyncIteration`` (clean end),
+  logged as ``trade_updates_disconnected`` (``AlpacaBroker.updates()`` logs the next subscription
+  as ``trade_updates_reconnecting``; each confirmed one is ``trade_updates_connected``);
 - bad keys: ``BrokerAuthError``; connection refused or not answered in time: ``BrokerTransient``;
 - a frame that cannot be read into an ``OrderUpdate``: it is logged, then ``AlpacaPayloadError``
-  (a ``BrokerError`` carrying the raw frame) is raised, after every update before it was delivered.
+  (a ``BrokerError`` carrying the raw frame) is raised, after every update before it was delivered;
+- a bug in this module: logged with its traceback and raised to the consumer, never a silent hang.
 
 Informational events (``done_for_day``, …) are logged and skipped. The connection is opened as
 soon as the stream is created (inside a running loop), so a caller can subscribe, await
@@ -26,11 +29,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
+import structlog
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
@@ -40,7 +43,7 @@ from autoquant.domain.broker import OrderUpdate
 from autoquant.domain.clock import Clock
 from autoquant.errors import BrokerAuthError, BrokerError, BrokerTransient
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger("autoquant.alpaca")
 
 _END = object()
 
@@ -110,11 +113,12 @@ class AlpacaUpdateStream:
 
     async def _run(self) -> None:
         try:
-            await self._session()
+            await self._converse()
+            log.warning("trade_updates_disconnected", url=self.url, reason="closed by the server")
             self._queue.put_nowait(_END)
         except (ConnectionClosed, OSError) as error:
             if self._listening.is_set():
-                log.info("trade_updates disconnected: %s", error)
+                log.warning("trade_updates_disconnected", url=self.url, reason=str(error))
                 self._queue.put_nowait(_END)
             else:
                 self._queue.put_nowait(
@@ -124,8 +128,11 @@ class AlpacaUpdateStream:
             self._queue.put_nowait(BrokerTransient(f"trade_updates: cannot connect to {self.url}: {error}"))
         except BrokerError as error:
             self._queue.put_nowait(error)
+        except Exception as error:  # a bug here must end the stream loudly, never leave it hanging
+            log.exception("trade_updates_failed", url=self.url)
+            self._queue.put_nowait(error)
 
-    async def _session(self) -> None:
+    async def _converse(self) -> None:
         async with asyncio.timeout(self._timeout_s):
             ws = await connect(self.url, open_timeout=self._timeout_s, ping_interval=10, ping_timeout=30)
         async with ws:
@@ -144,6 +151,7 @@ class AlpacaUpdateStream:
             if "trade_updates" not in (reply.get("data") or {}).get("streams", []):
                 raise BrokerError(f"trade_updates: the server did not subscribe us ({reply})")
             self._listening.set()
+            log.info("trade_updates_connected", url=self.url)
             async for frame in ws:
                 self._deliver(frame)
 
@@ -158,10 +166,10 @@ class AlpacaUpdateStream:
                 return
             update = parse_trade_update(message, local_ts_ns=self._clock.now_ns())
         except AlpacaPayloadError as error:
-            log.error("trade_update_unreadable: %s; raw=%r", error, frame[:2000])
+            log.error("trade_update_unreadable", error=str(error), raw=repr(frame[:2000]))
             raise
         if update is None:
-            log.info("trade_update_skipped: informational event %r", message.get("data", {}).get("event"))
+            log.info("trade_update_skipped", trade_event=message.get("data", {}).get("event"))
             return
         self._queue.put_nowait(update)
 

@@ -1,10 +1,30 @@
-"""Live minute bars from Alpaca's market-data websocket, through alpaca-py.
+"""Live bars from Alpaca's market-data websocket, over our own client for its protocol.
 
-Stocks go through ``StockDataStream`` (feed ``iex`` or ``sip``), crypto symbols (``BTC/USD``) through
-``CryptoDataStream``: Alpaca serves them at different paths, so a mixed symbol list opens two
-connections. alpaca-py runs with ``raw_data=True``: its own model parses prices as floats and drops a
-message whose handler raises; we map the raw message ourselves, exactly (``to_decimal`` goes through
-the float's shortest repr), and count what we refuse.
+Why not alpaca-py's ``StockDataStream`` / ``CryptoDataStream``: their ``run()`` owns an
+``asyncio.run``, so inside the daemon's loop the only way in was a private coroutine of theirs; they
+reconnect without telling anyone, drop a message whose handler raises, and are built on the
+deprecated ``websockets.legacy``. The protocol is small, so this module speaks it with the maintained
+``websockets`` client, as alpaca-py does (msgpack frames, ``Content-Type: application/msgpack``):
+
+- server ``[{"T": "success", "msg": "connected"}]``; client ``{"action": "auth", "key", "secret"}``
+  → ``[{"T": "success", "msg": "authenticated"}]`` (or ``[{"T": "error", "code": 402, …}]``);
+- client ``{"action": "subscribe", "bars": [...]}`` → ``[{"T": "subscription", "bars": [...], …}]``;
+- then frames of messages, bars being ``{"T": "b", "S", "o", "h", "l", "c", "v", "t"}``.
+
+Stocks and crypto (``BTC/USD``) are served at different paths, so a mixed symbol list opens two
+connections, each run by a task this source owns and cancels on ``close``. Each connection
+**reconnects** after any end (dropped, refused, auth failed, protocol error) with exponential
+backoff and jitter, from ``reconnect_initial_s`` up to ``reconnect_max_s``, reset once a connection
+is subscribed again; every disconnect and reconnect is logged (``market_data_disconnected``,
+``market_data_reconnecting``, ``market_data_connected``). Bars missed while away are the freshness
+tracker's and the reorder buffer's business, not this module's.
+
+Bars are validated at the boundary: a message that is not a valid bar (missing field, high below
+low, naive time) is refused, counted in ``refused`` and logged (``bar_refused``); a frame that is not
+msgpack/JSON or not a list of messages is counted in ``bad_frames`` and logged. Neither ends the
+connection. Prices arrive as msgpack floats and become exact decimals through the float's shortest
+repr (``to_decimal``); a JSON text frame is read with exact decimals. Alpaca stamps a bar with its
+**open** time; a bar closes ``bar_length`` (a minute on Alpaca) later.
 
 ``[marketdata] url`` (``url=``) names **where**, not which stream. ``stream_urls`` maps it:
 
@@ -16,40 +36,49 @@ the float's shortest repr), and count what we refuse.
   taken off to find the base, and both URLs are built from it as above. A stock path naming another
   feed than ``[marketdata] feed`` is a ``ConfigError`` rather than a silent choice between the two.
 
-``http``/``https`` are accepted for ``ws``/``wss``. Each resulting URL becomes alpaca-py's
-``url_override``, which it uses as the full URL.
-
-alpaca-py's ``run()`` calls ``asyncio.run``; inside the daemon's loop we await its ``_run_forever``
-coroutine in tasks this source owns and cancels on ``close`` (it reconnects by itself, with backoff
-from 1 s to 30 s, also after an auth failure). A frame it cannot decode is logged by alpaca-py and
-skipped; the connection stays up. Alpaca stamps a bar with its **open** time; a bar closes
-``bar_length`` (a minute on Alpaca) later.
+``http``/``https`` are accepted for ``ws``/``wss``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import random
 import re
-import warnings
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any, NamedTuple
+
+import msgpack  # type: ignore[import-untyped]  # msgpack ships no type stubs
+import structlog
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from autoquant.domain.bars import Bar
 from autoquant.domain.values import to_decimal
 from autoquant.errors import ConfigError
 
+log = structlog.get_logger("autoquant.marketdata")
+
 MINUTE = timedelta(seconds=60)
+ALPACA_DATA = "wss://stream.data.alpaca.markets"
 CRYPTO_PATH = "/v1beta3/crypto/us"
 _STREAM_PATH = re.compile(r"/v2/(?P<feed>[a-z_]+)/?$|/v1beta3/crypto/[a-z]+/?$")
-#: close(): how many times a stream task is cancelled, and how long each time it is given to end.
-CANCEL_ROUNDS = 10
-CANCEL_WAIT_S = 0.5
 _SCHEMES = {"http://": "ws://", "https://": "wss://"}
+#: Seconds to connect, and then to be authenticated and subscribed.
+HANDSHAKE_TIMEOUT_S = 10.0
+#: Websocket keepalive: a connection that stops answering pings is dropped (and reconnected).
+PING_INTERVAL_S = 10.0
+PING_TIMEOUT_S = 20.0
+
+
+class StreamProtocolError(Exception):
+    """The server answered the handshake with something else than the protocol says (or an error)."""
 
 
 class StreamUrls(NamedTuple):
-    """alpaca-py ``url_override`` values; ``None`` keeps Alpaca's own endpoint."""
+    """The stock and crypto stream URLs; ``None`` keeps Alpaca's own endpoint."""
 
     stocks: str | None
     crypto: str | None
@@ -108,7 +137,7 @@ def bar_from_alpaca(raw: Mapping[str, Any], *, length: timedelta = MINUTE, sourc
 
 
 class AlpacaBars:
-    """A ``BarSource`` over alpaca-py's data streams. Nothing touches the network until iterated."""
+    """A ``BarSource`` over Alpaca's market-data websocket. Nothing touches the network until iterated."""
 
     def __init__(
         self,
@@ -120,20 +149,141 @@ class AlpacaBars:
         feed: str = "iex",
         queue_size: int = 10_000,
         bar_length: timedelta = MINUTE,
+        reconnect_initial_s: float = 0.5,
+        reconnect_max_s: float = 30.0,
+        handshake_timeout_s: float = HANDSHAKE_TIMEOUT_S,
     ) -> None:
-        self._urls = stream_urls(url, feed)
+        urls = stream_urls(url, feed)
         self._bar_length = bar_length
-        self._stocks = [s for s in symbols if "/" not in s]
-        self._crypto = [s for s in symbols if "/" in s]
+        stocks = [s for s in symbols if "/" not in s]
+        crypto = [s for s in symbols if "/" in s]
+        self._plan = [
+            (urls.stocks or f"{ALPACA_DATA}/v2/{feed}", stocks),
+            (urls.crypto or f"{ALPACA_DATA}{CRYPTO_PATH}", crypto),
+        ]
+        self._plan = [(where, wanted) for where, wanted in self._plan if wanted]
         self._key_id = key_id
         self._secret_key = secret_key
-        self._feed = feed
+        self._reconnect_initial_s = reconnect_initial_s
+        self._reconnect_max_s = reconnect_max_s
+        self._handshake_timeout_s = handshake_timeout_s
         self._queue: asyncio.Queue[Bar] = asyncio.Queue(maxsize=queue_size)
-        self._streams: list[Any] = []
         self._tasks: list[asyncio.Task[None]] = []
-        #: Raw messages that did not map to a valid bar, and the last reason.
+        #: Bar messages that did not map to a valid bar, and the last reason.
         self.refused = 0
         self.last_refusal = ""
+        #: Frames that were not msgpack/JSON, or not a list of messages.
+        self.bad_frames = 0
+        #: Connections that reached the subscribed state, over the source's life (1 per stream
+        #: when nothing ever dropped).
+        self.connections = 0
+
+    async def __aiter__(self) -> AsyncIterator[Bar]:
+        if not self._tasks:
+            self._tasks = [
+                asyncio.create_task(self._keep_connected(where, wanted), name=f"alpaca-bars {where}")
+                for where, wanted in self._plan
+            ]
+        try:
+            while True:
+                yield await self._queue.get()
+        finally:
+            await self.close()
+
+    async def close(self) -> None:
+        """Stop every connection and wait for its task. Safe to call twice."""
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        for outcome in await asyncio.gather(*tasks, return_exceptions=True):
+            if isinstance(outcome, Exception):
+                log.error("market_data_task_failed", error=repr(outcome))
+
+    async def _keep_connected(self, url: str, symbols: list[str]) -> None:
+        """Connect, stream, and after any end reconnect with backoff; forever (until cancelled)."""
+        failures = 0
+        while True:
+            subscribed: list[bool] = []
+            reason: str
+            try:
+                await self._stream(url, symbols, subscribed)
+                reason = "closed by the server"
+            except ConnectionClosed as error:
+                reason = f"connection closed: {error}"
+            except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as error:
+                reason = f"cannot connect: {type(error).__name__}: {error}"
+            except StreamProtocolError as error:
+                reason = str(error)
+            if subscribed:  # it worked for a while: start the backoff over
+                failures = 0
+            failures += 1
+            delay = min(self._reconnect_max_s, self._reconnect_initial_s * 2 ** (failures - 1))
+            delay *= 0.5 + random.random() / 2  # jitter, so two streams do not knock in step
+            log.warning("market_data_disconnected", url=url, reason=reason)
+            log.warning("market_data_reconnecting", url=url, attempt=failures, delay_s=round(delay, 3))
+            await asyncio.sleep(delay)
+
+    async def _stream(self, url: str, symbols: list[str], subscribed: list[bool]) -> None:
+        """One connection: handshake (``subscribed`` gets a True once done), then bars until it ends."""
+        async with asyncio.timeout(self._handshake_timeout_s):
+            ws = await connect(
+                url,
+                additional_headers={"Content-Type": "application/msgpack"},
+                open_timeout=self._handshake_timeout_s,
+                ping_interval=PING_INTERVAL_S,
+                ping_timeout=PING_TIMEOUT_S,
+                max_queue=64,
+            )
+        async with ws:
+            async with asyncio.timeout(self._handshake_timeout_s):
+                await self._handshake(ws, symbols)
+            subscribed.append(True)
+            self.connections += 1
+            log.info("market_data_connected", url=url, symbols=symbols, connection=self.connections)
+            async for frame in ws:
+                for message in self._messages(frame):
+                    if message.get("T") == "b":
+                        await self._on_bar(message)
+                    elif message.get("T") == "error":
+                        log.warning(
+                            "market_data_error", url=url, code=message.get("code"), msg=message.get("msg")
+                        )
+
+    async def _handshake(self, ws: ClientConnection, symbols: list[str]) -> None:
+        await self._expect(ws, "success", "connected")
+        await ws.send(msgpack.packb({"action": "auth", "key": self._key_id, "secret": self._secret_key}))
+        await self._expect(ws, "success", "authenticated")
+        await ws.send(msgpack.packb({"action": "subscribe", "bars": symbols}))
+        await self._expect(ws, "subscription", None)
+
+    async def _expect(self, ws: ClientConnection, kind: str, msg: str | None) -> None:
+        """Read control frames until the one the protocol says comes next; an error ends the session."""
+        while True:
+            for message in self._messages(await ws.recv()):
+                if message.get("T") == "error":
+                    raise StreamProtocolError(
+                        f"the server refused: {message.get('code')} {message.get('msg')}"
+                    )
+                if message.get("T") == kind and (msg is None or message.get("msg") == msg):
+                    return
+
+    def _messages(self, frame: str | bytes) -> list[Mapping[str, Any]]:
+        """A frame's messages; an undecodable frame, or one that is not a list of maps, counts as bad."""
+        try:
+            if isinstance(frame, bytes):
+                decoded = msgpack.unpackb(frame)
+            else:
+                decoded = json.loads(frame, parse_float=Decimal)
+        except (ValueError, msgpack.UnpackException) as error:
+            return self._bad_frame(frame, f"undecodable: {type(error).__name__}")
+        if not isinstance(decoded, list) or not all(isinstance(m, Mapping) for m in decoded):
+            return self._bad_frame(frame, f"not a list of messages: {type(decoded).__name__}")
+        return decoded
+
+    def _bad_frame(self, frame: str | bytes, why: str) -> list[Mapping[str, Any]]:
+        self.bad_frames += 1
+        log.warning("market_data_frame_refused", reason=why, frame=repr(frame[:200]))
+        return []
 
     async def _on_bar(self, raw: Any) -> None:
         try:
@@ -143,65 +293,6 @@ class AlpacaBars:
         except (KeyError, TypeError, ValueError) as error:
             self.refused += 1
             self.last_refusal = f"{type(error).__name__}: {error}"
+            log.warning("bar_refused", reason=self.last_refusal, raw=repr(raw)[:200])
             return
         await self._queue.put(bar)
-
-    def _start(self) -> None:
-        with warnings.catch_warnings():  # alpaca-py's data streams import the deprecated websockets.legacy
-            warnings.filterwarnings("ignore", "websockets.legacy is deprecated", DeprecationWarning)
-            from alpaca.data.enums import DataFeed
-            from alpaca.data.live.crypto import CryptoDataStream
-            from alpaca.data.live.stock import StockDataStream
-
-        if self._stocks:
-            stock = StockDataStream(
-                self._key_id,
-                self._secret_key,
-                raw_data=True,
-                feed=DataFeed(self._feed),
-                url_override=self._urls.stocks,
-            )
-            stock.subscribe_bars(self._on_bar, *self._stocks)
-            self._streams.append(stock)
-        if self._crypto:
-            crypto = CryptoDataStream(
-                self._key_id, self._secret_key, raw_data=True, url_override=self._urls.crypto
-            )
-            crypto.subscribe_bars(self._on_bar, *self._crypto)
-            self._streams.append(crypto)
-        # Owned here and cancelled in close(): alpaca-py exposes no structured way to run a stream.
-        self._tasks = [asyncio.create_task(stream._run_forever()) for stream in self._streams]
-
-    async def __aiter__(self) -> AsyncIterator[Bar]:
-        if not self._tasks:
-            self._start()
-        try:
-            while True:
-                yield await self._queue.get()
-        finally:
-            await self.close()
-
-    async def close(self) -> None:
-        """Stop both streams and wait for their tasks. Safe to call twice.
-
-        A cancel alone is not enough: websockets' legacy ``close()``, which alpaca-py awaits after a
-        failed connection, swallows ``CancelledError``, and the stream then sleeps a reconnect
-        backoff of up to 30 s. ``stop_ws`` wakes that sleep and tells the loop to end; the cancel is
-        repeated for the same reason.
-        """
-        tasks, self._tasks = self._tasks, []
-        streams, self._streams = self._streams, []
-        for stream in streams:
-            await stream.stop_ws()
-        pending = set(tasks)
-        for _ in range(CANCEL_ROUNDS):
-            if not pending:
-                break
-            for task in pending:
-                task.cancel()
-            _, pending = await asyncio.wait(pending, timeout=CANCEL_WAIT_S)
-        for task in tasks:
-            if task.done() and not task.cancelled():
-                task.exception()  # retrieved: the stream's own log already said what happened
-        for stream in streams:
-            await stream.close()

@@ -77,7 +77,7 @@ async def paper_server(
 def alpaca_broker_for(
     server: PaperServer, *, timeout_s: float = 5.0, retry: RetryPolicy = FAST_RETRY, keys: Secrets = TEST_KEYS
 ) -> AlpacaBroker:
-    """The Alpaca adapter pointed at ``server`` (REST and trade_updates) through alpaca-py."""
+    """The Alpaca adapter pointed at ``server`` (REST and trade_updates) over loopback."""
     return AlpacaBroker(BrokerSettings(kind="alpaca", url=server.url, timeout_s=timeout_s), keys, retry=retry)
 
 

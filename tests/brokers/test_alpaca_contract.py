@@ -1,4 +1,4 @@
-"""The broker contract against AlpacaBroker, through the real alpaca-py client, over loopback to the
+"""The broker contract against AlpacaBroker (our httpx transport and stream client), over loopback to the
 paper server (REST and the trade_updates websocket)."""
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 from websockets.asyncio.server import ServerConnection, serve
 
 from autoquant.brokers.alpaca import AlpacaBroker
@@ -227,6 +228,28 @@ async def test_a_stream_disconnect_ends_updates_cleanly(tmp_path: Path) -> None:
             assert broker.open_streams == ()
         finally:
             await broker.close()
+
+
+async def test_trade_updates_disconnects_and_resubscriptions_are_logged(tmp_path: Path) -> None:
+    """Each dropped trade_updates connection is logged, and every subscription after the first is
+    logged as a reconnect, so an operator sees the gaps the reconciliation then closes."""
+    async with paper_server(tmp_path, faults=FaultSettings(stream_disconnect_every_s=0.3)) as server:
+        broker = alpaca_broker_for(server)
+        try:
+            with capture_logs() as logs:
+                for _ in range(2):
+                    assert [u async for u in broker.updates()] == []
+        finally:
+            await broker.close()
+    events = [entry["event"] for entry in logs if entry["event"].startswith("trade_updates_")]
+    assert events == [
+        "trade_updates_connected",
+        "trade_updates_disconnected",
+        "trade_updates_reconnecting",
+        "trade_updates_connected",
+        "trade_updates_disconnected",
+    ]
+    assert all(entry["url"] == broker.stream_url for entry in logs if entry["event"].startswith("trade_"))
 
 
 async def test_stream_with_wrong_keys_raises_auth_error(tmp_path: Path) -> None:

@@ -1,6 +1,7 @@
-"""AlpacaBars end to end: the real alpaca-py data streams against the paper server's market-data
-websocket yield our validated Bars (stocks and crypto on their own paths), survive bad frames, and
-``[marketdata] url`` maps to both stream URLs as the module docstring says."""
+"""AlpacaBars end to end: our market-data websocket client against the paper server's market-data
+websocket yields our validated Bars (stocks and crypto on their own paths), survives bad frames,
+reconnects (and says so) when the server drops it, and ``[marketdata] url`` maps to both stream URLs
+as the module docstring says."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import msgpack  # type: ignore[import-untyped]  # msgpack ships no type stubs
 import pytest
+from structlog.testing import capture_logs
 
 from autoquant.clocks import SystemClock
 from autoquant.domain.bars import Bar
@@ -139,6 +141,43 @@ async def test_bad_frames_from_the_server_do_not_stop_the_source(tmp_path: Path)
         assert good.close == Decimal("100.50")
         assert source.refused == 2
         assert server.market.auth_failures == 0
+
+
+async def test_the_source_reconnects_after_the_server_drops_it_and_logs_it(tmp_path: Path) -> None:
+    """When the server drops both connections, each is logged as disconnected and reconnecting, comes
+    back subscribed, and bars published afterwards still arrive."""
+    async with PaperServer(server_config(tmp_path), TEST_KEYS, feed_prices=False) as server:
+        source = AlpacaBars(
+            ["AAPL", "BTC/USD"],
+            key_id=TEST_KEYS.key_id,
+            secret_key=TEST_KEYS.secret_key,
+            url=server.market_data_url,
+            reconnect_initial_s=0.05,
+        )
+        bars = aiter(source)
+        with capture_logs() as logs:
+            pending = asyncio.ensure_future(anext(bars))
+            try:
+                await wait_for(lambda: source.connections == 2, "both streams to subscribe")
+                assert server.market.drop_connections() == 2
+                await wait_for(lambda: source.connections == 4, "both streams to subscribe again")
+                await wait_for(
+                    lambda: server.market.subscribers("AAPL") and server.market.subscribers("BTC/USD"),
+                    "the new sessions to be the subscribed ones",
+                )
+                server.market.publish([bar("AAPL"), bar("BTC/USD")])
+                async with asyncio.timeout(5):
+                    first = await pending
+                [second] = await take(bars, 1)
+            finally:
+                pending.cancel()
+                await source.close()
+    assert {first.symbol, second.symbol} == {"AAPL", "BTC/USD"}
+    stocks, crypto = f"{server.market_data_url}/v2/iex", f"{server.market_data_url}/v1beta3/crypto/us"
+    for event in ("market_data_disconnected", "market_data_reconnecting"):
+        assert {entry["url"] for entry in logs if entry["event"] == event} == {stocks, crypto}, event
+    connected = [entry for entry in logs if entry["event"] == "market_data_connected"]
+    assert sorted(entry["connection"] for entry in connected) == [1, 2, 3, 4]
 
 
 async def test_wrong_keys_yield_nothing_and_close_cleanly(tmp_path: Path) -> None:

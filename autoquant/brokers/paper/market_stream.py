@@ -19,7 +19,8 @@ The session, as alpaca-py's ``StockDataStream`` / ``CryptoDataStream`` speak it:
 
 Errors keep Alpaca's codes: 400 invalid syntax, 401 not authenticated, 402 auth failed (closes), 403
 already authenticated, 404 auth timeout (closes), 407 slow client (closes). Only bars carry data here;
-the other channels are acknowledged and stay quiet.
+the other channels are acknowledged and stay quiet. ``MarketDataHub.drop_connections()`` closes every
+session (code 1012) as a restarting server would, so clients' reconnects can be tested.
 
 Encoding follows Alpaca: with the ``Content-Type: application/msgpack`` request header (alpaca-py sends
 it) frames are msgpack, ``t`` a msgpack Timestamp; otherwise JSON text, ``t`` an RFC-3339 string. The
@@ -122,6 +123,8 @@ class _Session:
     #: Frames for the writer; ``None`` tells it to stop once what is before it has been sent.
     outbox: asyncio.Queue[bytes | str | None] = field(default_factory=lambda: asyncio.Queue(OUTBOX_SIZE))
     overflowed: asyncio.Event = field(default_factory=asyncio.Event)
+    #: Fault injection: the server ends this session as if it had restarted.
+    dropped: asyncio.Event = field(default_factory=asyncio.Event)
     authenticated: bool = False
     #: The session ends with an error (402, 404, 407): closed with 1008 rather than 1000.
     refused: bool = False
@@ -182,6 +185,13 @@ class MarketDataHub:
             if mine:
                 session.say(*mine)
 
+    def drop_connections(self) -> int:
+        """Fault injection: close every session (code 1012, service restart); how many there were."""
+        sessions = list(self._sessions)
+        for session in sessions:
+            session.dropped.set()
+        return len(sessions)
+
     def inject_frame(self, frame: bytes | str) -> None:
         """Fault injection: send ``frame`` as it is to every authenticated session."""
         for session in list(self._sessions):
@@ -205,10 +215,14 @@ class MarketDataHub:
         reader = asyncio.create_task(self._read(ws, session))
         writer = asyncio.create_task(_write(ws, session))
         overflow = asyncio.create_task(session.overflowed.wait())
-        tasks = (reader, writer, overflow)
+        dropped = asyncio.create_task(session.dropped.wait())
+        tasks = (reader, writer, overflow, dropped)
+        close_code = 1000
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            if overflow in done:
+            if dropped in done:
+                close_code = 1012
+            elif overflow in done:
                 session.refused = True
                 writer.cancel()
                 await _send_now(ws, session, error_message(407))
@@ -226,7 +240,7 @@ class MarketDataHub:
             if isinstance(outcome, Exception):
                 log.debug("market data session ended: %r", outcome)
         with contextlib.suppress(RuntimeError, OSError, WebSocketDisconnect):
-            await ws.close(code=1008 if session.refused else 1000)
+            await ws.close(code=1008 if session.refused else close_code)
 
     def _authenticate(self, session: _Session, key: Any, secret: Any) -> bool:
         if session.authenticated:
