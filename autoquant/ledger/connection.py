@@ -136,7 +136,7 @@ class _SqliteThread:
     name = "ledger"
 
     def __init__(self, conn: sqlite3.Connection, path: Path, max_batch: int = 256) -> None:
-        self._conn = conn
+        self._sqlite = conn
         self._path = path
         self._max_batch = max_batch
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
@@ -180,12 +180,12 @@ class _SqliteThread:
                         break
                     batch.append(job)
                 try:
-                    outcomes = self.run_batch(self._conn, [job.fn for job in batch])
+                    outcomes = self.run_batch(self._sqlite, [job.fn for job in batch])
                 except BaseException as error:  # the whole batch failed (BEGIN or COMMIT)
                     outcomes = [(False, error)] * len(batch)
                 _deliver(batch, outcomes, self._path)
         finally:
-            self._conn.close()
+            self._sqlite.close()
 
     def run_batch(self, conn: sqlite3.Connection, fns: list[Write]) -> list[tuple[bool, Any]]:
         raise NotImplementedError

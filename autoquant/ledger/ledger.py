@@ -23,7 +23,7 @@ from autoquant.domain.controls import Control, ControlKind, ControlState
 from autoquant.domain.decisions import Decision
 from autoquant.domain.errors import IllegalTransition
 from autoquant.domain.fills import Fill
-from autoquant.domain.orders import Order, OrderEvent, OrderStatus, apply
+from autoquant.domain.orders import Order, OrderEvent, OrderEventKind, OrderStatus, apply
 from autoquant.domain.positions import Position
 from autoquant.errors import LedgerError
 from autoquant.ledger.connection import ReaderThread, WriterThread, connect_writer, migrate_file, translate
@@ -266,16 +266,20 @@ class Ledger(LedgerReader):
         """
 
         def write(conn: sqlite3.Connection) -> _UpdateCommitted:
-            booked = None if fill is None else _fill(conn, fill)
-            recorded = None if fill is None else booked is not None
+            # The transition is appended before its fill, so the journal reads "partially filled, the
+            # fill" in that order; both are in one transaction either way.
             order = load_order(conn, event.client_order_id)
             if order is None:
                 raise LedgerError(f"no reserved order {event.client_order_id} for event {event.kind}")
             try:
                 updated = apply(order, event)
             except IllegalTransition as error:
+                booked = None if fill is None else _fill(conn, fill)
+                recorded = None if fill is None else booked is not None
                 return _UpdateCommitted(EventResult(order, False, recorded, error), None, booked)
             if updated is order:
+                booked = None if fill is None else _fill(conn, fill)
+                recorded = None if fill is None else booked is not None
                 return _UpdateCommitted(EventResult(order, False, recorded), None, booked)
             first = (
                 conn.execute(
@@ -290,12 +294,14 @@ class Ledger(LedgerReader):
                     (updated.client_order_id, updated.status.value, event.local_ts_ns),
                 )
                 maybe_checkpoint(conn, event.local_ts_ns)
+            booked = None if fill is None else _fill(conn, fill)
+            recorded = None if fill is None else booked is not None
             submission = None
             if first and event.kind in SUBMISSION_KINDS:
                 submission = Submission(
                     journal_seq(conn, "order_event", event_seq),
                     updated.client_order_id,
-                    event.kind.value == "rejected",
+                    event.kind is OrderEventKind.REJECTED,
                     event.local_ts_ns,
                 )
             stored = load_order(conn, updated.client_order_id)

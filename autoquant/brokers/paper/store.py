@@ -77,11 +77,11 @@ class Writer:
     """The writes of one transaction."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
-        self._conn = conn
+        self._sqlite = conn
 
     def put_order(self, record: OrderRecord) -> None:
         state = record.state
-        self._conn.execute(
+        self._sqlite.execute(
             "INSERT INTO orders (broker_order_id, client_order_id, symbol, is_open, created_ns, due_ns,"
             " expires_ns, fills_done, filled_notional, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (broker_order_id) DO UPDATE SET is_open = excluded.is_open,"
@@ -102,28 +102,28 @@ class Writer:
         )
 
     def add_fill(self, fill: Fill) -> None:
-        self._conn.execute(
+        self._sqlite.execute(
             "INSERT INTO fills (execution_id, broker_order_id, ts_ns, fill) VALUES (?, ?, ?, ?)",
             (fill.execution_id, fill.broker_order_id or "", fill.local_ts_ns, fill.model_dump_json()),
         )
 
     def put_position(self, position: Position) -> None:
-        self._conn.execute(
+        self._sqlite.execute(
             "INSERT OR REPLACE INTO positions (symbol, position) VALUES (?, ?)",
             (position.symbol, position.model_dump_json()),
         )
 
     def set_cash(self, cash: Decimal) -> None:
-        self._conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('cash', ?)", (str(cash),))
+        self._sqlite.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('cash', ?)", (str(cash),))
 
     def set_price(self, symbol: str, price: Decimal, ts_ns: int) -> None:
-        self._conn.execute(
+        self._sqlite.execute(
             "INSERT OR REPLACE INTO prices (symbol, price, ts_ns) VALUES (?, ?, ?)",
             (symbol, str(price), ts_ns),
         )
 
     def add_event(self, update: OrderUpdate) -> None:
-        self._conn.execute(
+        self._sqlite.execute(
             "INSERT INTO events (broker_order_id, kind, ts_ns, update_json) VALUES (?, ?, ?, ?)",
             (update.order.broker_order_id, update.kind.value, update.local_ts_ns, update.model_dump_json()),
         )
@@ -136,36 +136,36 @@ class PaperStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         # The exchange is single-threaded, but may be built on one thread and served from another
         # (a server's loop thread), hence check_same_thread=False.
-        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.executescript(_SCHEMA)
+        self._sqlite = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._sqlite.execute("PRAGMA journal_mode=WAL")
+        self._sqlite.execute("PRAGMA synchronous=NORMAL")
+        self._sqlite.executescript(_SCHEMA)
         with self.transaction() as _:
-            self._conn.execute(
+            self._sqlite.execute(
                 "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
             )
 
     def close(self) -> None:
-        self._conn.close()
+        self._sqlite.close()
 
     @contextmanager
     def transaction(self) -> Iterator[Writer]:
-        self._conn.execute("BEGIN IMMEDIATE")
+        self._sqlite.execute("BEGIN IMMEDIATE")
         try:
-            yield Writer(self._conn)
+            yield Writer(self._sqlite)
         except BaseException:
-            self._conn.execute("ROLLBACK")
+            self._sqlite.execute("ROLLBACK")
             raise
-        self._conn.execute("COMMIT")
+        self._sqlite.execute("COMMIT")
 
     # --- reads ---------------------------------------------------------------------------------
 
     def cash(self) -> Decimal | None:
-        row = self._conn.execute("SELECT value FROM meta WHERE key = 'cash'").fetchone()
+        row = self._sqlite.execute("SELECT value FROM meta WHERE key = 'cash'").fetchone()
         return None if row is None else Decimal(row[0])
 
     def open_orders(self) -> list[OrderRecord]:
-        rows = self._conn.execute(
+        rows = self._sqlite.execute(
             "SELECT state, due_ns, expires_ns, fills_done, filled_notional FROM orders"
             " WHERE is_open = 1 ORDER BY seq"
         ).fetchall()
@@ -175,22 +175,22 @@ class PaperStore:
         ]
 
     def positions(self) -> dict[str, Position]:
-        rows = self._conn.execute("SELECT symbol, position FROM positions").fetchall()
+        rows = self._sqlite.execute("SELECT symbol, position FROM positions").fetchall()
         return {symbol: Position.model_validate_json(text) for symbol, text in rows}
 
     def prices(self) -> dict[str, Decimal]:
-        rows = self._conn.execute("SELECT symbol, price FROM prices").fetchall()
+        rows = self._sqlite.execute("SELECT symbol, price FROM prices").fetchall()
         return {symbol: Decimal(price) for symbol, price in rows}
 
     def order(
         self, *, broker_order_id: str | None = None, client_order_id: str | None = None
     ) -> BrokerOrderState | None:
         if broker_order_id is not None:
-            row = self._conn.execute(
+            row = self._sqlite.execute(
                 "SELECT state FROM orders WHERE broker_order_id = ?", (broker_order_id,)
             ).fetchone()
         else:
-            row = self._conn.execute(
+            row = self._sqlite.execute(
                 "SELECT state FROM orders WHERE client_order_id = ?", (client_order_id,)
             ).fetchone()
         return None if row is None else BrokerOrderState.model_validate_json(row[0])
@@ -227,11 +227,11 @@ class PaperStore:
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
-        rows = self._conn.execute(sql, params).fetchall()
+        rows = self._sqlite.execute(sql, params).fetchall()
         return [BrokerOrderState.model_validate_json(row[0]) for row in rows]
 
     def fills(self, *, after_ns: int | None) -> list[Fill]:
-        rows = self._conn.execute(
+        rows = self._sqlite.execute(
             "SELECT fill FROM fills WHERE ts_ns > ? ORDER BY seq",
             (-(2**62) if after_ns is None else after_ns,),
         ).fetchall()
@@ -243,5 +243,5 @@ class PaperStore:
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
-        rows = self._conn.execute(sql, params).fetchall()
+        rows = self._sqlite.execute(sql, params).fetchall()
         return [(seq, OrderUpdate.model_validate_json(text)) for seq, text in rows]
