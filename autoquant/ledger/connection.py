@@ -119,6 +119,34 @@ def connect_reader(path: Path) -> sqlite3.Connection:
     return conn
 
 
+class ExternalWrites:
+    """Notices commits by other connections (the CLI in another process) without reading the file.
+
+    ``PRAGMA data_version`` changes when another connection commits; it is answered from the WAL
+    index in shared memory. Used only on the loop's thread. ``absorb`` is called right after this
+    process's own writer commits, so only other writers' commits count as a change.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._sqlite = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+        self._version = self._read()
+
+    def _read(self) -> int:
+        row = self._sqlite.execute("PRAGMA data_version").fetchone()
+        return int(row[0]) if row else 0
+
+    def changed(self) -> bool:
+        version = self._read()
+        changed, self._version = version != self._version, version
+        return changed
+
+    def absorb(self) -> None:
+        self._version = self._read()
+
+    def close(self) -> None:
+        self._sqlite.close()
+
+
 @dataclass
 class _Job:
     fn: Write
@@ -135,8 +163,15 @@ class _SqliteThread:
 
     name = "ledger"
 
-    def __init__(self, conn: sqlite3.Connection, path: Path, max_batch: int = 256) -> None:
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        path: Path,
+        max_batch: int = 256,
+        on_batch: Callable[[], None] | None = None,
+    ) -> None:
         self._sqlite = conn
+        self._on_batch = on_batch
         self._path = path
         self._max_batch = max_batch
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
@@ -183,7 +218,7 @@ class _SqliteThread:
                     outcomes = self.run_batch(self._sqlite, [job.fn for job in batch])
                 except BaseException as error:  # the whole batch failed (BEGIN or COMMIT)
                     outcomes = [(False, error)] * len(batch)
-                _deliver(batch, outcomes, self._path)
+                _deliver(batch, outcomes, self._path, self._on_batch)
         finally:
             self._sqlite.close()
 
@@ -191,7 +226,9 @@ class _SqliteThread:
         raise NotImplementedError
 
 
-def _deliver(batch: list[_Job], outcomes: list[tuple[bool, Any]], path: Path) -> None:
+def _deliver(
+    batch: list[_Job], outcomes: list[tuple[bool, Any]], path: Path, on_batch: Callable[[], None] | None
+) -> None:
     """Hand the batch's outcomes to each caller's loop, in commit order, in one callback per loop."""
     by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Job, bool, Any]]] = {}
     for job, (ok, value) in zip(batch, outcomes, strict=True):
@@ -199,10 +236,12 @@ def _deliver(batch: list[_Job], outcomes: list[tuple[bool, Any]], path: Path) ->
     for loop, items in by_loop.items():
         # A closed loop has nobody waiting any more (the writes are committed all the same).
         with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(_resolve, items, path)
+            loop.call_soon_threadsafe(_resolve, items, path, on_batch)
 
 
-def _resolve(items: list[tuple[_Job, bool, Any]], path: Path) -> None:
+def _resolve(items: list[tuple[_Job, bool, Any]], path: Path, on_batch: Callable[[], None] | None) -> None:
+    if on_batch is not None:
+        on_batch()
     for job, ok, value in items:
         if ok and job.on_commit is not None:
             # The projection follows every committed write, even one whose caller was cancelled.

@@ -26,7 +26,14 @@ from autoquant.domain.fills import Fill
 from autoquant.domain.orders import Order, OrderEvent, OrderEventKind, OrderStatus, apply
 from autoquant.domain.positions import Position
 from autoquant.errors import LedgerError
-from autoquant.ledger.connection import ReaderThread, WriterThread, connect_writer, migrate_file, translate
+from autoquant.ledger.connection import (
+    ExternalWrites,
+    ReaderThread,
+    WriterThread,
+    connect_writer,
+    migrate_file,
+    translate,
+)
 from autoquant.ledger.projection import (
     SUBMISSION_KINDS,
     ControlCommitted,
@@ -93,37 +100,52 @@ class Ledger(LedgerReader):
     """The reads (``LedgerReader``, hot ones from memory) plus every durable write."""
 
     def __init__(
-        self, writer: WriterThread, reader: ReaderThread, path: Path, projection: Projection
+        self,
+        writer: WriterThread,
+        reader: ReaderThread,
+        path: Path,
+        projection: Projection,
+        external: ExternalWrites,
     ) -> None:
         super().__init__(reader, path)
         self._writer = writer
         self._projection = projection
+        self._external = external
 
     @classmethod
     async def open(cls, path: Path) -> Ledger:
         """Open (creating and migrating on first use) the ledger at ``path``."""
         await asyncio.to_thread(migrate_file, path)
         try:
-            writer = WriterThread(connect_writer(path), path)
+            external = ExternalWrites(path)
         except sqlite3.Error as error:
+            raise translate(error, path) from error
+        try:
+            writer = WriterThread(connect_writer(path), path, on_batch=external.absorb)
+        except sqlite3.Error as error:
+            external.close()
             raise translate(error, path) from error
         try:
             reader = open_reader_thread(path)
         except BaseException:
             await writer.close()
+            external.close()
             raise
         try:
             projection = await reader.read(Projection.load)
         except BaseException:
             await reader.close()
             await writer.close()
+            external.close()
             raise
-        return cls(writer, reader, path, projection)
+        return cls(writer, reader, path, projection, external)
 
     async def close(self) -> None:
-        """Commit every queued write, then close both connections."""
-        await self._writer.close()
+        """Commit every queued write, then close both connections: the writer last, so that closing
+        the last connection checkpoints the WAL into the database file (a read-only one cannot)."""
         await super().close()
+        await self._writer.close()
+        self._external.close()
 
     async def __aenter__(self) -> Ledger:
         return self
@@ -149,8 +171,10 @@ class Ledger(LedgerReader):
     async def last_control_seq(self) -> int:
         """Fold in controls another process appended (the CLI), then return the latest controls seq.
 
-        One indexed read; the daemon polls it (the kill switch), never on the tick path.
+        One indexed read (the kill switch polls it); ``book`` calls it only when another process has
+        committed since it last looked.
         """
+        self._external.changed()
         known = self._projection.control_seq
 
         def read(conn: sqlite3.Connection) -> list[ControlCommitted]:
@@ -179,6 +203,8 @@ class Ledger(LedgerReader):
         """Positions, open orders, the controls marker and today's equity, from memory (the disk is
         read once per day, for the day's first equity snapshots)."""
         projection = self._projection
+        if self._external.changed():
+            await self.last_control_seq()  # another process (the CLI) wrote: fold in its controls
         if projection.equity_day != day_start_ns:
             rows = await self._reader.read(lambda conn: _equity_rows(conn, day_start_ns))
             projection.set_equity_day(day_start_ns, rows)
