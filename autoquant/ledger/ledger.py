@@ -35,11 +35,11 @@ from autoquant.ledger.connection import (
     translate,
 )
 from autoquant.ledger.projection import (
-    SUBMISSION_KINDS,
     ControlCommitted,
     OrderCommitted,
     Projection,
     Submission,
+    firsts,
 )
 from autoquant.ledger.reads import (
     Book,
@@ -307,12 +307,13 @@ class Ledger(LedgerReader):
                 booked = None if fill is None else _fill(conn, fill)
                 recorded = None if fill is None else booked is not None
                 return _UpdateCommitted(EventResult(order, False, recorded), None, booked)
-            first = (
-                conn.execute(
-                    "SELECT 1 FROM order_events WHERE client_order_id = ? LIMIT 1", (order.client_order_id,)
-                ).fetchone()
-                is None
-            )
+            previous = {
+                str(row[0])
+                for row in conn.execute(
+                    "SELECT kind FROM order_events WHERE client_order_id = ?", (order.client_order_id,)
+                )
+            }
+            first_sent, first_outcome = firsts(previous, event.kind)
             event_seq = insert_event(conn, updated, event)
             if updated.status.is_terminal and not order.status.is_terminal:
                 conn.execute(
@@ -323,7 +324,7 @@ class Ledger(LedgerReader):
             booked = None if fill is None else _fill(conn, fill)
             recorded = None if fill is None else booked is not None
             submission = None
-            if first and event.kind in SUBMISSION_KINDS:
+            if first_sent or first_outcome:
                 submission = Submission(
                     journal_seq(conn, "order_event", event_seq),
                     updated.client_order_id,
@@ -332,9 +333,10 @@ class Ledger(LedgerReader):
                 )
             stored = load_order(conn, updated.client_order_id)
             assert stored is not None
-            return _UpdateCommitted(
-                EventResult(updated, True, recorded), OrderCommitted(stored, submission), booked
+            committed = OrderCommitted(
+                stored, submission if first_sent else None, submission if first_outcome else None
             )
+            return _UpdateCommitted(EventResult(updated, True, recorded), committed, booked)
 
         def on_commit(committed: _UpdateCommitted) -> None:
             if committed.position is not None:

@@ -9,9 +9,15 @@ It also holds what the kill switch's triggers need, derived from the ledger so t
 restart: the broker's submission outcomes in ledger order (the reject streak, the submission rate)
 and the UNKNOWN orders with the time they became unknown.
 
-A submission outcome is the first transition an order records, when it is one the broker caused
-(accepted, rejected, submit_unknown, partial_fill, fill): the order's submission, with its result.
-Its time is that transition's ``local_ts_ns``; its ledger point is the transition's journal seq.
+Both are the first transition of their kind per order, so the write path and a rebuild from disk
+agree by construction:
+
+- an order was *sent* when it records its first transition the broker caused (``SENT_KINDS``:
+  accepted, rejected, submit_unknown, partial_fill, fill), at that transition's local time;
+- its *submission outcome* is its first transition in ``OUTCOME_KINDS`` (the same without
+  submit_unknown: an unknown outcome is decided later, when the lookup resolves it): a rejection
+  if that is REJECTED, an acceptance otherwise. The reject streak counts rejections in a row among
+  the latest outcomes, in journal order.
 """
 
 from __future__ import annotations
@@ -26,23 +32,19 @@ from autoquant.domain.orders import Order, OrderEventKind, OrderStatus
 from autoquant.domain.positions import Position
 from autoquant.ledger.rows import read_open_orders, read_positions
 
-#: First transitions that mean the order reached the broker (DENIED never left the daemon).
-SUBMISSION_KINDS = frozenset(
-    {
-        OrderEventKind.ACCEPTED,
-        OrderEventKind.REJECTED,
-        OrderEventKind.SUBMIT_UNKNOWN,
-        OrderEventKind.PARTIAL_FILL,
-        OrderEventKind.FILL,
-    }
+#: The broker's answers to a submission: an outcome (accepted, rejected, filled at once).
+OUTCOME_KINDS = frozenset(
+    {OrderEventKind.ACCEPTED, OrderEventKind.REJECTED, OrderEventKind.PARTIAL_FILL, OrderEventKind.FILL}
 )
-#: How many recent submission outcomes the projection keeps (and loads on open).
+#: Transitions that mean the order was sent to the broker (DENIED never left the daemon).
+SENT_KINDS = OUTCOME_KINDS | {OrderEventKind.SUBMIT_UNKNOWN}
+#: How many recent submissions (and outcomes) the projection keeps, and loads on open.
 SUBMISSION_WINDOW = 4096
 
 
 @dataclass(frozen=True)
 class Submission:
-    """One order's submission outcome, as the ledger recorded it."""
+    """An order's first transition of one class (sent, or outcome), as the ledger recorded it."""
 
     seq: int  # journal seq of the transition
     client_order_id: str
@@ -50,12 +52,20 @@ class Submission:
     local_ts_ns: int
 
 
+def firsts(previous_kinds: set[str], kind: OrderEventKind) -> tuple[bool, bool]:
+    """(is this the order's first sent transition, its first outcome), given its earlier event kinds."""
+    sent = kind in SENT_KINDS and not previous_kinds & {k.value for k in SENT_KINDS}
+    outcome = kind in OUTCOME_KINDS and not previous_kinds & {k.value for k in OUTCOME_KINDS}
+    return sent, outcome
+
+
 @dataclass(frozen=True)
 class OrderCommitted:
     """What ``Ledger`` hands the projection after a write that touched an order."""
 
     order: Order
-    submission: Submission | None = None
+    sent: Submission | None = None
+    outcome: Submission | None = None
 
 
 @dataclass(frozen=True)
@@ -73,6 +83,7 @@ class Projection:
     control_seq: int = 0
     control_journal_seq: int = 0
     submissions: deque[Submission] = field(default_factory=lambda: deque(maxlen=SUBMISSION_WINDOW))
+    outcomes: deque[Submission] = field(default_factory=lambda: deque(maxlen=SUBMISSION_WINDOW))
     #: The day ``book`` last asked about, and every (snapshot seq, equity) recorded since it started.
     equity_day: int | None = None
     equity_values: list[tuple[int, Decimal]] = field(default_factory=list)
@@ -99,7 +110,8 @@ class Projection:
             control_seq=int(rows[-1][0]) if rows else 0,
             control_journal_seq=int(rows[-1][6] or 0) if rows else 0,
         )
-        projection.submissions.extend(read_submissions(conn, SUBMISSION_WINDOW))
+        projection.submissions.extend(read_firsts(conn, SENT_KINDS, SUBMISSION_WINDOW))
+        projection.outcomes.extend(read_firsts(conn, OUTCOME_KINDS, SUBMISSION_WINDOW))
         return projection
 
     def set_equity_day(self, day_start_ns: int, rows: list[tuple[int, Decimal]]) -> None:
@@ -118,8 +130,10 @@ class Projection:
             self.open_orders.pop(order.client_order_id, None)
         else:
             self.open_orders[order.client_order_id] = order
-        if change.submission is not None:
-            self.submissions.append(change.submission)
+        if change.sent is not None:
+            self.submissions.append(change.sent)
+        if change.outcome is not None:
+            self.outcomes.append(change.outcome)
 
     def fill_committed(self, key: tuple[str, str], position: Position) -> None:
         self.positions[key] = position
@@ -148,14 +162,14 @@ class Projection:
     def reject_streak(self, since_seq: int = 0) -> int:
         """Rejections in a row among the latest submission outcomes after journal seq ``since_seq``."""
         streak = 0
-        for submission in reversed(self.submissions):
+        for submission in reversed(self.outcomes):
             if submission.seq <= since_seq or not submission.rejected:
                 break
             streak += 1
         return streak
 
     def submissions_since(self, since_ns: int) -> list[int]:
-        """The times (local ns) of submission outcomes at or after ``since_ns``, oldest first."""
+        """The times (local ns) orders were sent to the broker, at or after ``since_ns``, oldest first."""
         times = [s.local_ts_ns for s in reversed(self.submissions) if s.local_ts_ns >= since_ns]
         return sorted(times)
 
@@ -165,17 +179,18 @@ class Projection:
         return sorted(found, key=lambda o: (o.updated_ns, o.client_order_id))
 
 
-def read_submissions(conn: sqlite3.Connection, limit: int) -> list[Submission]:
-    """The latest ``limit`` submission outcomes, oldest first (walks order events newest first)."""
-    kinds = sorted(k.value for k in SUBMISSION_KINDS)
-    marks = ",".join("?" * len(kinds))
+def read_firsts(conn: sqlite3.Connection, kinds: frozenset[OrderEventKind], limit: int) -> list[Submission]:
+    """The latest ``limit`` first-transitions-of-``kinds`` (one per order), oldest first; walks order
+    events newest first, so the cost is bounded by the window, not by history."""
+    values = sorted(k.value for k in kinds)
+    marks = ",".join("?" * len(values))
     rows = conn.execute(
         "SELECT j.seq, e.client_order_id, e.kind, e.local_ts_ns FROM order_events e"
         " JOIN journal j ON j.kind = 'order_event' AND j.row_seq = e.seq"
         f" WHERE e.kind IN ({marks}) AND e.seq = (SELECT min(seq) FROM order_events f"
-        "   WHERE f.client_order_id = e.client_order_id)"
+        f"   WHERE f.client_order_id = e.client_order_id AND f.kind IN ({marks}))"
         " ORDER BY e.seq DESC LIMIT ?",
-        (*kinds, limit),
+        (*values, *values, limit),
     ).fetchall()
     return [
         Submission(int(seq), str(coid), kind == OrderEventKind.REJECTED.value, int(ts))
