@@ -144,8 +144,8 @@ class Ledger(LedgerReader):
         """Commit every queued write, then close both connections: the writer last, so that closing
         the last connection checkpoints the WAL into the database file (a read-only one cannot)."""
         await super().close()
-        await self._writer.close()
         self._external.close()
+        await self._writer.close()
 
     async def __aenter__(self) -> Ledger:
         return self
