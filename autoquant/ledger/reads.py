@@ -282,6 +282,36 @@ class LedgerReader:
 
         return await self._reader.read(read)
 
+    async def reconciliations_since(self, started_after_ns: int) -> list[ReconciliationRun]:
+        """Every reconciliation run that started after ``started_after_ns``, oldest first."""
+
+        def read(conn: sqlite3.Connection) -> list[ReconciliationRun]:
+            rows = conn.execute(
+                "SELECT trigger, clean, summary_json, started_ns, finished_ns FROM reconciliations"
+                " WHERE started_ns > ? ORDER BY seq",
+                (started_after_ns,),
+            ).fetchall()
+            return [
+                ReconciliationRun(
+                    trigger=r[0],
+                    clean=bool(r[1]),
+                    summary=json.loads(r[2]),
+                    started_ns=r[3],
+                    finished_ns=r[4],
+                )
+                for r in rows
+            ]
+
+        return await self._reader.read(read)
+
+    async def decision_count_since(self, after_ns: int) -> int:
+        """How many decisions were recorded (local time) after ``after_ns``."""
+        return await self._reader.read(
+            lambda conn: history.read_count(
+                conn, "SELECT count(*) FROM decisions WHERE local_ts_ns > ?", (after_ns,)
+            )
+        )
+
     async def reconciliation_cursor(self) -> ReconciliationCursor | None:
         """Where the last recorded reconciliation run left off (written in that run's transaction)."""
 
