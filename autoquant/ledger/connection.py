@@ -1,12 +1,13 @@
 """Opening the ledger file safely, and the two threads every statement runs on.
 
-``open_connection`` refuses a file that is not SQLite before SQLite touches it (so a wrong path is
+``migrate_file`` refuses a file that is not SQLite before SQLite touches it (so a wrong path is
 never turned into a WAL database), applies migrations, and sets WAL, ``synchronous=FULL`` and foreign
-keys. ``WriterThread`` owns the only writing connection: it takes whatever writes are queued, runs
-each in its own savepoint inside one ``BEGIN IMMEDIATE`` transaction (one fsync for the batch; one
-writer's failure rolls back only its own work) and releases the results only after COMMIT returns:
-nobody is told "recorded" before it is durable. ``ReaderThread`` owns a separate read-only
-connection; under WAL a read never waits for the writer's fsync.
+keys. ``WriterThread`` owns the only writing connection: it takes whatever writes are queued and runs
+them in one ``BEGIN IMMEDIATE`` transaction, each isolated as if in its own savepoint (one fsync for
+the batch; one writer's failure rolls back only its own work, see ``run_write_batch``) and releases
+the results only after COMMIT returns: nobody is told "recorded" before it is durable.
+``ReaderThread`` owns a separate read-only connection; under WAL a read never waits for the writer's
+fsync.
 
 Both are a plain ``threading.Thread`` with its own ``sqlite3`` connection and a ``queue.SimpleQueue``;
 results go back to the caller's loop with ``call_soon_threadsafe``. This replaced aiosqlite, which
@@ -293,19 +294,59 @@ class ReaderThread(_SqliteThread):
 
 
 def run_write_batch(conn: sqlite3.Connection, writes: list[Write]) -> list[tuple[bool, Any]]:
-    """Every write in its own savepoint, all in one transaction; outcomes only once COMMIT returned."""
+    """Every write in one transaction, each isolated as if in its own savepoint; outcomes only once
+    COMMIT returned.
+
+    Writes almost never fail, so the batch first runs without savepoints (a savepoint and its release
+    cost as much as a small write). If one raises, that transaction is rolled back whole and the batch
+    runs again with each write in its own savepoint, so the failure rolls back only its own work. A
+    write is a function of the database alone, so the second run sees exactly what the first did.
+    """
+    if len(writes) == 1:
+        return [_run_alone(conn, writes[0])]
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        outcomes: list[tuple[bool, Any]] = [(True, fn(conn)) for fn in writes]
+    except Exception:
+        conn.execute("ROLLBACK")
+        return _run_isolated(conn, writes)
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    _commit(conn)
+    return outcomes
+
+
+def _commit(conn: sqlite3.Connection) -> None:
+    try:
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+def _run_alone(conn: sqlite3.Connection, fn: Write) -> tuple[bool, Any]:
+    """Alone in its transaction, a write needs no savepoint: its failure rolls back only itself."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        value = fn(conn)
+    except Exception as error:
+        conn.execute("ROLLBACK")
+        return False, error
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    _commit(conn)
+    return True, value
+
+
+def _run_isolated(conn: sqlite3.Connection, writes: list[Write]) -> list[tuple[bool, Any]]:
     outcomes: list[tuple[bool, Any]] = []
     conn.execute("BEGIN IMMEDIATE")
     try:
-        if len(writes) == 1:
-            # Alone in its transaction, a write needs no savepoint: its failure rolls back only itself.
-            try:
-                outcomes.append((True, writes[0](conn)))
-            except Exception as error:
-                conn.execute("ROLLBACK")
-                return [(False, error)]
-            conn.execute("COMMIT")
-            return outcomes
         for fn in writes:
             conn.execute("SAVEPOINT write")
             try:
@@ -314,9 +355,9 @@ def run_write_batch(conn: sqlite3.Connection, writes: list[Write]) -> list[tuple
                 conn.execute("ROLLBACK TO write")
                 outcomes.append((False, error))
             conn.execute("RELEASE write")
-        conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+    _commit(conn)
     return outcomes
