@@ -124,12 +124,16 @@ class ExternalWrites:
     """Notices commits by other connections (the CLI in another process) without reading the file.
 
     ``PRAGMA data_version`` changes when another connection commits; it is answered from the WAL
-    index in shared memory. Used only on the loop's thread. ``absorb`` is called right after this
-    process's own writer commits, so only other writers' commits count as a change.
+    index in shared memory. The writer thread calls ``absorb`` right after each of its own COMMITs,
+    so only other writers' commits count as a change for ``changed`` (called on the loop).
     """
 
     def __init__(self, path: Path) -> None:
-        self._sqlite = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+        self._sqlite = sqlite3.connect(
+            f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
+        )
+        self._lock = threading.Lock()
+        self._closed = False
         self._version = self._read()
 
     def _read(self) -> int:
@@ -137,15 +141,22 @@ class ExternalWrites:
         return int(row[0]) if row else 0
 
     def changed(self) -> bool:
-        version = self._read()
-        changed, self._version = version != self._version, version
+        with self._lock:
+            if self._closed:
+                return False
+            version = self._read()
+            changed, self._version = version != self._version, version
         return changed
 
     def absorb(self) -> None:
-        self._version = self._read()
+        with self._lock:
+            if not self._closed:
+                self._version = self._read()
 
     def close(self) -> None:
-        self._sqlite.close()
+        with self._lock:
+            self._closed = True
+            self._sqlite.close()
 
 
 @dataclass
@@ -219,7 +230,10 @@ class _SqliteThread:
                     outcomes = self.run_batch(self._sqlite, [job.fn for job in batch])
                 except BaseException as error:  # the whole batch failed (BEGIN or COMMIT)
                     outcomes = [(False, error)] * len(batch)
-                _deliver(batch, outcomes, self._path, self._on_batch)
+                if self._on_batch is not None:
+                    with contextlib.suppress(sqlite3.Error):  # a hint only: never lose a batch to it
+                        self._on_batch()  # on this thread, right after COMMIT
+                _deliver(batch, outcomes, self._path)
         finally:
             self._sqlite.close()
 
@@ -227,9 +241,7 @@ class _SqliteThread:
         raise NotImplementedError
 
 
-def _deliver(
-    batch: list[_Job], outcomes: list[tuple[bool, Any]], path: Path, on_batch: Callable[[], None] | None
-) -> None:
+def _deliver(batch: list[_Job], outcomes: list[tuple[bool, Any]], path: Path) -> None:
     """Hand the batch's outcomes to each caller's loop, in commit order, in one callback per loop."""
     by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Job, bool, Any]]] = {}
     for job, (ok, value) in zip(batch, outcomes, strict=True):
@@ -237,12 +249,10 @@ def _deliver(
     for loop, items in by_loop.items():
         # A closed loop has nobody waiting any more (the writes are committed all the same).
         with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(_resolve, items, path, on_batch)
+            loop.call_soon_threadsafe(_resolve, items, path)
 
 
-def _resolve(items: list[tuple[_Job, bool, Any]], path: Path, on_batch: Callable[[], None] | None) -> None:
-    if on_batch is not None:
-        on_batch()
+def _resolve(items: list[tuple[_Job, bool, Any]], path: Path) -> None:
     for job, ok, value in items:
         if ok and job.on_commit is not None:
             # The projection follows every committed write, even one whose caller was cancelled.
