@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -17,7 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from autoquant.config import Secrets
 from autoquant.errors import LedgerError
@@ -108,17 +107,6 @@ def wait_for(condition: Callable[[], T | None], timeout_s: float, what: str, pol
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out after {timeout_s}s waiting for {what}")
         time.sleep(poll_s)
-
-
-def query(db: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    """Rows from the ledger opened read-only; [] while it does not exist or is not migrated yet."""
-    if not db.exists():
-        return []
-    try:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
-            return [tuple(row) for row in conn.execute(sql, params).fetchall()]
-    except sqlite3.OperationalError:
-        return []
 
 
 def read_ledger(db: Path, read: Callable[[LedgerReader], Awaitable[T]]) -> T | None:
