@@ -171,7 +171,9 @@ def read_story(
         journal += [
             (int(a), kind, int(b), int(c))
             for a, b, c in conn.execute(
-                f"SELECT j.seq, t.seq, j.local_ts_ns FROM {table} t JOIN journal j"
+                # CROSS JOIN: find the story's rows by their own indexes first, then their journal
+                # entries (the other way round reads every journal entry of the kind).
+                f"SELECT j.seq, t.seq, j.local_ts_ns FROM {table} t CROSS JOIN journal j"
                 f" ON j.kind = ? AND j.row_seq = t.seq WHERE {where}",
                 [kind, *params],
             )

@@ -185,9 +185,11 @@ def read_firsts(conn: sqlite3.Connection, kinds: frozenset[OrderEventKind], limi
     values = sorted(k.value for k in kinds)
     marks = ",".join("?" * len(values))
     rows = conn.execute(
+        # CROSS JOIN and +e.kind keep SQLite walking order_events newest first and stopping at LIMIT
+        # (left to itself it would read every journalled order event and sort them).
         "SELECT j.seq, e.client_order_id, e.kind, e.local_ts_ns FROM order_events e"
-        " JOIN journal j ON j.kind = 'order_event' AND j.row_seq = e.seq"
-        f" WHERE e.kind IN ({marks}) AND e.seq = (SELECT min(seq) FROM order_events f"
+        " CROSS JOIN journal j ON j.kind = 'order_event' AND j.row_seq = e.seq"
+        f" WHERE +e.kind IN ({marks}) AND e.seq = (SELECT min(seq) FROM order_events f"
         f"   WHERE f.client_order_id = e.client_order_id AND f.kind IN ({marks}))"
         " ORDER BY e.seq DESC LIMIT ?",
         (*values, *values, limit),
