@@ -1,8 +1,8 @@
 """The ledger's SQL, as plain functions over a ``sqlite3.Connection``.
 
 Each runs on the connection's own thread inside a transaction (writes) or a read that the
-``Ledger`` object hands to ``GroupCommit``; none of them commits. Current state is read from the
-append-only rows without scanning history: an order's state is its latest event row (which carries
+``Ledger`` hands to its writer or reader thread; none of them commits. Current state is read from
+the append-only rows without scanning history: an order's state is its latest event row (which carries
 the state after it), a position is the latest fill row of its (strategy, symbol), and the open
 orders are the newest checkpoint plus the few rows after it.
 """
@@ -80,16 +80,6 @@ def journal_seq(conn: sqlite3.Connection, kind: str, row_seq: int) -> int:
 def read_last_control_seq(conn: sqlite3.Connection) -> int:
     row = conn.execute("SELECT coalesce(max(seq), 0) FROM controls").fetchone()
     return int(row[0]) if row else 0
-
-
-def read_equity_since(conn: sqlite3.Connection, since_ns: int) -> tuple[Decimal, Decimal, Decimal] | None:
-    cursor = conn.execute(
-        "SELECT equity FROM account_snapshots WHERE local_ts_ns >= ? ORDER BY seq", (since_ns,)
-    )
-    values = [Decimal(row[0]) for row in cursor.fetchall()]
-    if not values:
-        return None
-    return values[0], max(values), values[-1]
 
 
 def fill_from_row(row: Sequence[Any]) -> Fill:
