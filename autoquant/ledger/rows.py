@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Sequence
-from decimal import Decimal
 from typing import Any
 
 from autoquant.domain.decisions import Decision
