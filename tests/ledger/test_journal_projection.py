@@ -328,3 +328,18 @@ async def test_an_old_schema_ledger_migrates_forward(tmp_ledger_path: Path) -> N
             2,
             3,
         ]
+
+
+async def test_reads_do_not_wait_behind_a_pending_write(tmp_ledger_path: Path) -> None:
+    """Disk reads run on their own connection: they answer while the writer is stuck in a transaction."""
+    async with await Ledger.open(tmp_ledger_path) as ledger:
+        await ledger.record_decision(decision(1), 1)
+        blocker = sqlite3.connect(tmp_ledger_path, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")  # the writer cannot commit until this lets go
+        pending = asyncio.ensure_future(ledger.record_decision(decision(2), 2))
+        assert [e.fields["decision_id"] for e in await ledger.events_after(0)] == ["d-1"]
+        assert not pending.done()
+        blocker.execute("ROLLBACK")
+        blocker.close()
+        assert await pending
+        assert [e.fields["decision_id"] for e in await ledger.events_after(0)] == ["d-1", "d-2"]
