@@ -20,7 +20,7 @@ from autoquant.domain.fills import Fill
 from autoquant.domain.orders import Order, OrderEvent, OrderEventKind
 from autoquant.domain.values import Side, to_ns
 from autoquant.errors import LedgerCorrupt, LedgerError, LedgerTooNew
-from autoquant.ledger import Ledger
+from autoquant.ledger import Ledger, LedgerReader
 from autoquant.ledger.records import ReconciliationRun, RiskEvent
 from autoquant.operator import inspection, render
 from autoquant.operator.trace import describe, trace
@@ -214,14 +214,14 @@ def write_log(path: Path) -> None:
 
 
 @pytest.fixture
-async def known(tmp_ledger_path: Path) -> AsyncIterator[tuple[Ledger, dict[str, str]]]:
+async def known(tmp_ledger_path: Path) -> AsyncIterator[tuple[LedgerReader, dict[str, str]]]:
     incident_ids = await build(tmp_ledger_path)
     ledger = await inspection.open_readonly(tmp_ledger_path)
     yield ledger, incident_ids
     await ledger.close()
 
 
-async def test_orders_rows_pin_their_shape(known: tuple[Ledger, dict[str, str]]) -> None:
+async def test_orders_rows_pin_their_shape(known: tuple[LedgerReader, dict[str, str]]) -> None:
     """orders: one row per order with current state, filled qty and average fill price; --open filters."""
     ledger, _ = known
     rows = await inspection.orders(ledger)
@@ -249,7 +249,7 @@ async def test_orders_rows_pin_their_shape(known: tuple[Ledger, dict[str, str]])
     assert [r["client_order_id"] for r in since] == ["aq-2", "aq-4"]
 
 
-async def test_fills_rows_pin_their_shape(known: tuple[Ledger, dict[str, str]]) -> None:
+async def test_fills_rows_pin_their_shape(known: tuple[LedgerReader, dict[str, str]]) -> None:
     """fills: execution id, order ids, side, qty, price, fee as exact strings, broker and local times."""
     ledger, _ = known
     rows = await inspection.fills(ledger)
@@ -270,7 +270,7 @@ async def test_fills_rows_pin_their_shape(known: tuple[Ledger, dict[str, str]]) 
     assert await inspection.fills(ledger, symbol="MSFT") == []
 
 
-async def test_positions_are_marked_at_the_last_fill(known: tuple[Ledger, dict[str, str]]) -> None:
+async def test_positions_are_marked_at_the_last_fill(known: tuple[LedgerReader, dict[str, str]]) -> None:
     """positions: qty, average price, realized P&L, and unrealized at the last fill price, saying so."""
     ledger, _ = known
     assert await inspection.positions(ledger) == [
@@ -288,7 +288,9 @@ async def test_positions_are_marked_at_the_last_fill(known: tuple[Ledger, dict[s
     ]
 
 
-async def test_pnl_today_counts_only_fills_since_utc_midnight(known: tuple[Ledger, dict[str, str]]) -> None:
+async def test_pnl_today_counts_only_fills_since_utc_midnight(
+    known: tuple[LedgerReader, dict[str, str]],
+) -> None:
     """Today's realized P&L is the running total now minus the total before midnight (4 - 1 = 3)."""
     ledger, _ = known
     assert await inspection.pnl_today(ledger, ns(NOW)) == {
@@ -302,7 +304,9 @@ async def test_pnl_today_counts_only_fills_since_utc_midnight(known: tuple[Ledge
     assert Decimal(tomorrow["realized"]) == Decimal(tomorrow["fees"]) == 0
 
 
-async def test_incidents_say_what_happened_what_to_do_and_state(known: tuple[Ledger, dict[str, str]]) -> None:
+async def test_incidents_say_what_happened_what_to_do_and_state(
+    known: tuple[LedgerReader, dict[str, str]],
+) -> None:
     """incidents: message, action and open/resolved state; --open leaves out the resolved one."""
     ledger, ids = known
     rows = await inspection.incidents(ledger)
@@ -345,7 +349,9 @@ def status_file(path: Path, written: datetime, pid: int | None = None) -> Path:
     return path
 
 
-async def test_status_with_a_fresh_status_file(known: tuple[Ledger, dict[str, str]], tmp_path: Path) -> None:
+async def test_status_with_a_fresh_status_file(
+    known: tuple[LedgerReader, dict[str, str]], tmp_path: Path
+) -> None:
     """status: a status file written within 5 s means running, with pid and each worker's heartbeat."""
     ledger, ids = known
     side = status_file(tmp_path / "ledger.db.status.json", NOW - timedelta(seconds=1))
@@ -407,7 +413,7 @@ async def test_status_with_a_fresh_status_file(known: tuple[Ledger, dict[str, st
 
 
 async def test_status_without_or_with_a_stale_status_file(
-    known: tuple[Ledger, dict[str, str]], tmp_path: Path
+    known: tuple[LedgerReader, dict[str, str]], tmp_path: Path
 ) -> None:
     """status: no status file, or one older than 5 s, says the daemon is not running (with the old pid)."""
     ledger, _ = known
@@ -423,7 +429,9 @@ async def test_status_without_or_with_a_stale_status_file(
     assert len(daemon["workers"]) == 2
 
 
-async def test_status_file_of_an_exited_daemon(known: tuple[Ledger, dict[str, str]], tmp_path: Path) -> None:
+async def test_status_file_of_an_exited_daemon(
+    known: tuple[LedgerReader, dict[str, str]], tmp_path: Path
+) -> None:
     """status: a fresh status file whose pid has exited (a daemon just stopped) means not running."""
     ledger, _ = known
     child = await asyncio.create_subprocess_exec(sys.executable, "-c", "pass")
@@ -436,7 +444,7 @@ async def test_status_file_of_an_exited_daemon(known: tuple[Ledger, dict[str, st
 
 
 async def test_trace_of_a_partially_filled_then_canceled_order(
-    known: tuple[Ledger, dict[str, str]], tmp_path: Path
+    known: tuple[LedgerReader, dict[str, str]], tmp_path: Path
 ) -> None:
     """trace: decision, risk checks, reservation, accepted, partial fill, fill row, canceled, in time
     order, with the log lines bearing the order's ids merged in by timestamp."""
@@ -532,7 +540,9 @@ async def test_trace_of_a_partially_filled_then_canceled_order(
         assert "\n" not in describe(entry) and describe(entry).startswith(entry["time"])
 
 
-async def test_trace_finds_the_same_story_from_any_of_its_ids(known: tuple[Ledger, dict[str, str]]) -> None:
+async def test_trace_finds_the_same_story_from_any_of_its_ids(
+    known: tuple[LedgerReader, dict[str, str]],
+) -> None:
     """The decision id, client order id and broker order id of one order trace the same entries."""
     ledger, _ = known
     by_order = await trace(ledger, "aq-1")

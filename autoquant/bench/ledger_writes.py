@@ -3,9 +3,9 @@
 The baseline is what SQLite itself can do with the ledger's durability settings (WAL,
 ``synchronous=FULL``): one small INSERT per transaction, so one fsync each. The ledger's single
 append (``record_decision``: every bar of every strategy records one, holds included, so it is the
-most frequent write) pays the same fsync plus aiosqlite's thread hops and the savepoint around it.
-With 64 concurrent appenders the group-commit writer shares one fsync among a whole batch, which is
-how it beats the per-transaction baseline.
+most frequent write) pays the same fsync plus two thread hops (to the ledger's writer thread and
+back). With 64 concurrent appenders the writer shares one fsync among a whole batch, which is how it
+beats the per-transaction baseline.
 """
 
 from __future__ import annotations

@@ -81,9 +81,8 @@ async def running_execution(
     *,
     pump: PaperBroker | None = None,
     pre_submit: Callable[[Order], Awaitable[RiskEvent]] | None = None,
-    on_submit: Callable[[Order], None] | None = None,
 ) -> AsyncIterator[Running]:
-    worker = ExecutionWorker(ledger, broker, clock, pre_submit=pre_submit, on_submit=on_submit)
+    worker = ExecutionWorker(ledger, broker, clock, pre_submit=pre_submit)
     running = Running(worker)
     if pump is not None:
         running.start(pump.run(), "paper-pump")

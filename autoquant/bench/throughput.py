@@ -41,8 +41,7 @@ _LISTENING = "paper-server listening on"
 
 
 async def _filled_count(ledger: Ledger) -> int:
-    rows = await ledger.query("SELECT count(*) FROM order_closures WHERE status = 'filled'")
-    return int(rows[0][0])
+    return await ledger.filled_order_count()
 
 
 async def push_orders(ledger: Ledger, running: Running, clock: Clock, count: int, timeout_s: float) -> float:

@@ -70,7 +70,7 @@ async def run(sizes: Sizes) -> dict[str, object]:
         no_order = 0
         try:
             async with running_execution(
-                ledger, broker, clock, pump=broker, pre_submit=gate.check_order, on_submit=gate.note_submit
+                ledger, broker, clock, pump=broker, pre_submit=gate.check_order
             ) as running:
                 worker = StrategyWorker(
                     ledger,

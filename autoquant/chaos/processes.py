@@ -6,18 +6,20 @@ block the process on a write, which looks exactly like the hang these runs are l
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TypeVar
 
+from autoquant.errors import LedgerError
+from autoquant.ledger import LedgerReader
 from autoquant.runtime.config import Secrets
 
 T = TypeVar("T")
@@ -107,15 +109,20 @@ def wait_for(condition: Callable[[], T | None], timeout_s: float, what: str, pol
         time.sleep(poll_s)
 
 
-def query(db: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    """Rows from the ledger opened read-only; [] while it does not exist or is not migrated yet."""
+def read_ledger(db: Path, read: Callable[[LedgerReader], Awaitable[T]]) -> T | None:
+    """One named read of the ledger opened read-only (from synchronous code, no loop running);
+    None while it does not exist or is not migrated yet."""
+
+    async def go() -> T:
+        async with await LedgerReader.open(db) as ledger:
+            return await read(ledger)
+
     if not db.exists():
-        return []
+        return None
     try:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
-            return [tuple(row) for row in conn.execute(sql, params).fetchall()]
-    except sqlite3.OperationalError:
-        return []
+        return asyncio.run(go())
+    except LedgerError:
+        return None
 
 
 def key_env(keys: Secrets) -> dict[str, str]:
@@ -268,20 +275,15 @@ class DaemonProcess:
 
     def ready_since(self, since_ns: int) -> bool:
         """This run recorded its start-up reconciliation (trading starts right after it)."""
-        rows = query(
-            self.ledger,
-            "SELECT 1 FROM reconciliations WHERE trigger = 'startup' AND started_ns > ?",
-            (since_ns,),
-        )
-        return bool(rows)
+        runs = read_ledger(self.ledger, lambda ledger: ledger.reconciliations_since(since_ns))
+        return any(run.trigger == "startup" for run in runs or [])
 
     def ready_or_exited(self, since_ns: int) -> bool:
         """Ready since ``since_ns``, or dead (a failed start must not be waited on for a minute)."""
         return self.ready_since(since_ns) or not self.alive()
 
     def decisions_since(self, since_ns: int) -> int:
-        rows = query(self.ledger, "SELECT count(*) FROM decisions WHERE local_ts_ns > ?", (since_ns,))
-        return int(rows[0][0]) if rows else 0
+        return read_ledger(self.ledger, lambda ledger: ledger.decision_count_since(since_ns)) or 0
 
     def wait_exit(self, timeout_s: float) -> int:
         assert self.process is not None

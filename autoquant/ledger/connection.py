@@ -1,27 +1,40 @@
-"""Opening the ledger file safely, and the group-commit writer every write goes through.
+"""Opening the ledger file safely, and the two threads every statement runs on.
 
-``open_connection`` refuses a file that is not SQLite before SQLite touches it (so a wrong path is
+``migrate_file`` refuses a file that is not SQLite before SQLite touches it (so a wrong path is
 never turned into a WAL database), applies migrations, and sets WAL, ``synchronous=FULL`` and foreign
-keys. ``GroupCommit`` runs writes as savepoints inside one ``BEGIN IMMEDIATE`` transaction, so many
-concurrent appenders share one fsync, while one appender's failure rolls back only its own work.
-Results are released only after COMMIT returns: nobody is told "recorded" before it is durable.
+keys. ``WriterThread`` owns the only writing connection: it takes whatever writes are queued and runs
+them in one ``BEGIN IMMEDIATE`` transaction, each isolated as if in its own savepoint (one fsync for
+the batch; one writer's failure rolls back only its own work, see ``run_write_batch``) and releases
+the results only after COMMIT returns: nobody is told "recorded" before it is durable.
+``ReaderThread`` owns a separate read-only connection; under WAL a read never waits for the writer's
+fsync.
+
+Both are a plain ``threading.Thread`` with its own ``sqlite3`` connection and a ``queue.SimpleQueue``;
+results go back to the caller's loop with ``call_soon_threadsafe``. This replaced aiosqlite, which
+has no public way to run a whole transaction on its thread in one hop (we had to call its private
+``Connection._execute``) and which serialised reads behind writes on one connection.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import queue
 import sqlite3
+import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-import aiosqlite
-
+from autoquant.clocks import hold_time
 from autoquant.errors import LedgerCorrupt, LedgerError
 from autoquant.ledger import migrations
 
 T = TypeVar("T")
 Write = Callable[[sqlite3.Connection], Any]
+#: Run on the loop, in commit order, with a committed write's result (the in-memory projection).
+OnCommit = Callable[[Any], None]
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 BUSY_TIMEOUT_MS = 10_000
@@ -54,6 +67,10 @@ def translate(error: sqlite3.Error, path: Path) -> LedgerError:
     return LedgerError(f"ledger {path}: {text}")
 
 
+def _translated(error: BaseException, path: Path) -> BaseException:
+    return translate(error, path) if isinstance(error, sqlite3.Error) else error
+
+
 def migrate_file(path: Path) -> list[migrations.Migration]:
     """Create (if needed) and migrate the ledger with a plain sqlite3 connection."""
     check_file(path)
@@ -71,131 +88,279 @@ def migrate_file(path: Path) -> list[migrations.Migration]:
         raise translate(error, path) from error
 
 
-async def open_connection(path: Path) -> aiosqlite.Connection:
-    await asyncio.to_thread(migrate_file, path)
+def connect_writer(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(
+        path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False
+    )
     try:
-        conn = await aiosqlite.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
-    except sqlite3.Error as error:
-        raise translate(error, path) from error
-    try:
-        await conn.execute("PRAGMA journal_mode=WAL")
-        await conn.execute("PRAGMA synchronous=FULL")
-        await conn.execute("PRAGMA foreign_keys=ON")
-        await conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-    except sqlite3.Error as error:
-        await conn.close()
-        raise translate(error, path) from error
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    except BaseException:
+        conn.close()
+        raise
     return conn
 
 
-async def on_thread(conn: aiosqlite.Connection, fn: Callable[..., T], *args: Any) -> T:
-    """Run ``fn(*args)`` on the connection's own thread, in one hop."""
-    result: T = await conn._execute(fn, *args)  # type: ignore[no-untyped-call]
-    return result
-
-
-async def open_readonly_connection(path: Path) -> aiosqlite.Connection:
+def connect_reader(path: Path) -> sqlite3.Connection:
+    """A read-only connection: ``mode=ro`` and ``query_only``, so it cannot write even by mistake."""
+    conn = sqlite3.connect(
+        f"file:{path}?mode=ro",
+        uri=True,
+        isolation_level=None,
+        timeout=BUSY_TIMEOUT_MS / 1000,
+        check_same_thread=False,
+    )
     try:
-        return await aiosqlite.connect(
-            f"file:{path}?mode=ro", uri=True, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000
-        )
-    except sqlite3.Error as error:
-        raise translate(error, path) from error
+        conn.execute("PRAGMA query_only=ON")
+        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
 
 
-class GroupCommit:
-    """Serialises access to one connection and batches concurrent writes into one transaction.
+class ExternalWrites:
+    """Notices commits by other connections (the CLI in another process) without reading the file.
 
-    Writes and reads are plain synchronous functions over the ``sqlite3.Connection``; each batch (or
-    read) runs whole on the connection's own thread in one hop, so a transaction costs one round trip
-    to that thread, not one per statement. aiosqlite has no public call for "run this function on
-    your thread"; ``Connection._execute`` is that call (it backs every public method), so the
-    dependency is pinned to the versions that have it.
+    ``PRAGMA data_version`` changes when another connection commits; it is answered from the WAL
+    index in shared memory. The writer thread calls ``absorb`` right after each of its own COMMITs,
+    so only other writers' commits count as a change for ``changed`` (called on the loop).
     """
 
-    def __init__(self, conn: aiosqlite.Connection, path: Path, max_batch: int = 256) -> None:
-        self._conn = conn
+    def __init__(self, path: Path) -> None:
+        self._sqlite = sqlite3.connect(
+            f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
+        )
+        self._lock = threading.Lock()
+        self._closed = False
+        self._version = self._read()
+
+    def _read(self) -> int:
+        row = self._sqlite.execute("PRAGMA data_version").fetchone()
+        return int(row[0]) if row else 0
+
+    def changed(self) -> bool:
+        with self._lock:
+            if self._closed:
+                return False
+            version = self._read()
+            changed, self._version = version != self._version, version
+        return changed
+
+    def absorb(self) -> None:
+        with self._lock:
+            if not self._closed:
+                self._version = self._read()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            self._sqlite.close()
+
+
+@dataclass
+class _Job:
+    fn: Write
+    on_commit: OnCommit | None
+    future: asyncio.Future[Any]
+    loop: asyncio.AbstractEventLoop
+    #: Lets a virtual clock driving ``loop`` jump again once the job is answered (a no-op otherwise).
+    release: Callable[[], None]
+
+
+_STOP = None
+
+
+class _SqliteThread:
+    """One thread, one connection, a queue of jobs; subclasses say how a batch of jobs runs."""
+
+    name = "ledger"
+
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        path: Path,
+        max_batch: int = 256,
+        on_batch: Callable[[], None] | None = None,
+    ) -> None:
+        self._sqlite = conn
+        self._on_batch = on_batch
         self._path = path
-        self._lock = asyncio.Lock()
-        self._pending: list[tuple[Write, asyncio.Future[Any]]] = []
         self._max_batch = max_batch
-        self._writer: asyncio.Task[None] | None = None
+        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._closed = False
+        self._thread = threading.Thread(target=self._loop, name=f"{self.name} {path.name}", daemon=True)
+        self._thread.start()
 
-    async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Queue ``fn`` for the next transaction and wait until it is committed (or failed).
+    def submit(
+        self, fn: Callable[[sqlite3.Connection], T], on_commit: OnCommit | None = None
+    ) -> asyncio.Future[T]:
+        if self._closed:
+            raise LedgerError(f"ledger {self._path} is closed")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._queue.put(_Job(fn, on_commit, future, loop, hold_time(loop)))
+        return future
 
-        One writer task drains the queue batch by batch while there is work, so concurrent callers
-        share transactions and none of them waits on a lock. The writer belongs to no caller: a
-        cancelled caller's write still commits, with everyone else's.
-        """
-        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._pending.append((fn, future))
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.ensure_future(self._drain_pending())
-        return await future
+    async def close(self) -> None:
+        """Finish every queued job, then close the connection."""
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(_STOP)
+        await asyncio.to_thread(self._thread.join)
 
-    async def _drain_pending(self) -> None:
-        async with self._lock:
-            while self._pending:
-                batch = self._pending[: self._max_batch]
-                del self._pending[: self._max_batch]
-                await self._run(batch)
+    def _loop(self) -> None:
+        try:
+            stopping = False
+            while not stopping:
+                first = self._queue.get()
+                if first is None:
+                    break
+                batch = [first]
+                while len(batch) < self._max_batch:
+                    try:
+                        job = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if job is None:
+                        stopping = True
+                        break
+                    batch.append(job)
+                try:
+                    outcomes = self.run_batch(self._sqlite, [job.fn for job in batch])
+                except BaseException as error:  # the whole batch failed (BEGIN or COMMIT)
+                    outcomes = [(False, error)] * len(batch)
+                if self._on_batch is not None:
+                    with contextlib.suppress(sqlite3.Error):  # a hint only: never lose a batch to it
+                        self._on_batch()  # on this thread, right after COMMIT
+                _deliver(batch, outcomes, self._path)
+        finally:
+            self._sqlite.close()
 
-    async def _settle(self) -> None:
-        writer = self._writer
-        if writer is not None and not writer.done():
-            await asyncio.shield(writer)
+    def run_batch(self, conn: sqlite3.Connection, fns: list[Write]) -> list[tuple[bool, Any]]:
+        raise NotImplementedError
 
-    async def drain(self) -> None:
-        """Wait until every queued write is committed (used on close)."""
-        await self._settle()
+
+def _deliver(batch: list[_Job], outcomes: list[tuple[bool, Any]], path: Path) -> None:
+    """Hand the batch's outcomes to each caller's loop, in commit order, in one callback per loop."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Job, bool, Any]]] = {}
+    for job, (ok, value) in zip(batch, outcomes, strict=True):
+        by_loop.setdefault(job.loop, []).append((job, ok, value))
+    for loop, items in by_loop.items():
+        # A closed loop has nobody waiting any more (the writes are committed all the same).
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(_resolve, items, path)
+
+
+def _resolve(items: list[tuple[_Job, bool, Any]], path: Path) -> None:
+    for job, ok, value in items:
+        job.release()
+        if ok and job.on_commit is not None:
+            # The projection follows every committed write, even one whose caller was cancelled.
+            job.on_commit(value)
+        if job.future.done():
+            continue
+        if ok:
+            job.future.set_result(value)
+        else:
+            job.future.set_exception(_translated(value, path))
+
+
+class WriterThread(_SqliteThread):
+    """Every write, batched: whatever is queued when the thread is free becomes one transaction.
+
+    A caller that is cancelled while waiting does not withdraw its write: it is queued, and it
+    commits with the rest of its batch (its ``on_commit`` still runs).
+    """
+
+    name = "ledger-writer"
+
+    async def write(self, fn: Callable[[sqlite3.Connection], T], on_commit: OnCommit | None = None) -> T:
+        return await self.submit(fn, on_commit)
+
+    def run_batch(self, conn: sqlite3.Connection, fns: list[Write]) -> list[tuple[bool, Any]]:
+        return run_write_batch(conn, fns)
+
+
+class ReaderThread(_SqliteThread):
+    """Reads on their own connection; a batch of queued reads shares one snapshot."""
+
+    name = "ledger-reader"
 
     async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        async with self._lock:
-            try:
-                result = await on_thread(self._conn, fn, self._conn._conn)
-            except sqlite3.Error as error:
-                raise translate(error, self._path) from error
-            return result
+        return await self.submit(fn)
 
-    async def _run(self, batch: list[tuple[Write, asyncio.Future[Any]]]) -> None:
+    def run_batch(self, conn: sqlite3.Connection, fns: list[Write]) -> list[tuple[bool, Any]]:
+        outcomes: list[tuple[bool, Any]] = []
+        conn.execute("BEGIN")
         try:
-            outcomes = await on_thread(self._conn, _run_batch, self._conn._conn, [fn for fn, _ in batch])
-        except BaseException as error:
-            failed: BaseException = (
-                translate(error, self._path) if isinstance(error, sqlite3.Error) else error
-            )
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(failed)
-            if not isinstance(error, Exception):
-                raise
-            return
-        for (ok, value), (_, future) in zip(outcomes, batch, strict=True):
-            if future.done():
-                continue
-            if ok:
-                future.set_result(value)
-            else:
-                future.set_exception(
-                    translate(value, self._path) if isinstance(value, sqlite3.Error) else value
-                )
+            for fn in fns:
+                try:
+                    outcomes.append((True, fn(conn)))
+                except Exception as error:
+                    outcomes.append((False, error))
+        finally:
+            conn.execute("COMMIT")
+        return outcomes
 
 
-def _run_batch(conn: sqlite3.Connection, writes: list[Write]) -> list[tuple[bool, Any]]:
-    """On the connection's thread: every write in its own savepoint, all in one transaction."""
+def run_write_batch(conn: sqlite3.Connection, writes: list[Write]) -> list[tuple[bool, Any]]:
+    """Every write in one transaction, each isolated as if in its own savepoint; outcomes only once
+    COMMIT returned.
+
+    Writes almost never fail, so the batch first runs without savepoints (a savepoint and its release
+    cost as much as a small write). If one raises, that transaction is rolled back whole and the batch
+    runs again with each write in its own savepoint, so the failure rolls back only its own work. A
+    write is a function of the database alone, so the second run sees exactly what the first did.
+    """
+    if len(writes) == 1:
+        return [_run_alone(conn, writes[0])]
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        outcomes: list[tuple[bool, Any]] = [(True, fn(conn)) for fn in writes]
+    except Exception:
+        conn.execute("ROLLBACK")
+        return _run_isolated(conn, writes)
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    _commit(conn)
+    return outcomes
+
+
+def _commit(conn: sqlite3.Connection) -> None:
+    try:
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+def _run_alone(conn: sqlite3.Connection, fn: Write) -> tuple[bool, Any]:
+    """Alone in its transaction, a write needs no savepoint: its failure rolls back only itself."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        value = fn(conn)
+    except Exception as error:
+        conn.execute("ROLLBACK")
+        return False, error
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    _commit(conn)
+    return True, value
+
+
+def _run_isolated(conn: sqlite3.Connection, writes: list[Write]) -> list[tuple[bool, Any]]:
     outcomes: list[tuple[bool, Any]] = []
     conn.execute("BEGIN IMMEDIATE")
     try:
-        if len(writes) == 1:
-            # Alone in its transaction, a write needs no savepoint: its failure rolls back only itself.
-            try:
-                outcomes.append((True, writes[0](conn)))
-            except Exception as error:
-                conn.execute("ROLLBACK")
-                return [(False, error)]
-            conn.execute("COMMIT")
-            return outcomes
         for fn in writes:
             conn.execute("SAVEPOINT write")
             try:
@@ -204,9 +369,9 @@ def _run_batch(conn: sqlite3.Connection, writes: list[Write]) -> list[tuple[bool
                 conn.execute("ROLLBACK TO write")
                 outcomes.append((False, error))
             conn.execute("RELEASE write")
-        conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+    _commit(conn)
     return outcomes

@@ -1,67 +1,67 @@
-"""The ledger: the one object through which every durable write goes, and the current-state reads.
+"""``Ledger``: a ``LedgerReader`` plus every durable write, and the in-memory projection of hot state.
 
-The reads live in ``reads.LedgerReads``, which ``Ledger`` extends; ``Book`` is re-exported from here.
-
-Writes are appends (the database's triggers refuse anything else); each public method is one
-transaction (batched with concurrent ones by ``GroupCommit``) built from the SQL functions in
-``rows``. Current state is a projection read without scanning history (see ``rows``), so start-up
-cost grows with open orders and positions, not with the length of history.
+Writes are appends (the database's triggers refuse anything else); each public method is one write
+queued to the ``WriterThread``, which batches whatever is queued into one transaction, each write in
+its own savepoint. After COMMIT, on the loop and in commit order, each write's ``on_commit`` updates
+the ``Projection``, which then answers the tick path's reads (``book``, ``open_orders``,
+``positions``, ``control_state``, the kill switch's triggers) without touching the disk.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 import uuid
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import aiosqlite
-
 from autoquant.domain.broker import BrokerAccount
-from autoquant.domain.controls import Control
+from autoquant.domain.controls import Control, ControlKind, ControlState
 from autoquant.domain.decisions import Decision
 from autoquant.domain.errors import IllegalTransition
 from autoquant.domain.fills import Fill
-from autoquant.domain.orders import Order, OrderEvent, OrderStatus, apply
+from autoquant.domain.orders import Order, OrderEvent, OrderEventKind, OrderStatus, apply
+from autoquant.domain.positions import Position
 from autoquant.errors import LedgerError
-from autoquant.ledger.connection import GroupCommit, open_connection, open_readonly_connection
-from autoquant.ledger.reads import Book, LedgerReads
-from autoquant.ledger.records import ReconciliationRun, RiskEvent
+from autoquant.ledger.connection import (
+    ExternalWrites,
+    ReaderThread,
+    WriterThread,
+    connect_writer,
+    migrate_file,
+    translate,
+)
+from autoquant.ledger.projection import (
+    ControlCommitted,
+    OrderCommitted,
+    Projection,
+    Submission,
+    firsts,
+)
+from autoquant.ledger.reads import (
+    Book,
+    LedgerReader,
+    _equity_rows,
+    _order_key,
+    account_totals,
+    open_reader_thread,
+)
+from autoquant.ledger.records import ReconciliationCursor, ReconciliationRun, RiskEvent
 from autoquant.ledger.rows import (
-    ORDER_COLUMNS,
-    ORDER_FROM,
-    fill_from_row,
     insert_decision,
     insert_event,
     insert_fill,
     insert_order,
     insert_risk_event,
+    journal_seq,
     load_order,
     maybe_checkpoint,
-    order_from_row,
 )
 
-__all__ = [
-    "ORDER_COLUMNS",
-    "ORDER_FROM",
-    "Book",
-    "CancelRequest",
-    "EventResult",
-    "Ledger",
-    "fill_from_row",
-    "order_from_row",
-]
-
-
-@dataclass(frozen=True)
-class CancelRequest:
-    seq: int
-    target: str
-    reason: str
-    actor: str
-    local_ts_ns: int
+__all__ = ["Book", "EventResult", "Ledger"]
 
 
 @dataclass(frozen=True)
@@ -74,32 +74,159 @@ class EventResult:
     illegal: IllegalTransition | None = None
 
 
-class Ledger(LedgerReads):
-    """The reads (``LedgerReads``) plus construction, open/close and every durable write."""
+@dataclass(frozen=True)
+class _UpdateCommitted:
+    result: EventResult
+    order: OrderCommitted | None
+    position: tuple[tuple[str, str], Position] | None
 
-    def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
-        super().__init__(GroupCommit(conn, path), path)
-        self._conn = conn
+
+def _reserved(conn: sqlite3.Connection, order: Order) -> OrderCommitted | None:
+    if not insert_order(conn, order):
+        return None
+    stored = load_order(conn, order.client_order_id)
+    return None if stored is None else OrderCommitted(stored)
+
+
+def _fill(conn: sqlite3.Connection, fill: Fill) -> tuple[tuple[str, str], Position] | None:
+    booked = insert_fill(conn, fill)
+    if booked is None:
+        return None
+    strategy_id, position = booked
+    return (strategy_id, position.symbol), position
+
+
+class Ledger(LedgerReader):
+    """The reads (``LedgerReader``, hot ones from memory) plus every durable write."""
+
+    def __init__(
+        self,
+        writer: WriterThread,
+        reader: ReaderThread,
+        path: Path,
+        projection: Projection,
+        external: ExternalWrites,
+    ) -> None:
+        super().__init__(reader, path)
+        self._writer = writer
+        self._projection = projection
+        self._external = external
 
     @classmethod
     async def open(cls, path: Path) -> Ledger:
         """Open (creating and migrating on first use) the ledger at ``path``."""
-        return cls(await open_connection(path), path)
-
-    @classmethod
-    async def open_readonly(cls, path: Path) -> Ledger:
-        """Open an existing ledger for reading only: never creates, migrates or writes it."""
-        return cls(await open_readonly_connection(path), path)
+        await asyncio.to_thread(migrate_file, path)
+        try:
+            external = ExternalWrites(path)
+        except sqlite3.Error as error:
+            raise translate(error, path) from error
+        try:
+            writer = WriterThread(connect_writer(path), path, on_batch=external.absorb)
+        except sqlite3.Error as error:
+            external.close()
+            raise translate(error, path) from error
+        try:
+            reader = open_reader_thread(path)
+        except BaseException:
+            await writer.close()
+            external.close()
+            raise
+        try:
+            projection = await reader.read(Projection.load)
+        except BaseException:
+            await reader.close()
+            await writer.close()
+            external.close()
+            raise
+        return cls(writer, reader, path, projection, external)
 
     async def close(self) -> None:
-        await self._db.drain()
-        await self._conn.close()
+        """Commit every queued write, then close both connections: the writer last, so that closing
+        the last connection checkpoints the WAL into the database file (a read-only one cannot)."""
+        await super().close()
+        self._external.close()
+        await self._writer.close()
 
     async def __aenter__(self) -> Ledger:
         return self
 
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
+    # -- the hot reads, from memory ----------------------------------------------------------------
+
+    async def get_order(self, client_order_id: str) -> Order | None:
+        order = self._projection.open_orders.get(client_order_id)
+        return order if order is not None else await super().get_order(client_order_id)
+
+    async def open_orders(self) -> list[Order]:
+        return sorted(self._projection.open_orders.values(), key=_order_key)
+
+    async def positions(self) -> dict[tuple[str, str], Position]:
+        return dict(self._projection.positions)
+
+    async def account_positions(self) -> dict[str, Decimal]:
+        return account_totals(self._projection.positions)
+
+    async def control_state(self) -> ControlState:
+        return self._projection.controls
+
+    async def last_control_seq(self) -> int:
+        """Fold in controls another process appended (the CLI), then return the latest controls seq.
+
+        One indexed read (the kill switch polls it); ``book`` calls it only when another process has
+        committed since it last looked.
+        """
+        self._external.changed()
+        known = self._projection.control_seq
+
+        def read(conn: sqlite3.Connection) -> list[ControlCommitted]:
+            rows = conn.execute(
+                "SELECT c.seq, c.kind, c.scope, c.reason, c.actor, c.local_ts_ns, j.seq FROM controls c"
+                " JOIN journal j ON j.kind = 'control' AND j.row_seq = c.seq WHERE c.seq > ? ORDER BY c.seq",
+                (known,),
+            ).fetchall()
+            return [
+                ControlCommitted(
+                    Control(kind=ControlKind(k), scope=s, reason=r, actor=a, local_ts_ns=t),
+                    int(seq),
+                    int(jseq),
+                )
+                for seq, k, s, r, a, t, jseq in rows
+            ]
+
+        for change in await self._reader.read(read):
+            self._projection.control_committed(change)
+        return self._projection.control_seq
+
+    async def control_journal_seq(self) -> int:
+        return self._projection.control_journal_seq
+
+    async def book(self, day_start_ns: int) -> Book:
+        """Positions, open orders, the controls marker and today's equity, from memory (the disk is
+        read once per day, for the day's first equity snapshots)."""
+        projection = self._projection
+        if self._external.changed():
+            await self.last_control_seq()  # another process (the CLI) wrote: fold in its controls
+        if projection.equity_day != day_start_ns:
+            rows = await self._reader.read(lambda conn: _equity_rows(conn, day_start_ns))
+            projection.set_equity_day(day_start_ns, rows)
+        return Book(
+            positions=dict(projection.positions),
+            open_orders=sorted(projection.open_orders.values(), key=_order_key),
+            control_seq=projection.control_seq,
+            equity=projection.equity(),
+        )
+
+    async def unknown_orders(self) -> list[Order]:
+        return self._projection.unknown_orders()
+
+    async def reject_streak(self, since_seq: int = 0) -> int:
+        return self._projection.reject_streak(since_seq)
+
+    async def submissions_since(self, since_ns: int) -> list[int]:
+        return self._projection.submissions_since(since_ns)
+
+    async def projection_snapshot(self) -> Projection:
+        """The in-memory projection itself (tests compare it with ``projection()`` read from disk)."""
+        return self._projection
 
     # -- decisions and reservations ------------------------------------------------------------
 
@@ -109,7 +236,7 @@ class Ledger(LedgerReads):
         def write(conn: sqlite3.Connection) -> bool:
             return insert_decision(conn, decision, local_ts_ns)
 
-        return await self._db.write(write)
+        return await self._writer.write(write)
 
     async def record_decision_outcome(
         self, decision: Decision, local_ts_ns: int, risk: RiskEvent | None, order: Order | None
@@ -121,25 +248,27 @@ class Ledger(LedgerReads):
         if order is not None and order.status is not OrderStatus.RESERVED:
             raise ValueError("only a RESERVED order can be reserved")
 
-        def write(conn: sqlite3.Connection) -> tuple[bool, bool]:
+        def write(conn: sqlite3.Connection) -> tuple[bool, OrderCommitted | None]:
             if not insert_decision(conn, decision, local_ts_ns):
-                return False, False
+                return False, None
             if risk is not None:
                 insert_risk_event(conn, risk)
-            reserved = order is not None and insert_order(conn, order)
-            return True, reserved
+            return True, None if order is None else _reserved(conn, order)
 
-        return await self._db.write(write)
+        def on_commit(result: tuple[bool, OrderCommitted | None]) -> None:
+            self._projection.order_committed(result[1])
+
+        recorded, reserved = await self._writer.write(write, on_commit)
+        return recorded, reserved is not None
 
     async def reserve(self, order: Order) -> bool:
         """Durably reserve an order under its client order id; False if that id is already taken."""
         if order.status is not OrderStatus.RESERVED:
             raise ValueError("only a RESERVED order can be reserved")
-
-        def write(conn: sqlite3.Connection) -> bool:
-            return insert_order(conn, order)
-
-        return await self._db.write(write)
+        reserved = await self._writer.write(
+            lambda conn: _reserved(conn, order), self._projection.order_committed
+        )
+        return reserved is not None
 
     # -- order events and fills ----------------------------------------------------------------
 
@@ -149,7 +278,12 @@ class Ledger(LedgerReads):
 
     async def append_fill(self, fill: Fill) -> bool:
         """Append one fill; False (and nothing written) if its execution id is already recorded."""
-        return await self._db.write(lambda conn: insert_fill(conn, fill))
+
+        def on_commit(booked: tuple[tuple[str, str], Position] | None) -> None:
+            if booked is not None:
+                self._projection.fill_committed(*booked)
+
+        return await self._writer.write(lambda conn: _fill(conn, fill), on_commit) is not None
 
     async def apply_update(self, event: OrderEvent, fill: Fill | None) -> EventResult:
         """A broker update: its fill (counted once by execution id) and its event, in one transaction.
@@ -157,38 +291,79 @@ class Ledger(LedgerReads):
         The fill is broker truth and is kept even when the event is illegal in the order's state.
         """
 
-        def write(conn: sqlite3.Connection) -> EventResult:
-            fill_recorded = None if fill is None else insert_fill(conn, fill)
+        def write(conn: sqlite3.Connection) -> _UpdateCommitted:
+            # The transition is appended before its fill, so the journal reads "partially filled, the
+            # fill" in that order; both are in one transaction either way.
             order = load_order(conn, event.client_order_id)
             if order is None:
                 raise LedgerError(f"no reserved order {event.client_order_id} for event {event.kind}")
             try:
                 updated = apply(order, event)
             except IllegalTransition as error:
-                return EventResult(order, False, fill_recorded, error)
+                booked = None if fill is None else _fill(conn, fill)
+                recorded = None if fill is None else booked is not None
+                return _UpdateCommitted(EventResult(order, False, recorded, error), None, booked)
             if updated is order:
-                return EventResult(order, False, fill_recorded)
-            insert_event(conn, updated, event)
+                booked = None if fill is None else _fill(conn, fill)
+                recorded = None if fill is None else booked is not None
+                return _UpdateCommitted(EventResult(order, False, recorded), None, booked)
+            previous = {
+                str(row[0])
+                for row in conn.execute(
+                    "SELECT kind FROM order_events WHERE client_order_id = ?", (order.client_order_id,)
+                )
+            }
+            first_sent, first_outcome = firsts(previous, event.kind)
+            event_seq = insert_event(conn, updated, event)
             if updated.status.is_terminal and not order.status.is_terminal:
                 conn.execute(
                     "INSERT INTO order_closures (client_order_id, status, local_ts_ns) VALUES (?, ?, ?)",
                     (updated.client_order_id, updated.status.value, event.local_ts_ns),
                 )
                 maybe_checkpoint(conn, event.local_ts_ns)
-            return EventResult(updated, True, fill_recorded)
+            booked = None if fill is None else _fill(conn, fill)
+            recorded = None if fill is None else booked is not None
+            submission = None
+            if first_sent or first_outcome:
+                submission = Submission(
+                    journal_seq(conn, "order_event", event_seq),
+                    updated.client_order_id,
+                    event.kind is OrderEventKind.REJECTED,
+                    event.local_ts_ns,
+                )
+            stored = load_order(conn, updated.client_order_id)
+            assert stored is not None
+            committed = OrderCommitted(
+                stored, submission if first_sent else None, submission if first_outcome else None
+            )
+            return _UpdateCommitted(EventResult(updated, True, recorded), committed, booked)
 
-        return await self._db.write(write)
+        def on_commit(committed: _UpdateCommitted) -> None:
+            if committed.position is not None:
+                self._projection.fill_committed(*committed.position)
+            self._projection.order_committed(committed.order)
+
+        return (await self._writer.write(write, on_commit)).result
 
     # -- controls, incidents, risk, reconciliation -----------------------------------------------
 
-    async def append_control(self, control: Control) -> None:
-        def write(conn: sqlite3.Connection) -> None:
-            conn.execute(
+    async def append_control(self, control: Control, *, incident_id: str | None = None) -> None:
+        """Append a control; ``incident_id`` links it to the incident it answers."""
+
+        def write(conn: sqlite3.Connection) -> ControlCommitted:
+            cursor = conn.execute(
                 "INSERT INTO controls (kind, scope, reason, actor, local_ts_ns) VALUES (?, ?, ?, ?, ?)",
                 (control.kind.value, control.scope, control.reason, control.actor, control.local_ts_ns),
             )
+            seq = int(cursor.lastrowid or 0)
+            if incident_id is not None:
+                conn.execute(
+                    "INSERT INTO control_incidents (control_seq, incident_id) VALUES (?, ?)",
+                    (seq, incident_id),
+                )
+            return ControlCommitted(control, seq, journal_seq(conn, "control", seq))
 
-        await self._db.write(write)
+        await self._writer.write(write, self._projection.control_committed)
 
     async def open_incident(
         self,
@@ -232,7 +407,7 @@ class Ledger(LedgerReads):
             )
             return incident_id, True
 
-        return await self._db.write(write)
+        return await self._writer.write(write)
 
     async def resolve_incident(self, incident_id: str, actor: str, note: str, local_ts_ns: int) -> bool:
         def write(conn: sqlite3.Connection) -> bool:
@@ -246,17 +421,31 @@ class Ledger(LedgerReads):
             )
             return cursor.rowcount == 1
 
-        return await self._db.write(write)
+        return await self._writer.write(write)
 
     async def append_risk_event(self, event: RiskEvent) -> None:
         def write(conn: sqlite3.Connection) -> None:
             insert_risk_event(conn, event)
 
-        await self._db.write(write)
+        await self._writer.write(write)
 
-    async def record_reconciliation(self, run: ReconciliationRun) -> None:
-        def write(conn: sqlite3.Connection) -> None:
-            conn.execute(
+    async def record_reconciliation(
+        self,
+        run: ReconciliationRun,
+        *,
+        account: BrokerAccount | None = None,
+        account_ts_ns: int | None = None,
+        cursor: ReconciliationCursor | None = None,
+    ) -> None:
+        """The run, the account it read and its cursor, in one transaction (the tracking-table pattern:
+        a restarted reconciler resumes from exactly the last recorded run)."""
+
+        def write(conn: sqlite3.Connection) -> tuple[int, Decimal, int] | None:
+            snapshot = None
+            if account is not None:
+                ts = run.finished_ns if account_ts_ns is None else account_ts_ns
+                snapshot = (_insert_account(conn, account, ts), account.equity, ts)
+            inserted = conn.execute(
                 "INSERT INTO reconciliations (trigger, clean, summary_json, started_ns, finished_ns)"
                 " VALUES (?, ?, ?, ?, ?)",
                 (
@@ -267,17 +456,28 @@ class Ledger(LedgerReads):
                     run.finished_ns,
                 ),
             )
+            if cursor is not None:
+                conn.execute(
+                    "INSERT INTO reconciliation_cursors (run_seq, fills_seq, cash, cash_at_ns)"
+                    " VALUES (?, ?, ?, ?)",
+                    (int(inserted.lastrowid or 0), cursor.fills_seq, str(cursor.cash), cursor.cash_at_ns),
+                )
+            return snapshot
 
-        await self._db.write(write)
+        def on_commit(snapshot: tuple[int, Decimal, int] | None) -> None:
+            if snapshot is not None:
+                self._projection.equity_committed(*snapshot)
+
+        await self._writer.write(write, on_commit)
 
     async def record_account(self, account: BrokerAccount, local_ts_ns: int) -> None:
-        def write(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                "INSERT INTO account_snapshots (cash, equity, buying_power, local_ts_ns) VALUES (?, ?, ?, ?)",
-                (str(account.cash), str(account.equity), str(account.buying_power), local_ts_ns),
-            )
+        def write(conn: sqlite3.Connection) -> tuple[int, Decimal, int]:
+            return _insert_account(conn, account, local_ts_ns), account.equity, local_ts_ns
 
-        await self._db.write(write)
+        def on_commit(snapshot: tuple[int, Decimal, int]) -> None:
+            self._projection.equity_committed(*snapshot)
+
+        await self._writer.write(write, on_commit)
 
     async def request_cancel(self, target: str, reason: str, actor: str, local_ts_ns: int) -> int:
         """An operator's cancel request (a client order id, or ``*`` for all open orders)."""
@@ -291,20 +491,7 @@ class Ledger(LedgerReads):
             )
             return int(cursor.lastrowid or 0)
 
-        return await self._db.write(write)
-
-    async def pending_cancel_requests(self) -> list[CancelRequest]:
-        """Requests the daemon has not carried out yet, oldest first."""
-
-        def read(conn: sqlite3.Connection) -> list[CancelRequest]:
-            rows = conn.execute(
-                "SELECT r.seq, r.target, r.reason, r.actor, r.local_ts_ns FROM cancel_requests r"
-                " WHERE NOT EXISTS (SELECT 1 FROM cancel_outcomes o WHERE o.request_seq = r.seq)"
-                " ORDER BY r.seq"
-            ).fetchall()
-            return [CancelRequest(int(r[0]), str(r[1]), str(r[2]), str(r[3]), int(r[4])) for r in rows]
-
-        return await self._db.read(read)
+        return await self._writer.write(write)
 
     async def record_cancel_outcome(
         self, request_seq: int, canceled: int, detail: str, local_ts_ns: int
@@ -316,4 +503,12 @@ class Ledger(LedgerReads):
                 (request_seq, canceled, detail, local_ts_ns),
             )
 
-        await self._db.write(write)
+        await self._writer.write(write)
+
+
+def _insert_account(conn: sqlite3.Connection, account: BrokerAccount, local_ts_ns: int) -> int:
+    cursor = conn.execute(
+        "INSERT INTO account_snapshots (cash, equity, buying_power, local_ts_ns) VALUES (?, ?, ?, ?)",
+        (str(account.cash), str(account.equity), str(account.buying_power), local_ts_ns),
+    )
+    return int(cursor.lastrowid or 0)

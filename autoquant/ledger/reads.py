@@ -1,38 +1,41 @@
-"""The ledger's read side: current state and history, read through the group-commit reader.
+"""``LedgerReader``: the ledger opened for reading, with every read the rest of autoquant needs as a
+named method. It has no write method at all; ``Ledger`` (in ``ledger``) is a reader plus the writes.
 
-Split from ``Ledger`` so the writes and the reads each stay one readable module; ``Ledger`` inherits
-these, so callers see one object. Every method here only reads (``GroupCommit.read``).
+Reads run on their own read-only connection and thread (``ReaderThread``): under WAL they never wait
+behind a commit's fsync. The reader answers from disk; ``Ledger`` answers the hot reads (positions,
+open orders, controls, the kill switch's triggers, ``book``) from its in-memory projection.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 from autoquant.domain.controls import Control, ControlKind, ControlState, fold_controls
 from autoquant.domain.fills import Fill
 from autoquant.domain.orders import Order
 from autoquant.domain.positions import Position
-from autoquant.ledger.connection import GroupCommit
-from autoquant.ledger.records import Incident, ReconciliationRun
+from autoquant.ledger import history
+from autoquant.ledger.connection import ReaderThread, connect_reader, translate
+from autoquant.ledger.history import LedgerEvent, RealizedMarks, StoredFill
+from autoquant.ledger.projection import Projection
+from autoquant.ledger.records import CancelRequest, Incident, ReconciliationCursor, ReconciliationRun
 from autoquant.ledger.rows import (
     ORDER_COLUMNS,
     ORDER_FROM,
     fill_from_row,
     load_order,
     order_from_row,
-    read_equity_since,
     read_last_control_seq,
     read_open_orders,
     read_positions,
 )
 
-__all__ = ["Book", "LedgerReads"]
+__all__ = ["Book", "LedgerReader", "account_totals"]
 
 
 def account_totals(positions: dict[tuple[str, str], Position]) -> dict[str, Decimal]:
@@ -57,17 +60,40 @@ class Book:
         return account_totals(self.positions)
 
 
-class LedgerReads:
-    """The read-only half of the ledger, over the same ``GroupCommit`` the writes go through."""
+def _fold_controls(conn: sqlite3.Connection) -> ControlState:
+    rows = conn.execute(
+        "SELECT kind, scope, reason, actor, local_ts_ns FROM controls ORDER BY seq"
+    ).fetchall()
+    return fold_controls(
+        Control(kind=ControlKind(k), scope=s, reason=r, actor=a, local_ts_ns=t) for k, s, r, a, t in rows
+    )
 
-    def __init__(self, db: GroupCommit, path: Path) -> None:
-        self._db = db
+
+class LedgerReader:
+    """A ledger opened read-only: never creates, migrates or writes the file."""
+
+    def __init__(self, reader: ReaderThread, path: Path) -> None:
+        self._reader = reader
         self.path = path
 
-    # -- reads ---------------------------------------------------------------------------------
+    @classmethod
+    async def open(cls, path: Path) -> LedgerReader:
+        """Open an existing ledger for reading only."""
+        return cls(open_reader_thread(path), path)
+
+    async def close(self) -> None:
+        await self._reader.close()
+
+    async def __aenter__(self) -> LedgerReader:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- orders, fills, positions ------------------------------------------------------------------
 
     async def get_order(self, client_order_id: str) -> Order | None:
-        return await self._db.read(lambda conn: load_order(conn, client_order_id))
+        return await self._reader.read(lambda conn: load_order(conn, client_order_id))
 
     async def get_order_by_broker_id(self, broker_order_id: str) -> Order | None:
         def read(conn: sqlite3.Connection) -> Order | None:
@@ -78,7 +104,7 @@ class LedgerReads:
             row = cursor.fetchone()
             return None if row is None else load_order(conn, str(row[0]))
 
-        return await self._db.read(read)
+        return await self._reader.read(read)
 
     async def orders_for_decision(self, decision_id: str) -> list[Order]:
         def read(conn: sqlite3.Connection) -> list[Order]:
@@ -88,15 +114,15 @@ class LedgerReads:
             )
             return [order_from_row(row) for row in cursor.fetchall()]
 
-        return await self._db.read(read)
+        return await self._reader.read(read)
 
     async def open_orders(self) -> list[Order]:
         """Every order not yet in a terminal state (RESERVED and UNKNOWN included), oldest first."""
-        return await self._db.read(read_open_orders)
+        return await self._reader.read(read_open_orders)
 
     async def positions(self) -> dict[tuple[str, str], Position]:
         """The position of every (strategy id, symbol) that ever traded, flat ones included."""
-        return await self._db.read(read_positions)
+        return await self._reader.read(read_positions)
 
     async def account_positions(self) -> dict[str, Decimal]:
         """Quantity per symbol across all strategies (what the broker should hold)."""
@@ -116,33 +142,98 @@ class LedgerReads:
                 known.update(str(row[0]) for row in cursor.fetchall())
             return known
 
-        return await self._db.read(read)
+        return await self._reader.read(read)
 
     async def fills_for_order(self, client_order_id: str) -> list[Fill]:
         def read(conn: sqlite3.Connection) -> list[Fill]:
             cursor = conn.execute(
-                "SELECT execution_id, client_order_id, broker_order_id, symbol, side, qty, price, fee,"
-                " broker_ts_ns, local_ts_ns FROM fills WHERE client_order_id = ? ORDER BY seq",
+                f"SELECT {history.FILL_COLUMNS} FROM fills WHERE client_order_id = ? ORDER BY seq",
                 (client_order_id,),
             )
             return [fill_from_row(row) for row in cursor.fetchall()]
 
-        return await self._db.read(read)
+        return await self._reader.read(read)
+
+    async def order_history(
+        self, *, symbol: str | None = None, since_ns: int | None = None
+    ) -> list[tuple[Order, list[tuple[Decimal, Decimal]]]]:
+        """Every order (created at or after ``since_ns``) with its current state and fills' (qty, price)."""
+        return await self._reader.read(lambda conn: history.read_orders(conn, symbol, since_ns))
+
+    async def fill_history(
+        self, *, symbol: str | None = None, since_ns: int | None = None
+    ) -> list[StoredFill]:
+        """Every fill (received at or after ``since_ns``), in ledger order."""
+        return await self._reader.read(lambda conn: history.read_fills(conn, symbol, since_ns))
+
+    async def last_fill_prices(self) -> dict[str, Decimal]:
+        """The latest fill price per symbol."""
+        return await self._reader.read(history.read_last_fill_prices)
+
+    async def realized_marks(self, before_ns: int) -> list[RealizedMarks]:
+        """Per (strategy, symbol): realized P&L and fees now and as of the last fill before ``before_ns``."""
+        return await self._reader.read(lambda conn: history.read_realized_marks(conn, before_ns))
+
+    async def last_fill_seq(self) -> int:
+        """The seq of the newest fill row (0: none): a reconciliation cursor."""
+        return await self._reader.read(
+            lambda conn: history.read_count(conn, "SELECT coalesce(max(seq), 0) FROM fills")
+        )
+
+    async def fills_after(self, fills_seq: int, after_ns: int) -> list[Fill]:
+        """Fills appended after ``fills_seq`` whose time (broker's, else local) is after ``after_ns``."""
+        return await self._reader.read(lambda conn: history.read_fills_after(conn, fills_seq, after_ns))
+
+    async def filled_order_count(self) -> int:
+        """How many orders reached FILLED."""
+        return await self._reader.read(
+            lambda conn: history.read_count(
+                conn, "SELECT count(*) FROM order_closures WHERE status = 'filled'"
+            )
+        )
+
+    # -- the global event journal ------------------------------------------------------------------
+
+    async def events_after(self, seq: int, limit: int = 1000) -> list[LedgerEvent]:
+        """Up to ``limit`` ledger events with journal seq above ``seq``, in global order."""
+        return await self._reader.read(lambda conn: history.read_events_after(conn, seq, limit))
+
+    async def last_seq(self) -> int:
+        """The newest journal seq (0 for an empty ledger)."""
+        return await self._reader.read(history.read_last_seq)
+
+    async def related_ids(self, identifier: str) -> tuple[set[str], set[str], set[str]]:
+        """(decision ids, client order ids, broker order ids) connected to ``identifier``."""
+        return await self._reader.read(lambda conn: history.read_related_ids(conn, identifier))
+
+    async def story(
+        self, decision_ids: Iterable[str], order_ids: Iterable[str], subjects: Iterable[str]
+    ) -> list[LedgerEvent]:
+        """Every event about these decisions and orders (incidents by subject), in global order."""
+        dids, oids, subs = list(decision_ids), list(order_ids), list(subjects)
+        return await self._reader.read(lambda conn: history.read_story(conn, dids, oids, subs))
+
+    # -- controls, incidents, reconciliation -------------------------------------------------------
 
     async def control_state(self) -> ControlState:
-        def read(conn: sqlite3.Connection) -> ControlState:
-            cursor = conn.execute("SELECT kind, scope, reason, actor, local_ts_ns FROM controls ORDER BY seq")
-            rows = cursor.fetchall()
-            return fold_controls(
-                Control(kind=ControlKind(k), scope=s, reason=r, actor=a, local_ts_ns=t)
-                for k, s, r, a, t in rows
-            )
-
-        return await self._db.read(read)
+        return await self._reader.read(_fold_controls)
 
     async def last_control_seq(self) -> int:
         """A cheap change marker: the daemon re-reads controls when this moves."""
-        return await self._db.read(read_last_control_seq)
+        return await self._reader.read(read_last_control_seq)
+
+    async def incident_has_control(self, incident_id: str) -> bool:
+        """Whether a control (pause or halt) was ever appended for this incident."""
+        return bool(
+            await self._reader.read(
+                lambda conn: history.read_count(
+                    conn, "SELECT count(*) FROM control_incidents WHERE incident_id = ?", (incident_id,)
+                )
+            )
+        )
+
+    async def get_incident(self, incident_id: str) -> Incident | None:
+        return next((i for i in await self.incidents() if i.incident_id == incident_id), None)
 
     async def incidents(self, *, open_only: bool = False) -> list[Incident]:
         def read(conn: sqlite3.Connection) -> list[Incident]:
@@ -170,7 +261,7 @@ class LedgerReads:
             ]
             return [i for i in result if not (open_only and i.resolved)]
 
-        return await self._db.read(read)
+        return await self._reader.read(read)
 
     async def last_reconciliation(self) -> ReconciliationRun | None:
         def read(conn: sqlite3.Connection) -> ReconciliationRun | None:
@@ -189,31 +280,119 @@ class LedgerReads:
                 finished_ns=row[4],
             )
 
-        return await self._db.read(read)
+        return await self._reader.read(read)
+
+    async def reconciliations_since(self, started_after_ns: int) -> list[ReconciliationRun]:
+        """Every reconciliation run that started after ``started_after_ns``, oldest first."""
+
+        def read(conn: sqlite3.Connection) -> list[ReconciliationRun]:
+            rows = conn.execute(
+                "SELECT trigger, clean, summary_json, started_ns, finished_ns FROM reconciliations"
+                " WHERE started_ns > ? ORDER BY seq",
+                (started_after_ns,),
+            ).fetchall()
+            return [
+                ReconciliationRun(
+                    trigger=r[0],
+                    clean=bool(r[1]),
+                    summary=json.loads(r[2]),
+                    started_ns=r[3],
+                    finished_ns=r[4],
+                )
+                for r in rows
+            ]
+
+        return await self._reader.read(read)
+
+    async def decision_count_since(self, after_ns: int) -> int:
+        """How many decisions were recorded (local time) after ``after_ns``."""
+        return await self._reader.read(
+            lambda conn: history.read_count(
+                conn, "SELECT count(*) FROM decisions WHERE local_ts_ns > ?", (after_ns,)
+            )
+        )
+
+    async def reconciliation_cursor(self) -> ReconciliationCursor | None:
+        """Where the last recorded reconciliation run left off (written in that run's transaction)."""
+
+        def read(conn: sqlite3.Connection) -> ReconciliationCursor | None:
+            row = conn.execute(
+                "SELECT run_seq, fills_seq, cash, cash_at_ns FROM reconciliation_cursors"
+                " ORDER BY seq DESC LIMIT 1"
+            ).fetchone()
+            if row is None:
+                return None
+            return ReconciliationCursor(
+                run_seq=int(row[0]), fills_seq=int(row[1]), cash=Decimal(row[2]), cash_at_ns=int(row[3])
+            )
+
+        return await self._reader.read(read)
+
+    async def pending_cancel_requests(self) -> list[CancelRequest]:
+        """Requests the daemon has not carried out yet, oldest first."""
+
+        def read(conn: sqlite3.Connection) -> list[CancelRequest]:
+            rows = conn.execute(
+                "SELECT r.seq, r.target, r.reason, r.actor, r.local_ts_ns FROM cancel_requests r"
+                " WHERE NOT EXISTS (SELECT 1 FROM cancel_outcomes o WHERE o.request_seq = r.seq)"
+                " ORDER BY r.seq"
+            ).fetchall()
+            return [CancelRequest(int(r[0]), str(r[1]), str(r[2]), str(r[3]), int(r[4])) for r in rows]
+
+        return await self._reader.read(read)
+
+    # -- the hot state (from disk here; from memory in ``Ledger``) -------------------------------
 
     async def equity_since(self, since_ns: int) -> tuple[Decimal, Decimal, Decimal] | None:
         """(first, peak, latest) account equity recorded at or after ``since_ns``, or None."""
-        return await self._db.read(lambda conn: read_equity_since(conn, since_ns))
+        values = [e for _, e in await self._reader.read(lambda c: _equity_rows(c, since_ns))]
+        return (values[0], max(values), values[-1]) if values else None
+
+    async def projection(self) -> Projection:
+        """The hot state, freshly read from disk in one snapshot."""
+        return await self._reader.read(Projection.load)
 
     async def book(self, day_start_ns: int) -> Book:
-        """Positions, open orders, the controls marker and today's equity, in one read (the hot path
-        of every decision and every pre-submit check)."""
+        """Positions, open orders, the controls marker and today's equity, in one read."""
+        projection = await self.projection()
+        return Book(
+            positions=dict(projection.positions),
+            open_orders=sorted(projection.open_orders.values(), key=_order_key),
+            control_seq=projection.control_seq,
+            equity=await self.equity_since(day_start_ns),
+        )
 
-        def read(conn: sqlite3.Connection) -> Book:
-            return Book(
-                positions=read_positions(conn),
-                open_orders=read_open_orders(conn),
-                control_seq=read_last_control_seq(conn),
-                equity=read_equity_since(conn, day_start_ns),
-            )
+    async def unknown_orders(self) -> list[Order]:
+        """Orders in UNKNOWN, oldest first; an order's ``updated_ns`` is when it became UNKNOWN."""
+        return (await self.projection()).unknown_orders()
 
-        return await self._db.read(read)
+    async def reject_streak(self, since_seq: int = 0) -> int:
+        """How many of the latest broker submission outcomes after journal seq ``since_seq`` were
+        rejections, in a row (an accepted submission ends the streak)."""
+        return (await self.projection()).reject_streak(since_seq)
 
-    async def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        """A read-only query for the inspection commands."""
+    async def submissions_since(self, since_ns: int) -> list[int]:
+        """The local times of orders' submission outcomes at or after ``since_ns``, oldest first."""
+        return (await self.projection()).submissions_since(since_ns)
 
-        def read(conn: sqlite3.Connection) -> list[tuple[Any, ...]]:
-            cursor = conn.execute(sql, params)
-            return [tuple(row) for row in cursor.fetchall()]
+    async def control_journal_seq(self) -> int:
+        """The journal seq of the latest control (the trading state's last change), 0 if none."""
+        return (await self.projection()).control_journal_seq
 
-        return await self._db.read(read)
+
+def _order_key(order: Order) -> tuple[int, str]:
+    return order.created_ns, order.client_order_id
+
+
+def _equity_rows(conn: sqlite3.Connection, since_ns: int) -> list[tuple[int, Decimal]]:
+    cursor = conn.execute(
+        "SELECT seq, equity FROM account_snapshots WHERE local_ts_ns >= ? ORDER BY seq", (since_ns,)
+    )
+    return [(int(s), Decimal(e)) for s, e in cursor.fetchall()]
+
+
+def open_reader_thread(path: Path) -> ReaderThread:
+    try:
+        return ReaderThread(connect_reader(path), path)
+    except sqlite3.Error as error:
+        raise translate(error, path) from error

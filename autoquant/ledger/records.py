@@ -1,7 +1,10 @@
-"""Ledger rows that have no home in the domain: incidents, risk events, reconciliation runs."""
+"""Ledger rows that have no home in the domain: incidents, risk events, reconciliation runs and
+cursors, cancel requests."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -50,3 +53,24 @@ class ReconciliationRun(BaseModel):
     summary: dict[str, Any]
     started_ns: int
     finished_ns: int
+
+
+class ReconciliationCursor(BaseModel):
+    """Where a reconciliation run left off: the account's cash read at ``cash_at_ns``, and the last
+    ledger fill (``fills.seq``) appended before that read. Stored in the run's own transaction."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    run_seq: int = 0
+    fills_seq: int
+    cash: Decimal
+    cash_at_ns: int
+
+
+@dataclass(frozen=True)
+class CancelRequest:
+    seq: int
+    target: str
+    reason: str
+    actor: str
+    local_ts_ns: int

@@ -1,8 +1,8 @@
 """The ledger's SQL, as plain functions over a ``sqlite3.Connection``.
 
 Each runs on the connection's own thread inside a transaction (writes) or a read that the
-``Ledger`` object hands to ``GroupCommit``; none of them commits. Current state is read from the
-append-only rows without scanning history: an order's state is its latest event row (which carries
+``Ledger`` hands to its writer or reader thread; none of them commits. Current state is read from
+the append-only rows without scanning history: an order's state is its latest event row (which carries
 the state after it), a position is the latest fill row of its (strategy, symbol), and the open
 orders are the newest checkpoint plus the few rows after it.
 """
@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Sequence
-from decimal import Decimal
 from typing import Any
 
 from autoquant.domain.decisions import Decision
@@ -69,19 +68,17 @@ def read_positions(conn: sqlite3.Connection) -> dict[tuple[str, str], Position]:
     return {(str(s), str(y)): latest_position(conn, str(s), str(y)) for s, y in keys}
 
 
+def journal_seq(conn: sqlite3.Connection, kind: str, row_seq: int) -> int:
+    """The global sequence number of the event row ``row_seq`` of ``kind`` (see 0003_journal.sql)."""
+    row = conn.execute("SELECT seq FROM journal WHERE kind = ? AND row_seq = ?", (kind, row_seq)).fetchone()
+    if row is None:
+        raise LedgerError(f"{kind} {row_seq} has no journal entry: the ledger is not migrated")
+    return int(row[0])
+
+
 def read_last_control_seq(conn: sqlite3.Connection) -> int:
     row = conn.execute("SELECT coalesce(max(seq), 0) FROM controls").fetchone()
     return int(row[0]) if row else 0
-
-
-def read_equity_since(conn: sqlite3.Connection, since_ns: int) -> tuple[Decimal, Decimal, Decimal] | None:
-    cursor = conn.execute(
-        "SELECT equity FROM account_snapshots WHERE local_ts_ns >= ? ORDER BY seq", (since_ns,)
-    )
-    values = [Decimal(row[0]) for row in cursor.fetchall()]
-    if not values:
-        return None
-    return values[0], max(values), values[-1]
 
 
 def fill_from_row(row: Sequence[Any]) -> Fill:
@@ -169,8 +166,9 @@ def load_order(conn: sqlite3.Connection, client_order_id: str) -> Order | None:
     return None if row is None else order_from_row(row)
 
 
-def insert_event(conn: sqlite3.Connection, order: Order, event: OrderEvent) -> None:
-    conn.execute(
+def insert_event(conn: sqlite3.Connection, order: Order, event: OrderEvent) -> int:
+    """Append the transition; returns its ``order_events.seq``."""
+    cursor = conn.execute(
         "INSERT INTO order_events (client_order_id, kind, status_after, filled_qty_after, broker_order_id,"
         " reason, order_reason_after, broker_ts_ns, local_ts_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
@@ -185,6 +183,7 @@ def insert_event(conn: sqlite3.Connection, order: Order, event: OrderEvent) -> N
             event.local_ts_ns,
         ),
     )
+    return int(cursor.lastrowid or 0)
 
 
 def latest_position(conn: sqlite3.Connection, strategy_id: str, symbol: str) -> Position:
@@ -199,10 +198,11 @@ def latest_position(conn: sqlite3.Connection, strategy_id: str, symbol: str) -> 
     return Position(symbol=symbol, qty=row[0], avg_price=row[1], realized_pnl=row[2], fees=row[3])
 
 
-def insert_fill(conn: sqlite3.Connection, fill: Fill) -> bool:
+def insert_fill(conn: sqlite3.Connection, fill: Fill) -> tuple[str, Position] | None:
+    """Append a fill; the (strategy id, position after it), or None if its execution id is known."""
     cursor = conn.execute("SELECT 1 FROM fills WHERE execution_id = ?", (fill.execution_id,))
     if cursor.fetchone() is not None:
-        return False
+        return None
     cursor = conn.execute(
         "SELECT strategy_id, symbol, side FROM orders WHERE client_order_id = ?", (fill.client_order_id,)
     )
@@ -244,7 +244,7 @@ def insert_fill(conn: sqlite3.Connection, fill: Fill) -> bool:
         "INSERT INTO position_keys (strategy_id, symbol) VALUES (?, ?) ON CONFLICT DO NOTHING",
         (strategy_id, symbol),
     )
-    return True
+    return strategy_id, position
 
 
 def checkpoint_marks(conn: sqlite3.Connection) -> tuple[int, int, set[str]]:

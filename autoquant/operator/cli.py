@@ -21,7 +21,7 @@ from typing import Any, TextIO
 from autoquant.domain.controls import ACCOUNT, Control, ControlKind
 from autoquant.domain.values import to_ns
 from autoquant.errors import AutoquantError, ConfigError
-from autoquant.ledger import Ledger
+from autoquant.ledger import Ledger, LedgerReader
 from autoquant.operator import doctor, inspection, render
 from autoquant.runtime import config as config_module
 from autoquant.runtime.config import Config
@@ -59,7 +59,7 @@ async def with_ledger(config: Config, fn: Callable[[Ledger], Awaitable[int]]) ->
         await ledger.close()
 
 
-async def with_readonly(config: Config, fn: Callable[[Ledger], Awaitable[int]]) -> int:
+async def with_readonly(config: Config, fn: Callable[[LedgerReader], Awaitable[int]]) -> int:
     """Run ``fn`` on the existing ledger opened read-only: inspection never changes it."""
     ledger = await inspection.open_readonly(config.ledger.path)
     try:
@@ -161,7 +161,7 @@ def cmd_cancel(config: Config, args: argparse.Namespace, out: TextIO) -> int:
     return asyncio.run(with_ledger(config, write))
 
 
-Build = Callable[[Ledger, argparse.Namespace, Config], Awaitable[Any]]
+Build = Callable[[LedgerReader, argparse.Namespace, Config], Awaitable[Any]]
 
 
 def _inspect(name: str, build: Build) -> Callable[[Config, argparse.Namespace, TextIO], int]:
@@ -170,7 +170,7 @@ def _inspect(name: str, build: Build) -> Callable[[Config, argparse.Namespace, T
     def command(config: Config, args: argparse.Namespace, out: TextIO) -> int:
         args.since_ns = _since(args)
 
-        async def read(ledger: Ledger) -> int:
+        async def read(ledger: LedgerReader) -> int:
             value = await build(ledger, args, config)
             if args.json:
                 render.write_json(value, out)
@@ -185,7 +185,7 @@ def _inspect(name: str, build: Build) -> Callable[[Config, argparse.Namespace, T
     return command
 
 
-async def _status(ledger: Ledger, args: argparse.Namespace, config: Config) -> Any:
+async def _status(ledger: LedgerReader, args: argparse.Namespace, config: Config) -> Any:
     from autoquant.runtime.daemon import heartbeat_path
 
     return await inspection.status(ledger, heartbeat_path(config.ledger.path))
@@ -194,7 +194,7 @@ async def _status(ledger: Ledger, args: argparse.Namespace, config: Config) -> A
 def cmd_trace(config: Config, args: argparse.Namespace, out: TextIO) -> int:
     from autoquant.operator.trace import describe, trace
 
-    async def read(ledger: Ledger) -> int:
+    async def read(ledger: LedgerReader) -> int:
         entries = await trace(ledger, args.id, config.logging.path)
         if entries is None:
             sys.stderr.write(

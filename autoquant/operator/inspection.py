@@ -20,8 +20,7 @@ from typing import Any
 
 from autoquant.domain.values import iso_utc, to_ns, utc_day_start_ns
 from autoquant.errors import LedgerError
-from autoquant.ledger import Ledger, connection, migrations
-from autoquant.ledger.ledger import ORDER_COLUMNS, ORDER_FROM, order_from_row
+from autoquant.ledger import LedgerReader, connection, migrations
 
 Row = dict[str, Any]
 
@@ -69,40 +68,25 @@ def _verify_readonly(path: Path) -> None:
         )
 
 
-async def open_readonly(path: Path) -> Ledger:
+async def open_readonly(path: Path) -> LedgerReader:
     """The ledger at ``path`` for reading only; never creates, migrates or writes it."""
     await asyncio.to_thread(_verify_readonly, path)
-    return await Ledger.open_readonly(path)
+    return await LedgerReader.open(path)
 
 
 # -- orders and fills ----------------------------------------------------------------------------
 
 
-def _filters(symbol: str | None, since_ns: int | None, prefix: str = "") -> tuple[str, list[Any]]:
-    where: list[str] = ["1 = 1"]
-    params: list[Any] = []
-    if symbol:
-        where.append(f"{prefix}symbol = ?")
-        params.append(symbol)
-    if since_ns is not None:
-        where.append(f"{prefix}local_ts_ns >= ?")
-        params.append(since_ns)
-    return " AND ".join(where), params
-
-
 async def orders(
-    ledger: Ledger, *, open_only: bool = False, symbol: str | None = None, since_ns: int | None = None
+    ledger: LedgerReader,
+    *,
+    open_only: bool = False,
+    symbol: str | None = None,
+    since_ns: int | None = None,
 ) -> list[Row]:
     """Every order (created at or after ``since_ns``) with its current state and average fill price."""
-    where, params = _filters(symbol, since_ns, "o.")
-    rows = await ledger.query(
-        f"SELECT {ORDER_COLUMNS}, (SELECT group_concat(qty || '@' || price, ' ') FROM fills f"
-        f" WHERE f.client_order_id = o.client_order_id) {ORDER_FROM} WHERE {where} ORDER BY o.seq",
-        params,
-    )
     result = []
-    for row in rows:
-        order = order_from_row(row)
+    for order, fills_of_order in await ledger.order_history(symbol=symbol, since_ns=since_ns):
         if open_only and order.status.is_terminal:
             continue
         result.append(
@@ -117,7 +101,7 @@ async def orders(
                 "limit_price": None if order.limit_price is None else plain(order.limit_price),
                 "qty": plain(order.qty),
                 "filled_qty": plain(order.filled_qty),
-                "avg_fill_price": average_price(row[-1]),
+                "avg_fill_price": average_price(fills_of_order),
                 "status": order.status.value,
                 "reason": order.reason,
                 "created": iso(order.created_ns),
@@ -127,15 +111,14 @@ async def orders(
     return result
 
 
-def average_price(pairs: str | None) -> str | None:
-    """The quantity-weighted average of ``"qty@price qty@price"``, to 10 decimal places at most."""
+def average_price(pairs: list[tuple[Decimal, Decimal]]) -> str | None:
+    """The quantity-weighted average of (qty, price) pairs, to 10 decimal places at most."""
     if not pairs:
         return None
     qty = notional = _ZERO
-    for pair in pairs.split(" "):
-        q, p = pair.split("@")
-        qty += Decimal(q)
-        notional += Decimal(q) * Decimal(p)
+    for q, p in pairs:
+        qty += q
+        notional += q * p
     if not qty:
         return None
     with localcontext() as ctx:
@@ -145,43 +128,35 @@ def average_price(pairs: str | None) -> str | None:
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
-async def fills(ledger: Ledger, *, symbol: str | None = None, since_ns: int | None = None) -> list[Row]:
+async def fills(ledger: LedgerReader, *, symbol: str | None = None, since_ns: int | None = None) -> list[Row]:
     """Every execution (received at or after ``since_ns``), each counted once, in ledger order."""
-    where, params = _filters(symbol, since_ns)
-    rows = await ledger.query(
-        "SELECT execution_id, client_order_id, broker_order_id, strategy_id, symbol, side, qty, price, fee,"
-        f" broker_ts_ns, local_ts_ns FROM fills WHERE {where} ORDER BY seq",
-        params,
-    )
-    keys = (
-        "execution_id",
-        "client_order_id",
-        "broker_order_id",
-        "strategy_id",
-        "symbol",
-        "side",
-        "qty",
-        "price",
-        "fee",
-    )
     return [
-        {**dict(zip(keys, row[:9], strict=True)), "broker_time": iso(row[9]), "local_time": iso(row[10])}
-        for row in rows
+        {
+            "execution_id": f.fill.execution_id,
+            "client_order_id": f.fill.client_order_id,
+            "broker_order_id": f.fill.broker_order_id,
+            "strategy_id": f.strategy_id,
+            "symbol": f.fill.symbol,
+            "side": f.fill.side.value,
+            "qty": plain(f.fill.qty),
+            "price": plain(f.fill.price),
+            "fee": plain(f.fill.fee),
+            "broker_time": iso(f.fill.broker_ts_ns),
+            "local_time": iso(f.fill.local_ts_ns),
+        }
+        for f in await ledger.fill_history(symbol=symbol, since_ns=since_ns)
     ]
 
 
 # -- positions and P&L ---------------------------------------------------------------------------
 
 
-async def last_fill_prices(ledger: Ledger) -> dict[str, Decimal]:
+async def last_fill_prices(ledger: LedgerReader) -> dict[str, Decimal]:
     """The latest fill price per symbol: the last price the ledger knows, used to mark positions."""
-    rows = await ledger.query(
-        "SELECT symbol, price FROM fills WHERE seq IN (SELECT max(seq) FROM fills GROUP BY symbol)"
-    )
-    return {str(symbol): Decimal(price) for symbol, price in rows}
+    return await ledger.last_fill_prices()
 
 
-async def positions(ledger: Ledger) -> list[Row]:
+async def positions(ledger: LedgerReader) -> list[Row]:
     """Every (strategy, symbol) that ever traded, marked at the symbol's last fill price."""
     marks = await last_fill_prices(ledger)
     result = []
@@ -203,29 +178,17 @@ async def positions(ledger: Ledger) -> list[Row]:
     return result
 
 
-async def pnl_today(ledger: Ledger, now_ns: int) -> Row:
+async def pnl_today(ledger: LedgerReader, now_ns: int) -> Row:
     """Realized P&L and fees since UTC midnight (from the fills' running totals), unrealized at the mark.
 
     Per (strategy, symbol), today's realized P&L is the latest running total minus the running total
     of the last fill before midnight, so a history of any length costs two indexed lookups per key.
     """
     since = utc_day_start_ns(now_ns)
-    rows = await ledger.query(
-        "SELECT k.strategy_id, k.symbol,"
-        " (SELECT position_realized_pnl || ' ' || position_fees FROM fills f"
-        "   WHERE f.strategy_id = k.strategy_id AND f.symbol = k.symbol ORDER BY f.seq DESC LIMIT 1),"
-        " (SELECT position_realized_pnl || ' ' || position_fees FROM fills f"
-        "   WHERE f.strategy_id = k.strategy_id AND f.symbol = k.symbol AND f.local_ts_ns < ?"
-        "   ORDER BY f.seq DESC LIMIT 1)"
-        " FROM position_keys k ORDER BY k.strategy_id, k.symbol",
-        [since],
-    )
     realized = fees = _ZERO
-    for _, _, latest, before in rows:
-        latest_pnl, latest_fees = (Decimal(v) for v in str(latest).split(" "))
-        before_pnl, before_fees = (Decimal(v) for v in str(before).split(" ")) if before else (_ZERO, _ZERO)
-        realized += latest_pnl - before_pnl
-        fees += latest_fees - before_fees
+    for marks in await ledger.realized_marks(since):
+        realized += marks.latest_pnl - marks.before_pnl
+        fees += marks.latest_fees - marks.before_fees
     unrealized = _ZERO
     for row in await positions(ledger):
         if row["unrealized_pnl"] is not None:
@@ -242,7 +205,7 @@ async def pnl_today(ledger: Ledger, now_ns: int) -> Row:
 # -- incidents -----------------------------------------------------------------------------------
 
 
-async def incidents(ledger: Ledger, *, open_only: bool = False) -> list[Row]:
+async def incidents(ledger: LedgerReader, *, open_only: bool = False) -> list[Row]:
     """What the daemon could not explain: what happened, what to do, and whether it is resolved."""
     return [
         {
@@ -335,7 +298,7 @@ def daemon_status(status_file: Path, now_ns: int) -> Row:
     }
 
 
-async def status(ledger: Ledger, status_file: Path, now_ns: int | None = None) -> Row:
+async def status(ledger: LedgerReader, status_file: Path, now_ns: int | None = None) -> Row:
     """The account at a glance: daemon liveness, trading state, pauses, reconciliation, incidents, P&L."""
     now = time.time_ns() if now_ns is None else now_ns
     controls = await ledger.control_state()

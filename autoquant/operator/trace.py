@@ -1,33 +1,29 @@
-"""``autoquant trace ID``: why did it do this? Everything that bears one id, in time order.
+"""``autoquant trace ID``: why did it do this? Everything that bears one id, in ledger order.
 
 An id is a decision id, a client order id or a broker order id. From it the trace finds the related
 ids (a decision's orders, an order's decision and broker id) and gathers, from the ledger: the
 decision with its reason and the market-data time it used, every risk check, the reservation, every
 state transition with both timestamps, every fill and every incident about the order; and from the
-log file every line that bears one of those ids, merged in by its timestamp. Entries at the same
-instant keep the pipeline's order (decision, risk, reservation, transition, fill, incident, log).
+log file every line that bears one of those ids, merged in by its timestamp. Ledger entries follow
+the ledger's global sequence (the order things were committed), not their clocks.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from autoquant.domain.values import to_ns
-from autoquant.ledger import Ledger
+from autoquant.ledger import LedgerEvent, LedgerReader
 from autoquant.operator.inspection import iso
 from autoquant.operator.logview import Tally, bears_id, read_lines
 
 Entry = dict[str, Any]
 
-_DECISION, _RISK, _RESERVED, _TRANSITION, _FILL, _INCIDENT, _LOG = range(7)
-
-
-def _marks(items: list[str]) -> str:
-    return ",".join("?" * len(items)) or "NULL"
+#: At the same sort time, ledger entries come before log lines.
+_LEDGER, _LOG = range(2)
 
 
 @dataclass
@@ -42,93 +38,59 @@ class Related:
         return self.decisions | self.orders | self.brokers
 
 
-async def related_ids(ledger: Ledger, identifier: str) -> Related:
+async def related_ids(ledger: LedgerReader, identifier: str) -> Related:
     """The decision, client order and broker order ids connected to ``identifier`` (empty: unknown)."""
-    found = Related()
-    if await ledger.query("SELECT 1 FROM decisions WHERE decision_id = ?", [identifier]):
-        found.decisions.add(identifier)
-    for (coid,) in await ledger.query(
-        "SELECT client_order_id FROM orders WHERE client_order_id = ? OR decision_id = ?"
-        " UNION SELECT client_order_id FROM order_events WHERE broker_order_id = ?"
-        " UNION SELECT client_order_id FROM fills WHERE broker_order_id = ?",
-        [identifier] * 4,
-    ):
-        found.orders.add(str(coid))
-    orders = sorted(found.orders)
-    for (decision_id,) in await ledger.query(
-        f"SELECT decision_id FROM orders WHERE client_order_id IN ({_marks(orders)})", orders
-    ):
-        if decision_id:
-            found.decisions.add(str(decision_id))
-    for (broker_id,) in await ledger.query(
-        f"SELECT broker_order_id FROM order_events WHERE client_order_id IN ({_marks(orders)})"
-        f" UNION SELECT broker_order_id FROM fills WHERE client_order_id IN ({_marks(orders)})",
-        [*orders, *orders],
-    ):
-        if broker_id:
-            found.brokers.add(str(broker_id))
-    return found
+    decisions, orders, brokers = await ledger.related_ids(identifier)
+    return Related(decisions, orders, brokers)
 
 
-async def ledger_entries(ledger: Ledger, ids: Related) -> list[tuple[int, int, int, Entry]]:
-    """(time ns, pipeline rank, seq, entry) for every ledger row of the story."""
-    dids, oids = sorted(ids.decisions), sorted(ids.orders)
+def _entry(event: LedgerEvent) -> Entry | None:
+    """A ledger event as a trace entry, or None for kinds a story omits."""
+    f, ts = event.fields, event.local_ts_ns
+    if event.kind == "decision":
+        entry = {"what": "decision", "time": iso(ts), "decision_id": f["decision_id"]}
+        entry |= {"strategy_id": f["strategy_id"], "symbol": f["symbol"], "action": f["action"]}
+        entry |= {"reason": f["reason"], "data_time": iso(f["data_time_ns"]), "inputs": f["inputs"]}
+        return entry
+    if event.kind == "risk_event":
+        entry = {"what": "risk_check", "time": iso(ts), "decision_id": f["decision_id"]}
+        entry |= {"client_order_id": f["client_order_id"], "stage": f["stage"], "allowed": bool(f["allowed"])}
+        return entry | {"reason": f["reason"], "checks": f["checks"]}
+    if event.kind == "order_reserved":
+        entry = {"what": "reserved", "time": iso(ts), "client_order_id": f["client_order_id"]}
+        entry |= {"decision_id": f["decision_id"], "strategy_id": f["strategy_id"], "symbol": f["symbol"]}
+        entry |= {"side": f["side"], "qty": f["qty"], "order_type": f["order_type"]}
+        return entry | {"time_in_force": f["time_in_force"], "limit_price": f["limit_price"]}
+    if event.kind == "order_event":
+        entry = {"what": "transition", "time": iso(ts), "broker_time": iso(f["broker_ts_ns"])}
+        entry |= {"client_order_id": f["client_order_id"], "broker_order_id": f["broker_order_id"]}
+        entry |= {"event": f["kind"], "status": f["status_after"], "filled_qty": f["filled_qty_after"]}
+        return entry | {"reason": f["reason"]}
+    if event.kind == "fill":
+        entry = {"what": "fill", "time": iso(ts), "broker_time": iso(f["broker_ts_ns"])}
+        entry |= {"client_order_id": f["client_order_id"], "broker_order_id": f["broker_order_id"]}
+        entry |= {"execution_id": f["execution_id"], "side": f["side"], "qty": f["qty"], "price": f["price"]}
+        return entry | {"fee": f["fee"], "position_qty_after": f["position_qty"]}
+    if event.kind == "incident":
+        entry = {"what": "incident", "time": iso(ts), "incident_id": f["incident_id"], "kind": f["kind"]}
+        return entry | {"subject": f["subject"], "message": f["message"], "action": f["action"]}
+    return None
+
+
+async def ledger_entries(ledger: LedgerReader, ids: Related) -> list[tuple[int, int, int, Entry]]:
+    """(sort time ns, pipeline rank, journal seq, entry) for every ledger event of the story.
+
+    The events come in the ledger's global order; each one's sort time is the latest event time seen so
+    far in that order, so sorting keeps the ledger's order exactly while log lines merge in by time.
+    """
     entries: list[tuple[int, int, int, Entry]] = []
-    for seq, ts, did, strategy, symbol, action, reason, data_ns, inputs in await ledger.query(
-        "SELECT seq, local_ts_ns, decision_id, strategy_id, symbol, action, reason, data_time_ns, inputs_json"
-        f" FROM decisions WHERE decision_id IN ({_marks(dids)})",
-        dids,
-    ):
-        entry = {"what": "decision", "time": iso(ts), "decision_id": did, "strategy_id": strategy}
-        entry |= {"symbol": symbol, "action": action, "reason": reason, "data_time": iso(data_ns)}
-        entries.append((ts, _DECISION, seq, entry | {"inputs": json.loads(inputs)}))
-    for seq, ts, did, coid, stage, allowed, reason, checks in await ledger.query(
-        "SELECT seq, local_ts_ns, decision_id, client_order_id, stage, allowed, reason, checks_json"
-        f" FROM risk_events WHERE decision_id IN ({_marks(dids)}) OR client_order_id IN ({_marks(oids)})",
-        [*dids, *oids],
-    ):
-        entry = {"what": "risk_check", "time": iso(ts), "decision_id": did, "client_order_id": coid}
-        entry |= {"stage": stage, "allowed": bool(allowed), "reason": reason, "checks": json.loads(checks)}
-        entries.append((ts, _RISK, seq, entry))
-    for seq, ts, coid, did, strategy, symbol, side, qty, kind, tif, limit in await ledger.query(
-        "SELECT seq, local_ts_ns, client_order_id, decision_id, strategy_id, symbol, side, qty, order_type,"
-        f" time_in_force, limit_price FROM orders WHERE client_order_id IN ({_marks(oids)})",
-        oids,
-    ):
-        entry = {"what": "reserved", "time": iso(ts), "client_order_id": coid, "decision_id": did}
-        entry |= {"strategy_id": strategy, "symbol": symbol, "side": side, "qty": qty, "order_type": kind}
-        entries.append((ts, _RESERVED, seq, entry | {"time_in_force": tif, "limit_price": limit}))
-    for seq, ts, coid, kind, status, filled, broker_id, reason, broker_ns in await ledger.query(
-        "SELECT seq, local_ts_ns, client_order_id, kind, status_after, filled_qty_after, broker_order_id,"
-        f" reason, broker_ts_ns FROM order_events WHERE client_order_id IN ({_marks(oids)})",
-        oids,
-    ):
-        entry = {
-            "what": "transition",
-            "time": iso(ts),
-            "broker_time": iso(broker_ns),
-            "client_order_id": coid,
-        }
-        entry |= {"broker_order_id": broker_id, "event": kind, "status": status, "filled_qty": filled}
-        entries.append((ts, _TRANSITION, seq, entry | {"reason": reason}))
-    for seq, ts, coid, eid, broker_id, side, qty, price, fee, broker_ns, pos_qty in await ledger.query(
-        "SELECT seq, local_ts_ns, client_order_id, execution_id, broker_order_id, side, qty, price, fee,"
-        f" broker_ts_ns, position_qty FROM fills WHERE client_order_id IN ({_marks(oids)})",
-        oids,
-    ):
-        entry = {"what": "fill", "time": iso(ts), "broker_time": iso(broker_ns), "client_order_id": coid}
-        entry |= {"broker_order_id": broker_id, "execution_id": eid, "side": side, "qty": qty}
-        entries.append((ts, _FILL, seq, entry | {"price": price, "fee": fee, "position_qty_after": pos_qty}))
-    subjects = sorted(ids.all())
-    for seq, ts, incident_id, kind, subject, message, action in await ledger.query(
-        "SELECT seq, local_ts_ns, incident_id, kind, subject, message, action FROM incidents"
-        f" WHERE subject IN ({_marks(subjects)})",
-        subjects,
-    ):
-        entry = {"what": "incident", "time": iso(ts), "incident_id": incident_id, "kind": kind}
-        entries.append(
-            (ts, _INCIDENT, seq, entry | {"subject": subject, "message": message, "action": action})
-        )
+    clock = 0
+    for event in await ledger.story(ids.decisions, ids.orders, ids.all()):
+        made = _entry(event)
+        if made is None:
+            continue
+        clock = max(clock, event.local_ts_ns)
+        entries.append((clock, _LEDGER, event.seq, made))
     return entries
 
 
@@ -160,7 +122,7 @@ def log_entries(log_path: Path, ids: Related) -> list[tuple[int, int, int, Entry
     return entries
 
 
-async def trace(ledger: Ledger, identifier: str, log_path: Path | None = None) -> list[Entry] | None:
+async def trace(ledger: LedgerReader, identifier: str, log_path: Path | None = None) -> list[Entry] | None:
     """The story of ``identifier`` in time order, or None when nothing in the ledger bears it."""
     ids = await related_ids(ledger, identifier)
     if not ids.decisions and not ids.orders:

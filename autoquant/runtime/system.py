@@ -171,7 +171,6 @@ def build_system(
         pre_submit=gate.check_order,
         incidents=incidents,
         resubmit_grace_s=config.reconcile.resubmit_grace_s,
-        on_submit=gate.note_submit,
         heartbeat=supervisor.heartbeat("execution"),
     )
     order_stream = OrderStream(
@@ -222,7 +221,6 @@ def build_system(
         broker.broker,
         clock,
         config.risk,
-        reject_streak=lambda: execution.stats.consecutive_rejects,
         on_change=on_controls_change,
         heartbeat=supervisor.heartbeat("killswitch"),
     )

@@ -73,7 +73,6 @@ class ExecutionStats:
     resubmitted: int = 0
     denied: int = 0
     duplicate_fills: int = 0
-    consecutive_rejects: int = 0
     cancels_carried_out: int = 0
     last_submit_ns: dict[str, int] = field(default_factory=dict)
 
@@ -89,7 +88,6 @@ class ExecutionWorker:
         incidents: IncidentReporter | None = None,
         resubmit_grace_s: float = 2.0,
         sweep_interval_s: float = 1.0,
-        on_submit: Callable[[Order], None] | None = None,
         heartbeat: Callable[[], None] = lambda: None,
     ) -> None:
         self.ledger = ledger
@@ -99,7 +97,6 @@ class ExecutionWorker:
         self.incidents = incidents
         self.resubmit_grace_ns = int(resubmit_grace_s * 1e9)
         self.sweep_interval_s = sweep_interval_s
-        self.on_submit = on_submit
         self.heartbeat = heartbeat
         self.stats = ExecutionStats()
         self._fresh: asyncio.Queue[str] = asyncio.Queue()
@@ -269,8 +266,6 @@ class ExecutionWorker:
         self._fresh_ids.discard(order.client_order_id)  # from here on it may reach the broker
         self.stats.submitted += 1
         self.stats.last_submit_ns[order.client_order_id] = self.clock.now_ns()
-        if self.on_submit is not None:
-            self.on_submit(order)
         try:
             state = await self.broker.submit(request_for(order))
         except DuplicateClientOrderId:
@@ -300,7 +295,6 @@ class ExecutionWorker:
             if risk is not None:
                 await self.ledger.append_risk_event(risk)
             self.stats.rejected += 1
-            self.stats.consecutive_rejects += 1
             log.warning("order_rejected", reason=str(error), status=error.status)
             return await self._apply(
                 OrderEvent(
@@ -314,7 +308,6 @@ class ExecutionWorker:
         if risk is not None:
             await self.ledger.append_risk_event(risk)
         self.stats.accepted += 1
-        self.stats.consecutive_rejects = 0
         log.info("order_submitted", broker_order_id=state.broker_order_id, status=state.status.value)
         adopted = await self.adopt(order, state)
         crashpoint("after_ack")

@@ -40,7 +40,6 @@ class KillSwitch:
         clock: Clock,
         settings: RiskSettings,
         *,
-        reject_streak: Callable[[], int] = lambda: 0,
         poll_s: float = 0.25,
         account_poll_s: float = 5.0,
         on_change: Callable[[ControlState], Awaitable[None]] | None = None,
@@ -49,9 +48,6 @@ class KillSwitch:
         self.ledger = ledger
         self.broker = broker
         self.clock = clock
-        self.reject_streak = reject_streak
-        #: The reject streak when the kill switch last tripped on it (counted from there).
-        self._streak_base = 0
         self._controls_seq = -1
         self.settings = settings
         self.poll_s = poll_s
@@ -137,12 +133,10 @@ class KillSwitch:
                     f"order {order.client_order_id} has been UNKNOWN for more than "
                     f"{self.settings.max_unknown_age_s:g}s: check it at the broker, then run reconcile"
                 )
-        streak = self.reject_streak()
-        if streak < self._streak_base:
-            self._streak_base = 0  # an accepted order ended the streak
-        rejects = streak - self._streak_base
+        # Counted in the ledger since the last control (a resume starts a new count), so the streak
+        # survives a restart and a resumed account is not halted again by the rejects it was halted for.
+        rejects = await self.ledger.reject_streak(await self.ledger.control_journal_seq())
         if rejects >= self.settings.max_consecutive_rejects:
-            self._streak_base = streak
             return f"{rejects} orders rejected in a row: read `autoquant orders` for the broker's reasons"
         for incident in await self.ledger.incidents(open_only=True):
             if incident.scope == ACCOUNT and incident.local_ts_ns > state.state_since_ns:

@@ -30,7 +30,6 @@ from autoquant.brokers.port import Broker
 from autoquant.domain.broker import BrokerOrderState
 from autoquant.domain.clock import Clock
 from autoquant.domain.controls import ACCOUNT, Control, ControlKind
-from autoquant.domain.fills import Fill
 from autoquant.domain.orders import Order
 from autoquant.domain.reconciliation import (
     BrokerReport,
@@ -42,17 +41,13 @@ from autoquant.domain.reconciliation import (
 )
 from autoquant.errors import BrokerError
 from autoquant.ledger import Ledger
-from autoquant.ledger.ledger import fill_from_row
-from autoquant.ledger.records import ReconciliationRun
+from autoquant.ledger.records import ReconciliationCursor, ReconciliationRun
 from autoquant.workers.crashpoints import crashpoint
 from autoquant.workers.incidents import IncidentReporter
 
 log = structlog.get_logger("autoquant.reconciliation")
 
 SECOND_NS = 1_000_000_000
-_FILL_COLUMNS = (
-    "execution_id, client_order_id, broker_order_id, symbol, side, qty, price, fee, broker_ts_ns, local_ts_ns"
-)
 
 
 @dataclass(frozen=True)
@@ -117,8 +112,6 @@ class Reconciler:
         events_applied = first.events_applied + (final.events_applied if final is not first else 0)
         opened = [await self._open(incident) for incident in incidents]
         report = final.report
-        if report.account is not None:
-            await self.ledger.record_account(report.account, report.as_of_ns)
         summary: dict[str, Any] = {
             "fills_appended": fills_appended,
             "events_applied": events_applied,
@@ -130,13 +123,13 @@ class Reconciler:
             "orders_checked": len(report.order_states),
             "broker_fills": len(report.fills),
         }
+        cursor = None
         if report.account is not None:
-            # The next run's cash baseline: the cash read at as_of_ns, and the ledger's last fill before it.
-            summary |= {
-                "cash": str(report.account.cash),
-                "cash_at_ns": report.as_of_ns,
-                "fills_seq": final.fills_seq,
-            }
+            # The next run's cash baseline: the cash read at as_of_ns, and the ledger's last fill before it,
+            # stored in the run's own transaction (with the account snapshot).
+            cursor = ReconciliationCursor(
+                fills_seq=final.fills_seq, cash=report.account.cash, cash_at_ns=report.as_of_ns
+            )
         clean = not incidents
         await self.ledger.record_reconciliation(
             ReconciliationRun(
@@ -145,7 +138,10 @@ class Reconciler:
                 summary=summary,
                 started_ns=started,
                 finished_ns=self.clock.now_ns(),
-            )
+            ),
+            account=report.account,
+            account_ts_ns=report.as_of_ns,
+            cursor=cursor,
         )
         outcome = ReconcileOutcome(
             clean=clean,
@@ -240,8 +236,7 @@ class Reconciler:
         return start - self.window_margin_ns
 
     async def _last_fill_seq(self) -> int:
-        rows = await self.ledger.query("SELECT coalesce(max(seq), 0) FROM fills")
-        return int(rows[0][0])
+        return await self.ledger.last_fill_seq()
 
     async def _cash_baseline(self, previous: ReconciliationRun | None) -> CashBaseline | None:
         """The previous run's cash, and the ledger fills that may have moved it since.
@@ -250,17 +245,15 @@ class Reconciler:
         the baseline cash: only fills appended after (``seq > fills_seq``) and timed after the read
         (less the slack for clocks) are candidates.
         """
-        summary = {} if previous is None else previous.summary
-        if not {"cash", "cash_at_ns", "fills_seq"} <= summary.keys():
+        if previous is None:
             return None
-        at_ns = int(summary["cash_at_ns"])
-        rows = await self.ledger.query(
-            f"SELECT {_FILL_COLUMNS} FROM fills WHERE seq > ? AND coalesce(broker_ts_ns, local_ts_ns) > ?"
-            " ORDER BY seq",
-            (int(summary["fills_seq"]), at_ns - self.cash_slack_ns),
+        cursor = await self.ledger.reconciliation_cursor()
+        if cursor is None:
+            return None
+        fills = tuple(await self.ledger.fills_after(cursor.fills_seq, cursor.cash_at_ns - self.cash_slack_ns))
+        return CashBaseline(
+            cash=cursor.cash, at_ns=cursor.cash_at_ns, fills=fills, slack_ns=self.cash_slack_ns
         )
-        fills: tuple[Fill, ...] = tuple(fill_from_row(row) for row in rows)
-        return CashBaseline(cash=summary["cash"], at_ns=at_ns, fills=fills, slack_ns=self.cash_slack_ns)
 
     async def _repair(self, result: ReconciliationResult) -> tuple[int, int]:
         appended = 0
@@ -295,14 +288,11 @@ class Reconciler:
         return appended, applied
 
     async def _has_control(self, incident_id: str) -> bool:
-        rows = await self.ledger.query(
-            "SELECT count(*) FROM controls WHERE instr(reason, ?) > 0", (f"(incident {incident_id})",)
-        )
-        return int(rows[0][0]) > 0
+        return await self.ledger.incident_has_control(incident_id)
 
     async def _stored_scope(self, incident_id: str, default: str) -> str:
-        rows = await self.ledger.query("SELECT scope FROM incidents WHERE incident_id = ?", (incident_id,))
-        return str(rows[0][0]) if rows else default
+        stored = await self.ledger.get_incident(incident_id)
+        return default if stored is None else stored.scope
 
     async def _open(self, incident: IncidentDraft) -> tuple[str, bool]:
         """Open the incident and stop what it affects, once per incident.
@@ -331,7 +321,8 @@ class Reconciler:
                     reason=f"{incident.message} (incident {incident_id})",
                     actor=self.actor,
                     local_ts_ns=now,
-                )
+                ),
+                incident_id=incident_id,
             )
             log.warning(
                 "incident_stopped_trading" if new else "incident_confirmed",

@@ -7,7 +7,6 @@ reserved order), both times with fresh state, and every result becomes a risk ev
 from __future__ import annotations
 
 import time
-from collections import deque
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -33,12 +32,8 @@ class RiskGate:
         self.market = market
         self.clock = clock
         self.limits: RiskLimits = settings
-        self.recent_submits: deque[int] = deque(maxlen=10_000)
         self.controls = ControlState()
         self._controls_seq = -1
-
-    def note_submit(self, _: object = None) -> None:
-        self.recent_submits.append(self.clock.now_ns())
 
     async def refresh_controls(self, seq: int | None = None) -> ControlState:
         """Re-read trading state and pause flags if any control was appended since the last read
@@ -72,7 +67,9 @@ class RiskGate:
             start = peak = current = Decimal(0)
         else:
             start, peak, current = book.equity
-        minute_ago = now - 60_000_000_000
+        # Orders sent within the minute, from the ledger (the execution worker sends one at a time, so
+        # the previous send's outcome is recorded before the next pre-submit check): survives restarts.
+        recent_orders = await self.ledger.submissions_since(now - 60_000_000_000)
         return RiskSnapshot(
             now_ns=now,
             positions=book.account_positions(),
@@ -81,7 +78,7 @@ class RiskGate:
             start_equity=start,
             peak_equity=peak,
             equity=current,
-            recent_order_ns=tuple(t for t in self.recent_submits if t >= minute_ago),
+            recent_order_ns=tuple(recent_orders),
             data_age_ns=self.market.freshness.ages_ns(),
             controls=self.controls,
         )

@@ -17,7 +17,8 @@ import pytest
 
 import autoquant
 from autoquant.chaos import CHAOS_KEYS, DaemonProcess, ServerProcess, check_convergence
-from autoquant.chaos.processes import query, wait_for
+from autoquant.chaos.processes import wait_for
+from tests.ledger_sql import query
 
 pytestmark = pytest.mark.slow
 

@@ -19,7 +19,7 @@ from autoquant.domain.orders import Order, OrderEvent, OrderEventKind, OrderStat
 from autoquant.domain.values import Side
 from autoquant.errors import LedgerCorrupt, MigrationMismatch
 from autoquant.ledger import Ledger, migrations, rows
-from autoquant.ledger.records import ReconciliationRun, RiskEvent
+from autoquant.ledger.records import ReconciliationCursor, ReconciliationRun, RiskEvent
 
 T0 = datetime(2026, 1, 5, 14, 30, tzinfo=UTC)
 
@@ -86,6 +86,9 @@ async def populate(ledger: Ledger) -> None:
     incident, _ = await ledger.open_incident(
         kind="k", subject="s", scope="account", message="m", action="a", details={}, local_ts_ns=1
     )
+    await ledger.append_control(
+        Control(kind=ControlKind.HALT, reason="m", actor="reconciler", local_ts_ns=1), incident_id=incident
+    )
     await ledger.resolve_incident(incident, "op", "n", 2)
     await ledger.append_risk_event(
         RiskEvent(
@@ -101,7 +104,8 @@ async def populate(ledger: Ledger) -> None:
         )
     )
     await ledger.record_reconciliation(
-        ReconciliationRun(trigger="startup", clean=True, summary={}, started_ns=1, finished_ns=2)
+        ReconciliationRun(trigger="startup", clean=True, summary={}, started_ns=1, finished_ns=2),
+        cursor=ReconciliationCursor(fills_seq=1, cash=Decimal("100"), cash_at_ns=2),
     )
     await ledger.record_account(BrokerAccount(cash=Decimal(1), equity=Decimal(1), buying_power=Decimal(1)), 1)
     request = await ledger.request_cancel("aq-1", "r", "op", 1)
@@ -198,8 +202,9 @@ async def test_open_orders_projection_survives_checkpoints(
         assert {o.client_order_id for o in await ledger.open_orders()} == expected
     async with await Ledger.open(tmp_ledger_path) as ledger:
         assert {o.client_order_id for o in await ledger.open_orders()} == expected
-        checkpoints = await ledger.query("SELECT count(*) FROM open_order_checkpoints")
-        assert checkpoints[0][0] >= 3
+        assert set((await ledger.projection()).open_orders) == expected
+    with sqlite3.connect(tmp_ledger_path) as conn:
+        assert conn.execute("SELECT count(*) FROM open_order_checkpoints").fetchone()[0] >= 3
 
 
 async def test_concurrent_appends_share_transactions(ledger: Ledger) -> None:

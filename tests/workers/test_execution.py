@@ -22,6 +22,7 @@ from autoquant.runtime.config import PaperSettings
 from autoquant.workers.execution import ExecutionWorker
 from autoquant.workers.incidents import IncidentReporter
 from autoquant.workers.order_stream import OrderStream
+from tests.ledger_sql import ledger_query
 
 
 class DropAfterAccept(PaperBroker):
@@ -242,7 +243,7 @@ async def test_denied_by_the_pre_submit_check_is_never_sent(make) -> None:  # ty
     after = await rig.worker.process(order)
     assert after is not None and after.status is OrderStatus.DENIED
     assert rig.exchange.list_orders(status="all") == []
-    assert await rig.ledger.query("SELECT allowed, reason FROM risk_events") == [(0, "halted")]
+    assert await ledger_query(rig.ledger, "SELECT allowed, reason FROM risk_events") == [(0, "halted")]
 
 
 async def test_duplicated_and_reordered_updates_count_each_fill_once(make) -> None:  # type: ignore[no-untyped-def]

@@ -32,6 +32,7 @@ from autoquant.workers.market import MarketState
 from autoquant.workers.order_stream import OrderStream
 from autoquant.workers.reconciliation import Reconciler
 from autoquant.workers.risk_gate import RiskGate
+from tests.ledger_sql import ledger_query
 
 D = Decimal
 NEVER_POLL = float("inf")
@@ -472,7 +473,9 @@ async def test_operator_cancel_requests_are_carried_out_once_even_while_halted(
     assert await board.execution.carry_out_cancels() == 1
     assert await board.execution.carry_out_cancels() == 0
     assert board.exchange.list_orders(status="open") == []
-    outcomes = await board.ledger.query("SELECT request_seq, canceled FROM cancel_outcomes ORDER BY seq")
+    outcomes = await ledger_query(
+        board.ledger, "SELECT request_seq, canceled FROM cancel_outcomes ORDER BY seq"
+    )
     assert [seq for seq, _ in outcomes] == [1, 2], "each request carried out exactly once"
     assert await board.ledger.pending_cancel_requests() == []
 
@@ -482,4 +485,4 @@ async def test_cancel_request_for_an_unknown_order_is_refused(make: Make) -> Non
     board = await make()
     with pytest.raises(LedgerError, match="no order aq-nope"):
         await board.ledger.request_cancel("aq-nope", "r", "op", 1)
-    assert await board.ledger.query("SELECT count(*) FROM cancel_requests") == [(0,)]
+    assert await ledger_query(board.ledger, "SELECT count(*) FROM cancel_requests") == [(0,)]

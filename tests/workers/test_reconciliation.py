@@ -23,6 +23,7 @@ from autoquant.ledger import Ledger
 from autoquant.runtime.config import PaperSettings
 from autoquant.workers.adoption import event_for_state, event_for_update
 from autoquant.workers.reconciliation import Reconciler
+from tests.ledger_sql import ledger_query
 
 D = Decimal
 STRATEGIES = {"AAPL": {"sma-aapl"}, "MSFT": {"sma-msft"}}
@@ -97,7 +98,7 @@ def work(exchange: PaperExchange, clock: FakeClock) -> list[object]:
 
 
 async def control_count(ledger: Ledger) -> int:
-    rows = await ledger.query("SELECT count(*) FROM controls")
+    rows = await ledger_query(ledger, "SELECT count(*) FROM controls")
     return int(rows[0][0])
 
 
@@ -352,7 +353,7 @@ async def test_run_forever_runs_on_wake_and_survives_broker_errors(
     wake = asyncio.Event()
 
     async def runs() -> int:
-        rows = await ledger.query("SELECT count(*) FROM reconciliations")
+        rows = await ledger_query(ledger, "SELECT count(*) FROM reconciliations")
         return int(rows[0][0])
 
     with capture_logs() as logs:

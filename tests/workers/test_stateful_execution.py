@@ -32,6 +32,7 @@ from autoquant.workers.execution import ExecutionWorker
 from autoquant.workers.incidents import IncidentReporter
 from autoquant.workers.order_stream import OrderStream
 from autoquant.workers.reconciliation import Reconciler
+from tests.ledger_sql import ledger_query
 
 T = TypeVar("T")
 D = Decimal
@@ -218,7 +219,9 @@ class OrderPathMachine(RuleBasedStateMachine):
             await self.reconcile()
 
         self.run(go())
-        ledger_fills = {row[0] for row in self.run(self.ledger.query("SELECT execution_id FROM fills"))}
+        ledger_fills = {
+            row[0] for row in self.run(ledger_query(self.ledger, "SELECT execution_id FROM fills"))
+        }
         exchange_fills = {fill.execution_id for fill in self.exchange.fills()}
         assert ledger_fills == exchange_fills
         positions = self.run(self.ledger.account_positions())
@@ -242,13 +245,15 @@ class OrderPathMachine(RuleBasedStateMachine):
     def one_exchange_order_per_client_order_id_and_all_reserved(self) -> None:
         ids = [state.client_order_id for state in self.exchange.list_orders(status="all")]
         assert len(ids) == len(set(ids))
-        reserved = {row[0] for row in self.run(self.ledger.query("SELECT client_order_id FROM orders"))}
+        reserved = {
+            row[0] for row in self.run(ledger_query(self.ledger, "SELECT client_order_id FROM orders"))
+        }
         assert set(ids) <= reserved
 
     @invariant()
     def fills_counted_once_and_never_past_the_quantity(self) -> None:
         rows = self.run(
-            self.ledger.query("SELECT execution_id, client_order_id, side, symbol, qty FROM fills")
+            ledger_query(self.ledger, "SELECT execution_id, client_order_id, side, symbol, qty FROM fills")
         )
         execution_ids = [row[0] for row in rows]
         assert len(execution_ids) == len(set(execution_ids))

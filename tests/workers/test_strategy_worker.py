@@ -28,6 +28,7 @@ from autoquant.workers.killswitch import KillSwitch
 from autoquant.workers.market import MarketState
 from autoquant.workers.risk_gate import RiskGate
 from autoquant.workers.strategy import StrategyWorker
+from tests.ledger_sql import ledger_query
 
 D = Decimal
 #: Flat, then a jump: the 2-bar average crosses above the 4-bar average on the last bar.
@@ -69,7 +70,7 @@ class Desk:
             )
 
     async def rows(self, sql: str) -> list[tuple[object, ...]]:
-        return await self.ledger.query(sql)
+        return await ledger_query(self.ledger, sql)
 
 
 Make = Callable[..., Awaitable[Desk]]

@@ -1,0 +1,55 @@
+"""The batching writer: one transaction per batch, each write's failure isolated, results after COMMIT."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+from autoquant.ledger.connection import connect_writer, migrate_file, run_write_batch
+
+
+def insert_control(reason: str, fail: bool = False) -> Callable[[sqlite3.Connection], int]:
+    def write(conn: sqlite3.Connection) -> int:
+        cursor = conn.execute(
+            "INSERT INTO controls (kind, scope, reason, actor, local_ts_ns)"
+            " VALUES ('pause', 'account', ?, 't', 1)",
+            (reason,),
+        )
+        if fail:
+            raise ValueError(f"{reason} failed after writing")
+        return int(cursor.lastrowid or 0)
+
+    return write
+
+
+def test_a_failed_write_in_a_batch_rolls_back_only_its_own_rows(tmp_ledger_path: Path) -> None:
+    """A batch whose middle write raises after inserting keeps the others' rows, in order, and not its own."""
+    migrate_file(tmp_ledger_path)
+    conn = connect_writer(tmp_ledger_path)
+    try:
+        outcomes = run_write_batch(
+            conn,
+            [insert_control("a"), insert_control("b", fail=True), insert_control("c")],
+        )
+        assert [ok for ok, _ in outcomes] == [True, False, True]
+        assert isinstance(outcomes[1][1], ValueError)
+        reasons = [row[0] for row in conn.execute("SELECT reason FROM controls ORDER BY seq")]
+        assert reasons == ["a", "c"]
+        assert not conn.in_transaction
+        journal = conn.execute("SELECT count(*) FROM journal WHERE kind = 'control'").fetchone()[0]
+        assert journal == 2  # the failed write's journal entry went with it
+    finally:
+        conn.close()
+
+
+def test_a_batch_without_failures_commits_every_write(tmp_ledger_path: Path) -> None:
+    """Sixty-four writes in one batch all commit, each returning its own result."""
+    migrate_file(tmp_ledger_path)
+    conn = connect_writer(tmp_ledger_path)
+    try:
+        outcomes = run_write_batch(conn, [insert_control(f"r{n}") for n in range(64)])
+        assert [value for _, value in outcomes] == list(range(1, 65))
+        assert conn.execute("SELECT count(*) FROM controls").fetchone()[0] == 64
+    finally:
+        conn.close()
