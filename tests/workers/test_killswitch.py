@@ -283,6 +283,36 @@ async def test_consecutive_rejects_at_the_limit_halt(make: Make) -> None:
     assert "3 orders rejected in a row" in state.state_reason
 
 
+async def test_reject_streak_and_order_rate_survive_a_restart(make: Make) -> None:
+    """Two rejects before a restart and one after make three in a row; sends before it count in the rate."""
+    limits: dict[str, object] = {
+        "max_consecutive_rejects": 3,
+        "max_orders_per_minute": 3,
+        "max_order_notional": D(10**9),
+        "max_position_notional": D(10**9),
+        "max_gross_exposure": D(10**9),
+    }
+    before = await make(**limits)
+    for n in range(2):
+        after = await before.send(f"aq-big-{n}", qty="5000")
+        assert after is not None and after.status is OrderStatus.REJECTED
+    await before.killswitch.check()
+    assert await before.state() is TradingState.ACTIVE
+    await before.broker.close()
+    await before.ledger.close()
+    before.exchange.close()
+
+    board = await make(**limits)  # a new process: nothing carried over in memory
+    rejected = await board.send("aq-big-2", qty="5000")
+    assert rejected is not None and rejected.status is OrderStatus.REJECTED
+    await board.killswitch.check()
+    state = await board.ledger.control_state()
+    assert state.trading_state is TradingState.HALTED
+    assert "3 orders rejected in a row" in state.state_reason
+    snapshot = await board.gate.snapshot()
+    assert len(snapshot.recent_order_ns) == 3, "the minute's sends, from before and after the restart"
+
+
 async def test_an_accept_between_rejects_resets_the_count(make: Make) -> None:
     """Rejects separated by an accepted order are not "in a row"."""
     board = await make(
