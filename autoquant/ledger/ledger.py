@@ -272,9 +272,12 @@ class Ledger(LedgerReader):
 
     # -- order events and fills ----------------------------------------------------------------
 
-    async def apply_event(self, event: OrderEvent) -> EventResult:
-        """Apply one order event. An event the table refuses is returned as ``illegal``, unapplied."""
-        return await self.apply_update(event, None)
+    async def apply_event(self, event: OrderEvent, *, risk: RiskEvent | None = None) -> EventResult:
+        """Apply one order event. An event the table refuses is returned as ``illegal``, unapplied.
+
+        ``risk``, the pre-submit check that led to it, is appended in the same transaction.
+        """
+        return await self.apply_update(event, None, risk=risk)
 
     async def append_fill(self, fill: Fill) -> bool:
         """Append one fill; False (and nothing written) if its execution id is already recorded."""
@@ -285,13 +288,19 @@ class Ledger(LedgerReader):
 
         return await self._writer.write(lambda conn: _fill(conn, fill), on_commit) is not None
 
-    async def apply_update(self, event: OrderEvent, fill: Fill | None) -> EventResult:
+    async def apply_update(
+        self, event: OrderEvent, fill: Fill | None, *, risk: RiskEvent | None = None
+    ) -> EventResult:
         """A broker update: its fill (counted once by execution id) and its event, in one transaction.
 
         The fill is broker truth and is kept even when the event is illegal in the order's state.
+        ``risk`` (the pre-submit check that led to a submit's outcome) is appended with them, so the
+        check and the outcome cost one commit, not two, on the order path.
         """
 
         def write(conn: sqlite3.Connection) -> _UpdateCommitted:
+            if risk is not None:
+                insert_risk_event(conn, risk)
             # The transition is appended before its fill, so the journal reads "partially filled, the
             # fill" in that order; both are in one transaction either way.
             order = load_order(conn, event.client_order_id)

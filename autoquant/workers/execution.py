@@ -253,7 +253,6 @@ class ExecutionWorker:
             risk = await self.pre_submit(order)
             if not risk.allowed:
                 self.stats.denied += 1
-                await self.ledger.append_risk_event(risk)
                 log.info("order_denied", reason=risk.reason)
                 return await self._apply(
                     OrderEvent(
@@ -261,7 +260,8 @@ class ExecutionWorker:
                         kind=OrderEventKind.DENIED,
                         reason=risk.reason,
                         local_ts_ns=self.clock.now_ns(),
-                    )
+                    ),
+                    risk,
                 )
         self._fresh_ids.discard(order.client_order_id)  # from here on it may reach the broker
         self.stats.submitted += 1
@@ -270,19 +270,15 @@ class ExecutionWorker:
             state = await self.broker.submit(request_for(order))
         except DuplicateClientOrderId:
             existing = await self.broker.get_by_client_order_id(order.client_order_id)
-            if risk is not None:
-                await self.ledger.append_risk_event(risk)
             if existing is None:
-                return await self._unknown(order, "broker reported a duplicate but has no such order")
+                return await self._unknown(order, "broker reported a duplicate but has no such order", risk)
             self.stats.adopted += 1
             log.info(
                 "order_adopted", broker_order_id=existing.broker_order_id, via="duplicate_client_order_id"
             )
-            return await self.adopt(order, existing)
+            return await self.adopt(order, existing, risk)
         except BrokerAmbiguous as error:
-            if risk is not None:
-                await self.ledger.append_risk_event(risk)
-            return await self._unknown(order, str(error))
+            return await self._unknown(order, str(error), risk)
         except BrokerTransient as error:
             if risk is not None:
                 await self.ledger.append_risk_event(risk)
@@ -292,8 +288,6 @@ class ExecutionWorker:
         except BrokerAuthError:
             raise
         except BrokerRejected as error:
-            if risk is not None:
-                await self.ledger.append_risk_event(risk)
             self.stats.rejected += 1
             log.warning("order_rejected", reason=str(error), status=error.status)
             return await self._apply(
@@ -302,18 +296,18 @@ class ExecutionWorker:
                     kind=OrderEventKind.REJECTED,
                     reason=str(error),
                     local_ts_ns=self.clock.now_ns(),
-                )
+                ),
+                risk,
             )
         crashpoint("after_submit")
-        if risk is not None:
-            await self.ledger.append_risk_event(risk)
         self.stats.accepted += 1
         log.info("order_submitted", broker_order_id=state.broker_order_id, status=state.status.value)
-        adopted = await self.adopt(order, state)
+        # The pre-submit check is recorded with the acknowledgement: one commit, before after_ack.
+        adopted = await self.adopt(order, state, risk)
         crashpoint("after_ack")
         return adopted
 
-    async def _unknown(self, order: Order, why: str) -> Order | None:
+    async def _unknown(self, order: Order, why: str, risk: RiskEvent | None = None) -> Order | None:
         self.stats.unknown += 1
         log.warning("order_outcome_unknown", error=why)
         return await self._apply(
@@ -322,14 +316,19 @@ class ExecutionWorker:
                 kind=OrderEventKind.SUBMIT_UNKNOWN,
                 reason=why,
                 local_ts_ns=self.clock.now_ns(),
-            )
+            ),
+            risk,
         )
 
-    async def adopt(self, order: Order, state: BrokerOrderState) -> Order | None:
-        """Bring the ledger's order to the broker's state, fetching any fills the ledger lacks."""
+    async def adopt(
+        self, order: Order, state: BrokerOrderState, risk: RiskEvent | None = None
+    ) -> Order | None:
+        """Bring the ledger's order to the broker's state, fetching any fills the ledger lacks.
+
+        ``risk``, the pre-submit check of the submit this answers, is recorded with the transition."""
         if state.filled_qty > order.filled_qty:
             await self._fetch_fills(order, state)
-        return await self._apply(event_for_state(state, self.clock.now_ns()))
+        return await self._apply(event_for_state(state, self.clock.now_ns()), risk)
 
     async def _fetch_fills(self, order: Order, state: BrokerOrderState) -> None:
         try:
@@ -341,8 +340,8 @@ class ExecutionWorker:
             if fill.client_order_id == order.client_order_id and not await self.ledger.append_fill(fill):
                 self.stats.duplicate_fills += 1
 
-    async def _apply(self, event: OrderEvent) -> Order | None:
-        result = await self.ledger.apply_event(event)
+    async def _apply(self, event: OrderEvent, risk: RiskEvent | None = None) -> Order | None:
+        result = await self.ledger.apply_event(event, risk=risk)
         if result.illegal is not None:
             await self._report_illegal(event, str(result.illegal))
         return result.order
