@@ -87,6 +87,9 @@ class Projection:
     #: The day ``book`` last asked about, and every (snapshot seq, equity) recorded since it started.
     equity_day: int | None = None
     equity_values: list[tuple[int, Decimal]] = field(default_factory=list)
+    #: (first, peak, latest) of ``equity_values``, kept as they grow: a risk check must not walk a
+    #: day of account polls (one every few seconds) on every tick.
+    equity_summary: tuple[Decimal, Decimal, Decimal] | None = None
     #: The latest committed snapshots (seq, time, equity), to merge into a day read from disk.
     recent_equity: deque[tuple[int, int, Decimal]] = field(default_factory=lambda: deque(maxlen=64))
 
@@ -119,6 +122,8 @@ class Projection:
         last = rows[-1][0] if rows else 0
         later = [(s, e) for s, t, e in self.recent_equity if s > last and t >= day_start_ns]
         self.equity_day, self.equity_values = day_start_ns, [*rows, *later]
+        values = [equity for _, equity in self.equity_values]
+        self.equity_summary = (values[0], max(values), values[-1]) if values else None
 
     # -- following commits -------------------------------------------------------------------------
 
@@ -150,14 +155,15 @@ class Projection:
         last = self.equity_values[-1][0] if self.equity_values else 0
         if self.equity_day is not None and local_ts_ns >= self.equity_day and snapshot_seq > last:
             self.equity_values.append((snapshot_seq, equity))
+            summary = self.equity_summary
+            self.equity_summary = (
+                (equity, equity, equity) if summary is None else (summary[0], max(summary[1], equity), equity)
+            )
 
     # -- named reads -------------------------------------------------------------------------------
 
     def equity(self) -> tuple[Decimal, Decimal, Decimal] | None:
-        values = [equity for _, equity in self.equity_values]
-        if not values:
-            return None
-        return values[0], max(values), values[-1]
+        return self.equity_summary
 
     def reject_streak(self, since_seq: int = 0) -> int:
         """Rejections in a row among the latest submission outcomes after journal seq ``since_seq``."""
@@ -170,7 +176,15 @@ class Projection:
 
     def submissions_since(self, since_ns: int) -> list[int]:
         """The times (local ns) orders were sent to the broker, at or after ``since_ns``, oldest first."""
-        times = [s.local_ts_ns for s in reversed(self.submissions) if s.local_ts_ns >= since_ns]
+        times = []
+        # Newest first; commit order follows local time to within moments, so past a second of slack
+        # before ``since_ns`` nothing older can be in the window: stop there instead of walking all.
+        horizon = since_ns - 1_000_000_000
+        for submission in reversed(self.submissions):
+            if submission.local_ts_ns >= since_ns:
+                times.append(submission.local_ts_ns)
+            elif submission.local_ts_ns < horizon:
+                break
         return sorted(times)
 
     def unknown_orders(self) -> list[Order]:
