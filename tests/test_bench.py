@@ -78,6 +78,7 @@ def test_quick_bench_prints_every_key_as_its_last_line(tmp_path: Path) -> None:
         "concurrent_vs_raw",
         "risk_check_p99_us",
         "tick_to_submit_p99_ms",
+        "loop_lag_p99_ms_logging",
         "startup_ready_s",
         "rss_mb",
     }

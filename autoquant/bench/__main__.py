@@ -28,6 +28,8 @@ GROUPS: list[tuple[str, Callable[[Sizes], Any], tuple[str, ...]]] = [
             "sqlite_raw_commit_per_s",
             "ledger_append_per_s",
             "ledger_vs_raw",
+            "thread_hop_p50_us",
+            "ledger_vs_raw_offloop_ceiling",
             "ledger_append_concurrent_per_s",
             "concurrent_vs_raw",
         ),

@@ -11,12 +11,14 @@ beats the per-transaction baseline.
 from __future__ import annotations
 
 import asyncio
+import queue
 import sqlite3
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from autoquant.bench.common import Sizes, progress, scratch_dir
+from autoquant.bench.common import Sizes, percentile, progress, scratch_dir
 from autoquant.domain.decisions import Action, Decision
 from autoquant.ledger import Ledger
 
@@ -106,10 +108,44 @@ async def concurrent_appends_per_s(directory: Path, seconds: float, appenders: i
         await ledger.close()
 
 
+async def thread_hop_us(rounds: int = 2_000) -> float:
+    """p50 of one round trip loop -> another thread -> loop (``SimpleQueue`` out, ``call_soon_threadsafe``
+    back) doing no work: what any writer that keeps fsync off the event loop pays per write on top of
+    the commit itself. On a VM each wake of a sleeping thread can cost more than an fsync."""
+    jobs: queue.SimpleQueue[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]] | None] = (
+        queue.SimpleQueue()
+    )
+
+    def echo() -> None:
+        while (job := jobs.get()) is not None:
+            loop, future = job
+            loop.call_soon_threadsafe(future.set_result, None)
+
+    thread = threading.Thread(target=echo, name="bench-hop", daemon=True)
+    thread.start()
+    loop = asyncio.get_running_loop()
+    samples = []
+    try:
+        for _ in range(rounds):
+            future: asyncio.Future[None] = loop.create_future()
+            start = time.perf_counter_ns()
+            jobs.put((loop, future))
+            await future
+            samples.append(time.perf_counter_ns() - start)
+    finally:
+        jobs.put(None)
+        thread.join()
+    return percentile(samples, 0.50) / 1000
+
+
 async def run(sizes: Sizes) -> dict[str, object]:
     with scratch_dir("writes") as directory:
         raw = raw_commits_per_s(directory, sizes.write_seconds)
         progress(f"sqlite raw commits: {raw:.0f}/s")
+        hop_us = await thread_hop_us()
+        # The best ratio a writer off the loop can reach here: a raw commit plus one empty round trip.
+        ceiling = (1e6 / raw) / (1e6 / raw + hop_us)
+        progress(f"thread round trip p50: {hop_us:.0f} µs (off-loop ceiling of ledger_vs_raw: {ceiling:.2f})")
         single = await ledger_appends_per_s(directory, sizes.write_seconds, raw)
         progress(f"ledger appends (record_decision, one at a time): {single:.0f}/s")
         concurrent = await concurrent_appends_per_s(directory, sizes.concurrent_seconds, sizes.appenders, raw)
@@ -118,6 +154,8 @@ async def run(sizes: Sizes) -> dict[str, object]:
         "sqlite_raw_commit_per_s": round(raw, 1),
         "ledger_append_per_s": round(single, 1),
         "ledger_vs_raw": round(single / raw, 3),
+        "thread_hop_p50_us": round(hop_us, 1),
+        "ledger_vs_raw_offloop_ceiling": round(ceiling, 3),
         "ledger_append_concurrent_per_s": round(concurrent, 1),
         "concurrent_vs_raw": round(concurrent / raw, 3),
     }

@@ -1,7 +1,10 @@
 """The order path the daemon runs, assembled for measuring: ledger, execution worker, broker, pump.
 
-``running_execution`` starts the execution worker's outbox and update loops (and the paper pump when
-the broker is in-process) as tasks, waits for the outbox to be started, and stops them all on exit.
+``running_system`` builds the daemon's system through the composition root (``build_system``) and runs
+its order path — the paper pump, the order-update worker and the execution outbox — as tasks;
+``running_execution`` runs the same order path without a risk gate (the throughput bench sends orders
+with no market data, which the gate would rightly refuse). Both wait for the outbox to be started and
+stop every task on exit.
 ``TimedPaperBroker`` is the in-process paper broker that notes when each submit call was entered.
 """
 
@@ -23,7 +26,8 @@ from autoquant.domain.clock import Clock
 from autoquant.domain.orders import Order
 from autoquant.ledger import Ledger
 from autoquant.ledger.records import RiskEvent
-from autoquant.runtime.config import PaperSettings
+from autoquant.runtime.config import Config, PaperSettings
+from autoquant.runtime.system import BrokerHandle, System, build_system
 from autoquant.workers.execution import ExecutionWorker
 from autoquant.workers.incidents import IncidentReporter
 from autoquant.workers.order_stream import OrderStream
@@ -71,6 +75,28 @@ class Running:
             if task.done():
                 error = None if task.cancelled() else task.exception()
                 raise RuntimeError(f"bench task {task.get_name()} stopped: {error!r}")
+
+
+@contextlib.asynccontextmanager
+async def running_system(
+    config: Config, ledger: Ledger, broker: PaperBroker, exchange: PaperExchange, clock: Clock
+) -> AsyncIterator[tuple[System, Running]]:
+    """The system ``config`` describes over ``ledger`` and the in-process ``broker``, its order path
+    running; the caller feeds bars to ``system.market`` / ``system.strategy_worker`` itself."""
+    system = build_system(config, clock, ledger, BrokerHandle(broker, exchange))
+    running = Running(system.execution)
+    running.start(broker.run(), "paper-pump")
+    running.start(system.order_stream.run(), "order-updates")
+    running.start(system.execution.run_outbox(), "execution-outbox")
+    try:
+        async with asyncio.timeout(30):
+            await system.execution.started.wait()
+        yield system, running
+    finally:
+        for task in running.tasks:
+            task.cancel()
+        await asyncio.gather(*running.tasks, return_exceptions=True)
+        await broker.close()
 
 
 @contextlib.asynccontextmanager

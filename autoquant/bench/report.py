@@ -13,9 +13,10 @@ Compare = Callable[[float, float], bool]
 #: key -> (comparison, target, how the target is written). Ratios are measured in the same run.
 TARGETS: dict[str, tuple[Compare, float, str]] = {
     "ledger_vs_raw": (operator.ge, 0.8, ">= 0.8"),
-    "concurrent_vs_raw": (operator.ge, 5.0, ">= 5"),
+    "concurrent_vs_raw": (operator.ge, 8.0, ">= 8"),
     "risk_check_p99_us": (operator.le, 20.0, "<= 20"),
-    "tick_to_submit_p99_ms": (operator.le, 5.0, "<= 5"),
+    "tick_to_submit_p99_ms": (operator.le, 2.0, "<= 2"),
+    "loop_lag_p99_ms_logging": (operator.le, 1.0, "<= 1"),
     "startup_ready_s": (operator.le, 3.0, "<= 3"),
     "rss_mb": (operator.le, 200.0, "<= 200"),
 }

@@ -1,8 +1,9 @@
 """Tick to submit: a bar in → the broker's submit call, through the daemon's real workers.
 
-Per tick the bar is released the way the market-data worker releases one (market state, the paper
-venue's price, the strategy worker's queue); the ``StrategyWorker`` assembles the state from the
-ledger, decides (``SmaCross``), runs the ``RiskGate`` on the intent, records decision + risk event +
+The system is built by the composition root (``build_system``), as the daemon builds it. Per tick
+the bar is released the way the market-data worker releases one (market state, the paper venue's
+price, the strategy worker's queue); the ``StrategyWorker`` assembles the state from the ledger,
+decides (``SmaCross``), runs the ``RiskGate`` on the intent, records decision + risk event +
 reservation in one durable transaction and hands the order to the ``ExecutionWorker``, which re-runs
 the gate before submission and calls ``submit`` on the in-process paper broker. The clock stops when
 ``submit`` is entered. The bars zigzag so that every tick is a crossover (buy when flat, sell the
@@ -15,18 +16,22 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 
 from autoquant.bench.common import Sizes, daemon_logging, percentile, progress, scratch_dir
-from autoquant.bench.pipeline import TimedPaperBroker, bench_exchange, running_execution, wait_for
+from autoquant.bench.pipeline import TimedPaperBroker, bench_exchange, running_system, wait_for
 from autoquant.clocks import SystemClock
 from autoquant.domain.bars import Bar
 from autoquant.domain.orders import OrderStatus
 from autoquant.domain.values import from_ns
 from autoquant.ledger import Ledger
-from autoquant.runtime.config import RiskSettings
-from autoquant.strategies import SmaCross
-from autoquant.workers.market import MarketState
-from autoquant.workers.risk_gate import RiskGate
+from autoquant.runtime.config import (
+    Config,
+    LedgerSettings,
+    MarketDataSettings,
+    RiskSettings,
+    StrategySettings,
+)
 from autoquant.workers.strategy import StrategyWorker
 
 SYMBOL = "AAPL"
@@ -55,35 +60,34 @@ def _not_ordered(worker: StrategyWorker) -> int:
     return sum(worker.holds.values()) + worker.denied
 
 
+def bench_config(directory: Path) -> Config:
+    """One SMA strategy on one symbol; default limits except the order rate (bars come far faster
+    than one a second here)."""
+    return Config(
+        ledger=LedgerSettings(path=directory / "ledger.db"),
+        marketdata=MarketDataSettings(symbols=[SYMBOL]),
+        strategies=[
+            StrategySettings(id="bench-sma", kind="sma_cross", symbol=SYMBOL, fast=1, slow=2, qty=Decimal(10))
+        ],
+        risk=RiskSettings(max_orders_per_minute=1_000_000_000),
+    )
+
+
 async def run(sizes: Sizes) -> dict[str, object]:
     with scratch_dir("tick") as directory, daemon_logging(directory):
         clock = SystemClock()
-        # Default limits, except the order rate: the bench sends bars far faster than one a second.
-        settings = RiskSettings(max_orders_per_minute=1_000_000_000)
-        ledger = await Ledger.open(directory / "ledger.db")
+        config = bench_config(directory)
+        ledger = await Ledger.open(config.ledger.path)
         exchange = bench_exchange(directory, clock, [SYMBOL])
         broker = TimedPaperBroker(exchange)
-        market = MarketState(clock, [SYMBOL], settings.max_data_age_s)
-        gate = RiskGate(ledger, market, clock, settings)
-        strategy = SmaCross(id="bench-sma", symbol=SYMBOL, fast=1, slow=2, qty=Decimal(10))
         latencies: list[int] = []
         no_order = 0
         try:
-            async with running_execution(
-                ledger, broker, clock, pump=broker, pre_submit=gate.check_order
-            ) as running:
-                worker = StrategyWorker(
-                    ledger,
-                    [strategy],
-                    market,
-                    gate,
-                    clock,
-                    submit=running.worker.submit_soon,
-                    max_data_age_s=settings.max_data_age_s,
-                )
+            async with running_system(config, ledger, broker, exchange, clock) as (system, running):
+                worker, market = system.strategy_worker, system.market
                 worker.enabled.set()
                 running.start(worker.run(), "strategy")
-                warmup = strategy.warmup
+                warmup = worker.strategies[0].warmup
                 for index in range(warmup + sizes.ticks):
                     submitted, skipped = len(broker.submitted_ns), _not_ordered(worker)
                     bar = zigzag_bar(index, clock.now_ns())
