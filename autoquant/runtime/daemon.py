@@ -250,7 +250,20 @@ class Daemon:
         return f"trading {state.trading_state.value.upper()}; paused: {paused}"
 
 
+#: How long a thread may hold the GIL while another waits for it (CPython's default is 5 ms). The
+#: ledger's writer and reader threads and the log writer run Python beside the event loop; with the
+#: default, a tick can wait up to 5 ms for the GIL behind them. Measured on the tick bench (5 pairs,
+#: interleaved): tick_to_submit p50 2.6 vs 2.9 ms and p99 5.2 vs 6.1 ms, typically.
+SWITCH_INTERVAL_S = 0.0005
+
+
+def prefer_loop_latency() -> None:
+    """Hand the GIL back to the event loop sooner (process-wide; the daemon and the bench call it)."""
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
+
+
 def run_daemon(config: Config) -> int:
+    prefer_loop_latency()
     handle = configure_logging(config.logging)
     try:
         return asyncio.run(Daemon(config, logging=handle).run())
