@@ -80,8 +80,9 @@ class VirtualClock:
 
     Run code under it with ``asyncio.Runner(loop_factory=clock.new_event_loop)`` (or
     ``clock.run(coro)``). ``autojump_threshold_s`` is how long, in real seconds, the loop must see
-    nothing to do before time jumps: work on other threads (the ledger's fsync) finishes within it,
-    so a jump never overtakes a commit in flight.
+    nothing to do before time jumps. Work handed to threads through ``run_in_executor`` or marked
+    with ``hold_time`` (the ledger's commits) holds the clock still until it is answered; a caller
+    cancelled while its thread still runs releases the hold early, so such a thread can be overtaken.
     """
 
     def __init__(self, start_ns: int = DEFAULT_START_NS, *, autojump_threshold_s: float = 0.001) -> None:

@@ -258,12 +258,18 @@ def _deliver(batch: list[_Job], outcomes: list[tuple[bool, Any]], path: Path) ->
 def _resolve(items: list[tuple[_Job, bool, Any]], path: Path) -> None:
     for job, ok, value in items:
         job.release()
+        on_commit_failed: BaseException | None = None
         if ok and job.on_commit is not None:
             # The projection follows every committed write, even one whose caller was cancelled.
-            job.on_commit(value)
+            try:
+                job.on_commit(value)
+            except Exception as error:  # never strand the rest of the batch's callers
+                on_commit_failed = error
         if job.future.done():
             continue
-        if ok:
+        if on_commit_failed is not None:
+            job.future.set_exception(on_commit_failed)
+        elif ok:
             job.future.set_result(value)
         else:
             job.future.set_exception(_translated(value, path))

@@ -150,7 +150,8 @@ class Daemon:
                 controls = await system.gate.refresh_controls()
                 system.strategy_worker.enabled.set()
                 self.ready.set()
-                self.notifier.ready(status=self._status_line(controls))
+                if self.fatal is None:  # a worker that failed fatally at start: never READY, just stop
+                    self.notifier.ready(status=self._status_line(controls))
                 log.info(
                     "daemon_ready",
                     broker=config.broker.kind,

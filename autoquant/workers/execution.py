@@ -411,13 +411,22 @@ class ExecutionWorker:
         """Carry out the cancel requests in the ledger (the operator's, the kill switch's), each once."""
         done = 0
         for request in await self.ledger.pending_cancel_requests():
-            if request.target == "*":
-                count = await self.cancel_all_open(request.reason)
-                detail = f"cancel requested for {count} open order(s)"
-            else:
-                order = await self.cancel(request.target, request.reason)
-                count = 0 if order is None else 1
-                detail = f"{request.target}: {'no such order' if order is None else order.status.value}"
+            try:
+                # Under the processing lock: a cancel never interleaves with a resolution or a
+                # resend of the same order (the drain's settle runs beside this sweep).
+                async with self._processing:
+                    if request.target == "*":
+                        count = await self.cancel_all_open(request.reason)
+                        detail = f"cancel requested for {count} open order(s)"
+                    else:
+                        order = await self.cancel(request.target, request.reason)
+                        count = 0 if order is None else 1
+                        status = "no such order" if order is None else order.status.value
+                        detail = f"{request.target}: {status}"
+            except (BrokerTransient, BrokerAmbiguous) as error:
+                # Left pending: the next sweep tries again; the outbox itself carries on.
+                log.warning("operator_cancel_deferred", target=request.target, error=str(error))
+                continue
             log.info("operator_cancel_done", target=request.target, detail=detail, actor=request.actor)
             await self.ledger.record_cancel_outcome(request.seq, count, detail, self.clock.now_ns())
             self.stats.cancels_carried_out += 1

@@ -21,7 +21,6 @@ import structlog
 from autoquant.brokers.port import Broker
 from autoquant.domain.clock import Clock
 from autoquant.domain.controls import ACCOUNT, Control, ControlKind, ControlState, TradingState
-from autoquant.domain.orders import OrderStatus
 from autoquant.domain.values import utc_day_start_ns
 from autoquant.errors import BrokerError
 from autoquant.ledger import Ledger
@@ -64,12 +63,11 @@ class KillSwitch:
         if seq == self._controls_seq and before is not None:
             return before
         state = await self.ledger.control_state()
-        self._controls_seq = seq
-        self._state = state
         if before is not None and (state.trading_state, sorted(state.paused)) == (
             before.trading_state,
             sorted(before.paused),
         ):
+            self._controls_seq, self._state = seq, state
             return state
         log.info(
             "controls_changed",
@@ -84,6 +82,8 @@ class KillSwitch:
             log.warning("orders_cancel_requested_on_halt")
         if self.on_change is not None:
             await self.on_change(state)
+        # Only now: if a write above failed, the restarted worker sees the change again and retries it.
+        self._controls_seq, self._state = seq, state
         return state
 
     async def trip(self, kind: ControlKind, reason: str) -> None:
@@ -127,14 +127,15 @@ class KillSwitch:
     async def _halt_reason(self, state: ControlState) -> str | None:
         now = self.clock.now_ns()
         bound_ns = int(self.settings.max_unknown_age_s * 1e9)
-        for order in await self.ledger.open_orders():
-            if order.status is OrderStatus.UNKNOWN and now - order.updated_ns > bound_ns:
+        for order in await self.ledger.unknown_orders():
+            if now - order.updated_ns > bound_ns:
                 return (
                     f"order {order.client_order_id} has been UNKNOWN for more than "
                     f"{self.settings.max_unknown_age_s:g}s: check it at the broker, then run reconcile"
                 )
-        # Counted in the ledger since the last control (a resume starts a new count), so the streak
-        # survives a restart and a resumed account is not halted again by the rejects it was halted for.
+        # Counted in the ledger since the last control of any kind (a resume, a halt, a pause), so the
+        # streak survives a restart and a resumed account is not halted again by the rejects it was
+        # halted for; an operator's control therefore also starts a new count.
         rejects = await self.ledger.reject_streak(await self.ledger.control_journal_seq())
         if rejects >= self.settings.max_consecutive_rejects:
             return f"{rejects} orders rejected in a row: read `autoquant orders` for the broker's reasons"
@@ -144,7 +145,8 @@ class KillSwitch:
         return None
 
     async def _reduce_reason(self) -> str | None:
-        equity = await self.ledger.equity_since(utc_day_start_ns(self.clock.now_ns()))
+        # From the ledger's in-memory book, not a walk over the day's account snapshots on disk.
+        equity = (await self.ledger.book(utc_day_start_ns(self.clock.now_ns()))).equity
         if equity is None:
             return None
         start, peak, latest = equity

@@ -338,3 +338,31 @@ async def test_unknown_order_whose_resend_is_denied_ends_denied(make) -> None:  
     assert final is not None and final.status is OrderStatus.DENIED
     assert await rig.ledger.incidents() == []
     assert rig.exchange.list_orders(status="all") == []
+
+
+class CancelFailsOnce(PaperBroker):
+    """A broker whose first cancel call fails transiently (a 503 on DELETE)."""
+
+    failures = 1
+
+    async def cancel(self, broker_order_id: str) -> None:
+        if self.failures > 0:
+            self.failures -= 1
+            raise BrokerTransient("503 service unavailable", status=503)
+        await super().cancel(broker_order_id)
+
+
+async def test_a_cancel_request_that_fails_transiently_stays_pending_and_is_retried(make) -> None:  # type: ignore[no-untyped-def]
+    """An operator cancel hit by a transient broker error neither crashes the sweep nor is lost."""
+    rig = await make(CancelFailsOnce)
+    order = await reserve(rig.ledger)
+    rig.worker.submit_soon(order.client_order_id)
+    accepted = await rig.worker.process(order)
+    assert accepted is not None and accepted.status is OrderStatus.ACCEPTED
+    await rig.ledger.request_cancel(order.client_order_id, "operator", "op", 1)
+    assert await rig.worker.carry_out_cancels() == 0, "deferred, not carried out"
+    assert [r.target for r in await rig.ledger.pending_cancel_requests()] == [order.client_order_id]
+    assert await rig.worker.carry_out_cancels() == 1
+    assert await rig.ledger.pending_cancel_requests() == []
+    at_venue = rig.exchange.get_by_client_order_id(order.client_order_id)
+    assert at_venue is not None and at_venue.status is OrderStatus.CANCELED
