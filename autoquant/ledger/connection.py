@@ -127,9 +127,18 @@ class ExternalWrites:
     ``PRAGMA data_version`` changes when another connection commits; it is answered from the WAL
     index in shared memory. The writer thread calls ``absorb`` right after each of its own COMMITs,
     so only other writers' commits count as a change for ``changed`` (called on the loop).
+
+    A commit by another process that lands between our COMMIT and ``absorb`` would be absorbed with
+    ours; the writer connection's own ``data_version`` (which moves only for *other* connections'
+    commits) catches it: ``absorb`` reads it after re-reading our view, and any move marks a foreign
+    commit that ``changed`` then reports.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, writer: sqlite3.Connection) -> None:
+        """``writer`` is the writer's connection, before its thread starts: its baseline is read first,
+        so a commit landing while this watcher opens is seen by one of the two versions."""
+        self._writer_version = _data_version(writer)
+        self._foreign = False
         self._sqlite = sqlite3.connect(
             f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
         )
@@ -138,26 +147,37 @@ class ExternalWrites:
         self._version = self._read()
 
     def _read(self) -> int:
-        row = self._sqlite.execute("PRAGMA data_version").fetchone()
-        return int(row[0]) if row else 0
+        return _data_version(self._sqlite)
 
     def changed(self) -> bool:
         with self._lock:
             if self._closed:
                 return False
             version = self._read()
-            changed, self._version = version != self._version, version
+            changed = version != self._version or self._foreign
+            self._version, self._foreign = version, False
         return changed
 
-    def absorb(self) -> None:
+    def absorb(self, writer: sqlite3.Connection) -> None:
+        """On the writer thread, right after its COMMIT: our own commit is not a change."""
         with self._lock:
-            if not self._closed:
-                self._version = self._read()
+            if self._closed:
+                return
+            self._version = self._read()
+            writer_version = _data_version(writer)
+            if writer_version != self._writer_version:
+                self._foreign = True  # another process committed since our previous batch
+            self._writer_version = writer_version
 
     def close(self) -> None:
         with self._lock:
             self._closed = True
             self._sqlite.close()
+
+
+def _data_version(conn: sqlite3.Connection) -> int:
+    row = conn.execute("PRAGMA data_version").fetchone()
+    return int(row[0]) if row else 0
 
 
 @dataclass
@@ -183,7 +203,7 @@ class _SqliteThread:
         conn: sqlite3.Connection,
         path: Path,
         max_batch: int = 256,
-        on_batch: Callable[[], None] | None = None,
+        on_batch: Callable[[sqlite3.Connection], None] | None = None,
     ) -> None:
         self._sqlite = conn
         self._on_batch = on_batch
@@ -235,7 +255,7 @@ class _SqliteThread:
                     outcomes = [(False, error)] * len(batch)
                 if self._on_batch is not None:
                     with contextlib.suppress(sqlite3.Error):  # a hint only: never lose a batch to it
-                        self._on_batch()  # on this thread, right after COMMIT
+                        self._on_batch(self._sqlite)  # on this thread, right after COMMIT
                 _deliver(batch, outcomes, self._path)
         finally:
             self._sqlite.close()

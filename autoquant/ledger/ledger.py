@@ -117,14 +117,15 @@ class Ledger(LedgerReader):
         """Open (creating and migrating on first use) the ledger at ``path``."""
         await asyncio.to_thread(migrate_file, path)
         try:
-            external = ExternalWrites(path)
+            writer_conn = connect_writer(path)
         except sqlite3.Error as error:
             raise translate(error, path) from error
         try:
-            writer = WriterThread(connect_writer(path), path, on_batch=external.absorb)
+            external = ExternalWrites(path, writer_conn)
         except sqlite3.Error as error:
-            external.close()
+            writer_conn.close()
             raise translate(error, path) from error
+        writer = WriterThread(writer_conn, path, on_batch=external.absorb)
         try:
             reader = open_reader_thread(path)
         except BaseException:

@@ -6,7 +6,7 @@ import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
-from autoquant.ledger.connection import connect_writer, migrate_file, run_write_batch
+from autoquant.ledger.connection import ExternalWrites, connect_writer, migrate_file, run_write_batch
 
 
 def insert_control(reason: str, fail: bool = False) -> Callable[[sqlite3.Connection], int]:
@@ -53,3 +53,35 @@ def test_a_batch_without_failures_commits_every_write(tmp_ledger_path: Path) -> 
         assert conn.execute("SELECT count(*) FROM controls").fetchone()[0] == 64
     finally:
         conn.close()
+
+
+def _snapshot(conn: sqlite3.Connection) -> None:
+    conn.execute("BEGIN IMMEDIATE")
+    conn.execute(
+        "INSERT INTO account_snapshots (cash, equity, buying_power, local_ts_ns) VALUES ('1', '1', '1', 1)"
+    )
+    conn.execute("COMMIT")
+
+
+def test_a_foreign_commit_just_after_ours_is_not_absorbed_as_ours(tmp_path: Path) -> None:
+    """A CLI commit landing between our COMMIT and absorb() still reads as another process's write."""
+    path = tmp_path / "ledger.db"
+    migrate_file(path)
+    writer = connect_writer(path)
+    other = sqlite3.connect(path, isolation_level=None)
+    external = ExternalWrites(path, writer)
+    try:
+        _snapshot(writer)
+        external.absorb(writer)
+        assert external.changed() is False, "our own commit is not a change"
+        _snapshot(writer)
+        _snapshot(other)  # lands before we absorb our commit
+        external.absorb(writer)
+        assert external.changed() is True
+        assert external.changed() is False
+        _snapshot(other)  # while the writer is idle
+        assert external.changed() is True
+    finally:
+        external.close()
+        other.close()
+        writer.close()
