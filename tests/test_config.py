@@ -23,7 +23,9 @@ def test_documented_default_file_equals_built_in_defaults() -> None:
     [
         ({"ledger": {"pth": "x"}}, "unknown key 'ledger.pth'"),
         ({"surprise": 1}, "unknown key 'surprise'"),
-        ({"broker": {"kind": "ibkr"}}, "invalid broker.kind"),
+        ({"broker": {"kind": "ibkr"}}, "invalid broker.kind: 'ibkr' is not one of 'paper', 'alpaca'"),
+        ({"broker": {"kind": "paper", "timeout_s": 3}}, "unknown key 'broker.timeout_s' for kind = 'paper'"),
+        ({"broker": {"kind": "alpaca", "timeout_s": 0}}, "invalid broker.timeout_s"),
         (
             {
                 "strategies": [

@@ -32,7 +32,7 @@ from autoquant.domain.clock import Clock
 from autoquant.domain.orders import Order
 from autoquant.domain.values import Side
 from autoquant.ledger import Ledger
-from autoquant.runtime.config import BrokerSettings, Secrets
+from autoquant.runtime.config import AlpacaBrokerSettings, Secrets
 
 PRODUCERS = 16
 SYMBOLS = ["AAPL", "MSFT"]
@@ -137,9 +137,7 @@ async def over_loopback(directory: Path, orders: int) -> float:
     clock = SystemClock()
     with paper_server_process(directory) as url:
         ledger = await Ledger.open(directory / "ledger-server.db")
-        broker: Broker = AlpacaBroker(
-            BrokerSettings(kind="alpaca", url=url, timeout_s=10.0), _KEYS, clock=clock
-        )
+        broker: Broker = AlpacaBroker(AlpacaBrokerSettings(url=url, timeout_s=10.0), _KEYS, clock=clock)
         try:
             # The server's price feed sets a price per symbol as it starts; wait for both.
             async def priced() -> bool:

@@ -41,7 +41,7 @@ from autoquant.brokers.alpaca_mapping import (
 )
 from autoquant.brokers.alpaca_orders import order_body
 from autoquant.brokers.alpaca_stream import AlpacaUpdateStream
-from autoquant.brokers.settings import BrokerSettings, Secrets
+from autoquant.brokers.settings import AlpacaBrokerSettings, Secrets
 from autoquant.clocks import SystemClock
 from autoquant.domain.broker import (
     BrokerAccount,
@@ -64,7 +64,7 @@ ACTIVITIES_PAGE = 100
 SINCE_MARGIN_NS = 1_000_000_000
 
 
-def stream_url_for(settings: BrokerSettings) -> str:
+def stream_url_for(settings: AlpacaBrokerSettings) -> str:
     """``stream_url``, else ``url`` with the ws scheme and path ``/stream``, else Alpaca's own."""
     if settings.stream_url:
         return settings.stream_url
@@ -80,7 +80,7 @@ class AlpacaBroker:
 
     def __init__(
         self,
-        settings: BrokerSettings,
+        settings: AlpacaBrokerSettings,
         secrets: Secrets,
         *,
         retry: RetryPolicy | None = None,

@@ -37,7 +37,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, sto
 from tenacity.wait import wait_random_exponential
 
 from autoquant.brokers.alpaca_mapping import AlpacaPayloadError, error_code
-from autoquant.brokers.settings import BrokerSettings, Secrets
+from autoquant.brokers.settings import AlpacaBrokerSettings, Secrets
 from autoquant.domain.clock import Clock
 from autoquant.errors import (
     BrokerAmbiguous,
@@ -68,7 +68,7 @@ class RetryPolicy:
     max_retry_after_s: float = 60.0
 
 
-def base_url_for(settings: BrokerSettings) -> str:
+def base_url_for(settings: AlpacaBrokerSettings) -> str:
     """``[broker] url`` (a paper-server, a proxy), else Alpaca's paper or live endpoint."""
     if settings.url:
         return settings.url.rstrip("/")
@@ -167,7 +167,7 @@ class AlpacaTransport:
 
     def __init__(
         self,
-        settings: BrokerSettings,
+        settings: AlpacaBrokerSettings,
         secrets: Secrets,
         clock: Clock,
         *,

@@ -20,8 +20,16 @@ SECRET_VAR = "APCA_API_SECRET_KEY"
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
-class BrokerSettings(Section):
-    kind: Literal["paper", "alpaca"] = "paper"
+class PaperBrokerSettings(Section):
+    """``kind = "paper"``: the embedded paper exchange (the exchange itself is ``[paper]``)."""
+
+    kind: Literal["paper"] = "paper"
+
+
+class AlpacaBrokerSettings(Section):
+    """``kind = "alpaca"``: Alpaca's Trading API, or anything that speaks it (``autoquant paper-server``)."""
+
+    kind: Literal["alpaca"] = "alpaca"
     #: Base URL of the trading API (becomes alpaca-py's ``url_override``); None = Alpaca's paper API.
     url: str | None = None
     #: The trade_updates websocket; defaults to ``url`` with the ws scheme and path ``/stream``.
@@ -30,6 +38,10 @@ class BrokerSettings(Section):
     paper: bool = True
     #: Seconds before a REST call to the broker is abandoned (and a submit becomes UNKNOWN).
     timeout_s: float = Field(default=10.0, gt=0)
+
+
+#: ``[broker]``: one of the broker kinds, told apart by ``kind``; each kind takes only its own keys.
+BrokerSettings = Annotated[PaperBrokerSettings | AlpacaBrokerSettings, Field(discriminator="kind")]
 
 
 class FaultSettings(Section):

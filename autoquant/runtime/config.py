@@ -19,8 +19,10 @@ from pydantic import Field, ValidationError, model_validator
 from autoquant.brokers.settings import (
     KEY_ID_VAR,
     SECRET_VAR,
+    AlpacaBrokerSettings,
     BrokerSettings,
     FaultSettings,
+    PaperBrokerSettings,
     PaperSettings,
     Secrets,
     alpaca_secrets,
@@ -39,6 +41,7 @@ __all__ = [
     "ENV_VAR",
     "KEY_ID_VAR",
     "SECRET_VAR",
+    "AlpacaBrokerSettings",
     "BrokerSettings",
     "Config",
     "DaemonSettings",
@@ -46,6 +49,7 @@ __all__ = [
     "LedgerSettings",
     "LoggingSettings",
     "MarketDataSettings",
+    "PaperBrokerSettings",
     "PaperSettings",
     "ReconcileSettings",
     "RiskSettings",
@@ -70,7 +74,7 @@ def _default_strategies() -> list[StrategySettings]:
 
 class Config(Section):
     ledger: LedgerSettings = LedgerSettings()
-    broker: BrokerSettings = BrokerSettings()
+    broker: BrokerSettings = PaperBrokerSettings()
     paper: PaperSettings = PaperSettings()
     marketdata: MarketDataSettings = MarketDataSettings()
     strategies: list[StrategySettings] = Field(default_factory=_default_strategies)
@@ -96,10 +100,26 @@ class Config(Section):
         return self
 
 
+#: Sections whose settings are a union told apart by ``kind`` (pydantic puts the kind in the location).
+_KINDED = {"broker"}
+
+
 def _describe(error: ValidationError) -> str:
     first = error.errors()[0]
-    where = ".".join(str(part) for part in first["loc"]) or "config"
+    loc = [str(part) for part in first["loc"]]
+    kind = None
+    if len(loc) >= 3 and loc[0] in _KINDED:
+        kind = loc.pop(1)
+    where = ".".join(loc) or "config"
+    if first["type"] == "union_tag_invalid":
+        context = first.get("ctx", {})
+        return (
+            f"invalid {where}.{context.get('discriminator', 'kind').strip(chr(39))}: "
+            f"{context.get('tag')!r} is not one of {context.get('expected_tags')}"
+        )
     if first["type"] == "extra_forbidden":
+        if kind is not None:
+            return f"unknown key {where!r} for kind = {kind!r}: remove it, or set the kind that takes it"
         return f"unknown key {where!r}: remove it or check its spelling"
     message = first["msg"].removeprefix("Value error, ")
     return f"invalid {where}: {message}"

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from autoquant.brokers.paper import PaperBroker, PaperExchange
 from autoquant.brokers.port import Broker
+from autoquant.brokers.settings import AlpacaBrokerSettings
 from autoquant.domain.clock import Clock
 from autoquant.domain.controls import ControlState
 from autoquant.domain.strategy import Strategy
@@ -57,7 +58,9 @@ class BrokerHandle:
 async def _open_alpaca(config: Config, clock: Clock) -> AsyncIterator[BrokerHandle]:
     from autoquant.brokers.alpaca import AlpacaBroker
 
-    alpaca = AlpacaBroker(config.broker, alpaca_secrets(), clock=clock)
+    settings = config.broker
+    assert isinstance(settings, AlpacaBrokerSettings)  # BROKERS is keyed by the settings' own kind
+    alpaca = AlpacaBroker(settings, alpaca_secrets(), clock=clock)
     try:
         yield BrokerHandle(alpaca)
     finally:
@@ -83,7 +86,8 @@ async def _open_paper(config: Config, clock: Clock) -> AsyncIterator[BrokerHandl
 
 BrokerOpener = Callable[[Config, Clock], contextlib.AbstractAsyncContextManager[BrokerHandle]]
 
-#: ``[broker] kind`` → how to open that broker. A new adapter registers here (and in BrokerSettings.kind).
+#: ``[broker] kind`` → how to open that broker. A new adapter registers here and adds its settings model
+#: to the ``BrokerSettings`` union (brokers/settings.py).
 BROKERS: dict[str, BrokerOpener] = {"paper": _open_paper, "alpaca": _open_alpaca}
 
 

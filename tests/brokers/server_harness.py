@@ -29,7 +29,7 @@ from typing import Any
 from autoquant.brokers.alpaca import AlpacaBroker
 from autoquant.brokers.alpaca_http import RetryPolicy
 from autoquant.runtime.config import (
-    BrokerSettings,
+    AlpacaBrokerSettings,
     Config,
     FaultSettings,
     MarketDataSettings,
@@ -78,7 +78,7 @@ def alpaca_broker_for(
     server: PaperServer, *, timeout_s: float = 5.0, retry: RetryPolicy = FAST_RETRY, keys: Secrets = TEST_KEYS
 ) -> AlpacaBroker:
     """The Alpaca adapter pointed at ``server`` (REST and trade_updates) over loopback."""
-    return AlpacaBroker(BrokerSettings(kind="alpaca", url=server.url, timeout_s=timeout_s), keys, retry=retry)
+    return AlpacaBroker(AlpacaBrokerSettings(url=server.url, timeout_s=timeout_s), keys, retry=retry)
 
 
 async def wait_until(check: Callable[[], Awaitable[bool]], what: str, timeout_s: float = 10.0) -> None:

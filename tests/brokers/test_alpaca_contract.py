@@ -11,7 +11,7 @@ import pytest
 
 from autoquant.brokers.alpaca import AlpacaBroker, stream_url_for
 from autoquant.brokers.port import Broker
-from autoquant.runtime.config import BrokerSettings
+from autoquant.runtime.config import AlpacaBrokerSettings
 from tests.brokers.contract import BrokerContract, BrokerHarness
 from tests.brokers.server_harness import TEST_KEYS, alpaca_broker_for, paper_server
 
@@ -42,20 +42,20 @@ class TestAlpacaBrokerContract(BrokerContract):
 
 def test_alpaca_broker_satisfies_the_broker_protocol() -> None:
     """AlpacaBroker is a Broker (structurally), without touching the network."""
-    broker = AlpacaBroker(BrokerSettings(kind="alpaca", url="http://127.0.0.1:9"), TEST_KEYS)
+    broker = AlpacaBroker(AlpacaBrokerSettings(url="http://127.0.0.1:9"), TEST_KEYS)
     assert isinstance(broker, Broker)
 
 
 @pytest.mark.parametrize(
     ("settings", "expected"),
     [
-        (BrokerSettings(url="http://127.0.0.1:8123"), "ws://127.0.0.1:8123/stream"),
-        (BrokerSettings(url="https://example.test/base"), "wss://example.test/stream"),
-        (BrokerSettings(url="http://h:1", stream_url="ws://other:2/x"), "ws://other:2/x"),
-        (BrokerSettings(paper=True), "wss://paper-api.alpaca.markets/stream"),
-        (BrokerSettings(paper=False), "wss://api.alpaca.markets/stream"),
+        (AlpacaBrokerSettings(url="http://127.0.0.1:8123"), "ws://127.0.0.1:8123/stream"),
+        (AlpacaBrokerSettings(url="https://example.test/base"), "wss://example.test/stream"),
+        (AlpacaBrokerSettings(url="http://h:1", stream_url="ws://other:2/x"), "ws://other:2/x"),
+        (AlpacaBrokerSettings(paper=True), "wss://paper-api.alpaca.markets/stream"),
+        (AlpacaBrokerSettings(paper=False), "wss://api.alpaca.markets/stream"),
     ],
 )
-def test_stream_url_follows_the_rest_url(settings: BrokerSettings, expected: str) -> None:
+def test_stream_url_follows_the_rest_url(settings: AlpacaBrokerSettings, expected: str) -> None:
     """The trade_updates URL is stream_url, else the REST host with ws scheme and /stream, else Alpaca's."""
     assert stream_url_for(settings) == expected

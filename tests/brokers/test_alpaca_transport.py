@@ -27,7 +27,7 @@ from autoquant.domain.broker import BrokerAccount, BrokerOrderState, BrokerPosit
 from autoquant.domain.orders import OrderStatus
 from autoquant.domain.values import OrderType, Side, TimeInForce, from_ns
 from autoquant.errors import BrokerAmbiguous, BrokerTransient
-from autoquant.runtime.config import BrokerSettings, FaultSettings
+from autoquant.runtime.config import AlpacaBrokerSettings, FaultSettings
 from tests.brokers.server_harness import TEST_KEYS, alpaca_broker_for, paper_server
 from tests.brokers.test_server_faults import working_order
 
@@ -168,7 +168,7 @@ JSON = {"Content-Type": "application/json"}
 
 def broker_at(url: str, retry: RetryPolicy | None = None) -> AlpacaBroker:
     return AlpacaBroker(
-        BrokerSettings(kind="alpaca", url=url, timeout_s=2.0),
+        AlpacaBrokerSettings(url=url, timeout_s=2.0),
         TEST_KEYS,
         retry=retry or RetryPolicy(attempts=3, initial_s=0.001, max_s=0.002),
     )

@@ -29,7 +29,7 @@ from autoquant.errors import (
     BrokerTransient,
     DuplicateClientOrderId,
 )
-from autoquant.runtime.config import BrokerSettings, FaultSettings
+from autoquant.runtime.config import AlpacaBrokerSettings, FaultSettings
 from tests.brokers.server_harness import TEST_KEYS, alpaca_broker_for, paper_server, wait_until
 
 
@@ -153,7 +153,7 @@ async def test_connection_refused_is_transient_even_for_submit(tmp_path: Path) -
     async with paper_server(tmp_path) as server:
         url = server.url
     broker = AlpacaBroker(
-        BrokerSettings(kind="alpaca", url=url, timeout_s=1.0),
+        AlpacaBrokerSettings(url=url, timeout_s=1.0),
         TEST_KEYS,
         retry=RetryPolicy(attempts=2, initial_s=0.001, max_s=0.002),
     )
@@ -256,7 +256,7 @@ async def test_stream_with_wrong_keys_raises_auth_error(tmp_path: Path) -> None:
     """A trade_updates subscription with wrong keys ends with BrokerAuthError, not a silent retry loop."""
     async with paper_server(tmp_path) as server:
         broker = AlpacaBroker(
-            BrokerSettings(kind="alpaca", url=server.url, timeout_s=2),
+            AlpacaBrokerSettings(url=server.url, timeout_s=2),
             TEST_KEYS.model_copy(update={"key_id": "x"}),
         )
         try:
