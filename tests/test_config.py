@@ -36,7 +36,7 @@ def test_documented_default_file_equals_built_in_defaults() -> None:
         ),
         (
             {"strategies": [{"id": "a", "kind": "rsi", "symbol": "AAPL", "fast": 1, "slow": 5, "qty": 1}]},
-            "invalid strategies.0.kind",
+            "invalid strategies.0.kind: 'rsi' is not one of 'sma_cross'",
         ),
         (
             {
@@ -53,6 +53,14 @@ def test_documented_default_file_equals_built_in_defaults() -> None:
                 ]
             },
             "not in [marketdata] symbols",
+        ),
+        (
+            {
+                "strategies": [
+                    {"id": "a", "kind": "sma_cross", "symbol": "AAPL", "fast": 1, "slow": 5, "qty": 1, "x": 1}
+                ]
+            },
+            "unknown key 'strategies.0.x' for kind = 'sma_cross'",
         ),
         ({"marketdata": {"source": "csv"}}, "csv_path is required"),
         ({"paper": {"faults": {"error_5xx": 1.5}}}, "invalid paper.faults.error_5xx"),

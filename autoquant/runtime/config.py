@@ -33,7 +33,7 @@ from autoquant.ledger.settings import LedgerSettings
 from autoquant.logs.settings import LoggingSettings
 from autoquant.marketdata.settings import MarketDataSettings
 from autoquant.runtime.settings import DaemonSettings
-from autoquant.strategies.settings import StrategySettings
+from autoquant.strategies.settings import SmaCrossSettings, StrategySettings
 from autoquant.workers.settings import ReconcileSettings, RiskSettings
 
 __all__ = [
@@ -54,6 +54,7 @@ __all__ = [
     "ReconcileSettings",
     "RiskSettings",
     "Secrets",
+    "SmaCrossSettings",
     "StrategySettings",
     "alpaca_secrets",
     "load",
@@ -67,8 +68,8 @@ ENV_VAR = "AUTOQUANT_CONFIG"
 
 def _default_strategies() -> list[StrategySettings]:
     return [
-        StrategySettings(id="sma-aapl", kind="sma_cross", symbol="AAPL", fast=3, slow=8, qty=Decimal(10)),
-        StrategySettings(id="sma-msft", kind="sma_cross", symbol="MSFT", fast=3, slow=8, qty=Decimal(5)),
+        SmaCrossSettings(id="sma-aapl", kind="sma_cross", symbol="AAPL", fast=3, slow=8, qty=Decimal(10)),
+        SmaCrossSettings(id="sma-msft", kind="sma_cross", symbol="MSFT", fast=3, slow=8, qty=Decimal(5)),
     ]
 
 
@@ -101,15 +102,17 @@ class Config(Section):
 
 
 #: Sections whose settings are a union told apart by ``kind`` (pydantic puts the kind in the location).
-_KINDED = {"broker"}
+#: Where the kind sits in an error's location: [broker] at 1, [[strategies]] N at 2.
+_KINDED = {"broker": 1, "strategies": 2}
 
 
 def _describe(error: ValidationError) -> str:
     first = error.errors()[0]
     loc = [str(part) for part in first["loc"]]
     kind = None
-    if len(loc) >= 3 and loc[0] in _KINDED:
-        kind = loc.pop(1)
+    at = _KINDED.get(loc[0]) if loc else None
+    if at is not None and len(loc) > at + 1:
+        kind = loc.pop(at)
     where = ".".join(loc) or "config"
     if first["type"] == "union_tag_invalid":
         context = first.get("ctx", {})

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from autoquant.domain.strategy import Strategy
 from autoquant.errors import ConfigError
-from autoquant.strategies.settings import StrategySettings
+from autoquant.strategies.settings import SmaCrossSettings, StrategySettings
 from autoquant.strategies.sma_cross import SmaCross
 
 #: Builds a strategy from its settings; raises ValueError (with the reason) on parameters it refuses.
@@ -39,7 +39,7 @@ def build_strategy(settings: StrategySettings) -> Strategy:
         raise ConfigError(f"invalid {where}.fast/slow/qty: {error}") from None
 
 
-def _sma_cross(settings: StrategySettings) -> Strategy:
+def _sma_cross(settings: SmaCrossSettings) -> Strategy:
     return SmaCross(
         id=settings.id, symbol=settings.symbol, fast=settings.fast, slow=settings.slow, qty=settings.qty
     )

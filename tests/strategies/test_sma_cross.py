@@ -15,7 +15,7 @@ from autoquant.domain.decisions import Action
 from autoquant.domain.indicators import sma
 from autoquant.domain.strategy import Reason, StrategyState
 from autoquant.errors import ConfigError
-from autoquant.runtime.config import StrategySettings
+from autoquant.runtime.config import SmaCrossSettings
 from autoquant.strategies import SmaCross, build_strategy
 
 T0 = datetime(2024, 1, 2, 15, 0, tzinfo=UTC)
@@ -134,7 +134,7 @@ def test_fast_must_be_less_than_slow() -> None:
 
 def test_factory_builds_sma_cross_from_settings() -> None:
     """build_strategy turns a [[strategies]] entry into a working strategy."""
-    settings = StrategySettings(id="sma", kind="sma_cross", symbol="AAPL", fast=2, slow=3, qty=D(10))
+    settings = SmaCrossSettings(id="sma", kind="sma_cross", symbol="AAPL", fast=2, slow=3, qty=D(10))
     strategy = build_strategy(settings)
     assert (strategy.id, strategy.symbol, strategy.warmup) == ("sma", "AAPL", 4)
     assert strategy.decide(state(BULLISH)).action is Action.BUY
@@ -151,7 +151,7 @@ def test_factory_refuses_unknown_kind_naming_the_key() -> None:
         "slow": 2,
         "qty": D(1),
     }
-    settings = StrategySettings.model_construct(**fields)
+    settings = SmaCrossSettings.model_construct(**fields)
     with pytest.raises(ConfigError, match=r"strategies\[x\]\.kind 'momentum'"):
         build_strategy(settings)
 
