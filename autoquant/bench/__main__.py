@@ -27,6 +27,7 @@ GROUPS: list[tuple[str, Callable[[Sizes], Any], tuple[str, ...]]] = [
         lambda sizes: asyncio.run(ledger_writes.run(sizes)),
         (
             "sqlite_raw_commit_per_s",
+            "sqlite_raw_commit_p99_ms",
             "ledger_append_per_s",
             "ledger_vs_raw",
             "thread_hop_p50_us",
