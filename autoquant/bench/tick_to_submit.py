@@ -7,8 +7,8 @@ decides (``SmaCross``), runs the ``RiskGate`` on the intent, records decision + 
 reservation in one durable transaction and hands the order to the ``ExecutionWorker``, which re-runs
 the gate before submission and calls ``submit`` on the in-process paper broker. The clock stops when
 ``submit`` is entered. The bars zigzag so that every tick is a crossover (buy when flat, sell the
-whole position when long), and each order's fill is awaited before the next bar, as bars are a
-second apart in the daemon.
+whole position when long), and each order's fill and acknowledgement are awaited before the next
+bar, as bars are a second apart in the daemon.
 """
 
 from __future__ import annotations
@@ -110,6 +110,9 @@ async def run(sizes: Sizes) -> dict[str, object]:
                         return order is not None and order.status is OrderStatus.FILLED
 
                     await wait_for(filled, running, f"order {coid} filled", 10)
+                    # The fill can be recorded (from the update stream) before the execution worker has
+                    # committed the submit's acknowledgement; bars a second apart find it done.
+                    await system.execution.idle()
                     if index >= warmup:
                         latencies.append(broker.submitted_ns[coid] - start)
         finally:

@@ -22,6 +22,7 @@ agree by construction:
 
 from __future__ import annotations
 
+import bisect
 import sqlite3
 from collections import deque
 from dataclasses import dataclass, field
@@ -83,6 +84,8 @@ class Projection:
     control_seq: int = 0
     control_journal_seq: int = 0
     submissions: deque[Submission] = field(default_factory=lambda: deque(maxlen=SUBMISSION_WINDOW))
+    #: The same submissions' times, kept sorted: the order-rate window is one bisect, not a walk.
+    submission_times: list[int] = field(default_factory=list)
     outcomes: deque[Submission] = field(default_factory=lambda: deque(maxlen=SUBMISSION_WINDOW))
     #: The day ``book`` last asked about, and every (snapshot seq, equity) recorded since it started.
     equity_day: int | None = None
@@ -114,6 +117,7 @@ class Projection:
             control_journal_seq=int(rows[-1][6] or 0) if rows else 0,
         )
         projection.submissions.extend(read_firsts(conn, SENT_KINDS, SUBMISSION_WINDOW))
+        projection.submission_times = sorted(s.local_ts_ns for s in projection.submissions)
         projection.outcomes.extend(read_firsts(conn, OUTCOME_KINDS, SUBMISSION_WINDOW))
         return projection
 
@@ -136,7 +140,10 @@ class Projection:
         else:
             self.open_orders[order.client_order_id] = order
         if change.sent is not None:
+            if len(self.submissions) == SUBMISSION_WINDOW:
+                self.submission_times.remove(self.submissions[0].local_ts_ns)  # the deque drops it next
             self.submissions.append(change.sent)
+            bisect.insort(self.submission_times, change.sent.local_ts_ns)
         if change.outcome is not None:
             self.outcomes.append(change.outcome)
 
@@ -176,16 +183,8 @@ class Projection:
 
     def submissions_since(self, since_ns: int) -> list[int]:
         """The times (local ns) orders were sent to the broker, at or after ``since_ns``, oldest first."""
-        times = []
-        # Newest first; commit order follows local time to within moments, so past a second of slack
-        # before ``since_ns`` nothing older can be in the window: stop there instead of walking all.
-        horizon = since_ns - 1_000_000_000
-        for submission in reversed(self.submissions):
-            if submission.local_ts_ns >= since_ns:
-                times.append(submission.local_ts_ns)
-            elif submission.local_ts_ns < horizon:
-                break
-        return sorted(times)
+        times = self.submission_times
+        return times[bisect.bisect_left(times, since_ns) :]
 
     def unknown_orders(self) -> list[Order]:
         """Orders whose submit outcome is unknown; ``updated_ns`` is when they became UNKNOWN."""
