@@ -100,7 +100,7 @@ def run(sizes: Sizes) -> dict[str, object]:
             startup_ready_s=round(daemon_ready, 3),
             rss_mb=round(daemon_rss, 1),
         )
-        notes.append("startup_ready_s and rss_mb: the daemon's start-up to READY (workers/daemon.py)")
+        notes.append("startup_ready_s and rss_mb: the daemon's start-up to READY (runtime/daemon.py)")
     else:
         result.update(
             startup_daemon_ready_s=None,

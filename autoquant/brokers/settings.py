@@ -30,7 +30,7 @@ class AlpacaBrokerSettings(Section):
     """``kind = "alpaca"``: Alpaca's Trading API, or anything that speaks it (``autoquant paper-server``)."""
 
     kind: Literal["alpaca"] = "alpaca"
-    #: Base URL of the trading API (becomes alpaca-py's ``url_override``); None = Alpaca's paper API.
+    #: Base URL of the trading API (e.g. a paper-server's); None = Alpaca's paper or live API (``paper``).
     url: str | None = None
     #: The trade_updates websocket; defaults to ``url`` with the ws scheme and path ``/stream``.
     stream_url: str | None = None

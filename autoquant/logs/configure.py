@@ -32,7 +32,7 @@ from autoquant.logs.writer import REPORT_INTERVAL_S, Writer
 #: Records held for the writer before new ones are dropped (and counted).
 DEFAULT_QUEUE_SIZE: Final = 10_000
 #: Chatty third-party loggers kept at INFO even when autoquant logs at DEBUG.
-NOISY_LOGGERS: Final = ("aiosqlite", "asyncio", "websockets", "httpcore", "httpx", "urllib3", "hpack")
+NOISY_LOGGERS: Final = ("asyncio", "websockets", "httpcore", "httpx", "urllib3", "hpack")
 
 _active: LoggingHandle | None = None
 

@@ -11,7 +11,7 @@ has passed (the broker refuses a second order under one id, so a late first atte
     422 duplicate client id    → adopt the broker's order: we sent it before
     other 4xx                  → REJECTED with the broker's reason
     429 / refused before send  → stays RESERVED, retried with backoff
-    auth failure               → raised: the supervisor stops trading
+    auth failure               → raised: a fatal error, the daemon stops and says why
 
 Operator cancel requests (``autoquant cancel``, and the kill switch's cancel-all on HALT) are ledger
 events this worker carries out on its sweep, in every trading state. The broker's order-update stream
