@@ -10,9 +10,7 @@ the ``Projection``, which then answers the tick path's reads (``book``, ``open_o
 from __future__ import annotations
 
 import asyncio
-import json
 import sqlite3
-import uuid
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -26,6 +24,7 @@ from autoquant.domain.fills import Fill
 from autoquant.domain.orders import Order, OrderEvent, OrderEventKind, OrderStatus, apply
 from autoquant.domain.positions import Position
 from autoquant.errors import LedgerError
+from autoquant.ledger import oversight
 from autoquant.ledger.connection import (
     ExternalWrites,
     ReaderThread,
@@ -355,25 +354,14 @@ class Ledger(LedgerReader):
 
         return (await self._writer.write(write, on_commit)).result
 
-    # -- controls, incidents, risk, reconciliation -----------------------------------------------
+    # -- controls, incidents, risk, reconciliation (SQL in ``oversight``) --------------------------
 
     async def append_control(self, control: Control, *, incident_id: str | None = None) -> None:
         """Append a control; ``incident_id`` links it to the incident it answers."""
-
-        def write(conn: sqlite3.Connection) -> ControlCommitted:
-            cursor = conn.execute(
-                "INSERT INTO controls (kind, scope, reason, actor, local_ts_ns) VALUES (?, ?, ?, ?, ?)",
-                (control.kind.value, control.scope, control.reason, control.actor, control.local_ts_ns),
-            )
-            seq = int(cursor.lastrowid or 0)
-            if incident_id is not None:
-                conn.execute(
-                    "INSERT INTO control_incidents (control_seq, incident_id) VALUES (?, ?)",
-                    (seq, incident_id),
-                )
-            return ControlCommitted(control, seq, journal_seq(conn, "control", seq))
-
-        await self._writer.write(write, self._projection.control_committed)
+        await self._writer.write(
+            lambda conn: oversight.insert_control(conn, control, incident_id),
+            self._projection.control_committed,
+        )
 
     async def open_incident(
         self,
@@ -390,54 +378,16 @@ class Ledger(LedgerReader):
 
         Returns the incident id and whether it is new.
         """
-
-        def write(conn: sqlite3.Connection) -> tuple[str, bool]:
-            cursor = conn.execute(
-                "SELECT i.incident_id FROM incidents i WHERE i.kind = ? AND i.subject = ? AND NOT EXISTS"
-                " (SELECT 1 FROM incident_resolutions r WHERE r.incident_id = i.incident_id)",
-                (kind, subject),
-            )
-            existing = cursor.fetchone()
-            if existing is not None:
-                return str(existing[0]), False
-            incident_id = f"inc-{uuid.uuid4().hex[:16]}"
-            conn.execute(
-                "INSERT INTO incidents (incident_id, kind, subject, scope, message, action, details_json,"
-                " local_ts_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    incident_id,
-                    kind,
-                    subject,
-                    scope,
-                    message,
-                    action,
-                    json.dumps(details, default=str, sort_keys=True),
-                    local_ts_ns,
-                ),
-            )
-            return incident_id, True
-
-        return await self._writer.write(write)
+        draft = oversight.IncidentDraft(kind, subject, scope, message, action, details, local_ts_ns)
+        return await self._writer.write(lambda conn: oversight.open_incident(conn, draft))
 
     async def resolve_incident(self, incident_id: str, actor: str, note: str, local_ts_ns: int) -> bool:
-        def write(conn: sqlite3.Connection) -> bool:
-            cursor = conn.execute("SELECT 1 FROM incidents WHERE incident_id = ?", (incident_id,))
-            if cursor.fetchone() is None:
-                raise LedgerError(f"no incident {incident_id}: `autoquant incidents` lists them")
-            cursor = conn.execute(
-                "INSERT INTO incident_resolutions (incident_id, actor, note, local_ts_ns)"
-                " VALUES (?, ?, ?, ?) ON CONFLICT (incident_id) DO NOTHING",
-                (incident_id, actor, note, local_ts_ns),
-            )
-            return cursor.rowcount == 1
-
-        return await self._writer.write(write)
+        return await self._writer.write(
+            lambda conn: oversight.resolve_incident(conn, incident_id, actor, note, local_ts_ns)
+        )
 
     async def append_risk_event(self, event: RiskEvent) -> None:
-        def write(conn: sqlite3.Connection) -> None:
-            insert_risk_event(conn, event)
-
-        await self._writer.write(write)
+        await self._writer.write(lambda conn: insert_risk_event(conn, event))
 
     async def record_reconciliation(
         self,
@@ -450,75 +400,29 @@ class Ledger(LedgerReader):
         """The run, the account it read and its cursor, in one transaction (the tracking-table pattern:
         a restarted reconciler resumes from exactly the last recorded run)."""
 
-        def write(conn: sqlite3.Connection) -> tuple[int, Decimal, int] | None:
-            snapshot = None
-            if account is not None:
-                ts = run.finished_ns if account_ts_ns is None else account_ts_ns
-                snapshot = (_insert_account(conn, account, ts), account.equity, ts)
-            inserted = conn.execute(
-                "INSERT INTO reconciliations (trigger, clean, summary_json, started_ns, finished_ns)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (
-                    run.trigger,
-                    int(run.clean),
-                    json.dumps(run.summary, default=str, sort_keys=True),
-                    run.started_ns,
-                    run.finished_ns,
-                ),
-            )
-            if cursor is not None:
-                conn.execute(
-                    "INSERT INTO reconciliation_cursors (run_seq, fills_seq, cash, cash_at_ns)"
-                    " VALUES (?, ?, ?, ?)",
-                    (int(inserted.lastrowid or 0), cursor.fills_seq, str(cursor.cash), cursor.cash_at_ns),
-                )
-            return snapshot
-
-        def on_commit(snapshot: tuple[int, Decimal, int] | None) -> None:
+        def on_commit(snapshot: oversight.EquityRow | None) -> None:
             if snapshot is not None:
                 self._projection.equity_committed(*snapshot)
 
-        await self._writer.write(write, on_commit)
+        await self._writer.write(
+            lambda conn: oversight.insert_reconciliation(conn, run, account, account_ts_ns, cursor), on_commit
+        )
 
     async def record_account(self, account: BrokerAccount, local_ts_ns: int) -> None:
-        def write(conn: sqlite3.Connection) -> tuple[int, Decimal, int]:
-            return _insert_account(conn, account, local_ts_ns), account.equity, local_ts_ns
-
-        def on_commit(snapshot: tuple[int, Decimal, int]) -> None:
+        def on_commit(snapshot: oversight.EquityRow) -> None:
             self._projection.equity_committed(*snapshot)
 
-        await self._writer.write(write, on_commit)
+        await self._writer.write(lambda conn: oversight.insert_account(conn, account, local_ts_ns), on_commit)
 
     async def request_cancel(self, target: str, reason: str, actor: str, local_ts_ns: int) -> int:
         """An operator's cancel request (a client order id, or ``*`` for all open orders)."""
-
-        def write(conn: sqlite3.Connection) -> int:
-            if target != "*" and load_order(conn, target) is None:
-                raise LedgerError(f"no order {target}: `autoquant orders --open` lists the open ones")
-            cursor = conn.execute(
-                "INSERT INTO cancel_requests (target, reason, actor, local_ts_ns) VALUES (?, ?, ?, ?)",
-                (target, reason, actor, local_ts_ns),
-            )
-            return int(cursor.lastrowid or 0)
-
-        return await self._writer.write(write)
+        return await self._writer.write(
+            lambda conn: oversight.insert_cancel_request(conn, target, reason, actor, local_ts_ns)
+        )
 
     async def record_cancel_outcome(
         self, request_seq: int, canceled: int, detail: str, local_ts_ns: int
     ) -> None:
-        def write(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                "INSERT INTO cancel_outcomes (request_seq, canceled, detail, local_ts_ns) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT (request_seq) DO NOTHING",
-                (request_seq, canceled, detail, local_ts_ns),
-            )
-
-        await self._writer.write(write)
-
-
-def _insert_account(conn: sqlite3.Connection, account: BrokerAccount, local_ts_ns: int) -> int:
-    cursor = conn.execute(
-        "INSERT INTO account_snapshots (cash, equity, buying_power, local_ts_ns) VALUES (?, ?, ?, ?)",
-        (str(account.cash), str(account.equity), str(account.buying_power), local_ts_ns),
-    )
-    return int(cursor.lastrowid or 0)
+        await self._writer.write(
+            lambda conn: oversight.insert_cancel_outcome(conn, request_seq, canceled, detail, local_ts_ns)
+        )
