@@ -200,7 +200,7 @@ class Ledger(LedgerReader):
         return self._projection.control_journal_seq
 
     async def book(self, day_start_ns: int) -> Book:
-        """Positions, open orders, the controls marker and today's equity, from memory (the disk is
+        """Positions, open orders and today's equity, from memory (the disk is
         read once per day, for the day's first equity snapshots)."""
         projection = self._projection
         if self._external.changed():
@@ -211,7 +211,6 @@ class Ledger(LedgerReader):
         return Book(
             positions=dict(projection.positions),
             open_orders=sorted(projection.open_orders.values(), key=_order_key),
-            control_seq=projection.control_seq,
             equity=projection.equity(),
         )
 

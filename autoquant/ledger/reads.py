@@ -52,7 +52,6 @@ class Book:
 
     positions: dict[tuple[str, str], Position]
     open_orders: list[Order]
-    control_seq: int
     #: (first, peak, latest) equity recorded since the day started, or None.
     equity: tuple[Decimal, Decimal, Decimal] | None
 
@@ -353,12 +352,11 @@ class LedgerReader:
         return await self._reader.read(Projection.load)
 
     async def book(self, day_start_ns: int) -> Book:
-        """Positions, open orders, the controls marker and today's equity, in one read."""
+        """Positions, open orders and today's equity, in one read."""
         projection = await self.projection()
         return Book(
             positions=dict(projection.positions),
             open_orders=sorted(projection.open_orders.values(), key=_order_key),
-            control_seq=projection.control_seq,
             equity=await self.equity_since(day_start_ns),
         )
 

@@ -47,7 +47,6 @@ class KillSwitch:
         self.ledger = ledger
         self.broker = broker
         self.clock = clock
-        self._controls_seq = -1
         self.settings = settings
         self.poll_s = poll_s
         self.account_poll_s = account_poll_s
@@ -59,15 +58,13 @@ class KillSwitch:
     async def refresh(self) -> ControlState:
         """Re-read controls if any were appended (by us, the CLI or the reconciler) and act on changes."""
         before = self._state
-        seq = await self.ledger.last_control_seq()
-        if seq == self._controls_seq and before is not None:
-            return before
+        await self.ledger.last_control_seq()  # folds in other processes' controls
         state = await self.ledger.control_state()
         if before is not None and (state.trading_state, sorted(state.paused)) == (
             before.trading_state,
             sorted(before.paused),
         ):
-            self._controls_seq, self._state = seq, state
+            self._state = state
             return state
         log.info(
             "controls_changed",
@@ -83,7 +80,7 @@ class KillSwitch:
         if self.on_change is not None:
             await self.on_change(state)
         # Only now: if a write above failed, the restarted worker sees the change again and retries it.
-        self._controls_seq, self._state = seq, state
+        self._state = state
         return state
 
     async def trip(self, kind: ControlKind, reason: str) -> None:

@@ -32,26 +32,19 @@ class RiskGate:
         self.market = market
         self.clock = clock
         self.limits: RiskLimits = settings
-        self.controls = ControlState()
-        self._controls_seq = -1
 
-    async def refresh_controls(self, seq: int | None = None) -> ControlState:
-        """Re-read trading state and pause flags if any control was appended since the last read
-        (the CLI writes them from another process); one indexed lookup when nothing changed."""
-        if seq is None:
-            seq = await self.ledger.last_control_seq()
-        if seq != self._controls_seq:
-            self.controls = await self.ledger.control_state()
-            self._controls_seq = seq
-        return self.controls
+    async def refresh_controls(self) -> ControlState:
+        """Trading state and pause flags now, controls another process (the CLI) appended included."""
+        await self.ledger.last_control_seq()  # folds in other processes' controls
+        return await self.ledger.control_state()
 
     async def snapshot(self, book: Book | None = None) -> RiskSnapshot:
-        """The account as it stands now: one ledger read (or the caller's, just made), plus market
-        state held in memory."""
+        """The account as it stands now, from the ledger's in-memory book (which folds in another
+        process's controls when one has committed) and the market state held in memory."""
         now = self.clock.now_ns()
         if book is None:
             book = await self.ledger.book(utc_day_start_ns(now))
-        await self.refresh_controls(book.control_seq)
+        controls = await self.ledger.control_state()
         open_orders = []
         for order in book.open_orders:
             price = order.limit_price or self.market.last_prices.get(order.symbol)
@@ -80,7 +73,7 @@ class RiskGate:
             equity=current,
             recent_order_ns=tuple(recent_orders),
             data_age_ns=self.market.freshness.ages_ns(),
-            controls=self.controls,
+            controls=controls,
         )
 
     async def check_intent(self, intent: OrderIntent, book: Book | None = None) -> RiskVerdict:
