@@ -73,7 +73,6 @@ class ExecutionStats:
     resubmitted: int = 0
     denied: int = 0
     duplicate_fills: int = 0
-    cancels_carried_out: int = 0
     last_submit_ns: dict[str, int] = field(default_factory=dict)
 
 
@@ -101,7 +100,6 @@ class ExecutionWorker:
         self.stats = ExecutionStats()
         self._fresh: asyncio.Queue[str] = asyncio.Queue()
         self._fresh_ids: set[str] = set()
-        self._wake = asyncio.Event()
         self._draining = False
         self._started = asyncio.Event()
         self._processing = asyncio.Lock()
@@ -116,7 +114,6 @@ class ExecutionWorker:
     def drain(self) -> None:
         """Stop sending new reservations; what is in flight resolves."""
         self._draining = True
-        self._wake.set()
 
     async def withdraw_unsent(self, reason: str = "withdrawn at shutdown before it was sent") -> int:
         """Cancel, in the ledger only, the reservations this process made and never sent.
@@ -429,6 +426,5 @@ class ExecutionWorker:
                 continue
             log.info("operator_cancel_done", target=request.target, detail=detail, actor=request.actor)
             await self.ledger.record_cancel_outcome(request.seq, count, detail, self.clock.now_ns())
-            self.stats.cancels_carried_out += 1
             done += 1
         return done
