@@ -29,6 +29,9 @@ EVENT_TABLES: dict[str, str] = {
     "account_snapshot": "account_snapshots",
     "cancel_requested": "cancel_requests",
     "cancel_outcome": "cancel_outcomes",
+    "backup": "backups",
+    "restore": "restores",
+    "order_adopted": "restore_adoptions",
 }
 FILL_COLUMNS = (
     "execution_id, client_order_id, broker_order_id, symbol, side, qty, price, fee, broker_ts_ns, local_ts_ns"

@@ -68,8 +68,9 @@ def discover(directory: Traversable = MIGRATIONS_DIR) -> list[Migration]:
             f"no ledger migrations in {directory}: the autoquant install is incomplete; reinstall it"
         )
     versions = [m.version for m in found]
-    if versions != list(range(1, len(found) + 1)):
-        raise MigrationMismatch(f"migrations in {directory} must be numbered 0001, 0002, … without gaps")
+    if len(set(versions)) != len(versions) or versions[0] != 1:
+        # Gaps are allowed (a branch may carry 0005 before 0004 lands); two files of one number are not.
+        raise MigrationMismatch(f"migrations in {directory} must be numbered from 0001, each number once")
     return found
 
 
