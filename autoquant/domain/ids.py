@@ -33,3 +33,15 @@ def client_order_id(
 def decision_id(strategy_id: str, symbol: str, decision_time: datetime) -> str:
     """One decision per strategy, symbol and bar: ``d-`` and 24 hex digits."""
     return f"d-{_digest('decision-v1', strategy_id, symbol, str(to_ns(decision_time)))[:24]}"
+
+
+_HEX = frozenset("0123456789abcdef")
+
+
+def follows_scheme(client_order_id: str) -> bool:
+    """Whether ``client_order_id`` has the shape ``client_order_id`` gives (``aq-`` and 40 hex digits).
+
+    The hash cannot be reversed, so this says "one of ours", never which decision made it.
+    """
+    digest = client_order_id.removeprefix("aq-")
+    return len(client_order_id) == 43 and len(digest) == 40 and set(digest) <= _HEX

@@ -24,7 +24,8 @@ from autoquant.domain.fills import Fill
 from autoquant.domain.orders import Order, OrderEvent, OrderEventKind, OrderStatus, apply
 from autoquant.domain.positions import Position
 from autoquant.errors import LedgerError
-from autoquant.ledger import oversight
+from autoquant.ledger import oversight, restores
+from autoquant.ledger.backup import BackupInfo, insert_backup
 from autoquant.ledger.connection import (
     ExternalWrites,
     ReaderThread,
@@ -412,6 +413,24 @@ class Ledger(LedgerReader):
             self._projection.equity_committed(*snapshot)
 
         await self._writer.write(lambda conn: oversight.insert_account(conn, account, local_ts_ns), on_commit)
+
+    async def record_backup(self, info: BackupInfo, trigger: str, local_ts_ns: int) -> None:
+        """Record a verified backup (path, last global sequence, size, hash)."""
+        await self._writer.write(lambda conn: insert_backup(conn, info, trigger, local_ts_ns))
+
+    async def adopt_order(
+        self, order: Order, broker_order_id: str, restore_seq: int, local_ts_ns: int
+    ) -> bool:
+        """Reserve a broker order the restored ledger lacked, marked adopted (its decision unknown);
+        its state and fills follow through ``apply_event`` and ``append_fill``. False if already known."""
+
+        def write(conn: sqlite3.Connection) -> OrderCommitted | None:
+            if not restores.insert_adoption(conn, order, broker_order_id, restore_seq, local_ts_ns):
+                return None
+            stored = load_order(conn, order.client_order_id)
+            return None if stored is None else OrderCommitted(stored)
+
+        return await self._writer.write(write, self._projection.order_committed) is not None
 
     async def request_cancel(self, target: str, reason: str, actor: str, local_ts_ns: int) -> int:
         """An operator's cancel request (a client order id, or ``*`` for all open orders)."""

@@ -24,6 +24,7 @@ from autoquant.ledger.connection import ReaderThread, connect_reader, translate
 from autoquant.ledger.history import LedgerEvent, RealizedMarks, StoredFill
 from autoquant.ledger.projection import Projection
 from autoquant.ledger.records import CancelRequest, Incident, ReconciliationCursor, ReconciliationRun
+from autoquant.ledger.restores import RestoreRecord, read_open_restore
 from autoquant.ledger.rows import (
     ORDER_COLUMNS,
     ORDER_FROM,
@@ -261,6 +262,10 @@ class LedgerReader:
             return [i for i in result if not (open_only and i.resolved)]
 
         return await self._reader.read(read)
+
+    async def open_restore(self) -> RestoreRecord | None:
+        """The restore this ledger came from, until a clean reconciliation run has converged after it."""
+        return await self._reader.read(read_open_restore)
 
     async def last_reconciliation(self) -> ReconciliationRun | None:
         def read(conn: sqlite3.Connection) -> ReconciliationRun | None:

@@ -324,6 +324,10 @@ def build_parser() -> argparse.ArgumentParser:
     trace.add_argument("--json", action="store_true", help="a JSON array of entries in time order")
     trace.set_defaults(handler=cmd_trace)
 
+    from autoquant.operator.backup_commands import add_commands as add_backup_commands
+
+    add_backup_commands(sub.add_parser)
+
     paper = sub.add_parser("paper-server", help="serve the paper exchange as an Alpaca-compatible API")
     paper.add_argument("--host", default="127.0.0.1")
     paper.add_argument("--port", type=int, default=8765)

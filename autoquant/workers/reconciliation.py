@@ -44,6 +44,7 @@ from autoquant.ledger import Ledger
 from autoquant.ledger.records import ReconciliationCursor, ReconciliationRun
 from autoquant.workers.crashpoints import crashpoint
 from autoquant.workers.incidents import IncidentReporter
+from autoquant.workers.restore_adoption import adopt_after_restore
 
 log = structlog.get_logger("autoquant.reconciliation")
 
@@ -99,6 +100,7 @@ class Reconciler:
         """One reconciliation run; raises ``BrokerError`` if the broker cannot be read."""
         started = self.clock.now_ns()
         previous = await self.ledger.last_reconciliation()
+        adopted = await self._adopt()
         first = await self._pass(previous)
         # Repairs of the first pass are appended; the run is not recorded, incidents not opened.
         crashpoint("during_reconciliation")
@@ -123,6 +125,8 @@ class Reconciler:
             "orders_checked": len(report.order_states),
             "broker_fills": len(report.fills),
         }
+        if adopted:
+            summary["adopted_after_restore"] = adopted
         cursor = None
         if report.account is not None:
             # The next run's cash baseline: the cash read at as_of_ns, and the ledger's last fill before it,
@@ -180,6 +184,34 @@ class Reconciler:
                 await self.run(trigger)
             except BrokerError as error:
                 log.warning("reconciliation_failed", trigger=trigger, error=str(error))
+
+    async def _adopt(self) -> list[str]:
+        """While the ledger's restore is open: adopt this account's orders it lacks, and stop trading
+        until an operator has looked (an account-wide incident with its halt)."""
+        restore = await self.ledger.open_restore()
+        if restore is None:
+            return []
+        adopted = await adopt_after_restore(
+            self.ledger, self.broker, self.clock, self.strategies_by_symbol, restore
+        )
+        if adopted:
+            await self._open(
+                IncidentDraft(
+                    kind="orders_adopted_after_restore",
+                    subject=f"restore-{restore.seq}:{adopted[0]}",
+                    scope=ACCOUNT,
+                    message=(
+                        f"after the restore, {len(adopted)} order(s) this account sent after the backup were "
+                        "adopted from the broker (their decisions are unknown); trading waits for an operator"
+                    ),
+                    action=(
+                        "check them with `autoquant orders` and `autoquant positions` against the broker, "
+                        "then `autoquant resume`"
+                    ),
+                    details={"restore_seq": restore.seq, "client_order_ids": adopted},
+                )
+            )
+        return adopted
 
     # -- one pass ----------------------------------------------------------------------------------
 
