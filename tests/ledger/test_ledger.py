@@ -19,6 +19,7 @@ from autoquant.domain.orders import Order, OrderEvent, OrderEventKind, OrderStat
 from autoquant.domain.values import Side
 from autoquant.errors import LedgerCorrupt, MigrationMismatch
 from autoquant.ledger import Ledger, migrations, rows
+from autoquant.ledger.backup import BackupInfo
 from autoquant.ledger.records import ReconciliationCursor, ReconciliationRun, RiskEvent
 
 T0 = datetime(2026, 1, 5, 14, 30, tzinfo=UTC)
@@ -110,6 +111,19 @@ async def populate(ledger: Ledger) -> None:
     await ledger.record_account(BrokerAccount(cash=Decimal(1), equity=Decimal(1), buying_power=Decimal(1)), 1)
     request = await ledger.request_cancel("aq-1", "r", "op", 1)
     await ledger.record_cancel_outcome(request, 0, "already filled", 2)
+    await ledger.record_backup(BackupInfo(Path("b.db"), 1, 1, 1, "0" * 64), "cli", 3)
+    await asyncio.to_thread(_insert_restore, ledger.path)
+    await ledger.adopt_order(reservation("aq-2"), "b-2", 1, 4)
+
+
+def _insert_restore(path: Path) -> None:
+    """A restore row, as ``restore_ledger`` writes it into a restored copy (never into a live ledger)."""
+    with sqlite3.connect(path, timeout=10) as conn:
+        conn.execute(
+            "INSERT INTO restores (source_path, source_sha256, backup_journal_seq, backup_last_ns,"
+            " moved_aside, actor, local_ts_ns) VALUES ('b.db', ?, 1, 1, NULL, 'op', 3)",
+            ("0" * 64,),
+        )
 
 
 async def test_every_table_refuses_update_and_delete(
