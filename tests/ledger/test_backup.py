@@ -7,6 +7,7 @@ import asyncio
 import hashlib
 import io
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -129,11 +130,19 @@ def newer(path: Path) -> None:
         )
 
 
-BAD_SOURCES = {
-    "not a ledger": (lambda p: p.write_text("hello, not sqlite\n"), "not an SQLite database"),
+def not_sqlite(path: Path) -> None:
+    path.write_text("hello, not sqlite\n")
+
+
+def missing(path: Path) -> None:
+    path.unlink()
+
+
+BAD_SOURCES: dict[str, tuple[Callable[[Path], None], str]] = {
+    "not a ledger": (not_sqlite, "not an SQLite database"),
     "corrupt": (corrupt, "corrupt"),
     "newer than this code": (newer, "newer version"),
-    "missing": (lambda p: p.unlink(), "does not exist"),
+    "missing": (missing, "does not exist"),
 }
 
 
