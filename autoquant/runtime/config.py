@@ -29,7 +29,7 @@ from autoquant.brokers.settings import (
 )
 from autoquant.domain.settings import Section
 from autoquant.errors import ConfigError
-from autoquant.ledger.settings import LedgerSettings
+from autoquant.ledger.settings import BackupSettings, LedgerSettings
 from autoquant.logs.settings import LoggingSettings
 from autoquant.marketdata.settings import MarketDataSettings
 from autoquant.runtime.settings import DaemonSettings
@@ -42,6 +42,7 @@ __all__ = [
     "KEY_ID_VAR",
     "SECRET_VAR",
     "AlpacaBrokerSettings",
+    "BackupSettings",
     "BrokerSettings",
     "Config",
     "DaemonSettings",
@@ -83,6 +84,7 @@ class Config(Section):
     reconcile: ReconcileSettings = ReconcileSettings()
     logging: LoggingSettings = LoggingSettings()
     daemon: DaemonSettings = DaemonSettings()
+    backup: BackupSettings = BackupSettings()
     #: The file this came from (None for built-in defaults); relative paths resolve against its
     #: directory's parent when it lives in a ``config/`` folder, else against the working directory.
     source: Path | None = Field(default=None, exclude=True)

@@ -137,6 +137,8 @@ class Daemon:
                     log.warning("orders_unresolved_at_start", count=len(unresolved))
                 for name in ("execution", "reconciliation", "killswitch", "strategy"):
                     supervisor.start(group, specs[name])
+                if "backup" in specs:  # [backup] dir: scheduled backups, off the loop
+                    supervisor.start(group, specs["backup"])
                 supervisor.start(
                     group,
                     WorkerSpec(

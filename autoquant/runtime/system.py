@@ -31,6 +31,7 @@ from autoquant.marketdata.source import BarSource
 from autoquant.runtime.config import Config, alpaca_secrets
 from autoquant.runtime.supervisor import Supervisor, WorkerSpec
 from autoquant.strategies import build_strategy
+from autoquant.workers.backups import BackupWorker
 from autoquant.workers.execution import ExecutionWorker
 from autoquant.workers.incidents import IncidentReporter
 from autoquant.workers.killswitch import KillSwitch
@@ -123,6 +124,8 @@ class System:
     market_data: MarketDataWorker | None
     reconciler: Reconciler
     killswitch: KillSwitch
+    #: Scheduled backups, when ``[backup] dir`` is set.
+    backups: BackupWorker | None = None
 
     def worker_specs(self) -> dict[str, WorkerSpec]:
         """How the supervisor runs each worker, by name (market data only when there is a source)."""
@@ -146,6 +149,8 @@ class System:
         ]
         if self.market_data is not None:
             specs.append(WorkerSpec("marketdata", self.market_data.run))
+        if self.backups is not None:
+            specs.append(WorkerSpec("backup", self.backups.run, restart_on_exit=True))
         return {spec.name: spec for spec in specs}
 
 
@@ -245,6 +250,7 @@ def build_system(
         market_data=market_data,
         reconciler=reconciler,
         killswitch=killswitch,
+        backups=None if config.backup.dir is None else BackupWorker(ledger, clock, config.backup, incidents),
     )
 
 
