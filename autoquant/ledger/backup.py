@@ -267,6 +267,12 @@ def restore_ledger(source: Path, ledger: Path, *, actor: str, now_ns: int) -> Re
                 target = Path(f"{aside}{suffix}")
                 os.rename(current, target)
                 moved.append(target)
+        # Litestream's local position belongs to the replaced file: it starts afresh on the restored one.
+        litestream = ledger.with_name(f".{ledger.name}-litestream")
+        if litestream.exists():
+            target = ledger.with_name(f".{ledger.name}-litestream.before-restore-{stamp}")
+            os.rename(litestream, target)
+            moved.append(target)
         os.rename(copy, ledger)
         _fsync(ledger.parent)
     finally:

@@ -14,6 +14,10 @@ from pathlib import Path
 from autoquant.errors import AutoquantError
 from autoquant.ledger import connection, migrations
 
+#: Litestream keeps its own bookkeeping tables in the database it replicates (``_litestream_seq``,
+#: ``_litestream_lock``); they are not ledger tables and carry no append-only triggers.
+LITESTREAM_PREFIX = "_litestream_"
+
 
 def problems(path: Path, *, immutable: bool = False) -> list[str]:
     """Problems with the ledger at ``path`` (which must exist); [] means healthy."""
@@ -59,6 +63,7 @@ def _problems(conn: sqlite3.Connection, path: Path) -> list[str]:
         for row in conn.execute(
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
         )
+        if not str(row[0]).startswith(LITESTREAM_PREFIX)
     ]
     triggers = {
         (str(row[0]), str(row[1]).upper())

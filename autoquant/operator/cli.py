@@ -79,8 +79,12 @@ def cmd_migrate(config: Config, args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_doctor(config: Config, args: argparse.Namespace, out: TextIO) -> int:
     problems = doctor.check_ledger(config.ledger.path)
+    replica, replica_problems = doctor.check_replica(config.backup, config.ledger.path)
+    problems += replica_problems
     source = config.source or "built-in defaults"
     out.write(f"config: ok ({source})\n")
+    if replica is not None:
+        out.write(replica + "\n")
     if problems:
         for problem in problems:
             out.write(f"problem: {problem}\n")
