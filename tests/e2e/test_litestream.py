@@ -68,10 +68,12 @@ def test_replica_survives_a_lost_disk_and_the_daemon_converges(
     started = daemon.start()
     wait_for(lambda: daemon.ready_or_exited(started), 60, "the daemon to be ready")
     wait_for(lambda: len(query(daemon.ledger, "SELECT 1 FROM fills")) >= 4, 60, "four fills", poll_s=0.1)
-    doctor = wait_for(
-        lambda: (done := daemon.cli("doctor")).returncode == 0 and done, 60, "doctor to see a healthy replica"
-    )
-    assert "replica: " in doctor.stdout, doctor.stdout
+
+    def healthy_replica() -> str | None:
+        done = daemon.cli("doctor")
+        return done.stdout if done.returncode == 0 else None
+
+    assert "replica: " in wait_for(healthy_replica, 60, "doctor to see a healthy replica")
 
     daemon.kill()  # the machine dies: the daemon and Litestream with it
     litestream.send_signal(signal.SIGKILL)
