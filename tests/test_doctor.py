@@ -76,3 +76,17 @@ def test_invalid_config_is_listed_as_a_problem(tmp_path: Path) -> None:
     assert code == 1
     assert "problem: config:" in text
     assert "ledger.pth" in text
+
+
+def test_configured_replica_that_holds_nothing_is_a_problem(tmp_path: Path) -> None:
+    """[backup] litestream_config set but the replica is empty (Litestream not running): exit 1, said."""
+    ledger = tmp_path / "l.db"
+    migrate_file(ledger)
+    litestream = tmp_path / "litestream.yml"
+    replica = tmp_path / "replica"
+    litestream.write_text(f"dbs:\n  - path: {ledger}\n    replica:\n      url: file://{replica}\n")
+    config = tmp_path / "c.toml"
+    config.write_text(f'[ledger]\npath = "{ledger}"\n[backup]\nlitestream_config = "{litestream}"\n')
+    code, text = run(config)
+    assert code == 1
+    assert "problem: replica: " in text and "litestream replicate" in text

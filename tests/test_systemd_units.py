@@ -128,3 +128,37 @@ def test_template_names_everything_after_the_account() -> None:
     assert service["StateDirectory"] == ["autoquant/%i"]
     assert service["LogsDirectory"] == ["autoquant/%i"]
     assert service["WorkingDirectory"] == ["%S/autoquant/%i"]
+
+
+LITESTREAM_UNIT = "autoquant-litestream.service"
+LITESTREAM_BINARY = "/opt/autoquant/bin/litestream"
+
+
+def staged_litestream(tmp_path: Path) -> Path:
+    binary = tmp_path / "litestream"
+    binary.write_text("#!/bin/sh\nexit 0\n")
+    binary.chmod(0o755)
+    text = (CONFIG / LITESTREAM_UNIT).read_text(encoding="utf-8")
+    assert LITESTREAM_BINARY in text
+    copy = tmp_path / LITESTREAM_UNIT
+    copy.write_text(text.replace(LITESTREAM_BINARY, str(binary)), encoding="utf-8")
+    return copy
+
+
+@needs_analyze
+def test_litestream_unit_passes_verify_and_is_hardened(tmp_path: Path) -> None:
+    """The Litestream unit: systemd-analyze verify clean, exposure 2.0 or better."""
+    copy = staged_litestream(tmp_path)
+    result = analyze("verify", "--man=no", str(copy))
+    assert result.returncode == 0, result.stderr
+    assert complaints(result, LITESTREAM_UNIT) == []
+    result = analyze("security", "--offline=yes", "--threshold=20", str(copy))
+    assert result.returncode == 0, result.stdout[-2000:]
+
+
+def test_litestream_unit_replicates_the_shipped_config_as_the_daemons_user() -> None:
+    """It runs `litestream replicate` on /etc/autoquant/litestream.yml as autoquant, restarting always."""
+    service = directives(CONFIG / LITESTREAM_UNIT)["Service"]
+    assert service["ExecStart"] == [f"{LITESTREAM_BINARY} replicate -config /etc/autoquant/litestream.yml"]
+    assert service["User"] == ["autoquant"] and service["Restart"] == ["always"]
+    assert (CONFIG / "litestream.yml").exists()

@@ -59,6 +59,14 @@ def _run(binary: str, *args: str) -> Any:
         raise ReplicaError(f"litestream {args[0]} printed no JSON: {error}") from None
 
 
+def _txid(text: object) -> int:
+    """A hex transaction id; anything else ("-" before Litestream has seen the database) is 0."""
+    try:
+        return int(str(text), 16)
+    except ValueError:
+        return 0
+
+
 def replica_lag(config: Path, ledger: Path, now_s: float | None = None) -> ReplicaLag:
     binary = litestream_binary()
     if binary is None:
@@ -66,11 +74,11 @@ def replica_lag(config: Path, ledger: Path, now_s: float | None = None) -> Repli
     if not config.is_file():
         raise ReplicaError(f"[backup] litestream_config {config} does not exist")
     status = _run(binary, "status", "-config", str(config), "-json", str(ledger))
-    local = max((int(row.get("local_txid") or "0", 16) for row in status or []), default=0)
+    local = max((_txid(row.get("local_txid")) for row in status or []), default=0)
     files = _run(binary, "ltx", "-config", str(config), "-level", "all", "-json", str(ledger)) or []
     if not files:
         raise ReplicaError("the replica holds nothing yet: is `litestream replicate` running?")
-    replica = max(int(f["max_txid"], 16) for f in files)
+    replica = max(_txid(f.get("max_txid")) for f in files)
     latest = max(datetime.fromisoformat(f["timestamp"].replace("Z", "+00:00")).timestamp() for f in files)
     now = time.time() if now_s is None else now_s
     lag = 0.0 if replica >= local else max(0.0, now - latest)

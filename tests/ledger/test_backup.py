@@ -195,3 +195,17 @@ async def test_backup_to_an_existing_target_is_refused(
     assert code == 2
     assert err.count("\n") == 1 and "already exists" in err
     assert snapshot(tmp_path) == {**before, "c.toml": snapshot(tmp_path)["c.toml"]}
+
+
+def test_the_running_system_never_truncates_the_wal() -> None:
+    """Litestream-compatible checkpointing: no module the daemon runs issues a TRUNCATE or RESTART
+    checkpoint or changes the automatic (PASSIVE) one; only the bench, on its own files, does."""
+    package = Path(__file__).resolve().parents[2] / "autoquant"
+    offenders = [
+        str(path.relative_to(package))
+        for path in package.rglob("*.py")
+        if path.parent.name not in ("bench", "chaos")
+        for text in [path.read_text(encoding="utf-8").lower()]
+        if "wal_checkpoint" in text or "wal_autocheckpoint" in text
+    ]
+    assert offenders == []
