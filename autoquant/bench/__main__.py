@@ -15,7 +15,15 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from autoquant.bench import ledger_writes, logging_cost, risk_latency, startup, throughput, tick_to_submit
+from autoquant.bench import (
+    backup_lag,
+    ledger_writes,
+    logging_cost,
+    risk_latency,
+    startup,
+    throughput,
+    tick_to_submit,
+)
 from autoquant.bench.common import BENCH_DIR, Sizes, progress
 from autoquant.bench.report import final_report
 from autoquant.runtime.daemon import prefer_loop_latency
@@ -56,6 +64,18 @@ GROUPS: list[tuple[str, Callable[[Sizes], Any], tuple[str, ...]]] = [
         ("tick_to_submit_p50_ms", "tick_to_submit_p99_ms"),
     ),
     ("start-up", startup.run, ("startup_ready_s", "rss_mb")),
+    (
+        "backup",
+        lambda sizes: asyncio.run(backup_lag.run(sizes)),
+        (
+            "backup_loop_lag_p99_ms",
+            "backup_loop_lag_max_ms",
+            "backup_loop_lag_p99_ms_quiet",
+            "backup_s",
+            "backup_mb",
+            "backup_writes_during",
+        ),
+    ),
     (
         "throughput",
         lambda sizes: asyncio.run(throughput.run(sizes)),

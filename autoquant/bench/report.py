@@ -19,6 +19,8 @@ TARGETS: dict[str, tuple[Compare, float, str]] = {
     "loop_lag_p99_ms_logging": (operator.le, 1.0, "<= 1"),
     "startup_ready_s": (operator.le, 3.0, "<= 3"),
     "rss_mb": (operator.le, 200.0, "<= 200"),
+    # A backup must not stall trading: the loop stays within a tick-to-submit budget while it runs.
+    "backup_loop_lag_p99_ms": (operator.le, 2.0, "<= 2"),
 }
 
 
