@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test check lint typecheck layers bench bench-quick chaos clean
+.PHONY: run test check lint typecheck layers bench bench-quick chaos soak clean
 
 # `make check CHECK_TESTS=0` runs the gates without the tests (CI has just run them through `make test`).
 CHECK_TESTS ?= 1
@@ -44,6 +44,11 @@ bench-quick: $(STAMP)
 
 chaos: $(STAMP)
 	$(BIN)/python -m autoquant.chaos
+
+# The daemon kept busy (12 symbols at 50 ms bars) for SOAK_SECONDS: RSS, loop lag and ledger size over time.
+SOAK_SECONDS ?= 600
+soak: $(STAMP)
+	$(BIN)/python -m autoquant.bench.soak --seconds $(SOAK_SECONDS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
