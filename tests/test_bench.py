@@ -30,6 +30,8 @@ REQUIRED = {
     "loop_lag_p99_ms_logging",
     "logging_lag_ratio",
     "log_records_dropped",
+    "backup_loop_lag_p99_ms",
+    "backup_s",
     "python",
     "cpu_count",
     "quick",
