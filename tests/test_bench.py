@@ -16,6 +16,8 @@ REQUIRED = {
     "ledger_vs_raw",
     "ledger_append_concurrent_per_s",
     "concurrent_vs_raw",
+    "prototype_vs_raw",
+    "ledger_vs_prototype",
     "risk_check_p50_us",
     "risk_check_p99_us",
     "tick_to_submit_p50_ms",

@@ -6,6 +6,10 @@ append (``record_decision``: every bar of every strategy records one, holds incl
 most frequent write) pays the same fsync plus two thread hops (to the ledger's writer thread and
 back). With 64 concurrent appenders the writer shares one fsync among a whole batch, which is how it
 beats the per-transaction baseline.
+
+Beside the ledger runs the bare writer prototype the groundwork issue cites (``writer_prototype``),
+writing the same rows. The contestants take turns in short slices, round after round, so a load
+that drifts on a shared machine weighs on each of them alike and the ratios compare like with like.
 """
 
 from __future__ import annotations
@@ -15,40 +19,52 @@ import queue
 import sqlite3
 import threading
 import time
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from autoquant.bench.common import Sizes, percentile, progress, scratch_dir
+from autoquant.bench.writer_prototype import PrototypeWriter
 from autoquant.domain.decisions import Action, Decision
 from autoquant.ledger import Ledger
+from autoquant.ledger.rows import insert_decision
 
 _EPOCH = datetime(2024, 1, 2, 14, 30, tzinfo=UTC)
+#: Slices per contestant: each runs ``seconds / ROUNDS`` at a time, in turn with the others.
+ROUNDS = 10
+
+#: Appends as many as it can until the deadline (a ``perf_counter`` value); returns how many.
+Slice = Callable[[float], Awaitable[int]]
 
 
-def raw_commits(directory: Path, seconds: float) -> tuple[float, float]:
-    """Plain ``sqlite3``: one small INSERT per transaction, WAL and ``synchronous=FULL``.
+class RawCommits:
+    """Plain ``sqlite3``: one small INSERT per transaction, WAL and ``synchronous=FULL``: the disk's
+    floor under any durable write, and so under the tick path, which commits once before it submits."""
 
-    Returns (commits per second, p99 of one commit in ms): the disk's floor under any durable write,
-    and so under the tick path, which commits once before it submits."""
-    conn = sqlite3.connect(directory / "raw.db", isolation_level=None)
-    try:
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
-        conn.execute("CREATE TABLE events (seq INTEGER PRIMARY KEY, name TEXT NOT NULL, ts INTEGER NOT NULL)")
-        samples: list[int] = []
-        start = time.perf_counter()
-        deadline = start + seconds
-        while True:
+    def __init__(self, path: Path) -> None:
+        self.samples: list[int] = []
+        self._conn = sqlite3.connect(path, isolation_level=None)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=FULL")
+        self._conn.execute(
+            "CREATE TABLE events (seq INTEGER PRIMARY KEY, name TEXT NOT NULL, ts INTEGER NOT NULL)"
+        )
+
+    async def until(self, deadline: float) -> int:
+        count = 0
+        while time.perf_counter() < deadline:
             began = time.perf_counter_ns()
-            conn.execute("BEGIN IMMEDIATE")
-            conn.execute("INSERT INTO events (name, ts) VALUES (?, ?)", (f"event-{len(samples)}", began))
-            conn.execute("COMMIT")
-            samples.append(time.perf_counter_ns() - began)
-            now = time.perf_counter()
-            if now >= deadline:
-                return len(samples) / (now - start), percentile(samples, 0.99) / 1e6
-    finally:
-        conn.close()
+            self._conn.execute("BEGIN IMMEDIATE")
+            self._conn.execute(
+                "INSERT INTO events (name, ts) VALUES (?, ?)", (f"e-{len(self.samples)}", began)
+            )
+            self._conn.execute("COMMIT")
+            self.samples.append(time.perf_counter_ns() - began)
+            count += 1
+        return count
+
+    def close(self) -> None:
+        self._conn.close()
 
 
 def hold_decisions(strategy_id: str, count: int, offset: int = 0) -> list[Decision]:
@@ -69,47 +85,48 @@ def hold_decisions(strategy_id: str, count: int, offset: int = 0) -> list[Decisi
     return decisions
 
 
-async def ledger_appends_per_s(directory: Path, seconds: float, estimate: float) -> float:
-    """One ``record_decision`` per await, one appender: each append is its own durable commit."""
-    ledger = await Ledger.open(directory / "single.db")
-    try:
-        # Enough decisions for the whole run (the raw rate bounds ours), built before the clock starts.
-        decisions = hold_decisions("single", int(estimate * seconds * 1.5) + 100)
-        count = 0
-        start = time.perf_counter()
-        deadline = start + seconds
-        for decision in decisions:
-            await ledger.record_decision(decision, time.time_ns())
-            count += 1
-            now = time.perf_counter()
-            if now >= deadline:
-                return count / (now - start)
-        return count / (time.perf_counter() - start)
-    finally:
-        await ledger.close()
+def endless_decisions(strategy_id: str) -> Iterator[Decision]:
+    """Hold decisions on consecutive bars, without end (each append needs a new decision id)."""
+    offset = 0
+    while True:
+        yield from hold_decisions(strategy_id, 1_000, offset)
+        offset += 1_000
 
 
-async def concurrent_appends_per_s(directory: Path, seconds: float, appenders: int, estimate: float) -> float:
-    """``appenders`` tasks each appending decisions in a loop, sharing one ledger (group commit)."""
-    ledger = await Ledger.open(directory / "concurrent.db")
-    try:
-        per_task = int(estimate * seconds * 20 / appenders) + 50
-        batches = [hold_decisions(f"s{n}", per_task) for n in range(appenders)]
+def appenders_slice(append: Callable[[Decision], Awaitable[object]], appenders: int, name: str) -> Slice:
+    """``appenders`` tasks each appending its own decisions in a loop until the deadline."""
+    streams = [endless_decisions(f"{name}{n}") for n in range(appenders)]
+
+    async def until(deadline: float) -> int:
         done = [0] * appenders
-        start = time.perf_counter()
-        deadline = start + seconds
 
         async def appender(n: int) -> None:
-            for decision in batches[n]:
+            for decision in streams[n]:
                 if time.perf_counter() >= deadline:
                     return
-                await ledger.record_decision(decision, time.time_ns())
+                await append(decision)
                 done[n] += 1
 
         await asyncio.gather(*(appender(n) for n in range(appenders)))
-        return sum(done) / (time.perf_counter() - start)
-    finally:
-        await ledger.close()
+        return sum(done)
+
+    return until
+
+
+def _inserting(decision: Decision, local_ts_ns: int) -> Callable[[sqlite3.Connection], bool]:
+    return lambda conn: insert_decision(conn, decision, local_ts_ns)
+
+
+async def interleaved(contestants: dict[str, Slice], seconds: float) -> dict[str, float]:
+    """Appends per second of each contestant, measured in turns of ``seconds / ROUNDS``."""
+    counts = dict.fromkeys(contestants, 0)
+    spent = dict.fromkeys(contestants, 0.0)
+    for _ in range(ROUNDS):
+        for name, run_until in contestants.items():
+            start = time.perf_counter()
+            counts[name] += await run_until(start + seconds / ROUNDS)
+            spent[name] += time.perf_counter() - start
+    return {name: counts[name] / spent[name] for name in contestants}
 
 
 async def thread_hop_us(rounds: int = 2_000) -> float:
@@ -144,23 +161,62 @@ async def thread_hop_us(rounds: int = 2_000) -> float:
 
 async def run(sizes: Sizes) -> dict[str, object]:
     with scratch_dir("writes") as directory:
-        raw, raw_p99_ms = raw_commits(directory, sizes.write_seconds)
-        progress(f"sqlite raw commits: {raw:.0f}/s, p99 {raw_p99_ms:.2f} ms")
         hop_us = await thread_hop_us()
-        # The best ratio a writer off the loop can reach here: a raw commit plus one empty round trip.
-        ceiling = (1e6 / raw) / (1e6 / raw + hop_us)
-        progress(f"thread round trip p50: {hop_us:.0f} µs (off-loop ceiling of ledger_vs_raw: {ceiling:.2f})")
-        single = await ledger_appends_per_s(directory, sizes.write_seconds, raw)
-        progress(f"ledger appends (record_decision, one at a time): {single:.0f}/s")
-        concurrent = await concurrent_appends_per_s(directory, sizes.concurrent_seconds, sizes.appenders, raw)
-        progress(f"ledger appends, {sizes.appenders} concurrent: {concurrent:.0f}/s")
+        raw = RawCommits(directory / "raw.db")
+        single_ledger = await Ledger.open(directory / "single.db")
+        many_ledger = await Ledger.open(directory / "concurrent.db")
+        single_proto = PrototypeWriter(directory / "prototype-single.db")
+        many_proto = PrototypeWriter(directory / "prototype-concurrent.db")
+
+        def record(ledger: Ledger) -> Callable[[Decision], Awaitable[bool]]:
+            return lambda decision: ledger.record_decision(decision, time.time_ns())
+
+        def prototype(writer: PrototypeWriter) -> Callable[[Decision], Awaitable[object]]:
+            return lambda decision: writer.write(_inserting(decision, time.time_ns()))
+
+        try:
+            alone = await interleaved(
+                {
+                    "raw": raw.until,
+                    "ledger": appenders_slice(record(single_ledger), 1, "single"),
+                    "prototype": appenders_slice(prototype(single_proto), 1, "proto"),
+                },
+                sizes.write_seconds,
+            )
+            n = sizes.appenders
+            many = await interleaved(
+                {
+                    "raw": raw.until,
+                    "ledger": appenders_slice(record(many_ledger), n, "many"),
+                    "prototype": appenders_slice(prototype(many_proto), n, "protomany"),
+                },
+                sizes.concurrent_seconds,
+            )
+        finally:
+            raw.close()
+            await single_ledger.close()
+            await many_ledger.close()
+            await single_proto.close()
+            await many_proto.close()
+    rate = alone["raw"]
+    raw_p99_ms = percentile(raw.samples, 0.99) / 1e6
+    # The best ratio a writer off the loop can reach here: a raw commit plus one empty round trip.
+    ceiling = (1e6 / rate) / (1e6 / rate + hop_us)
+    progress(f"sqlite raw commits: {rate:.0f}/s, p99 {raw_p99_ms:.2f} ms")
+    progress(f"thread round trip p50: {hop_us:.0f} µs (off-loop ceiling of ledger_vs_raw: {ceiling:.2f})")
+    progress(f"ledger appends, one at a time: {alone['ledger']:.0f}/s; prototype {alone['prototype']:.0f}/s")
+    progress(f"{n} concurrent: ledger {many['ledger']:.0f}/s, prototype {many['prototype']:.0f}/s")
     return {
-        "sqlite_raw_commit_per_s": round(raw, 1),
+        "sqlite_raw_commit_per_s": round(rate, 1),
         "sqlite_raw_commit_p99_ms": round(raw_p99_ms, 3),
-        "ledger_append_per_s": round(single, 1),
-        "ledger_vs_raw": round(single / raw, 3),
+        "ledger_append_per_s": round(alone["ledger"], 1),
+        "ledger_vs_raw": round(alone["ledger"] / rate, 3),
         "thread_hop_p50_us": round(hop_us, 1),
         "ledger_vs_raw_offloop_ceiling": round(ceiling, 3),
-        "ledger_append_concurrent_per_s": round(concurrent, 1),
-        "concurrent_vs_raw": round(concurrent / raw, 3),
+        "ledger_append_concurrent_per_s": round(many["ledger"], 1),
+        "concurrent_vs_raw": round(many["ledger"] / many["raw"], 3),
+        "prototype_vs_raw": round(alone["prototype"] / rate, 3),
+        "prototype_concurrent_vs_raw": round(many["prototype"] / many["raw"], 3),
+        "ledger_vs_prototype": round(alone["ledger"] / alone["prototype"], 3),
+        "concurrent_vs_prototype": round(many["ledger"] / many["prototype"], 3),
     }
