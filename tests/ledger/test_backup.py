@@ -138,11 +138,18 @@ def missing(path: Path) -> None:
     path.unlink()
 
 
+def other_sqlite(path: Path) -> None:
+    path.unlink()
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE notes (text TEXT)")
+
+
 BAD_SOURCES: dict[str, tuple[Callable[[Path], None], str]] = {
     "not a ledger": (not_sqlite, "not an SQLite database"),
     "corrupt": (corrupt, "corrupt"),
     "newer than this code": (newer, "newer version"),
     "missing": (missing, "does not exist"),
+    "another SQLite database": (other_sqlite, "not an autoquant ledger"),
 }
 
 
