@@ -62,4 +62,12 @@ async def adopt_after_restore(
             status=state.status.value,
             refused=None if result.illegal is None else str(result.illegal),
         )
+    # An update for one of these that streamed in before this run was reported as an unknown order;
+    # adopted, it is explained now.
+    broker_ids = {state.broker_order_id for state in adopted}
+    for incident in await ledger.incidents(open_only=True):
+        if incident.kind == "unknown_order" and incident.subject in broker_ids:
+            await ledger.resolve_incident(
+                incident.incident_id, "reconciler", "adopted after the restore", clock.now_ns()
+            )
     return [state.client_order_id for state in adopted]
