@@ -94,6 +94,8 @@ def _point(path: Path) -> tuple[int, int]:
     """The last global sequence of the ledger at ``path`` and the local time of that event."""
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'journal'").fetchone() is None:
+            return 0, 0  # written before the journal (0003): it has no global sequence yet
         row = conn.execute(
             "SELECT coalesce(max(seq), 0), coalesce(max(local_ts_ns), 0) FROM journal"
         ).fetchone()
@@ -133,7 +135,7 @@ def take_backup(source: Path, dest: Path) -> BackupInfo:
             _copy(source, partial)
         except sqlite3.Error as error:
             raise translate(error, source) from error
-        _refuse_problems(partial, "the copy of", verify.problems(partial, immutable=True))
+        _refuse_problems(partial, "the copy of", verify.problems(partial, immutable=True, allow_pending=True))
         _fsync(partial)
         info = _info(partial)
         try:
@@ -156,11 +158,17 @@ def insert_backup(conn: sqlite3.Connection, info: BackupInfo, trigger: str, loca
     return int(cursor.lastrowid or 0)
 
 
-def record_backup_file(ledger: Path, info: BackupInfo, trigger: str, local_ts_ns: int) -> None:
-    """Record a backup in the ledger from a process that does not hold the ledger open (the CLI)."""
+def record_backup_file(ledger: Path, info: BackupInfo, trigger: str, local_ts_ns: int) -> bool:
+    """Record a backup in the ledger from a process that does not hold the ledger open (the CLI).
+
+    False (nothing written) for a ledger that predates the backups table: a backup taken before an
+    upgrade must not migrate the ledger it protects."""
     try:
         conn = sqlite3.connect(ledger, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
         try:
+            known = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'backups'")
+            if known.fetchone() is None:
+                return False
             conn.execute("BEGIN IMMEDIATE")
             insert_backup(conn, info, trigger, local_ts_ns)
             conn.execute("COMMIT")
@@ -168,6 +176,7 @@ def record_backup_file(ledger: Path, info: BackupInfo, trigger: str, local_ts_ns
             conn.close()
     except sqlite3.Error as error:
         raise translate(error, ledger) from error
+    return True
 
 
 # -- restore -------------------------------------------------------------------------------------------
@@ -179,12 +188,19 @@ def check_source(source: Path, ledger: Path) -> None:
         raise BackupRefused(f"restore source {source} does not exist or is not a file; nothing was changed")
     if ledger.exists() and source.resolve() == ledger.resolve():
         raise BackupRefused(f"restore source {source} is the ledger itself: name a backup file")
-    found = [p for p in verify.problems(source) if not p.startswith("migrations not applied")]
-    _refuse_problems(source, "restore source", found)
+    _refuse_problems(source, "restore source", verify.problems(source, allow_pending=True))
 
 
 def _stamp(now_ns: int) -> str:
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now_ns / 1e9))
+
+
+def _migrate(path: Path) -> None:
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        migrations.migrate(conn)
+    finally:
+        conn.close()
 
 
 def _mark_restored(
@@ -196,11 +212,10 @@ def _mark_restored(
     actor: str,
     now_ns: int,
 ) -> str:
-    """Migrate the copy forward and write into it that it was restored; returns the incident id."""
+    """Write into the (migrated) copy that it was restored; returns the incident id."""
     seq, last_ns = point
     conn = sqlite3.connect(path, isolation_level=None)
     try:
-        migrations.migrate(conn)
         conn.execute("BEGIN IMMEDIATE")
         conn.execute(
             "INSERT INTO restores (source_path, source_sha256, backup_journal_seq, backup_last_ns,"
@@ -253,6 +268,7 @@ def restore_ledger(source: Path, ledger: Path, *, actor: str, now_ns: int) -> Re
     try:
         try:
             _copy(source, copy)
+            _migrate(copy)  # a backup from an older autoquant is brought forward first
             point = _point(copy)
             source_sha = file_sha256(source)
             incident_id = _mark_restored(copy, source, source_sha, point, aside, actor, now_ns)

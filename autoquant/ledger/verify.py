@@ -19,8 +19,9 @@ from autoquant.ledger import connection, migrations
 LITESTREAM_PREFIX = "_litestream_"
 
 
-def problems(path: Path, *, immutable: bool = False) -> list[str]:
-    """Problems with the ledger at ``path`` (which must exist); [] means healthy."""
+def problems(path: Path, *, immutable: bool = False, allow_pending: bool = False) -> list[str]:
+    """Problems with the ledger at ``path`` (which must exist); [] means healthy. ``allow_pending``
+    accepts a ledger written by an older autoquant (migrations still to apply), as a backup may be."""
     try:
         connection.check_file(path)
     except AutoquantError as error:
@@ -33,14 +34,14 @@ def problems(path: Path, *, immutable: bool = False) -> list[str]:
     except sqlite3.Error as error:
         return [f"cannot open {path}: {error}"]
     try:
-        return _problems(conn, path)
+        return _problems(conn, path, allow_pending)
     except sqlite3.DatabaseError as error:
         return [f"{path} is corrupt: {error}"]
     finally:
         conn.close()
 
 
-def _problems(conn: sqlite3.Connection, path: Path) -> list[str]:
+def _problems(conn: sqlite3.Connection, path: Path, allow_pending: bool) -> list[str]:
     found: list[str] = []
     result = [str(row[0]) for row in conn.execute("PRAGMA integrity_check")]
     if result != ["ok"]:
@@ -56,7 +57,7 @@ def _problems(conn: sqlite3.Connection, path: Path) -> list[str]:
         found.append(f"{path} has no schema_migrations table: it is not an autoquant ledger")
         return found
     pending = sorted({m.version for m in known} - set(recorded))
-    if pending:
+    if pending and not allow_pending:
         found.append(f"migrations not applied: {pending} (run `autoquant migrate`)")
     tables = [
         str(row[0])

@@ -39,7 +39,7 @@ def actor() -> str:
 def cmd_backup(config: Config, args: argparse.Namespace, out: TextIO) -> int:
     dest = Path(args.dest).absolute()
     info = take_backup(config.ledger.path, dest)
-    record_backup_file(config.ledger.path, info, "cli", time.time_ns())
+    recorded = record_backup_file(config.ledger.path, info, "cli", time.time_ns())
     if args.json:
         body = {
             "path": str(info.path),
@@ -47,12 +47,19 @@ def cmd_backup(config: Config, args: argparse.Namespace, out: TextIO) -> int:
             "size_bytes": info.size_bytes,
             "sha256": info.sha256,
             "verified": True,
+            "recorded": recorded,
         }
         out.write(json.dumps(body) + "\n")
     else:
         out.write(
             f"backup {info.path}: {info.size_bytes} bytes up to global sequence {info.last_journal_seq}, "
-            f"sha256 {info.sha256}; verified (integrity, migrations, append-only triggers) and recorded\n"
+            f"sha256 {info.sha256}; verified (integrity, migrations, append-only triggers)"
+            + (
+                ""
+                if recorded
+                else "; not recorded: the ledger predates the backups table (`autoquant migrate`)"
+            )
+            + "\n"
         )
     return EXIT_OK
 

@@ -216,3 +216,24 @@ def test_the_running_system_never_truncates_the_wal() -> None:
         if "wal_checkpoint" in text or "wal_autocheckpoint" in text
     ]
     assert offenders == []
+
+
+async def test_a_ledger_from_an_older_autoquant_is_backed_up_untouched_and_restores_forward(
+    tmp_path: Path,
+) -> None:
+    """Backing up before an upgrade: the old-schema ledger is copied without being migrated (the backup
+    is not recorded in it), and restoring that copy migrates it forward and halts as usual."""
+    from tests.ledger.test_journal_projection import old_ledger
+
+    ledger, backup = tmp_path / "ledger.db", tmp_path / "b.db"
+    old_ledger(ledger)
+    before = file_sha256(ledger)
+    code, text = cli(tmp_path, ledger, "backup", str(backup))
+    assert code == 0 and "not recorded" in text
+    assert file_sha256(ledger) == before
+    code, text = cli(tmp_path, ledger, "restore", str(backup))
+    assert code == 0, text
+    assert verify.problems(ledger) == []
+    async with await LedgerReader.open(ledger) as reader:
+        assert await reader.open_restore() is not None
+        assert [o.client_order_id for o in await reader.open_orders()] == ["aq-2"]
