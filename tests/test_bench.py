@@ -75,6 +75,7 @@ def test_quick_bench_prints_every_key_as_its_last_line(tmp_path: Path) -> None:
         "startup_ready_s",
         "log_calls_per_s",
         "loop_lag_p99_ms_logging",
+        "backup_s",
     ):
         assert isinstance(report[key], (int, float)) and report[key] > 0, key
     assert set(report["targets"]) == {
@@ -85,6 +86,7 @@ def test_quick_bench_prints_every_key_as_its_last_line(tmp_path: Path) -> None:
         "loop_lag_p99_ms_logging",
         "startup_ready_s",
         "rss_mb",
+        "backup_loop_lag_p99_ms",
     }
     assert all(isinstance(t["met"], bool) for t in report["targets"].values())
     assert json.loads((tmp_path / ".bench" / "latest.json").read_text()) == report
