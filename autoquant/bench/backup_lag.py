@@ -5,7 +5,8 @@ and decisions, built with direct SQL in the ledger's schema), copied to a scratc
 forward. The ledger is open as the daemon holds it, a task appends a hold decision every 10 ms (a
 trading loop's most frequent durable write), and the lag sampler (``logging_cost._sample_lag``: how
 late a 1 ms sleep wakes) runs twice: alone for a baseline, then while ``take_backup`` (the SQLite
-backup API, verification and hashing) runs in a worker thread, as the daemon's scheduled backups do.
+backup API, verification and hashing) runs on a background thread (``in_background``, nice 10), as
+the daemon's scheduled backups do.
 
 * ``backup_loop_lag_p99_ms`` / ``_max_ms``: lateness during the backup; ``_quiet``: the baseline;
 * ``backup_s``, ``backup_mb``: how long the verified backup took, and its size;
@@ -24,7 +25,7 @@ from autoquant.bench.history import cached_history, history_summary
 from autoquant.bench.logging_cost import _sample_lag
 from autoquant.domain.decisions import Action, Decision
 from autoquant.ledger import Ledger
-from autoquant.ledger.backup import take_backup
+from autoquant.ledger.backup import in_background, take_backup
 from autoquant.ledger.connection import migrate_file
 
 WRITE_EVERY_S = 0.01
@@ -61,7 +62,7 @@ async def run(sizes: Sizes) -> dict[str, object]:
             quiet = await _sample_lag(sizes.lag_seconds)
             before = await ledger.last_seq()
             started = time.perf_counter()
-            backup = asyncio.create_task(asyncio.to_thread(take_backup, path, scratch / "backup.db"))
+            backup = asyncio.create_task(in_background(take_backup, path, scratch / "backup.db"))
             lags: list[float] = []
             while not backup.done():
                 lags.extend(await _sample_lag(0.05))
@@ -85,6 +86,7 @@ async def run(sizes: Sizes) -> dict[str, object]:
         "backup_writes_during": during,
         "notes": [
             f"backup_loop_lag: p99 lateness of a 1 ms sleep while `take_backup` copies, verifies and hashes"
-            f" a {fills}-fill ledger in a worker thread, a decision committed every 10 ms meanwhile"
+            f" a {fills}-fill ledger on a background thread (nice 10), a decision committed every 10 ms"
+            " meanwhile"
         ],
     }

@@ -18,18 +18,28 @@ last step leaves the ledger untouched. The caller holds the ledger lock (no daem
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import os
 import sqlite3
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
+from autoquant.clocks import hold_time
 from autoquant.domain.controls import ACCOUNT, Control, ControlKind
 from autoquant.errors import LedgerError
 from autoquant.ledger import migrations, oversight, verify
 from autoquant.ledger.connection import BUSY_TIMEOUT_MS, translate
+
+T = TypeVar("T")
+
+#: The nice value of the thread a backup runs on (Linux: per thread): the loop wins every contest.
+BACKGROUND_NICE = 10
 
 #: The incident a restore opens in the restored ledger; its action is what the operator must do.
 RESTORED_INCIDENT = "ledger_restored"
@@ -147,6 +157,40 @@ def take_backup(source: Path, dest: Path) -> BackupInfo:
         with contextlib.suppress(FileNotFoundError):
             partial.unlink()
     return BackupInfo(dest, info.last_journal_seq, info.last_ns, info.size_bytes, info.sha256)
+
+
+async def in_background(fn: Callable[..., T], *args: Any) -> T:
+    """Run ``fn(*args)`` on a fresh thread at a lower CPU priority and await its result.
+
+    A fresh thread rather than the default executor's: the nice value sticks to the thread (it cannot
+    be raised back without privileges), so it must not be a pooled one that other work reuses.
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+    release = hold_time(loop)
+
+    def settle(ok: bool, value: Any) -> None:
+        release()
+        if future.done():
+            return
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
+
+    def work() -> None:
+        with contextlib.suppress(OSError, AttributeError):  # not Linux: the default priority
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BACKGROUND_NICE)
+        value: Any
+        try:
+            value, ok = fn(*args), True
+        except BaseException as error:
+            value, ok = error, False
+        with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits any more
+            loop.call_soon_threadsafe(settle, ok, value)
+
+    threading.Thread(target=work, name="ledger-backup", daemon=True).start()
+    return await future
 
 
 def insert_backup(conn: sqlite3.Connection, info: BackupInfo, trigger: str, local_ts_ns: int) -> int:

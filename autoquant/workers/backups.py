@@ -1,6 +1,6 @@
 """The daemon's scheduled backups: every ``[backup] every_s``, a verified online copy into ``[backup] dir``.
 
-The copy, its verification and hashing run on a worker thread (``asyncio.to_thread``), never on the
+The copy, its verification and hashing run on a background thread (``in_background``), never on the
 event loop; under WAL the ledger's writer does not wait for it either. Each backup is recorded in the
 ledger; the oldest scheduled backups beyond ``keep`` are deleted (only files this worker named, never
 anything else in the folder). A failure is an incident the operator sees (no trading stops for it)
@@ -21,7 +21,7 @@ from autoquant.domain.clock import Clock
 from autoquant.domain.controls import ACCOUNT
 from autoquant.errors import AutoquantError
 from autoquant.ledger import Ledger
-from autoquant.ledger.backup import BackupInfo, take_backup
+from autoquant.ledger.backup import BackupInfo, in_background, take_backup
 from autoquant.ledger.settings import BackupSettings
 from autoquant.workers.incidents import IncidentReporter
 
@@ -85,7 +85,7 @@ class BackupWorker:
         """One scheduled backup, recorded and pruned; None (and an incident) if it failed."""
         started = self.clock.monotonic()
         try:
-            info = await asyncio.to_thread(_backup_into, self.ledger.path, self.folder, self.clock.now_ns())
+            info = await in_background(_backup_into, self.ledger.path, self.folder, self.clock.now_ns())
             await self.ledger.record_backup(info, "scheduled", self.clock.now_ns())
             pruned = await asyncio.to_thread(prune, self.folder, self.ledger.path, self.keep)
         except (AutoquantError, OSError) as error:
