@@ -2,7 +2,7 @@
 
 ``take_backup`` copies a live ledger with SQLite's backup API in one step: one read transaction, so the
 copy is one consistent point of the ledger, and under WAL the daemon's writer never waits for it (the
-step runs in C with the GIL released; call it from a thread, never on the event loop). The copy is
+step runs in C with the GIL released; call it through ``in_background``, never on the event loop). The copy is
 written beside ``dest`` under a temporary name, switched to a self-contained single file
 (``journal_mode=DELETE``), verified like ``autoquant doctor`` verifies a ledger (``integrity_check``,
 migrations and their checksums, the append-only triggers), hashed, fsynced, and only then linked to
