@@ -41,6 +41,8 @@ class Sample:
     loop_lag_max_ms: float
     ledger_mb: float
     fills: int
+    #: Incidents still open: a busy soak that stops trading says why here (each pauses its strategy).
+    open_incidents: int = 0
 
 
 def soak_config(root: Path) -> Config:
@@ -72,9 +74,17 @@ def ledger_mb(path: Path) -> float:
     return sum(p.stat().st_size for p in (path, Path(f"{path}-wal")) if p.exists()) / 1e6
 
 
-def fill_count(path: Path) -> int:
+def counts(path: Path) -> tuple[int, int]:
+    """(fills, open incidents) in the ledger."""
     with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
-        return int(conn.execute("SELECT count(*) FROM fills").fetchone()[0])
+        fills = int(conn.execute("SELECT count(*) FROM fills").fetchone()[0])
+        open_incidents = int(
+            conn.execute(
+                "SELECT count(*) FROM incidents i WHERE NOT EXISTS"
+                " (SELECT 1 FROM incident_resolutions r WHERE r.incident_id = i.incident_id)"
+            ).fetchone()[0]
+        )
+    return fills, open_incidents
 
 
 async def _lags(duration_s: float) -> list[float]:
@@ -103,19 +113,21 @@ async def soak(root: Path, seconds: float, sample_s: float) -> list[Sample]:
             lags = await _lags(min(sample_s, seconds - elapsed))
             if task.done():
                 raise RuntimeError(f"the daemon stopped during the soak: {task.exception()!r}")
+            fills, open_incidents = counts(config.ledger.path)
             sample = Sample(
                 at_s=round(time.monotonic() - started, 1),
                 rss_mb=round(rss_mb(), 1),
                 loop_lag_p99_ms=round(percentile(lags, 0.99) * 1000, 3),
                 loop_lag_max_ms=round(max(lags) * 1000, 3),
                 ledger_mb=round(ledger_mb(config.ledger.path), 2),
-                fills=fill_count(config.ledger.path),
+                fills=fills,
+                open_incidents=open_incidents,
             )
             samples.append(sample)
             progress(
                 f"{sample.at_s:7.1f}s  rss {sample.rss_mb:7.1f} MB  lag p99 {sample.loop_lag_p99_ms:7.3f} ms"
                 f"  max {sample.loop_lag_max_ms:7.1f} ms  ledger {sample.ledger_mb:8.2f} MB"
-                f"  fills {sample.fills}"
+                f"  fills {sample.fills}  open incidents {sample.open_incidents}"
             )
     finally:
         daemon.request_stop()
@@ -140,6 +152,7 @@ def judge(samples: list[Sample]) -> dict[str, Any]:
         "soak_loop_lag_max_ms": max(s.loop_lag_max_ms for s in samples),
         "soak_ledger_mb": samples[-1].ledger_mb,
         "soak_fills": samples[-1].fills,
+        "soak_open_incidents": samples[-1].open_incidents,
         "memory_ok": growth <= MEMORY_TOLERANCE,
         "samples": [asdict(s) for s in samples],
     }
