@@ -94,7 +94,7 @@ def test_status_reads_the_daemon_side_file_next_to_the_ledger(
     status_file(heartbeat_path(ledger), now - timedelta(seconds=20))
     stale = run_json(config, "status")["daemon"]
     assert (stale["running"], stale["pid"]) == (False, os.getpid())
-    assert stale["note"].startswith("daemon not running")
+    assert stale["note"].startswith("not running")
 
 
 def test_human_status_names_each_concern(setup: tuple[Path, Path, dict[str, str]]) -> None:
@@ -102,7 +102,7 @@ def test_human_status_names_each_concern(setup: tuple[Path, Path, dict[str, str]
     config, _, ids = setup
     code, text = run(config, "status")
     assert code == 0
-    assert "daemon not running" in text
+    assert "daemon:          not running" in text
     assert "trading state:   ACTIVE" in text
     assert "sma-msft since 2026-01-06 10:00:00 by ops: earnings" in text
     assert "reconciliation:  clean (startup" in text

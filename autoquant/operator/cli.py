@@ -22,7 +22,8 @@ from autoquant.domain.controls import ACCOUNT, Control, ControlKind
 from autoquant.domain.values import to_ns
 from autoquant.errors import AutoquantError, ConfigError
 from autoquant.ledger import Ledger, LedgerReader
-from autoquant.operator import doctor, inspection, render
+from autoquant.ledger import integrity as doctor
+from autoquant.operator import inspection, render
 from autoquant.runtime import config as config_module
 from autoquant.runtime.config import Config
 

@@ -9,7 +9,6 @@ with one line saying what to do.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import sqlite3
 import time
@@ -21,6 +20,7 @@ from typing import Any
 from autoquant.domain.values import iso_utc, to_ns, utc_day_start_ns
 from autoquant.errors import LedgerError
 from autoquant.ledger import LedgerReader, connection, migrations
+from autoquant.runtime.status_file import read_status
 
 Row = dict[str, Any]
 
@@ -52,7 +52,9 @@ def _verify_readonly(path: Path) -> None:
         )
     connection.check_file(path)
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=connection.BUSY_TIMEOUT_MS / 1000)
+        conn = sqlite3.connect(
+            connection.readonly_uri(path), uri=True, timeout=connection.BUSY_TIMEOUT_MS / 1000
+        )
     except sqlite3.Error as error:
         raise connection.translate(error, path) from error
     try:
@@ -242,40 +244,54 @@ def process_exists(pid: int) -> bool:
     return True
 
 
+def _not_running(note: str) -> Row:
+    return {
+        "running": False,
+        "note": note,
+        "pid": None,
+        "started": None,
+        "written": None,
+        "healthy": None,
+        "unhealthy": [],
+        "broker": None,
+        "reconciliation_failure": None,
+        "ledger_disk_full": None,
+        "market_data_ended": None,
+        "trading_state": None,
+        "marks": {},
+        "log_records_dropped": None,
+        "workers": [],
+    }
+
+
 def daemon_status(status_file: Path, now_ns: int) -> Row:
     """The daemon's liveness from its status side file: running while the file is fresh (written
-    within ``STATUS_FRESH_S``) and the pid that wrote it still exists."""
+    within ``STATUS_FRESH_S``), not marked stopped, and the pid that wrote it still exists."""
     try:
-        body = json.loads(status_file.read_text(encoding="utf-8"))
+        body = read_status(status_file)
         written_ns = to_ns(datetime.fromisoformat(str(body["written"]).replace("Z", "+00:00")))
     except FileNotFoundError:
-        return {
-            "running": False,
-            "note": f"daemon not running (no status file at {status_file})",
-            "pid": None,
-            "started": None,
-            "written": None,
-            "healthy": None,
-            "log_records_dropped": None,
-            "workers": [],
-        }
+        return _not_running(f"not running (no status file at {status_file})")
     except (OSError, ValueError, KeyError, TypeError):
         body, written_ns = {}, int(status_file.stat().st_mtime_ns) if status_file.exists() else 0
-    if not isinstance(body, dict):
-        body = {}
     age_s = (now_ns - written_ns) / 1e9
     pid = body.get("pid")
     exited = isinstance(pid, int) and not process_exists(pid)
-    running = age_s <= STATUS_FRESH_S and not exited
+    stopped = bool(body.get("stopped"))
+    running = age_s <= STATUS_FRESH_S and not exited and not stopped
     if running:
-        note = f"daemon running (pid {pid})"
+        note = f"running (pid {pid})"
+    elif stopped:
+        note = f"not running (pid {pid} stopped at {iso(written_ns)})"
     elif exited:
-        note = f"daemon not running (pid {pid} has exited; status file last written {age_s:.0f} s ago)"
+        note = f"not running (pid {pid} has exited; status file last written {age_s:.0f} s ago)"
     else:
-        note = f"daemon not running (status file last written {age_s:.0f} s ago by pid {pid})"
+        note = f"not running (status file last written {age_s:.0f} s ago by pid {pid})"
     workers = body.get("workers")
     if not isinstance(workers, dict):
         workers = {}
+    live = body if running else {}
+    marks = live.get("marks")
     return {
         "running": running,
         "note": note,
@@ -283,12 +299,22 @@ def daemon_status(status_file: Path, now_ns: int) -> Row:
         "started": body.get("started"),
         "written": iso(written_ns),
         "healthy": body.get("healthy") if running else None,
+        "unhealthy": live.get("unhealthy") or [],
+        "broker": live.get("broker"),
+        "reconciliation_failure": live.get("reconciliation_failure"),
+        "ledger_disk_full": live.get("ledger_disk_full"),
+        "market_data_ended": live.get("market_data_ended"),
+        "trading_state": live.get("trading_state"),
+        "marks": marks if isinstance(marks, dict) else {},
         "log_records_dropped": body.get("log_records_dropped"),
         "workers": [
             {
                 "name": name,
-                "running": info.get("running"),
+                # A daemon that is not running has no running worker, whatever its last file said.
+                "state": _worker_state(info, running),
+                "running": bool(info.get("running")) and running,
                 "finished": info.get("finished"),
+                "waiting": info.get("waiting") if running else None,
                 "restarts": info.get("restarts"),
                 "last_heartbeat": info.get("last_heartbeat"),
             }
@@ -296,6 +322,16 @@ def daemon_status(status_file: Path, now_ns: int) -> Row:
             if isinstance(info, dict)
         ],
     }
+
+
+def _worker_state(info: Row, daemon_running: bool) -> str:
+    if not daemon_running:
+        return "stopped"
+    if info.get("waiting"):
+        return "waiting"
+    if info.get("running"):
+        return "running"
+    return "finished" if info.get("finished") else "restarting"
 
 
 async def status(ledger: LedgerReader, status_file: Path, now_ns: int | None = None) -> Row:

@@ -112,22 +112,29 @@ def status_lines(status: Row) -> list[str]:
     lines = [f"daemon:          {daemon['note']}"]
     if daemon["running"]:
         lines[-1] += f", started {cell(daemon['started'])}, healthy: {cell(daemon['healthy'])}"
+        if daemon["unhealthy"]:
+            lines[-1] += " (" + "; ".join(daemon["unhealthy"]) + ")"
+        lines.append(f"broker:          {broker_line(daemon['broker'])}")
     if daemon.get("log_records_dropped"):
         lines.append(
             f"  logging: {daemon['log_records_dropped']} log record(s) dropped (the writer fell behind;"
             " the ledger is unaffected)"
         )
     for worker in daemon["workers"]:
-        state = "running" if worker["running"] else ("finished" if worker["finished"] else "stopped")
         lines.append(
-            f"  worker {worker['name']:<15} {state:<8} last heartbeat {cell(worker['last_heartbeat'])}"
-            f"  restarts {worker['restarts']}"
+            f"  worker {worker['name']:<15} {worker['state']:<10} last heartbeat"
+            f" {cell(worker['last_heartbeat'])}  restarts {worker['restarts']}"
         )
     state = status["trading_state"].upper()
     if status["trading_state_reason"]:
         state += (
             f" since {cell(status['trading_state_since'])} by {status['trading_state_actor']}:"
             f" {status['trading_state_reason']}"
+        )
+    if daemon["running"] and daemon.get("ledger_disk_full"):
+        state = (
+            f"HALTED for lack of space (the daemon reserves no order while the ledger cannot be written;"
+            f" the ledger still says {state}): {daemon['ledger_disk_full']}"
         )
     lines.append(f"trading state:   {state}")
     if not status["paused"]:
@@ -156,3 +163,17 @@ def status_lines(status: Row) -> list[str]:
     lines.append("positions:")
     lines.extend("  " + line for line in table(status["positions"], COLUMNS["positions"]))
     return lines
+
+
+def broker_line(broker: Row | None) -> str:
+    """The broker's reachability in one line: REST and the order-update stream."""
+    if not broker:
+        return "unknown"
+    if broker["reachable"]:
+        return "reachable (REST and order updates)"
+    parts = []
+    for key, label in (("rest", "REST"), ("stream", "order updates")):
+        channel = broker.get(key)
+        if isinstance(channel, dict) and channel.get("reachable") is False:
+            parts.append(f"{label} since {cell(channel['since'])}: {channel['last_error']}")
+    return "UNREACHABLE: " + "; ".join(parts)

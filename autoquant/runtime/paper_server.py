@@ -31,6 +31,7 @@ from autoquant.clocks import SystemClock
 from autoquant.domain.clock import Clock
 from autoquant.errors import ConfigError
 from autoquant.runtime.config import Config, Secrets, alpaca_secrets, load
+from autoquant.runtime.lock import PaperStateLock
 
 LISTENING = "paper-server listening on"
 START_TIMEOUT_S = 10.0
@@ -61,6 +62,26 @@ class PaperServer:
         self.config = config
         self.host = host
         self.clock: Clock = clock or SystemClock()
+        #: One exchange per state file: a daemon on the embedded exchange with the same file is refused.
+        self._state_lock = PaperStateLock(config.paper.state_path)
+        self._state_lock.acquire()
+        try:
+            self._build(config, keys, host, port, feed_prices=feed_prices, retry_after_s=retry_after_s)
+        except BaseException:
+            self._state_lock.release()
+            raise
+        self._tasks: list[asyncio.Task[Any]] = []
+
+    def _build(
+        self,
+        config: Config,
+        keys: Secrets,
+        host: str,
+        port: int,
+        *,
+        feed_prices: bool,
+        retry_after_s: float | None,
+    ) -> None:
         self.exchange = PaperExchange(config.paper, self.clock, config.marketdata.symbols)
         #: Market-data subscribers; the price feed publishes to it, tests may too.
         self.market = MarketDataHub(keys)
@@ -90,7 +111,6 @@ class PaperServer:
                 timeout_graceful_shutdown=2,
             )
         )
-        self._tasks: list[asyncio.Task[Any]] = []
 
     @property
     def url(self) -> str:
@@ -132,6 +152,7 @@ class PaperServer:
         self._tasks = []
         self._socket.close()
         self.exchange.close()
+        self._state_lock.release()
         for result in results:
             if isinstance(result, Exception):
                 raise result

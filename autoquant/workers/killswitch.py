@@ -24,6 +24,7 @@ from autoquant.domain.controls import ACCOUNT, Control, ControlKind, ControlStat
 from autoquant.domain.values import utc_day_start_ns
 from autoquant.errors import BrokerError
 from autoquant.ledger import Ledger
+from autoquant.workers.reachability import BrokerReachability
 from autoquant.workers.settings import RiskSettings
 
 log = structlog.get_logger("autoquant.killswitch")
@@ -43,8 +44,10 @@ class KillSwitch:
         account_poll_s: float = 5.0,
         on_change: Callable[[ControlState], Awaitable[None]] | None = None,
         heartbeat: Callable[[], None] = lambda: None,
+        reachability: BrokerReachability | None = None,
     ) -> None:
         self.ledger = ledger
+        self.reachability = reachability
         self.broker = broker
         self.clock = clock
         self.settings = settings
@@ -101,7 +104,11 @@ class KillSwitch:
                     account = await self.broker.account()
             except (BrokerError, TimeoutError) as error:
                 log.warning("account_poll_failed", error=str(error) or "timed out")
+                if self.reachability is not None:
+                    self.reachability.failed("rest", str(error) or "account poll timed out")
             else:
+                if self.reachability is not None:
+                    self.reachability.ok("rest")
                 # In the ledger, so the risk gate's daily loss and drawdown survive a restart.
                 await self.ledger.record_account(account, self.clock.now_ns())
         if state.trading_state is TradingState.HALTED:

@@ -1,12 +1,32 @@
-"""``autoquant doctor``: is the config valid and the ledger whole? Lists every problem it finds."""
+"""Is the ledger whole? Every problem found, without modifying the file: ``autoquant doctor`` lists them,
+and ``autoquant run`` refuses to start on any but pending migrations (it applies those itself)."""
 
 from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
 
-from autoquant.errors import AutoquantError
+from autoquant.errors import AutoquantError, LedgerCorrupt
 from autoquant.ledger import connection, migrations
+from autoquant.ledger.connection import readonly_uri
+
+
+def refuse_unsafe(path: Path) -> None:
+    """Raise ``LedgerCorrupt`` naming the first problem of an existing ledger a start must not run on
+    (missing guard triggers, an edited or unknown migration, corruption); pending migrations pass."""
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    problems = [p for p in check_ledger(path) if not p.startswith(PENDING)]
+    if problems:
+        raise LedgerCorrupt(
+            f"ledger {path} is not safe to run on: {problems[0]}"
+            + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
+            + "; nothing was written: `autoquant doctor` lists every problem, restore the ledger from backup"
+        )
+
+
+#: The prefix of the one problem a start may cure (it migrates forward).
+PENDING = "migrations not applied"
 
 
 def check_ledger(path: Path) -> list[str]:
@@ -19,7 +39,7 @@ def check_ledger(path: Path) -> list[str]:
         return [str(error)]
     problems: list[str] = []
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        conn = sqlite3.connect(readonly_uri(path), uri=True)
     except sqlite3.Error as error:
         return [f"cannot open {path}: {error}"]
     try:
@@ -32,7 +52,7 @@ def check_ledger(path: Path) -> list[str]:
             problems.append(str(error))
         pending = set(range(1, len(migrations.discover()) + 1)) - set(migrations.applied(conn))
         if pending:
-            problems.append(f"migrations not applied: {sorted(pending)} (run `autoquant migrate`)")
+            problems.append(f"{PENDING}: {sorted(pending)} (run `autoquant migrate`)")
         tables = [
             str(row[0])
             for row in conn.execute(
