@@ -31,7 +31,7 @@ from urllib.parse import quote
 from autoquant.clocks import hold_time
 from autoquant.errors import LedgerCorrupt, LedgerError, LedgerFull
 from autoquant.ledger import migrations
-from autoquant.ledger.space import space_at
+from autoquant.ledger.space import size_limit_reached, space_at
 
 T = TypeVar("T")
 Write = Callable[[sqlite3.Connection], Any]
@@ -72,8 +72,11 @@ def translate(error: sqlite3.Error, path: Path) -> LedgerError:
         )
     if "disk is full" in text or "disk I/O error" in text:
         space = space_at(path)
-        if "disk is full" in text or (space is not None and space.low):
+        limit = size_limit_reached(path)
+        if "disk is full" in text or (space is not None and space.low) or limit is not None:
             where = f" ({space.describe()})" if space is not None else ""
+            if limit is not None:
+                where += f" (the file size limit of {limit} bytes is reached: ulimit -f, LimitFSIZE=)"
             return LedgerFull(
                 f"ledger disk full: {path} cannot be written ({text}){where}: free space on that disk, "
                 "then restart or `autoquant resume`"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,3 +62,18 @@ def space_at(path: Path) -> Space | None:
         return None
     device, mount_point = _mount_of(where)
     return Space(free=stat.f_bavail * stat.f_frsize, device=device, mount_point=mount_point)
+
+
+def size_limit_reached(path: Path, margin: int = 65536) -> int | None:
+    """The process's file-size limit (``ulimit -f``, systemd's ``LimitFSIZE=``) when the ledger or its
+    WAL or journal has come within ``margin`` of it (SQLite then reports a disk I/O error); else None."""
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    if limit == resource.RLIM_INFINITY:
+        return None
+    for name in (path.name, path.name + "-wal", path.name + "-journal"):
+        try:
+            if path.with_name(name).stat().st_size + margin >= limit:
+                return limit
+        except OSError:
+            continue
+    return None

@@ -189,7 +189,7 @@ def _inspect(name: str, build: Build) -> Callable[[Config, argparse.Namespace, T
 async def _status(ledger: LedgerReader, args: argparse.Namespace, config: Config) -> Any:
     from autoquant.runtime.daemon import heartbeat_path
 
-    return await inspection.status(ledger, heartbeat_path(config.ledger.path))
+    return await inspection.status(ledger, heartbeat_path(config.ledger.path.resolve()))
 
 
 def cmd_trace(config: Config, args: argparse.Namespace, out: TextIO) -> int:

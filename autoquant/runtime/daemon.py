@@ -33,7 +33,7 @@ from autoquant.logs import LoggingHandle, configure_logging
 from autoquant.marketdata.replay import CsvBars
 from autoquant.runtime.config import Config
 from autoquant.runtime.health import last_bar_time, market_data_ended, unhealthy_reasons
-from autoquant.runtime.lock import LedgerLock
+from autoquant.runtime.lock import LedgerLock, PaperStateLock
 from autoquant.runtime.sdnotify import Notifier, WatchdogPinger
 from autoquant.runtime.sources import build_source
 from autoquant.runtime.status_file import StatusFile, status_path
@@ -72,7 +72,7 @@ class Daemon:
         self.strategies = [build_strategy(s) for s in config.strategies]
         #: Set when a worker failed fatally (wrong keys, a corrupt ledger): the daemon stops and says why.
         self.fatal: tuple[str, BaseException] | None = None
-        self._status_file = StatusFile(status_path(config.ledger.path))
+        self._status_file = StatusFile(status_path(config.ledger.path.resolve()))
         self._started_ns = self.clock.now_ns()
 
     def request_stop(self) -> None:
@@ -85,6 +85,10 @@ class Daemon:
         lock = LedgerLock(config.ledger.path)
         lock.acquire()
         try:
+            if config.broker.kind == "paper":
+                # Checked before the ledger is created or migrated (the broker takes it for good later).
+                with PaperStateLock(config.paper.state_path):
+                    pass
             source = build_source(config.marketdata, self.clock, sleep=self.clock.sleep)
             if isinstance(source, CsvBars):
                 await source.load()  # a malformed row fails the start, before anything trades

@@ -83,8 +83,11 @@ class FileLock:
             self.release()
             raise LedgerLocked(self.refusal(holder, " through another name (a hard link to the same file)"))
         self._fds.append(inode)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, str(os.getpid()).encode(), 0)
+        except OSError:
+            pass  # a full disk: the lock holds all the same, only the holder's pid goes unrecorded
 
     def release(self) -> None:
         while self._fds:
