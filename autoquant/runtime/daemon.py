@@ -259,7 +259,7 @@ class Daemon:
             trading_state = controls.trading_state.value
         except LedgerError:
             trading_state = None  # the ledger's own answer is shown by `status`
-        reasons = unhealthy_reasons(system, self.config.marketdata.source)
+        reasons = unhealthy_reasons(system)
         return {
             "pid": os.getpid(),
             "started": iso_utc(self._started_ns),

@@ -1,7 +1,7 @@
 """Whether the running daemon is healthy, and if not, why, in words: what the status file publishes.
 
 Healthy means every worker beats within its bound and none failed fatally, the broker has not been
-unreachable for more than ``BROKER_DOWN_BOUND_S`` and the last reconciliation did not fail, the
+unreachable for more than ``[daemon] broker_unreachable_s`` and the last reconciliation did not fail, the
 ledger's disk has room, and market data is still flowing (a CSV replay that reached its end is not).
 """
 
@@ -9,10 +9,6 @@ from __future__ import annotations
 
 from autoquant.domain.values import iso_utc, to_ns
 from autoquant.runtime.system import System
-
-#: How long the broker may be unreachable (REST or the update stream) before the daemon is unhealthy:
-#: long enough to ride out a reconnect, short enough that an operator is told within half a minute.
-BROKER_DOWN_BOUND_S = 15.0
 
 
 def last_bar_time(system: System, symbol: str) -> str | None:
@@ -30,7 +26,7 @@ def market_data_ended(system: System) -> str | None:
     return iso_utc(max(times)) if times else "before any bar"
 
 
-def unhealthy_reasons(system: System, source_kind: str) -> list[str]:
+def unhealthy_reasons(system: System) -> list[str]:
     """Why the daemon is not healthy; an empty list means healthy."""
     reasons: list[str] = []
     supervisor = system.supervisor
@@ -40,7 +36,7 @@ def unhealthy_reasons(system: System, source_kind: str) -> list[str]:
     elif not supervisor.healthy():
         reasons.append("a worker missed its heartbeat (see workers)")
     down_s = system.reachability.unreachable_for_s()
-    if down_s > BROKER_DOWN_BOUND_S:
+    if down_s > system.config.daemon.broker_unreachable_s:
         error = system.reachability.snapshot()["last_error"]
         reasons.append(f"broker unreachable for {down_s:.0f} s ({error})")
     if system.reconciler.last_failure is not None:
@@ -49,5 +45,6 @@ def unhealthy_reasons(system: System, source_kind: str) -> list[str]:
         reasons.append(str(system.ledger.disk_full))
     ended = market_data_ended(system)
     if ended is not None:
-        reasons.append(f"market data ended at {ended} ({source_kind} source): no new bars, no new decisions")
+        source = system.config.marketdata.source
+        reasons.append(f"market data ended at {ended} ({source} source): no new bars, no new decisions")
     return reasons

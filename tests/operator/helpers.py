@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.e2e.daemon_harness import DaemonProcess
+from tests.e2e.daemon_harness import DaemonProcess, wait_for
 
 
 def status_json(daemon: DaemonProcess) -> dict[str, Any]:
@@ -23,3 +24,15 @@ def log_events(path: Path) -> set[str]:
         if line.startswith("{"):
             events.add(str(json.loads(line).get("event")))
     return events
+
+
+def status_when(
+    daemon: DaemonProcess, predicate: Callable[[dict[str, Any]], object], timeout_s: float, what: str
+) -> dict[str, Any]:
+    """Poll `status --json` until ``predicate`` holds for it; that status (TimeoutError naming ``what``)."""
+
+    def check() -> dict[str, Any] | None:
+        status = status_json(daemon)
+        return status if predicate(status) else None
+
+    return wait_for(check, timeout_s, what)

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.daemon_harness import DaemonProcess, wait_for
-from tests.operator.helpers import status_json
+from tests.operator.helpers import status_json, status_when
 
 pytestmark = pytest.mark.slow
 
@@ -85,8 +85,9 @@ def test_full_ledger_disk_is_shown_and_survived(tmp_path: Path) -> None:
             started = daemon.start() if tmpfs else start_limited(daemon)
             wait_for(lambda: ledger_ready(daemon, ledger, started), 60, "the start-up reconciliation")
             filler = fill(disk) if tmpfs else None
-            full = wait_for(
-                lambda: (s := status_json(daemon))["daemon"]["ledger_disk_full"] and s,
+            full = status_when(
+                daemon,
+                lambda s: s["daemon"]["ledger_disk_full"],
                 60,
                 "status to say the ledger disk is full",
             )

@@ -47,6 +47,7 @@ def test_a_second_daemon_through_a_symlink_or_hard_link_is_refused(tmp_path: Pat
         before = status_json(first)["trading_state"]
 
         symlinked = second_daemon(tmp_path / "sym", links / "sym.db", tmp_path / "sym" / "paper.db", first)
+        assert first.process is not None
         assert_refused(symlinked.cli("run"), "held by a running daemon", f"pid {first.process.pid}")
         hard = second_daemon(tmp_path / "hard", links / "hard.db", tmp_path / "hard" / "paper.db", first)
         assert_refused(hard.cli("run"), "held by a running daemon", "hard link")

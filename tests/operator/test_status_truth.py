@@ -13,7 +13,7 @@ import pytest
 
 from autoquant.chaos.processes import ServerProcess
 from tests.e2e.daemon_harness import DaemonProcess, wait_for
-from tests.operator.helpers import log_events, status_json
+from tests.operator.helpers import log_events, status_json, status_when
 
 pytestmark = pytest.mark.slow
 
@@ -35,12 +35,11 @@ def test_broker_down_is_said_and_its_return_reconciled_at_once(tmp_path: Path) -
     """Paper-server SIGKILLed: status says unreachable, unhealthy; back: reconnect logged, reconciled soon."""
     server = ServerProcess(tmp_path / "server", port=free_port()).start()
     daemon = DaemonProcess(tmp_path / "daemon", url=server.url)
+    daemon.config.write_text(daemon.config.read_text() + "[daemon]\nbroker_unreachable_s = 3\n")
     try:
         started = daemon.start()
         wait_for(lambda: daemon.ready_or_exited(started), 60, "the start-up reconciliation")
-        up = wait_for(
-            lambda: (s := status_json(daemon))["daemon"]["broker"] and s, 20, "a status with the broker"
-        )
+        up = status_when(daemon, lambda s: s["daemon"]["broker"], 20, "a status with the broker")
         assert up["daemon"]["healthy"] is True, up["daemon"]
         assert up["daemon"]["broker"]["reachable"] is True
         assert daemon.cli("status").stdout.count("broker:          reachable") == 1
@@ -49,19 +48,17 @@ def test_broker_down_is_said_and_its_return_reconciled_at_once(tmp_path: Path) -
         server.process.kill()
         server.process.wait()
         server.process = None
-        failed = wait_for(
-            lambda: (s := status_json(daemon))["daemon"]["healthy"] is False and s,
+        failed = status_when(
+            daemon,
+            lambda s: s["daemon"]["healthy"] is False,
             20,
             "status to call the daemon unhealthy (the reconciliation after the disconnect fails)",
         )
         assert any("reconciliation failed" in r for r in failed["daemon"]["unhealthy"]), failed["daemon"]
-        down = wait_for(
-            lambda: (
-                (s := status_json(daemon))
-                and any("broker unreachable" in r for r in s["daemon"]["unhealthy"])
-                and s
-            ),
-            45,
+        down = status_when(
+            daemon,
+            lambda s: any("broker unreachable" in r for r in s["daemon"]["unhealthy"]),
+            30,
             "status to say the broker has been unreachable past the bound",
         )
         assert down["daemon"]["healthy"] is False
@@ -83,9 +80,7 @@ def test_broker_down_is_said_and_its_return_reconciled_at_once(tmp_path: Path) -
             "a reconciliation after the broker came back",
         )
         assert reconciled
-        healthy = wait_for(
-            lambda: (s := status_json(daemon))["daemon"]["healthy"] is True and s, 20, "healthy again"
-        )
+        healthy = status_when(daemon, lambda s: s["daemon"]["healthy"] is True, 20, "healthy again")
         assert healthy["daemon"]["broker"]["reachable"] is True
         events = log_events(daemon.root / "autoquant.log")
         assert "broker_unreachable" in events and "broker_reachable_again" in events
