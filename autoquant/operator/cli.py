@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import getpass
+import os
 import sqlite3
 import sys
 import time
@@ -81,6 +83,10 @@ def cmd_migrate(config: Config, args: argparse.Namespace, out: TextIO) -> int:
 def cmd_doctor(config: Config, args: argparse.Namespace, out: TextIO) -> int:
     problems = doctor.check_ledger(config.ledger.path)
     source = config.source or "built-in defaults"
+    if getattr(args, "json", False):
+        body = {"config": str(source), "ledger": str(config.ledger.path), "problems": problems}
+        render.write_json({**body, "ok": not problems}, out)
+        return EXIT_PROBLEM if problems else EXIT_OK
     out.write(f"config: ok ({source})\n")
     if problems:
         for problem in problems:
@@ -95,7 +101,12 @@ def doctor_command(args: argparse.Namespace, out: TextIO) -> int:
     try:
         config = config_module.load(args.config)
     except ConfigError as error:
-        out.write(f"problem: config: {error}\n")
+        if getattr(args, "json", False):
+            render.write_json(
+                {"config": None, "ledger": None, "problems": [f"config: {error}"], "ok": False}, out
+            )
+        else:
+            out.write(f"problem: config: {error}\n")
         return EXIT_PROBLEM
     return cmd_doctor(config, args, out)
 
@@ -221,7 +232,7 @@ def cmd_run(config: Config, args: argparse.Namespace, out: TextIO) -> int:
 def cmd_reconcile(config: Config, args: argparse.Namespace, out: TextIO) -> int:
     from autoquant.runtime.daemon import reconcile_once
 
-    return reconcile_once(config, out)
+    return reconcile_once(config, out, as_json=args.json)
 
 
 def cmd_paper_server(config: Config, args: argparse.Namespace, out: TextIO) -> int:
@@ -249,10 +260,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("run", help="run the daemon in the foreground").set_defaults(handler=cmd_run)
     sub.add_parser("migrate", help="create or migrate the ledger").set_defaults(handler=cmd_migrate)
-    sub.add_parser("doctor", help="check the config and the ledger").set_defaults(handler=cmd_doctor)
-    sub.add_parser(
-        "reconcile", help="one reconciliation run: exit 0 clean, 1 mismatch, 2 error"
-    ).set_defaults(handler=cmd_reconcile)
+    doctor_parser = sub.add_parser("doctor", help="check the config and the ledger")
+    doctor_parser.add_argument("--json", action="store_true", help="one JSON object: ok, problems")
+    doctor_parser.set_defaults(handler=cmd_doctor)
+    reconcile = sub.add_parser(
+        "reconcile",
+        help="one reconciliation run with the daemon stopped: exit 0 clean, 1 mismatch, 2 error",
+        description="One reconciliation run against the broker. It needs the daemon stopped (it takes "
+        "the ledger's lock); a running daemon reconciles by itself every [reconcile] interval_s.",
+    )
+    reconcile.add_argument("--json", action="store_true", help="one JSON object: result, summary")
+    reconcile.set_defaults(handler=cmd_reconcile)
     for name, kind, help_text in (
         ("pause", ControlKind.PAUSE, "stop new orders (account or one strategy)"),
         ("resume", ControlKind.RESUME, "lift a pause or halt (an operator's act; nothing resumes by itself)"),
@@ -362,9 +380,15 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
             return doctor_command(args, stream)
         config = config_module.load(args.config)
         code: int = args.handler(config, args, stream)
+        stream.flush()  # here, so a reader that has gone away is met inside the handling below
         return code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader stopped reading (`autoquant logs | head -1`): that is its right, not an error.
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except BaseException as error:
         found = operator_error(error)
         if found is not None:

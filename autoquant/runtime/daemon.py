@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import sys
@@ -310,7 +311,26 @@ def run_daemon(config: Config) -> int:
         handle.close()
 
 
-async def _reconcile(config: Config, out: TextIO) -> int:
+def describe_reconciliation(clean: bool, summary: dict[str, Any]) -> str:
+    """One reconciliation's outcome in words (``autoquant reconcile``)."""
+    parts = [
+        f"{summary.get('orders_checked', 0)} order(s) checked",
+        f"{summary.get('broker_fills', 0)} broker fill(s) read",
+        f"{summary.get('fills_appended', 0)} fill(s) appended",
+        f"{summary.get('events_applied', 0)} order(s) advanced",
+        f"cash check {summary.get('cash_check', 'skipped')}",
+    ]
+    text = ("clean" if clean else "mismatch") + ": " + ", ".join(parts)
+    for incident in summary.get("incidents", []):
+        state = "opened" if incident.get("new") else "still open"
+        text += (
+            f"\nincident {incident.get('id')} {state}: {incident.get('kind')} {incident.get('subject')}"
+            f" [{incident.get('scope')}] (`autoquant incidents --open` says what to do)"
+        )
+    return text
+
+
+async def _reconcile(config: Config, out: TextIO, as_json: bool = False) -> int:
     clock = SystemClock()
     lock = LedgerLock(config.ledger.path)
     lock.acquire()
@@ -329,7 +349,11 @@ async def _reconcile(config: Config, out: TextIO) -> int:
             await ledger.close()
     finally:
         lock.release()
-    out.write(("clean" if outcome.clean else "mismatch") + f": {outcome.summary}\n")
+    if as_json:
+        body = {"result": "clean" if outcome.clean else "mismatch", "summary": outcome.summary}
+        out.write(json.dumps({**body, "pending_orders": pending}, indent=2, default=str) + "\n")
+        return 0 if outcome.clean else 1
+    out.write(describe_reconciliation(outcome.clean, outcome.summary) + "\n")
     if pending:
         out.write(
             f"{len(pending)} order(s) RESERVED or UNKNOWN are not at the broker; the daemon resolves them "
@@ -338,10 +362,15 @@ async def _reconcile(config: Config, out: TextIO) -> int:
     return 0 if outcome.clean else 1
 
 
-def reconcile_once(config: Config, out: TextIO) -> int:
-    """``autoquant reconcile``: exit 0 clean, 1 mismatch (incident recorded), 2 error."""
+def reconcile_once(config: Config, out: TextIO, as_json: bool = False) -> int:
+    """``autoquant reconcile``: exit 0 clean, 1 mismatch (incident recorded), 2 error. It takes the
+    ledger lock, so it needs the daemon stopped (the daemon reconciles by itself while it runs)."""
+    # Its log lines go where the daemon's go (the log file, and stderr), never into stdout's answer.
+    handle = configure_logging(config.logging, renderer_process=False)
     try:
-        return asyncio.run(_reconcile(config, out))
+        return asyncio.run(_reconcile(config, out, as_json))
     except BrokerError as error:
         sys.stderr.write(f"autoquant: reconciliation failed: {error}\n")
         return 2
+    finally:
+        handle.close()
