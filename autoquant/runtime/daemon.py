@@ -32,11 +32,12 @@ from autoquant.ledger import Ledger
 from autoquant.ledger.integrity import refuse_unsafe
 from autoquant.logs import LoggingHandle, configure_logging
 from autoquant.marketdata.replay import CsvBars
+from autoquant.marketdata.source import BarSource
 from autoquant.runtime.config import Config
 from autoquant.runtime.health import last_bar_time, market_data_ended, unhealthy_reasons
 from autoquant.runtime.lock import LedgerLock, PaperStateLock
 from autoquant.runtime.sdnotify import Notifier, WatchdogPinger
-from autoquant.runtime.sources import build_source
+from autoquant.runtime.sources import build_source, check_csv_symbols
 from autoquant.runtime.status_file import StatusFile, status_path
 from autoquant.runtime.supervisor import Supervisor, WorkerSpec
 from autoquant.runtime.system import System, build_system, open_broker
@@ -83,45 +84,47 @@ class Daemon:
         config = self.config
         # Read-only, before the lock or the migrations write anything: a refused start changes nothing.
         refuse_unsafe(config.ledger.path)
-        lock = LedgerLock(config.ledger.path)
-        lock.acquire()
+        source = build_source(config.marketdata, self.clock, sleep=self.clock.sleep)
         try:
-            if config.broker.kind == "paper":
-                # Checked before the ledger is created or migrated (the broker takes it for good later).
-                with PaperStateLock(config.paper.state_path):
-                    pass
-            source = build_source(config.marketdata, self.clock, sleep=self.clock.sleep)
             if isinstance(source, CsvBars):
-                await source.load()  # a malformed row fails the start, before anything trades
-            ledger = await Ledger.open(config.ledger.path)
-            try:
-                async with open_broker(config, self.clock) as handle:
-                    log.info(
-                        "daemon_starting",
-                        config=str(config.source.resolve()) if config.source else "built-in defaults",
-                        ledger=str(config.ledger.path.resolve()),
-                        paper_state=str(config.paper.state_path.resolve())
-                        if config.broker.kind == "paper"
-                        else None,
-                        broker=config.broker.kind,
-                    )
-                    system = build_system(
-                        config,
-                        self.clock,
-                        ledger,
-                        handle,
-                        source=source,
-                        strategies=self.strategies,
-                        on_repeated_crash=self._halt_on_crash(ledger),
-                        on_controls_change=self._announce,
-                    )
-                    system.supervisor.on_fatal = self._on_fatal
-                    return await self._run(system)
-            finally:
-                await source.close()
-                await ledger.close()
+                bars = await source.load()  # a malformed row fails the start, before anything trades
+                assert config.marketdata.csv_path is not None  # the settings require it for csv
+                check_csv_symbols(bars, config.marketdata.csv_path, config.strategies)
+            with LedgerLock(config.ledger.path):
+                if config.broker.kind == "paper":
+                    # Checked before the ledger is created or migrated (the broker takes it for good later).
+                    with PaperStateLock(config.paper.state_path):
+                        pass
+                ledger = await Ledger.open(config.ledger.path)
+                try:
+                    return await self._open_and_run(ledger, source)
+                finally:
+                    await ledger.close()
         finally:
-            lock.release()
+            await source.close()
+
+    async def _open_and_run(self, ledger: Ledger, source: BarSource) -> int:
+        config = self.config
+        async with open_broker(config, self.clock) as handle:
+            log.info(
+                "daemon_starting",
+                config=str(config.source.resolve()) if config.source else "built-in defaults",
+                ledger=str(config.ledger.path.resolve()),
+                paper_state=str(config.paper.state_path.resolve()) if config.broker.kind == "paper" else None,
+                broker=config.broker.kind,
+            )
+            system = build_system(
+                config,
+                self.clock,
+                ledger,
+                handle,
+                source=source,
+                strategies=self.strategies,
+                on_repeated_crash=self._halt_on_crash(ledger),
+                on_controls_change=self._announce,
+            )
+            system.supervisor.on_fatal = self._on_fatal
+            return await self._run(system)
 
     def _on_fatal(self, worker: str, error: BaseException) -> None:
         self.fatal = (worker, error)
