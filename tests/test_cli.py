@@ -196,7 +196,7 @@ def test_pause_and_resume_a_strategy(setup: tuple[Path, Path, dict[str, str]]) -
     assert code == 0 and "paused: sma-aapl, sma-msft" in text
     paused = {p["scope"]: p for p in run_json(config, "status")["paused"]}
     assert paused["sma-aapl"]["reason"] == "news" and paused["sma-aapl"]["actor"].endswith("@cli")
-    assert run(config, "resume", "--strategy", "sma-msft")[0] == 0
+    assert run(config, "resume", "--strategy", "sma-msft", "--reason", "done")[0] == 0
     assert [p["scope"] for p in run_json(config, "status")["paused"]] == ["sma-aapl"]
     code, _ = run(config, "halt", "--reason", "stop")
     assert code == 0 and run_json(config, "status")["trading_state"] == "halted"

@@ -25,7 +25,7 @@ from autoquant.domain.values import to_ns
 from autoquant.errors import AutoquantError, ConfigError
 from autoquant.ledger import Ledger, LedgerReader
 from autoquant.ledger import integrity as doctor
-from autoquant.operator import inspection, render
+from autoquant.operator import inspection, render, resume_check
 from autoquant.runtime import config as config_module
 from autoquant.runtime.config import Config
 
@@ -117,18 +117,27 @@ def _control(kind: ControlKind) -> Callable[[Config, argparse.Namespace, TextIO]
         if scope != ACCOUNT and scope not in {s.id for s in config.strategies}:
             known = ", ".join(s.id for s in config.strategies) or "none"
             raise AutoquantError(f"--strategy {scope!r} is not a configured strategy (configured: {known})")
-        if args.reason is not None and not args.reason.strip():
+        if not args.reason.strip():
             raise AutoquantError("--reason is empty: say why (it is recorded in the ledger)")
-        reason = args.reason or f"{kind.value} by operator"
-        control = Control(kind=kind, scope=scope, reason=reason, actor=actor(), local_ts_ns=time.time_ns())
+        control = Control(
+            kind=kind, scope=scope, reason=args.reason, actor=actor(), local_ts_ns=time.time_ns()
+        )
 
         async def write(ledger: Ledger) -> int:
+            over = []
+            if kind is ControlKind.RESUME:
+                over = resume_check.blocking(await ledger.incidents(open_only=True), scope)
+                if over and not args.force:
+                    resume_check.refuse(over, scope)
             await ledger.append_control(control)
             state = await ledger.control_state()
+            paused = ", ".join(sorted(state.paused)) or "nothing"
             out.write(
-                f"{kind.value} recorded for {scope}: trading state {state.trading_state.value}, "
-                f"paused: {', '.join(sorted(state.paused)) or 'nothing'}\n"
+                f"{kind.value} recorded for {scope}: trading state {state.trading_state.value.upper()}, "
+                f"paused: {paused}\n"
             )
+            if over:
+                out.write(f"resumed over {len(over)} open incident(s): {resume_check.describe(over)}\n")
             return EXIT_OK
 
         return asyncio.run(with_ledger(config, write))
@@ -280,7 +289,11 @@ def build_parser() -> argparse.ArgumentParser:
         command = sub.add_parser(name, help=help_text)
         if kind in (ControlKind.PAUSE, ControlKind.RESUME):
             command.add_argument("--strategy", help="a strategy id (default: the whole account)")
-        command.add_argument("--reason", required=kind is not ControlKind.RESUME, help="why (recorded)")
+        command.add_argument("--reason", required=True, help="why (recorded)")
+        if kind is ControlKind.RESUME:
+            command.add_argument(
+                "--force", action="store_true", help="resume even while incidents are open (they are listed)"
+            )
         command.set_defaults(handler=_control(kind))
 
     status = sub.add_parser("status", help="daemon, trading state, pauses, reconciliation, incidents, P&L")
