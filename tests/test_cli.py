@@ -168,7 +168,7 @@ def test_trace_prints_one_line_per_entry_with_the_log_lines(
         "incident",
     ]
     assert "cancel_requested" in lines[8]
-    assert "partial_fill -> partially_filled filled=4" in lines[6]
+    assert "partial_fill: order PARTIALLY_FILLED, filled 4" in lines[6]
     assert [entry["what"] for entry in run_json(config, "trace", "d-1")].count("log") == 2
 
 

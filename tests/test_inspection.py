@@ -283,6 +283,7 @@ async def test_positions_are_marked_at_the_last_fill(known: tuple[LedgerReader, 
             "unrealized_pnl": "1.5",
             "mark_price": "102",
             "mark_price_source": "last_fill",
+            "mark_time": None,
             "fees": "0.07",
         }
     ]
@@ -367,6 +368,7 @@ async def test_status_with_a_fresh_status_file(
         "open_incidents",
         "open_orders",
         "positions",
+        "account",
         "pnl_today",
     ]
     assert status["daemon"] == {

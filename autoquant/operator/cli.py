@@ -197,6 +197,10 @@ def _inspect(name: str, build: Build) -> Callable[[Config, argparse.Namespace, T
                 render.write_json(value, out)
             elif name == "status":
                 out.write("\n".join(render.status_lines(value)) + "\n")
+            elif name == "positions":
+                out.write(
+                    "\n".join(render.positions_lines(value, terminal=render.terminal_width(out))) + "\n"
+                )
             else:
                 render.write_table(value, name, out)
             return EXIT_OK
@@ -210,6 +214,19 @@ async def _status(ledger: LedgerReader, args: argparse.Namespace, config: Config
     from autoquant.runtime.daemon import heartbeat_path
 
     return await inspection.status(ledger, heartbeat_path(config.ledger.path.resolve()))
+
+
+async def _positions(ledger: LedgerReader, args: argparse.Namespace, config: Config) -> Any:
+    """Rows for --json; for people, the rows with the account and today's P&L."""
+    from autoquant.runtime.daemon import heartbeat_path
+
+    now = time.time_ns()
+    bars = inspection.bar_marks(inspection.daemon_status(heartbeat_path(config.ledger.path.resolve()), now))
+    rows = await inspection.positions(ledger, bars)
+    if args.json:
+        return rows
+    pnl = await inspection.pnl_today(ledger, now, bars)
+    return {"rows": rows, "account": await inspection.account(ledger), "pnl_today": pnl}
 
 
 def cmd_trace(config: Config, args: argparse.Namespace, out: TextIO) -> int:
@@ -325,11 +342,11 @@ def build_parser() -> argparse.ArgumentParser:
         )
     )
 
-    positions = sub.add_parser("positions", help="positions per strategy and symbol, marked at the last fill")
-    positions.add_argument("--json", action="store_true", help="a JSON array (Decimals as strings)")
-    positions.set_defaults(
-        handler=_inspect("positions", lambda ledger, args, _: inspection.positions(ledger))
+    positions = sub.add_parser(
+        "positions", help="positions marked at the latest bar (else the last fill), cash, equity, P&L today"
     )
+    positions.add_argument("--json", action="store_true", help="a JSON array (Decimals as strings)")
+    positions.set_defaults(handler=_inspect("positions", _positions))
 
     incidents = sub.add_parser("incidents", help="what the daemon could not explain, and what to do")
     incidents.add_argument("--open", action="store_true", help="only incidents not yet resolved")

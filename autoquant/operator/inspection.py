@@ -26,8 +26,11 @@ Row = dict[str, Any]
 
 #: A status side file older than this means the daemon is not running (it rewrites it every second).
 STATUS_FRESH_S = 5.0
-#: Where the unrealized P&L's price comes from: the latest fill in the ledger for the symbol.
+#: Where the unrealized P&L's price comes from: the latest bar the running daemon saw for the symbol
+#: (from its status file), else (daemon stopped, or no bar yet) the latest fill in the ledger.
 MARK_SOURCE = "last_fill"
+BAR_MARK_SOURCE = "latest_bar"
+Marks = dict[str, tuple[Decimal, str | None]]
 _ZERO = Decimal(0)
 
 
@@ -158,12 +161,26 @@ async def last_fill_prices(ledger: LedgerReader) -> dict[str, Decimal]:
     return await ledger.last_fill_prices()
 
 
-async def positions(ledger: LedgerReader) -> list[Row]:
-    """Every (strategy, symbol) that ever traded, marked at the symbol's last fill price."""
-    marks = await last_fill_prices(ledger)
+def bar_marks(daemon: Row) -> Marks:
+    """The running daemon's latest bar close per symbol (from ``daemon_status``), with the bar's time."""
+    marks: Marks = {}
+    for symbol, mark in (daemon.get("marks") or {}).items():
+        try:
+            marks[str(symbol)] = (Decimal(str(mark["price"])), mark.get("bar_time"))
+        except (KeyError, TypeError, ArithmeticError, ValueError):
+            continue
+    return marks
+
+
+async def positions(ledger: LedgerReader, bars: Marks | None = None) -> list[Row]:
+    """Every (strategy, symbol) that ever traded, marked at the latest bar (``bars``, from the running
+    daemon) or else at the symbol's last fill price."""
+    fills = await last_fill_prices(ledger)
     result = []
     for (strategy_id, symbol), position in sorted((await ledger.positions()).items()):
-        mark = marks.get(symbol)
+        bar = (bars or {}).get(symbol)
+        mark = bar[0] if bar is not None else fills.get(symbol)
+        source = BAR_MARK_SOURCE if bar is not None else MARK_SOURCE
         result.append(
             {
                 "strategy_id": strategy_id,
@@ -173,14 +190,15 @@ async def positions(ledger: LedgerReader) -> list[Row]:
                 "realized_pnl": plain(position.realized_pnl),
                 "unrealized_pnl": None if mark is None else plain(position.unrealized_pnl(mark)),
                 "mark_price": None if mark is None else plain(mark),
-                "mark_price_source": None if mark is None else MARK_SOURCE,
+                "mark_price_source": None if mark is None else source,
+                "mark_time": bar[1] if bar is not None else None,
                 "fees": plain(position.fees),
             }
         )
     return result
 
 
-async def pnl_today(ledger: LedgerReader, now_ns: int) -> Row:
+async def pnl_today(ledger: LedgerReader, now_ns: int, bars: Marks | None = None) -> Row:
     """Realized P&L and fees since UTC midnight (from the fills' running totals), unrealized at the mark.
 
     Per (strategy, symbol), today's realized P&L is the latest running total minus the running total
@@ -192,15 +210,33 @@ async def pnl_today(ledger: LedgerReader, now_ns: int) -> Row:
         realized += marks.latest_pnl - marks.before_pnl
         fees += marks.latest_fees - marks.before_fees
     unrealized = _ZERO
-    for row in await positions(ledger):
+    sources = set()
+    for row in await positions(ledger, bars):
         if row["unrealized_pnl"] is not None:
             unrealized += Decimal(row["unrealized_pnl"])
+            sources.add(row["mark_price_source"])
     return {
         "since": iso(since),
         "realized": plain(realized),
         "fees": plain(fees),
         "unrealized": plain(unrealized),
-        "mark_price_source": MARK_SOURCE,
+        "mark_price_source": BAR_MARK_SOURCE if sources == {BAR_MARK_SOURCE} else MARK_SOURCE,
+    }
+
+
+async def account(ledger: LedgerReader) -> Row | None:
+    """Cash, equity and buying power as the broker last reported them (the kill switch polls the
+    account every few seconds, the paper exchange's or Alpaca's alike; reconciliation reads it too)."""
+    latest = await ledger.latest_account()
+    if latest is None:
+        return None
+    snapshot, at_ns = latest
+    return {
+        "cash": plain(snapshot.cash),
+        "equity": plain(snapshot.equity),
+        "buying_power": plain(snapshot.buying_power),
+        "as_of": iso(at_ns),
+        "source": "broker account",
     }
 
 
@@ -339,8 +375,10 @@ async def status(ledger: LedgerReader, status_file: Path, now_ns: int | None = N
     now = time.time_ns() if now_ns is None else now_ns
     controls = await ledger.control_state()
     last = await ledger.last_reconciliation()
+    daemon = daemon_status(status_file, now)
+    bars = bar_marks(daemon)
     return {
-        "daemon": daemon_status(status_file, now),
+        "daemon": daemon,
         "trading_state": controls.trading_state.value,
         "trading_state_reason": controls.state_reason or None,
         "trading_state_actor": controls.state_actor or None,
@@ -363,6 +401,7 @@ async def status(ledger: LedgerReader, status_file: Path, now_ns: int | None = N
             for row in await incidents(ledger, open_only=True)
         ],
         "open_orders": len(await ledger.open_orders()),
-        "positions": await positions(ledger),
-        "pnl_today": await pnl_today(ledger, now),
+        "positions": await positions(ledger, bars),
+        "account": await account(ledger),
+        "pnl_today": await pnl_today(ledger, now, bars),
     }

@@ -69,11 +69,14 @@ class KillSwitch:
         ):
             self._state = state
             return state
+        reasons = {"reason": state.state_reason} if state.state_reason else {}
+        if state.paused:
+            reasons["pause_reasons"] = "; ".join(f"{s}: {f.reason}" for s, f in sorted(state.paused.items()))
         log.info(
             "controls_changed",
             trading_state=state.trading_state.value,
             paused=sorted(state.paused),
-            reason=state.state_reason,
+            **reasons,
         )
         was_halted = before is not None and before.trading_state is TradingState.HALTED
         if state.trading_state is TradingState.HALTED and not was_halted and self.settings.cancel_all_on_halt:
