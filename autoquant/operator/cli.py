@@ -28,6 +28,7 @@ from autoquant.ledger import integrity as doctor
 from autoquant.operator import inspection, render, resume_check
 from autoquant.runtime import config as config_module
 from autoquant.runtime.config import Config
+from autoquant.runtime.paper_options import add_arguments as paper_arguments
 
 EXIT_OK, EXIT_PROBLEM, EXIT_ERROR = 0, 1, 2
 
@@ -263,9 +264,16 @@ def cmd_reconcile(config: Config, args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_paper_server(config: Config, args: argparse.Namespace, out: TextIO) -> int:
     from autoquant.runtime.config import alpaca_secrets
+    from autoquant.runtime.paper_options import exposure_warning, prepare_process
     from autoquant.runtime.paper_server import serve
 
-    asyncio.run(serve(config, args.host, args.port, keys=alpaca_secrets()))
+    keys = alpaca_secrets()
+    warning = exposure_warning(args.host)
+    if warning:
+        sys.stderr.write(warning + "\n")
+        sys.stderr.flush()
+    prepare_process()
+    asyncio.run(serve(config, args.host, args.port, keys=keys))
     return EXIT_OK
 
 
@@ -373,9 +381,12 @@ def build_parser() -> argparse.ArgumentParser:
     trace.add_argument("--json", action="store_true", help="a JSON array of entries in time order")
     trace.set_defaults(handler=cmd_trace)
 
-    paper = sub.add_parser("paper-server", help="serve the paper exchange as an Alpaca-compatible API")
-    paper.add_argument("--host", default="127.0.0.1")
-    paper.add_argument("--port", type=int, default=8765)
+    paper = sub.add_parser(
+        "paper-server",
+        help="serve the paper exchange as an Alpaca-compatible API",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    paper_arguments(paper)
     paper.set_defaults(handler=cmd_paper_server)
 
     try:

@@ -307,6 +307,9 @@ def prefer_loop_latency() -> None:
 
 def run_daemon(config: Config) -> int:
     prefer_loop_latency()
+    # By hand as under systemd (UMask=): the ledger, its WAL, the logs and the state files it creates
+    # are readable by the owner and the group at most, never by everyone.
+    os.umask(0o027)
     handle = configure_logging(config.logging)
     try:
         return asyncio.run(Daemon(config, logging=handle).run())

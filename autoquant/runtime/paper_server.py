@@ -29,9 +29,10 @@ from autoquant.brokers.paper.prices import RandomWalk
 from autoquant.brokers.paper.server import create_app
 from autoquant.clocks import SystemClock
 from autoquant.domain.clock import Clock
-from autoquant.errors import ConfigError
+from autoquant.errors import AutoquantError, ConfigError
 from autoquant.runtime.config import Config, Secrets, alpaca_secrets, load
 from autoquant.runtime.lock import PaperStateLock
+from autoquant.runtime.paper_options import add_arguments, exposure_warning, prepare_process
 
 LISTENING = "paper-server listening on"
 START_TIMEOUT_S = 10.0
@@ -224,9 +225,12 @@ async def serve(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``autoquant paper-server [--host H] [--port N] [--config PATH]``; keys from APCA_API_* env."""
-    parser = argparse.ArgumentParser(prog="autoquant paper-server", description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0, help="0 picks a free port (printed on stdout)")
+    parser = argparse.ArgumentParser(
+        prog="autoquant paper-server",
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    add_arguments(parser, default_port=0)
     parser.add_argument("--config", default=None, help="TOML config (else $AUTOQUANT_CONFIG, else defaults)")
     args = parser.parse_args(argv)
     try:
@@ -235,7 +239,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as error:
         print(f"paper-server: {error}", file=sys.stderr)
         return 2
-    asyncio.run(serve(config, args.host, args.port, keys=keys))
+    warning = exposure_warning(args.host)
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
+    prepare_process()
+    try:
+        asyncio.run(serve(config, args.host, args.port, keys=keys))
+    except AutoquantError as error:
+        print(f"paper-server: {error}", file=sys.stderr)
+        return 2
     return 0
 
 
