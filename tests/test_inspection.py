@@ -438,7 +438,7 @@ async def test_status_without_or_with_a_stale_status_file(
     stale = status_file(tmp_path / "stale.status.json", NOW - timedelta(seconds=30))
     daemon = (await inspection.status(ledger, stale, ns(NOW)))["daemon"]
     assert (daemon["running"], daemon["pid"], daemon["healthy"]) == (False, os.getpid(), None)
-    assert daemon["note"] == f"not running (status file last written 30 s ago by pid {os.getpid()})"
+    assert daemon["note"] == f"not running (status file last written 30.0 s ago by pid {os.getpid()})"
     assert len(daemon["workers"]) == 2
 
 
@@ -453,7 +453,7 @@ async def test_status_file_of_an_exited_daemon(
     side = status_file(tmp_path / "gone.status.json", NOW, pid=pid)
     daemon = (await inspection.status(ledger, side, ns(NOW)))["daemon"]
     assert (daemon["running"], daemon["pid"]) == (False, pid)
-    assert daemon["note"] == f"not running (pid {pid} has exited; status file last written 0 s ago)"
+    assert daemon["note"] == f"not running (pid {pid} has exited; status file last written 0 ms ago)"
 
 
 async def test_trace_of_a_partially_filled_then_canceled_order(

@@ -20,6 +20,7 @@ from typing import Any
 from autoquant.domain.values import iso_utc, to_ns, utc_day_start_ns
 from autoquant.errors import LedgerError
 from autoquant.ledger import LedgerReader, connection, migrations
+from autoquant.operator.text import duration
 from autoquant.runtime.status_file import read_status
 
 Row = dict[str, Any]
@@ -310,7 +311,8 @@ def daemon_status(status_file: Path, now_ns: int) -> Row:
         return _not_running(f"not running (no status file at {status_file})")
     except (OSError, ValueError, KeyError, TypeError):
         body, written_ns = {}, int(status_file.stat().st_mtime_ns) if status_file.exists() else 0
-    age_s = (now_ns - written_ns) / 1e9
+    age_ns = now_ns - written_ns
+    age_s = age_ns / 1e9
     pid = body.get("pid")
     exited = isinstance(pid, int) and not process_exists(pid)
     stopped = bool(body.get("stopped"))
@@ -320,9 +322,9 @@ def daemon_status(status_file: Path, now_ns: int) -> Row:
     elif stopped:
         note = f"not running (pid {pid} stopped at {iso(written_ns)})"
     elif exited:
-        note = f"not running (pid {pid} has exited; status file last written {age_s:.0f} s ago)"
+        note = f"not running (pid {pid} has exited; status file last written {duration(age_ns)} ago)"
     else:
-        note = f"not running (status file last written {age_s:.0f} s ago by pid {pid})"
+        note = f"not running (status file last written {duration(age_ns)} ago by pid {pid})"
     workers = body.get("workers")
     if not isinstance(workers, dict):
         workers = {}

@@ -144,6 +144,10 @@ def describe(entry: Entry) -> str:
     what = entry["what"]
     if what == "decision":
         text = f"{entry['strategy_id']} {entry['action']} {entry['symbol']}: {entry['reason']}"
+        inputs = entry.get("inputs")
+        if isinstance(inputs, dict) and inputs:
+            # Exact in the ledger (and --json); six places at most for a person (an SMA has forty).
+            text += " [" + ", ".join(f"{k} {amount(v)}" for k, v in inputs.items()) + "]"
         text += f" (bar {entry['data_time']}) " + _facts(entry, "decision_id")
     elif what == "risk_check":
         verdict = "allowed" if entry["allowed"] else f"DENIED: {entry['reason']}"
