@@ -23,7 +23,7 @@ class Space:
         return self.free < LOW_SPACE_BYTES
 
     def describe(self) -> str:
-        return f"{human_bytes(self.free)} free on {self.device} (mounted at {self.mount_point})"
+        return f"{human_bytes(self.free)} free on {self.device} mounted at {self.mount_point}"
 
 
 def human_bytes(count: int) -> str:
@@ -47,7 +47,8 @@ def _mount_of(path: Path) -> tuple[str, str]:
         left, _, right = line.partition(" - ")
         fields, tail = left.split(), right.split()
         if len(fields) > 4 and fields[2] == wanted and len(tail) > 1:
-            return f"{tail[1]} ({tail[0]})", fields[4]
+            source, fstype = tail[1], tail[0]
+            return (source if source == fstype else f"{source} ({fstype})"), fields[4]
     return f"device {wanted}", str(path)
 
 
