@@ -9,7 +9,8 @@ AutoquantError
 │   ├── LedgerCorrupt           not SQLite, or integrity check failed
 │   ├── LedgerTooNew            written by a newer autoquant
 │   ├── MigrationMismatch       an applied migration's file changed
-│   └── LedgerLocked            another daemon holds it
+│   ├── LedgerLocked            another daemon holds it
+│   └── LedgerFull              no room left on its disk: free space, then resume
 └── BrokerError
     ├── BrokerTransient         retry with backoff (429, 5xx on reads, connection refused)
     ├── BrokerAmbiguous         the submit's outcome is unknown: reconcile by lookup
@@ -49,6 +50,10 @@ class MigrationMismatch(LedgerError):
 
 
 class LedgerLocked(LedgerError):
+    pass
+
+
+class LedgerFull(LedgerError):
     pass
 
 
@@ -120,6 +125,7 @@ __all__ = [
     "IllegalTransition",
     "LedgerCorrupt",
     "LedgerError",
+    "LedgerFull",
     "LedgerLocked",
     "LedgerTooNew",
     "MigrationMismatch",

@@ -94,7 +94,7 @@ def test_status_reads_the_daemon_side_file_next_to_the_ledger(
     status_file(heartbeat_path(ledger), now - timedelta(seconds=20))
     stale = run_json(config, "status")["daemon"]
     assert (stale["running"], stale["pid"]) == (False, os.getpid())
-    assert stale["note"].startswith("daemon not running")
+    assert stale["note"].startswith("not running")
 
 
 def test_human_status_names_each_concern(setup: tuple[Path, Path, dict[str, str]]) -> None:
@@ -102,7 +102,7 @@ def test_human_status_names_each_concern(setup: tuple[Path, Path, dict[str, str]
     config, _, ids = setup
     code, text = run(config, "status")
     assert code == 0
-    assert "daemon not running" in text
+    assert "daemon:          not running" in text
     assert "trading state:   ACTIVE" in text
     assert "sma-msft since 2026-01-06 10:00:00 by ops: earnings" in text
     assert "reconciliation:  clean (startup" in text
@@ -168,7 +168,7 @@ def test_trace_prints_one_line_per_entry_with_the_log_lines(
         "incident",
     ]
     assert "cancel_requested" in lines[8]
-    assert "partial_fill -> partially_filled filled=4" in lines[6]
+    assert "partial_fill: order PARTIALLY_FILLED, filled 4" in lines[6]
     assert [entry["what"] for entry in run_json(config, "trace", "d-1")].count("log") == 2
 
 
@@ -196,7 +196,7 @@ def test_pause_and_resume_a_strategy(setup: tuple[Path, Path, dict[str, str]]) -
     assert code == 0 and "paused: sma-aapl, sma-msft" in text
     paused = {p["scope"]: p for p in run_json(config, "status")["paused"]}
     assert paused["sma-aapl"]["reason"] == "news" and paused["sma-aapl"]["actor"].endswith("@cli")
-    assert run(config, "resume", "--strategy", "sma-msft")[0] == 0
+    assert run(config, "resume", "--strategy", "sma-msft", "--reason", "done")[0] == 0
     assert [p["scope"] for p in run_json(config, "status")["paused"]] == ["sma-aapl"]
     code, _ = run(config, "halt", "--reason", "stop")
     assert code == 0 and run_json(config, "status")["trading_state"] == "halted"

@@ -7,15 +7,17 @@ from pathlib import Path
 import pytest
 
 from autoquant.errors import ConfigError
-from autoquant.runtime.config import Config, alpaca_secrets, load, parse, resolve_path
+from autoquant.runtime.config import Config, alpaca_secrets, anchor_paths, load, parse, resolve_path
 
 ROOT = Path(__file__).parents[1]
 
 
 def test_documented_default_file_equals_built_in_defaults() -> None:
-    """config/autoquant.toml parses and says exactly what the built-in defaults say."""
+    """config/autoquant.toml parses and says exactly what the built-in defaults say (its relative paths
+    anchored at the project's root, the parent of its config/ folder)."""
     documented = load(ROOT / "config" / "autoquant.toml")
-    assert documented.model_dump(exclude={"source"}) == Config().model_dump(exclude={"source"})
+    defaults = anchor_paths(Config(), ROOT)
+    assert documented.model_dump(exclude={"source"}) == defaults.model_dump(exclude={"source"})
 
 
 @pytest.mark.parametrize(

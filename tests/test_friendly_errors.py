@@ -166,7 +166,7 @@ def test_since_garbage(tmp_path: Path, ledger: Path, command: str, needle: str, 
     assert ledger.read_bytes() == before
 
 
-@pytest.mark.parametrize("command", [["pause", "--reason", "x"], ["resume"]])
+@pytest.mark.parametrize("command", [["pause", "--reason", "x"], ["resume", "--reason", "x"]])
 def test_unknown_strategy_for_pause_and_resume(tmp_path: Path, ledger: Path, command: list[str]) -> None:
     """--strategy that is not configured: one line listing the configured ones; nothing recorded."""
     before = ledger.read_bytes()

@@ -283,6 +283,7 @@ async def test_positions_are_marked_at_the_last_fill(known: tuple[LedgerReader, 
             "unrealized_pnl": "1.5",
             "mark_price": "102",
             "mark_price_source": "last_fill",
+            "mark_time": None,
             "fees": "0.07",
         }
     ]
@@ -367,28 +368,40 @@ async def test_status_with_a_fresh_status_file(
         "open_incidents",
         "open_orders",
         "positions",
+        "account",
         "pnl_today",
     ]
     assert status["daemon"] == {
         "running": True,
-        "note": f"daemon running (pid {os.getpid()})",
+        "note": f"running (pid {os.getpid()})",
         "pid": os.getpid(),
         "started": iso(NOW - timedelta(hours=1, seconds=1)),
         "written": iso(NOW - timedelta(seconds=1)),
         "healthy": True,
+        "unhealthy": [],
+        "broker": None,
+        "reconciliation_failure": None,
+        "ledger_disk_full": None,
+        "market_data_ended": None,
+        "trading_state": "active",
+        "marks": {},
         "log_records_dropped": 7,
         "workers": [
             {
                 "name": "execution",
+                "state": "running",
                 "running": True,
                 "finished": False,
+                "waiting": None,
                 "restarts": 1,
                 "last_heartbeat": iso(NOW - timedelta(seconds=1)),
             },
             {
                 "name": "strategy",
+                "state": "running",
                 "running": True,
                 "finished": False,
+                "waiting": None,
                 "restarts": 0,
                 "last_heartbeat": iso(NOW - timedelta(seconds=1)),
             },
@@ -420,12 +433,12 @@ async def test_status_without_or_with_a_stale_status_file(
     missing = tmp_path / "absent.status.json"
     status = await inspection.status(ledger, missing, ns(NOW))
     assert status["daemon"]["running"] is False
-    assert status["daemon"]["note"] == f"daemon not running (no status file at {missing})"
+    assert status["daemon"]["note"] == f"not running (no status file at {missing})"
     assert status["daemon"]["workers"] == []
     stale = status_file(tmp_path / "stale.status.json", NOW - timedelta(seconds=30))
     daemon = (await inspection.status(ledger, stale, ns(NOW)))["daemon"]
     assert (daemon["running"], daemon["pid"], daemon["healthy"]) == (False, os.getpid(), None)
-    assert daemon["note"] == f"daemon not running (status file last written 30 s ago by pid {os.getpid()})"
+    assert daemon["note"] == f"not running (status file last written 30.0 s ago by pid {os.getpid()})"
     assert len(daemon["workers"]) == 2
 
 
@@ -440,7 +453,7 @@ async def test_status_file_of_an_exited_daemon(
     side = status_file(tmp_path / "gone.status.json", NOW, pid=pid)
     daemon = (await inspection.status(ledger, side, ns(NOW)))["daemon"]
     assert (daemon["running"], daemon["pid"]) == (False, pid)
-    assert daemon["note"] == f"daemon not running (pid {pid} has exited; status file last written 0 s ago)"
+    assert daemon["note"] == f"not running (pid {pid} has exited; status file last written 0 ms ago)"
 
 
 async def test_trace_of_a_partially_filled_then_canceled_order(

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from autoquant.bench.common import daemon_logging, percentile, progress, scratch_dir
+from autoquant.ledger.connection import readonly_uri
 from autoquant.runtime.config import Config, parse
 from autoquant.runtime.daemon import Daemon, prefer_loop_latency
 from autoquant.runtime.sdnotify import Notifier
@@ -76,7 +77,7 @@ def ledger_mb(path: Path) -> float:
 
 def counts(path: Path) -> tuple[int, int]:
     """(fills, open incidents) in the ledger."""
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
+    with sqlite3.connect(readonly_uri(path), uri=True) as conn:
         fills = int(conn.execute("SELECT count(*) FROM fills").fetchone()[0])
         open_incidents = int(
             conn.execute(

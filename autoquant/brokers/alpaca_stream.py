@@ -79,6 +79,11 @@ class AlpacaUpdateStream:
         finally:
             waiter.cancel()
 
+    @property
+    def confirmed(self) -> bool:
+        """Whether the server confirmed the subscription (``listening``)."""
+        return self._listening.is_set()
+
     def __aiter__(self) -> AlpacaUpdateStream:
         return self
 

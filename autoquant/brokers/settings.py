@@ -8,7 +8,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from autoquant.domain.settings import Section
 from autoquant.domain.values import Money, NonNegative
@@ -68,6 +68,13 @@ class PaperSettings(Section):
     partial_fill_probability: Probability = 0.1
     seed: int = 7
     faults: FaultSettings = FaultSettings()
+
+    @field_validator("starting_cash")
+    @classmethod
+    def _cash(cls, value: Decimal) -> Decimal:
+        if value <= 0:
+            raise ValueError(f'must be more than 0 (got {value}): the paper account\'s cash, e.g. "100000"')
+        return value
 
 
 class Secrets(BaseModel):

@@ -27,6 +27,7 @@ from typing import Any
 import httpx
 
 from autoquant.brokers.alpaca_mapping import format_time_ns, parse_time_ns
+from autoquant.ledger.connection import readonly_uri
 from autoquant.runtime.config import Secrets
 
 #: Ledger states that say the exchange took the order; such an order must exist there.
@@ -162,7 +163,7 @@ class ExchangeReader:
 
 def read_ledger(path: Path) -> LedgerSnapshot:
     """The ledger's side, read-only (safe while a daemon runs; the checks want it stopped)."""
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10) as conn:
+    with sqlite3.connect(readonly_uri(path), uri=True, timeout=10) as conn:
         rows = conn.execute(
             "SELECT o.client_order_id, o.decision_id,"
             " (SELECT e.status_after FROM order_events e WHERE e.client_order_id = o.client_order_id"

@@ -150,6 +150,8 @@ class ServerProcess:
     keys: Secrets = CHAOS_KEYS
     url: str = ""
     process: subprocess.Popen[bytes] | None = None
+    #: 0 picks a free port; a fixed one lets a killed server come back at the same URL.
+    port: int = 0
 
     @property
     def output(self) -> Path:
@@ -174,7 +176,7 @@ class ServerProcess:
                     "-m",
                     "autoquant.runtime.paper_server",
                     "--port",
-                    "0",
+                    str(self.port),
                     "--config",
                     str(config),
                 ],

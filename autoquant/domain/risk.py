@@ -33,7 +33,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from decimal import ROUND_DOWN, Decimal
 
-from autoquant.domain.controls import TradingState
+from autoquant.domain.controls import ACCOUNT, TradingState
 from autoquant.domain.decisions import OrderIntent
 from autoquant.domain.exposure import Book, book_of, gross_exposure
 from autoquant.domain.risk_models import (
@@ -147,7 +147,8 @@ def _run(
     if pause is None:
         paused = _NOT_PAUSED
     else:
-        paused = _new(RiskCheck, (PAUSED, False, "{} is paused: {}", (intent.strategy_id, pause)))
+        who = "the account" if ACCOUNT in controls.paused else intent.strategy_id
+        paused = _new(RiskCheck, (PAUSED, False, "{} is paused: {}", (who, pause)))
 
     age = snapshot.data_age_ns.get(symbol)
     if age is None:
@@ -159,8 +160,8 @@ def _run(
             (
                 DATA_FRESHNESS,
                 age <= max_age_s * _NS_PER_S,
-                "{} data age {}ns, max {}s",
-                (symbol, age, max_age_s),
+                "{} data age {:.3f} s, max {} s",
+                (symbol, age / _NS_PER_S, max_age_s),
             ),
         )
 

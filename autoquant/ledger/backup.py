@@ -34,7 +34,7 @@ from autoquant.clocks import hold_time
 from autoquant.domain.controls import ACCOUNT, Control, ControlKind
 from autoquant.errors import LedgerError
 from autoquant.ledger import migrations, oversight, verify
-from autoquant.ledger.connection import BUSY_TIMEOUT_MS, translate
+from autoquant.ledger.connection import BUSY_TIMEOUT_MS, readonly_uri, translate
 
 T = TypeVar("T")
 
@@ -88,7 +88,7 @@ def _fsync(path: Path) -> None:
 
 def _copy(source: Path, target: Path) -> None:
     """SQLite's backup API, all pages in one step (one consistent snapshot of ``source``)."""
-    src = sqlite3.connect(f"file:{source}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+    src = sqlite3.connect(readonly_uri(source), uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
     try:
         dst = sqlite3.connect(target, isolation_level=None)
         try:
@@ -102,7 +102,7 @@ def _copy(source: Path, target: Path) -> None:
 
 def _point(path: Path) -> tuple[int, int]:
     """The last global sequence of the ledger at ``path`` and the local time of that event."""
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    conn = sqlite3.connect(readonly_uri(path), uri=True)
     try:
         if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'journal'").fetchone() is None:
             return 0, 0  # written before the journal (0003): it has no global sequence yet

@@ -26,10 +26,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 from autoquant.clocks import hold_time
-from autoquant.errors import LedgerCorrupt, LedgerError
+from autoquant.errors import LedgerCorrupt, LedgerError, LedgerFull
 from autoquant.ledger import migrations
+from autoquant.ledger.space import size_limit_reached, space_at
 
 T = TypeVar("T")
 Write = Callable[[sqlite3.Connection], Any]
@@ -38,6 +40,12 @@ OnCommit = Callable[[Any], None]
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 BUSY_TIMEOUT_MS = 10_000
+
+
+def readonly_uri(path: Path) -> str:
+    """An SQLite URI opening ``path`` read-only; the path is percent-encoded, so a ``#`` or ``?`` in a
+    file name is part of the name, not a fragment or a query."""
+    return f"file:{quote(str(path.absolute()))}?mode=ro"
 
 
 def check_file(path: Path) -> None:
@@ -62,6 +70,19 @@ def translate(error: sqlite3.Error, path: Path) -> LedgerError:
             f"{path} is corrupt ({text}): stop the daemon, keep a copy of the file, and restore "
             "the ledger from backup; `autoquant doctor` shows what is wrong"
         )
+    if "disk is full" in text or "disk I/O error" in text:
+        space = space_at(path)
+        limit = size_limit_reached(path)
+        if "disk is full" in text or (space is not None and space.low) or limit is not None:
+            where = f" ({space.describe()})" if space is not None else ""
+            if limit is not None:
+                where += f" (the file size limit of {limit} bytes is reached: ulimit -f, LimitFSIZE=)"
+            return LedgerFull(
+                f"ledger disk full: {path} cannot be written ({text}){where}: free space on that disk "
+                "(a running daemon carries on by itself once it can write again)"
+            )
+        if space is not None:
+            return LedgerError(f"ledger {path}: {text} ({space.describe()}): check the disk and `dmesg`")
     if "locked" in text or "busy" in text:
         return LedgerError(f"{path} is busy ({text}): another process holds a write lock; retry")
     return LedgerError(f"ledger {path}: {text}")
@@ -106,7 +127,7 @@ def connect_writer(path: Path) -> sqlite3.Connection:
 def connect_reader(path: Path) -> sqlite3.Connection:
     """A read-only connection: ``mode=ro`` and ``query_only``, so it cannot write even by mistake."""
     conn = sqlite3.connect(
-        f"file:{path}?mode=ro",
+        readonly_uri(path),
         uri=True,
         isolation_level=None,
         timeout=BUSY_TIMEOUT_MS / 1000,
@@ -140,7 +161,7 @@ class ExternalWrites:
         self._writer_version = _data_version(writer)
         self._foreign = False
         self._sqlite = sqlite3.connect(
-            f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
+            readonly_uri(path), uri=True, isolation_level=None, check_same_thread=False
         )
         self._lock = threading.Lock()
         self._closed = False
@@ -304,8 +325,17 @@ class WriterThread(_SqliteThread):
 
     name = "ledger-writer"
 
+    #: The latest write's failure for want of room (None once a write commits): the daemon's status.
+    full: LedgerFull | None = None
+
     async def write(self, fn: Callable[[sqlite3.Connection], T], on_commit: OnCommit | None = None) -> T:
-        return await self.submit(fn, on_commit)
+        try:
+            result = await self.submit(fn, on_commit)
+        except LedgerFull as error:
+            self.full = error
+            raise
+        self.full = None
+        return result
 
     def run_batch(self, conn: sqlite3.Connection, fns: list[Write]) -> list[tuple[bool, Any]]:
         return run_write_batch(conn, fns)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from autoquant.domain.broker import BrokerAccount
 from autoquant.domain.fills import Fill
 from autoquant.domain.orders import Order
 from autoquant.ledger.rows import ORDER_COLUMNS, ORDER_FROM, fill_from_row, order_from_row
@@ -227,6 +228,18 @@ def read_last_fill_prices(conn: sqlite3.Connection) -> dict[str, Decimal]:
         "SELECT symbol, price FROM fills WHERE seq IN (SELECT max(seq) FROM fills GROUP BY symbol)"
     ).fetchall()
     return {str(symbol): Decimal(price) for symbol, price in rows}
+
+
+def read_latest_account(conn: sqlite3.Connection) -> tuple[BrokerAccount, int] | None:
+    """The newest account snapshot (the kill switch's poll or a reconciliation's read) and its time."""
+    row = conn.execute(
+        "SELECT cash, equity, buying_power, local_ts_ns FROM account_snapshots ORDER BY seq DESC LIMIT 1"
+    ).fetchone()
+    if row is None:
+        return None
+    cash, equity, buying_power, at_ns = row
+    account = BrokerAccount(cash=Decimal(cash), equity=Decimal(equity), buying_power=Decimal(buying_power))
+    return account, int(at_ns)
 
 
 def read_realized_marks(conn: sqlite3.Connection, before_ns: int) -> list[RealizedMarks]:

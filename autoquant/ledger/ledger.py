@@ -23,7 +23,7 @@ from autoquant.domain.errors import IllegalTransition
 from autoquant.domain.fills import Fill
 from autoquant.domain.orders import Order, OrderEvent, OrderEventKind, OrderStatus, apply
 from autoquant.domain.positions import Position
-from autoquant.errors import LedgerError
+from autoquant.errors import LedgerError, LedgerFull
 from autoquant.ledger import oversight, restores
 from autoquant.ledger.backup import BackupInfo, insert_backup
 from autoquant.ledger.connection import (
@@ -111,6 +111,11 @@ class Ledger(LedgerReader):
         self._writer = writer
         self._projection = projection
         self._external = external
+
+    @property
+    def disk_full(self) -> LedgerFull | None:
+        """Why the latest write failed for want of room on the ledger's disk (None once one commits)."""
+        return self._writer.full
 
     @classmethod
     async def open(cls, path: Path) -> Ledger:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
+from autoquant.domain.broker import BrokerAccount
 from autoquant.domain.controls import Control, ControlKind, ControlState, fold_controls
 from autoquant.domain.fills import Fill
 from autoquant.domain.orders import Order
@@ -169,6 +170,10 @@ class LedgerReader:
     async def last_fill_prices(self) -> dict[str, Decimal]:
         """The latest fill price per symbol."""
         return await self._reader.read(history.read_last_fill_prices)
+
+    async def latest_account(self) -> tuple[BrokerAccount, int] | None:
+        """The newest account snapshot (cash, equity, buying power) and when it was read (UTC ns)."""
+        return await self._reader.read(history.read_latest_account)
 
     async def realized_marks(self, before_ns: int) -> list[RealizedMarks]:
         """Per (strategy, symbol): realized P&L and fees now and as of the last fill before ``before_ns``."""

@@ -28,9 +28,9 @@ def problems(path: Path, *, immutable: bool = False, allow_pending: bool = False
         return [str(error)]
     if path.stat().st_size == 0:
         return [f"{path} is empty, not a ledger"]
-    flags = "mode=ro&immutable=1" if immutable else "mode=ro"
+    uri = connection.readonly_uri(path) + ("&immutable=1" if immutable else "")
     try:
-        conn = sqlite3.connect(f"file:{path}?{flags}", uri=True)
+        conn = sqlite3.connect(uri, uri=True)
     except sqlite3.Error as error:
         return [f"cannot open {path}: {error}"]
     try:

@@ -26,6 +26,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from autoquant.domain.bars import Bar
+from autoquant.domain.values import iso_utc
 
 
 class DataGap(BaseModel):
@@ -45,11 +46,12 @@ class DataGap(BaseModel):
     def describe(self) -> str:
         if self.kind == "late":
             return (
-                f"{self.symbol}: bar closing at {self.after_ns} arrived after {self.before_ns} was released"
+                f"{self.symbol}: bar closing at {iso_utc(self.after_ns)} arrived after the one closing at "
+                f"{iso_utc(self.before_ns)} was released"
             )
         return (
             f"{self.symbol}: about {self.missing_bars} bar(s) missing "
-            f"between {self.after_ns} and {self.before_ns}"
+            f"between {iso_utc(self.after_ns)} and {iso_utc(self.before_ns)}"
         )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from autoquant.domain.settings import Section
 from autoquant.domain.values import Symbol
@@ -23,6 +23,14 @@ class MarketDataSettings(Section):
     seed: int = 42
     #: How many bars out of order the reorder buffer absorbs before a gap is an incident.
     reorder_window: int = Field(default=4, ge=0)
+
+    @field_validator("symbols")
+    @classmethod
+    def _each_once(cls, symbols: list[str]) -> list[str]:
+        repeated = sorted({s for s in symbols if symbols.count(s) > 1})
+        if repeated:
+            raise ValueError(f"{', '.join(repeated)} listed more than once: list each symbol once")
+        return symbols
 
     @model_validator(mode="after")
     def _csv_needs_path(self) -> MarketDataSettings:

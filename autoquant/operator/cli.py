@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import getpass
+import os
 import sqlite3
 import sys
 import time
@@ -22,9 +24,10 @@ from autoquant.domain.controls import ACCOUNT, Control, ControlKind
 from autoquant.domain.values import to_ns
 from autoquant.errors import AutoquantError, ConfigError
 from autoquant.ledger import Ledger, LedgerReader
-from autoquant.operator import doctor, inspection, render
+from autoquant.operator import doctor, inspection, render, resume_check
 from autoquant.runtime import config as config_module
 from autoquant.runtime.config import Config
+from autoquant.runtime.paper_options import add_arguments as paper_arguments
 
 EXIT_OK, EXIT_PROBLEM, EXIT_ERROR = 0, 1, 2
 
@@ -82,6 +85,10 @@ def cmd_doctor(config: Config, args: argparse.Namespace, out: TextIO) -> int:
     replica, replica_problems = doctor.check_replica(config.backup, config.ledger.path)
     problems += replica_problems
     source = config.source or "built-in defaults"
+    if getattr(args, "json", False):
+        body = {"config": str(source), "ledger": str(config.ledger.path), "problems": problems}
+        render.write_json({**body, "ok": not problems}, out)
+        return EXIT_PROBLEM if problems else EXIT_OK
     out.write(f"config: ok ({source})\n")
     if replica is not None:
         out.write(replica + "\n")
@@ -98,7 +105,12 @@ def doctor_command(args: argparse.Namespace, out: TextIO) -> int:
     try:
         config = config_module.load(args.config)
     except ConfigError as error:
-        out.write(f"problem: config: {error}\n")
+        if getattr(args, "json", False):
+            render.write_json(
+                {"config": None, "ledger": None, "problems": [f"config: {error}"], "ok": False}, out
+            )
+        else:
+            out.write(f"problem: config: {error}\n")
         return EXIT_PROBLEM
     return cmd_doctor(config, args, out)
 
@@ -109,18 +121,27 @@ def _control(kind: ControlKind) -> Callable[[Config, argparse.Namespace, TextIO]
         if scope != ACCOUNT and scope not in {s.id for s in config.strategies}:
             known = ", ".join(s.id for s in config.strategies) or "none"
             raise AutoquantError(f"--strategy {scope!r} is not a configured strategy (configured: {known})")
-        if args.reason is not None and not args.reason.strip():
+        if not args.reason.strip():
             raise AutoquantError("--reason is empty: say why (it is recorded in the ledger)")
-        reason = args.reason or f"{kind.value} by operator"
-        control = Control(kind=kind, scope=scope, reason=reason, actor=actor(), local_ts_ns=time.time_ns())
+        control = Control(
+            kind=kind, scope=scope, reason=args.reason, actor=actor(), local_ts_ns=time.time_ns()
+        )
 
         async def write(ledger: Ledger) -> int:
+            over = []
+            if kind is ControlKind.RESUME:
+                over = resume_check.blocking(await ledger.incidents(open_only=True), scope)
+                if over and not args.force:
+                    resume_check.refuse(over, scope)
             await ledger.append_control(control)
             state = await ledger.control_state()
+            paused = ", ".join(sorted(state.paused)) or "nothing"
             out.write(
-                f"{kind.value} recorded for {scope}: trading state {state.trading_state.value}, "
-                f"paused: {', '.join(sorted(state.paused)) or 'nothing'}\n"
+                f"{kind.value} recorded for {scope}: trading state {state.trading_state.value.upper()}, "
+                f"paused: {paused}\n"
             )
+            if over:
+                out.write(f"resumed over {len(over)} open incident(s): {resume_check.describe(over)}\n")
             return EXIT_OK
 
         return asyncio.run(with_ledger(config, write))
@@ -180,6 +201,10 @@ def _inspect(name: str, build: Build) -> Callable[[Config, argparse.Namespace, T
                 render.write_json(value, out)
             elif name == "status":
                 out.write("\n".join(render.status_lines(value)) + "\n")
+            elif name == "positions":
+                out.write(
+                    "\n".join(render.positions_lines(value, terminal=render.terminal_width(out))) + "\n"
+                )
             else:
                 render.write_table(value, name, out)
             return EXIT_OK
@@ -192,7 +217,20 @@ def _inspect(name: str, build: Build) -> Callable[[Config, argparse.Namespace, T
 async def _status(ledger: LedgerReader, args: argparse.Namespace, config: Config) -> Any:
     from autoquant.runtime.daemon import heartbeat_path
 
-    return await inspection.status(ledger, heartbeat_path(config.ledger.path))
+    return await inspection.status(ledger, heartbeat_path(config.ledger.path.resolve()))
+
+
+async def _positions(ledger: LedgerReader, args: argparse.Namespace, config: Config) -> Any:
+    """Rows for --json; for people, the rows with the account and today's P&L."""
+    from autoquant.runtime.daemon import heartbeat_path
+
+    now = time.time_ns()
+    bars = inspection.bar_marks(inspection.daemon_status(heartbeat_path(config.ledger.path.resolve()), now))
+    rows = await inspection.positions(ledger, bars)
+    if args.json:
+        return rows
+    pnl = await inspection.pnl_today(ledger, now, bars)
+    return {"rows": rows, "account": await inspection.account(ledger), "pnl_today": pnl}
 
 
 def cmd_trace(config: Config, args: argparse.Namespace, out: TextIO) -> int:
@@ -224,14 +262,21 @@ def cmd_run(config: Config, args: argparse.Namespace, out: TextIO) -> int:
 def cmd_reconcile(config: Config, args: argparse.Namespace, out: TextIO) -> int:
     from autoquant.runtime.daemon import reconcile_once
 
-    return reconcile_once(config, out)
+    return reconcile_once(config, out, as_json=args.json)
 
 
 def cmd_paper_server(config: Config, args: argparse.Namespace, out: TextIO) -> int:
     from autoquant.runtime.config import alpaca_secrets
+    from autoquant.runtime.paper_options import exposure_warning, prepare_process
     from autoquant.runtime.paper_server import serve
 
-    asyncio.run(serve(config, args.host, args.port, keys=alpaca_secrets()))
+    keys = alpaca_secrets()
+    warning = exposure_warning(args.host)
+    if warning:
+        sys.stderr.write(warning + "\n")
+        sys.stderr.flush()
+    prepare_process()
+    asyncio.run(serve(config, args.host, args.port, keys=keys))
     return EXIT_OK
 
 
@@ -252,10 +297,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("run", help="run the daemon in the foreground").set_defaults(handler=cmd_run)
     sub.add_parser("migrate", help="create or migrate the ledger").set_defaults(handler=cmd_migrate)
-    sub.add_parser("doctor", help="check the config and the ledger").set_defaults(handler=cmd_doctor)
-    sub.add_parser(
-        "reconcile", help="one reconciliation run: exit 0 clean, 1 mismatch, 2 error"
-    ).set_defaults(handler=cmd_reconcile)
+    doctor_parser = sub.add_parser("doctor", help="check the config and the ledger")
+    doctor_parser.add_argument("--json", action="store_true", help="one JSON object: ok, problems")
+    doctor_parser.set_defaults(handler=cmd_doctor)
+    reconcile = sub.add_parser(
+        "reconcile",
+        help="one reconciliation run with the daemon stopped: exit 0 clean, 1 mismatch, 2 error",
+        description="One reconciliation run against the broker. It needs the daemon stopped (it takes "
+        "the ledger's lock); a running daemon reconciles by itself every [reconcile] interval_s.",
+    )
+    reconcile.add_argument("--json", action="store_true", help="one JSON object: result, summary")
+    reconcile.set_defaults(handler=cmd_reconcile)
     for name, kind, help_text in (
         ("pause", ControlKind.PAUSE, "stop new orders (account or one strategy)"),
         ("resume", ControlKind.RESUME, "lift a pause or halt (an operator's act; nothing resumes by itself)"),
@@ -265,7 +317,11 @@ def build_parser() -> argparse.ArgumentParser:
         command = sub.add_parser(name, help=help_text)
         if kind in (ControlKind.PAUSE, ControlKind.RESUME):
             command.add_argument("--strategy", help="a strategy id (default: the whole account)")
-        command.add_argument("--reason", required=kind is not ControlKind.RESUME, help="why (recorded)")
+        command.add_argument("--reason", required=True, help="why (recorded)")
+        if kind is ControlKind.RESUME:
+            command.add_argument(
+                "--force", action="store_true", help="resume even while incidents are open (they are listed)"
+            )
         command.set_defaults(handler=_control(kind))
 
     status = sub.add_parser("status", help="daemon, trading state, pauses, reconciliation, incidents, P&L")
@@ -297,11 +353,11 @@ def build_parser() -> argparse.ArgumentParser:
         )
     )
 
-    positions = sub.add_parser("positions", help="positions per strategy and symbol, marked at the last fill")
-    positions.add_argument("--json", action="store_true", help="a JSON array (Decimals as strings)")
-    positions.set_defaults(
-        handler=_inspect("positions", lambda ledger, args, _: inspection.positions(ledger))
+    positions = sub.add_parser(
+        "positions", help="positions marked at the latest bar (else the last fill), cash, equity, P&L today"
     )
+    positions.add_argument("--json", action="store_true", help="a JSON array (Decimals as strings)")
+    positions.set_defaults(handler=_inspect("positions", _positions))
 
     incidents = sub.add_parser("incidents", help="what the daemon could not explain, and what to do")
     incidents.add_argument("--open", action="store_true", help="only incidents not yet resolved")
@@ -332,9 +388,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_backup_commands(sub.add_parser)
 
-    paper = sub.add_parser("paper-server", help="serve the paper exchange as an Alpaca-compatible API")
-    paper.add_argument("--host", default="127.0.0.1")
-    paper.add_argument("--port", type=int, default=8765)
+    paper = sub.add_parser(
+        "paper-server",
+        help="serve the paper exchange as an Alpaca-compatible API",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    paper_arguments(paper)
     paper.set_defaults(handler=cmd_paper_server)
 
     try:
@@ -369,9 +428,15 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
             return doctor_command(args, stream)
         config = config_module.load(args.config)
         code: int = args.handler(config, args, stream)
+        stream.flush()  # here, so a reader that has gone away is met inside the handling below
         return code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader stopped reading (`autoquant logs | head -1`): that is its right, not an error.
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except BaseException as error:
         found = operator_error(error)
         if found is not None:

@@ -7,16 +7,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from autoquant.ledger import verify
+from autoquant.ledger import integrity
 from autoquant.ledger.settings import BackupSettings
 from autoquant.operator.replica import ReplicaError, replica_lag
 
 
 def check_ledger(path: Path) -> list[str]:
     """Problems with the ledger file; an empty list means healthy. Never modifies the file."""
-    if not path.exists():
-        return [f"ledger {path} does not exist yet (any command that needs it creates it)"]
-    return verify.problems(path)
+    return integrity.check_ledger(path)
 
 
 def check_replica(settings: BackupSettings, ledger: Path) -> tuple[str | None, list[str]]:

@@ -9,7 +9,6 @@ with one line saying what to do.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import sqlite3
 import time
@@ -21,13 +20,18 @@ from typing import Any
 from autoquant.domain.values import iso_utc, to_ns, utc_day_start_ns
 from autoquant.errors import LedgerError
 from autoquant.ledger import LedgerReader, connection, migrations
+from autoquant.operator.text import duration
+from autoquant.runtime.status_file import read_status
 
 Row = dict[str, Any]
 
 #: A status side file older than this means the daemon is not running (it rewrites it every second).
 STATUS_FRESH_S = 5.0
-#: Where the unrealized P&L's price comes from: the latest fill in the ledger for the symbol.
+#: Where the unrealized P&L's price comes from: the latest bar the running daemon saw for the symbol
+#: (from its status file), else (daemon stopped, or no bar yet) the latest fill in the ledger.
 MARK_SOURCE = "last_fill"
+BAR_MARK_SOURCE = "latest_bar"
+Marks = dict[str, tuple[Decimal, str | None]]
 _ZERO = Decimal(0)
 
 
@@ -52,7 +56,9 @@ def _verify_readonly(path: Path) -> None:
         )
     connection.check_file(path)
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=connection.BUSY_TIMEOUT_MS / 1000)
+        conn = sqlite3.connect(
+            connection.readonly_uri(path), uri=True, timeout=connection.BUSY_TIMEOUT_MS / 1000
+        )
     except sqlite3.Error as error:
         raise connection.translate(error, path) from error
     try:
@@ -156,12 +162,26 @@ async def last_fill_prices(ledger: LedgerReader) -> dict[str, Decimal]:
     return await ledger.last_fill_prices()
 
 
-async def positions(ledger: LedgerReader) -> list[Row]:
-    """Every (strategy, symbol) that ever traded, marked at the symbol's last fill price."""
-    marks = await last_fill_prices(ledger)
+def bar_marks(daemon: Row) -> Marks:
+    """The running daemon's latest bar close per symbol (from ``daemon_status``), with the bar's time."""
+    marks: Marks = {}
+    for symbol, mark in (daemon.get("marks") or {}).items():
+        try:
+            marks[str(symbol)] = (Decimal(str(mark["price"])), mark.get("bar_time"))
+        except (KeyError, TypeError, ArithmeticError, ValueError):
+            continue
+    return marks
+
+
+async def positions(ledger: LedgerReader, bars: Marks | None = None) -> list[Row]:
+    """Every (strategy, symbol) that ever traded, marked at the latest bar (``bars``, from the running
+    daemon) or else at the symbol's last fill price."""
+    fills = await last_fill_prices(ledger)
     result = []
     for (strategy_id, symbol), position in sorted((await ledger.positions()).items()):
-        mark = marks.get(symbol)
+        bar = (bars or {}).get(symbol)
+        mark = bar[0] if bar is not None else fills.get(symbol)
+        source = BAR_MARK_SOURCE if bar is not None else MARK_SOURCE
         result.append(
             {
                 "strategy_id": strategy_id,
@@ -171,14 +191,15 @@ async def positions(ledger: LedgerReader) -> list[Row]:
                 "realized_pnl": plain(position.realized_pnl),
                 "unrealized_pnl": None if mark is None else plain(position.unrealized_pnl(mark)),
                 "mark_price": None if mark is None else plain(mark),
-                "mark_price_source": None if mark is None else MARK_SOURCE,
+                "mark_price_source": None if mark is None else source,
+                "mark_time": bar[1] if bar is not None else None,
                 "fees": plain(position.fees),
             }
         )
     return result
 
 
-async def pnl_today(ledger: LedgerReader, now_ns: int) -> Row:
+async def pnl_today(ledger: LedgerReader, now_ns: int, bars: Marks | None = None) -> Row:
     """Realized P&L and fees since UTC midnight (from the fills' running totals), unrealized at the mark.
 
     Per (strategy, symbol), today's realized P&L is the latest running total minus the running total
@@ -190,15 +211,33 @@ async def pnl_today(ledger: LedgerReader, now_ns: int) -> Row:
         realized += marks.latest_pnl - marks.before_pnl
         fees += marks.latest_fees - marks.before_fees
     unrealized = _ZERO
-    for row in await positions(ledger):
+    sources = set()
+    for row in await positions(ledger, bars):
         if row["unrealized_pnl"] is not None:
             unrealized += Decimal(row["unrealized_pnl"])
+            sources.add(row["mark_price_source"])
     return {
         "since": iso(since),
         "realized": plain(realized),
         "fees": plain(fees),
         "unrealized": plain(unrealized),
-        "mark_price_source": MARK_SOURCE,
+        "mark_price_source": BAR_MARK_SOURCE if sources == {BAR_MARK_SOURCE} else MARK_SOURCE,
+    }
+
+
+async def account(ledger: LedgerReader) -> Row | None:
+    """Cash, equity and buying power as the broker last reported them (the kill switch polls the
+    account every few seconds, the paper exchange's or Alpaca's alike; reconciliation reads it too)."""
+    latest = await ledger.latest_account()
+    if latest is None:
+        return None
+    snapshot, at_ns = latest
+    return {
+        "cash": plain(snapshot.cash),
+        "equity": plain(snapshot.equity),
+        "buying_power": plain(snapshot.buying_power),
+        "as_of": iso(at_ns),
+        "source": "broker account",
     }
 
 
@@ -242,40 +281,55 @@ def process_exists(pid: int) -> bool:
     return True
 
 
+def _not_running(note: str) -> Row:
+    return {
+        "running": False,
+        "note": note,
+        "pid": None,
+        "started": None,
+        "written": None,
+        "healthy": None,
+        "unhealthy": [],
+        "broker": None,
+        "reconciliation_failure": None,
+        "ledger_disk_full": None,
+        "market_data_ended": None,
+        "trading_state": None,
+        "marks": {},
+        "log_records_dropped": None,
+        "workers": [],
+    }
+
+
 def daemon_status(status_file: Path, now_ns: int) -> Row:
     """The daemon's liveness from its status side file: running while the file is fresh (written
-    within ``STATUS_FRESH_S``) and the pid that wrote it still exists."""
+    within ``STATUS_FRESH_S``), not marked stopped, and the pid that wrote it still exists."""
     try:
-        body = json.loads(status_file.read_text(encoding="utf-8"))
+        body = read_status(status_file)
         written_ns = to_ns(datetime.fromisoformat(str(body["written"]).replace("Z", "+00:00")))
     except FileNotFoundError:
-        return {
-            "running": False,
-            "note": f"daemon not running (no status file at {status_file})",
-            "pid": None,
-            "started": None,
-            "written": None,
-            "healthy": None,
-            "log_records_dropped": None,
-            "workers": [],
-        }
+        return _not_running(f"not running (no status file at {status_file})")
     except (OSError, ValueError, KeyError, TypeError):
         body, written_ns = {}, int(status_file.stat().st_mtime_ns) if status_file.exists() else 0
-    if not isinstance(body, dict):
-        body = {}
-    age_s = (now_ns - written_ns) / 1e9
+    age_ns = now_ns - written_ns
+    age_s = age_ns / 1e9
     pid = body.get("pid")
     exited = isinstance(pid, int) and not process_exists(pid)
-    running = age_s <= STATUS_FRESH_S and not exited
+    stopped = bool(body.get("stopped"))
+    running = age_s <= STATUS_FRESH_S and not exited and not stopped
     if running:
-        note = f"daemon running (pid {pid})"
+        note = f"running (pid {pid})"
+    elif stopped:
+        note = f"not running (pid {pid} stopped at {iso(written_ns)})"
     elif exited:
-        note = f"daemon not running (pid {pid} has exited; status file last written {age_s:.0f} s ago)"
+        note = f"not running (pid {pid} has exited; status file last written {duration(age_ns)} ago)"
     else:
-        note = f"daemon not running (status file last written {age_s:.0f} s ago by pid {pid})"
+        note = f"not running (status file last written {duration(age_ns)} ago by pid {pid})"
     workers = body.get("workers")
     if not isinstance(workers, dict):
         workers = {}
+    live = body if running else {}
+    marks = live.get("marks")
     return {
         "running": running,
         "note": note,
@@ -283,12 +337,22 @@ def daemon_status(status_file: Path, now_ns: int) -> Row:
         "started": body.get("started"),
         "written": iso(written_ns),
         "healthy": body.get("healthy") if running else None,
+        "unhealthy": live.get("unhealthy") or [],
+        "broker": live.get("broker"),
+        "reconciliation_failure": live.get("reconciliation_failure"),
+        "ledger_disk_full": live.get("ledger_disk_full"),
+        "market_data_ended": live.get("market_data_ended"),
+        "trading_state": live.get("trading_state"),
+        "marks": marks if isinstance(marks, dict) else {},
         "log_records_dropped": body.get("log_records_dropped"),
         "workers": [
             {
                 "name": name,
-                "running": info.get("running"),
+                # A daemon that is not running has no running worker, whatever its last file said.
+                "state": _worker_state(info, running),
+                "running": bool(info.get("running")) and running,
                 "finished": info.get("finished"),
+                "waiting": info.get("waiting") if running else None,
                 "restarts": info.get("restarts"),
                 "last_heartbeat": info.get("last_heartbeat"),
             }
@@ -298,13 +362,25 @@ def daemon_status(status_file: Path, now_ns: int) -> Row:
     }
 
 
+def _worker_state(info: Row, daemon_running: bool) -> str:
+    if not daemon_running:
+        return "stopped"
+    if info.get("waiting"):
+        return "waiting"
+    if info.get("running"):
+        return "running"
+    return "finished" if info.get("finished") else "restarting"
+
+
 async def status(ledger: LedgerReader, status_file: Path, now_ns: int | None = None) -> Row:
     """The account at a glance: daemon liveness, trading state, pauses, reconciliation, incidents, P&L."""
     now = time.time_ns() if now_ns is None else now_ns
     controls = await ledger.control_state()
     last = await ledger.last_reconciliation()
+    daemon = daemon_status(status_file, now)
+    bars = bar_marks(daemon)
     return {
-        "daemon": daemon_status(status_file, now),
+        "daemon": daemon,
         "trading_state": controls.trading_state.value,
         "trading_state_reason": controls.state_reason or None,
         "trading_state_actor": controls.state_actor or None,
@@ -327,6 +403,7 @@ async def status(ledger: LedgerReader, status_file: Path, now_ns: int | None = N
             for row in await incidents(ledger, open_only=True)
         ],
         "open_orders": len(await ledger.open_orders()),
-        "positions": await positions(ledger),
-        "pnl_today": await pnl_today(ledger, now),
+        "positions": await positions(ledger, bars),
+        "account": await account(ledger),
+        "pnl_today": await pnl_today(ledger, now, bars),
     }

@@ -190,7 +190,12 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
     match = _RELATIVE.match(text.strip())
     if match:
         moment = now or datetime.now(UTC)
-        return moment - timedelta(seconds=float(match.group(1)) * _UNIT_S[match.group(2)])
+        try:
+            return moment - timedelta(seconds=float(match.group(1)) * _UNIT_S[match.group(2)])
+        except (OverflowError, ValueError):
+            raise ValueError(
+                f"--since {text!r} reaches back before the year 1: give a shorter duration or an ISO time"
+            ) from None
     try:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:

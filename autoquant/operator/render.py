@@ -11,6 +11,8 @@ import shutil
 from collections.abc import Sequence
 from typing import Any, TextIO
 
+from autoquant.operator.text import amount, money, safe
+
 Row = dict[str, Any]
 
 #: The columns a person reads, per command (JSON carries every field).
@@ -47,6 +49,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "realized_pnl",
         "unrealized_pnl",
         "mark_price",
+        "mark_price_source",
         "fees",
     ),
     "incidents": ("incident_id", "state", "opened", "scope", "message", "action"),
@@ -64,7 +67,7 @@ def cell(value: Any) -> str:
         return ""
     if isinstance(value, bool):
         return "yes" if value else "no"
-    text = str(value) if not isinstance(value, dict | list) else json.dumps(value, default=str)
+    text = safe(value) if not isinstance(value, dict | list) else json.dumps(value, default=str)
     if len(text) >= 20 and text[4] == "-" and text[10] == "T" and text.endswith("Z"):
         return text[:10] + " " + text[11:19]
     return text
@@ -112,29 +115,38 @@ def status_lines(status: Row) -> list[str]:
     lines = [f"daemon:          {daemon['note']}"]
     if daemon["running"]:
         lines[-1] += f", started {cell(daemon['started'])}, healthy: {cell(daemon['healthy'])}"
+        if daemon["unhealthy"]:
+            lines[-1] += " (" + "; ".join(daemon["unhealthy"]) + ")"
+        lines.append(f"broker:          {broker_line(daemon['broker'])}")
     if daemon.get("log_records_dropped"):
         lines.append(
             f"  logging: {daemon['log_records_dropped']} log record(s) dropped (the writer fell behind;"
             " the ledger is unaffected)"
         )
     for worker in daemon["workers"]:
-        state = "running" if worker["running"] else ("finished" if worker["finished"] else "stopped")
         lines.append(
-            f"  worker {worker['name']:<15} {state:<8} last heartbeat {cell(worker['last_heartbeat'])}"
-            f"  restarts {worker['restarts']}"
+            f"  worker {worker['name']:<15} {worker['state']:<10} last heartbeat"
+            f" {cell(worker['last_heartbeat'])}  restarts {worker['restarts']}"
         )
     state = status["trading_state"].upper()
     if status["trading_state_reason"]:
         state += (
             f" since {cell(status['trading_state_since'])} by {status['trading_state_actor']}:"
-            f" {status['trading_state_reason']}"
+            f" {safe(status['trading_state_reason'])}"
+        )
+    if daemon["running"] and daemon.get("ledger_disk_full"):
+        state = (
+            f"HALTED for lack of space (the daemon reserves no order while the ledger cannot be written;"
+            f" the ledger still says {state}): {daemon['ledger_disk_full']}"
         )
     lines.append(f"trading state:   {state}")
     if not status["paused"]:
         lines.append("paused:          nothing")
     for flag in status["paused"]:
         since = cell(flag["since"])
-        lines.append(f"paused:          {flag['scope']} since {since} by {flag['actor']}: {flag['reason']}")
+        lines.append(
+            f"paused:          {flag['scope']} since {since} by {safe(flag['actor'])}: {safe(flag['reason'])}"
+        )
     last = status["last_reconciliation"]
     if last is None:
         lines.append("reconciliation:  never run")
@@ -145,14 +157,61 @@ def status_lines(status: Row) -> list[str]:
         lines.append(line)
     lines.append(f"open incidents:  {len(status['open_incidents']) or 'none'}")
     for incident in status["open_incidents"]:
-        lines.append(f"  {incident['incident_id']} [{incident['scope']}] {incident['message']}")
-        lines.append(f"      what to do: {incident['action']}")
+        lines.append(f"  {incident['incident_id']} [{incident['scope']}] {safe(incident['message'])}")
+        lines.append(f"      what to do: {safe(incident['action'])}")
     lines.append(f"open orders:     {status['open_orders']}")
-    pnl = status["pnl_today"]
+    lines.extend(money_lines(status.get("account"), status["pnl_today"]))
+    lines.append("positions:")
+    lines.extend("  " + line for line in table(human_positions(status["positions"]), COLUMNS["positions"]))
+    return lines
+
+
+def broker_line(broker: Row | None) -> str:
+    """The broker's reachability in one line: REST and the order-update stream."""
+    if not broker:
+        return "unknown"
+    if broker["reachable"]:
+        return "reachable (REST and order updates)"
+    parts = []
+    for key, label in (("rest", "REST"), ("stream", "order updates")):
+        channel = broker.get(key)
+        if isinstance(channel, dict) and channel.get("reachable") is False:
+            parts.append(f"{label} since {cell(channel['since'])}: {channel['last_error']}")
+    return "UNREACHABLE: " + "; ".join(parts)
+
+
+def money_lines(account: Row | None, pnl: Row) -> list[str]:
+    """The account's cash, equity and buying power, and today's P&L, to the cent."""
+    if account is None:
+        lines = ["account:         not read yet (the daemon polls the broker's account every few seconds)"]
+    else:
+        lines = [
+            f"account:         cash {money(account['cash'])}, equity {money(account['equity'])},"
+            f" buying power {money(account['buying_power'])} (broker, as of {cell(account['as_of'])})"
+        ]
     lines.append(
-        f"P&L today:       realized {pnl['realized']}, fees {pnl['fees']}, unrealized {pnl['unrealized']}"
+        f"P&L today:       realized {money(pnl['realized'])}, fees {money(pnl['fees'])},"
+        f" unrealized {money(pnl['unrealized'])}"
         f" (marked at the {pnl['mark_price_source'].replace('_', ' ')}; since {cell(pnl['since'])})"
     )
-    lines.append("positions:")
-    lines.extend("  " + line for line in table(status["positions"], COLUMNS["positions"]))
     return lines
+
+
+def human_positions(rows: Sequence[Row]) -> list[Row]:
+    """Position rows with amounts quantized for reading (JSON keeps them exact)."""
+    keys = ("qty", "avg_price", "mark_price")
+    cents = ("realized_pnl", "unrealized_pnl", "fees")
+    return [
+        {
+            **row,
+            **{k: amount(row[k]) for k in keys if row.get(k) is not None},
+            **{k: money(row[k]) for k in cents if row.get(k) is not None},
+        }
+        for row in rows
+    ]
+
+
+def positions_lines(value: Row, terminal: int | None = None) -> list[str]:
+    """``autoquant positions`` for a person: the table, then the account and today's P&L."""
+    rows = table(human_positions(value["rows"]), COLUMNS["positions"], terminal)
+    return [*rows, *money_lines(value["account"], value["pnl_today"])]

@@ -19,6 +19,7 @@ from autoquant.domain.values import to_ns
 from autoquant.ledger import LedgerEvent, LedgerReader
 from autoquant.operator.inspection import iso
 from autoquant.operator.logview import Tally, bears_id, read_lines
+from autoquant.operator.text import amount, safe
 
 Entry = dict[str, Any]
 
@@ -143,6 +144,10 @@ def describe(entry: Entry) -> str:
     what = entry["what"]
     if what == "decision":
         text = f"{entry['strategy_id']} {entry['action']} {entry['symbol']}: {entry['reason']}"
+        inputs = entry.get("inputs")
+        if isinstance(inputs, dict) and inputs:
+            # Exact in the ledger (and --json); six places at most for a person (an SMA has forty).
+            text += " [" + ", ".join(f"{k} {amount(v)}" for k, v in inputs.items()) + "]"
         text += f" (bar {entry['data_time']}) " + _facts(entry, "decision_id")
     elif what == "risk_check":
         verdict = "allowed" if entry["allowed"] else f"DENIED: {entry['reason']}"
@@ -159,14 +164,16 @@ def describe(entry: Entry) -> str:
         text = f"{entry['side']} {entry['qty']} {entry['symbol']} {entry['order_type']}{limit} "
         text += _facts(entry, "client_order_id", "time_in_force")
     elif what == "transition":
-        text = f"{entry['event']} -> {entry['status']} filled={entry['filled_qty']} "
+        text = f"{entry['event']}: order {entry['status'].upper()}, filled {amount(entry['filled_qty'])} "
         text += _facts(entry, "broker_order_id", "broker_time", "reason")
     elif what == "fill":
         text = f"{entry['side']} {entry['qty']} @ {entry['price']} fee={entry['fee']} "
         text += _facts(entry, "execution_id", "broker_time", "position_qty_after")
     elif what == "incident":
-        text = f"{entry['kind']}: {entry['message']} -> {entry['action']} " + _facts(entry, "incident_id")
+        text = f"{entry['kind']}: {entry['message']}; what to do: {entry['action']} " + _facts(
+            entry, "incident_id"
+        )
     else:
         fields = " ".join(f"{k}={v}" for k, v in entry.get("fields", {}).items() if k != "logger")
         text = f"[{entry.get('level')}] {entry.get('worker')} {entry.get('event')} {fields}"
-    return f"{entry['time']}  {what:<10}  {text.strip()}"
+    return safe(f"{entry['time']}  {what:<10}  {text.strip()}")  # reasons are operator-typed text

@@ -85,8 +85,9 @@ class Config(Section):
     logging: LoggingSettings = LoggingSettings()
     daemon: DaemonSettings = DaemonSettings()
     backup: BackupSettings = BackupSettings()
-    #: The file this came from (None for built-in defaults); relative paths resolve against its
-    #: directory's parent when it lives in a ``config/`` folder, else against the working directory.
+    #: The file this came from (None for built-in defaults); relative paths in it resolve against its
+    #: directory (its directory's parent when that is a ``config/`` folder: the project's root), never
+    #: against the working directory (``anchor_paths``).
     source: Path | None = Field(default=None, exclude=True)
 
     @model_validator(mode="after")
@@ -100,7 +101,51 @@ class Config(Section):
                 raise ValueError(
                     f"strategy {strategy.id!r} trades {strategy.symbol}, which is not in [marketdata] symbols"
                 )
+            for name, value in strategy:
+                if isinstance(value, Decimal) and value.as_tuple().exponent < -MAX_DECIMALS:  # type: ignore[operator]
+                    raise ValueError(
+                        f"strategy {strategy.id!r}: {name} = {value} has more than {MAX_DECIMALS} decimal "
+                        "places (brokers take at most 9): give a quantity a broker can trade"
+                    )
         return self
+
+
+#: The most decimal places a strategy's quantities may have (Alpaca's fractional shares take 9).
+MAX_DECIMALS = 9
+
+
+def config_base(source: Path) -> Path:
+    """The directory a config file's relative paths are relative to (see ``Config.source``)."""
+    directory = source.absolute().parent
+    return directory.parent if directory.name == "config" else directory
+
+
+def anchor_paths(config: Config, base: Path) -> Config:
+    """``config`` with every relative file path made absolute under ``base``."""
+
+    def under(path: Path) -> Path:
+        return path if path.is_absolute() else base / path
+
+    csv = config.marketdata.csv_path
+    backup = config.backup
+    return config.model_copy(
+        update={
+            "ledger": config.ledger.model_copy(update={"path": under(config.ledger.path)}),
+            "paper": config.paper.model_copy(update={"state_path": under(config.paper.state_path)}),
+            "logging": config.logging.model_copy(update={"path": under(config.logging.path)}),
+            "marketdata": config.marketdata.model_copy(
+                update={"csv_path": None if csv is None else under(csv)}
+            ),
+            "backup": backup.model_copy(
+                update={
+                    "dir": None if backup.dir is None else under(backup.dir),
+                    "litestream_config": (
+                        None if backup.litestream_config is None else under(backup.litestream_config)
+                    ),
+                }
+            ),
+        }
+    )
 
 
 #: Sections whose settings are a union told apart by ``kind`` (pydantic puts the kind in the location).
@@ -136,6 +181,8 @@ def parse(data: dict[str, Any], source: Path | None = None) -> Config:
     except ValidationError as error:
         where = f"{source}: " if source else ""
         raise ConfigError(f"{where}{_describe(error)}") from None
+    if source is not None:
+        config = anchor_paths(config, config_base(source))
     return config.model_copy(update={"source": source})
 
 

@@ -18,8 +18,7 @@ import json
 import os
 import signal
 import sys
-from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import structlog
 
@@ -28,14 +27,18 @@ from autoquant.domain.clock import Clock
 from autoquant.domain.controls import ACCOUNT, Control, ControlKind, ControlState
 from autoquant.domain.orders import OrderStatus
 from autoquant.domain.values import iso_utc
-from autoquant.errors import AutoquantError, BrokerError
+from autoquant.errors import AutoquantError, BrokerError, LedgerError
 from autoquant.ledger import Ledger
+from autoquant.ledger.integrity import refuse_unsafe
 from autoquant.logs import LoggingHandle, configure_logging
 from autoquant.marketdata.replay import CsvBars
+from autoquant.marketdata.source import BarSource
 from autoquant.runtime.config import Config
-from autoquant.runtime.lock import LedgerLock
+from autoquant.runtime.health import last_bar_time, market_data_ended, unhealthy_reasons
+from autoquant.runtime.lock import LedgerLock, PaperStateLock
 from autoquant.runtime.sdnotify import Notifier, WatchdogPinger
-from autoquant.runtime.sources import build_source
+from autoquant.runtime.sources import build_source, check_csv_symbols
+from autoquant.runtime.status_file import StatusFile, status_path
 from autoquant.runtime.supervisor import Supervisor, WorkerSpec
 from autoquant.runtime.system import System, build_system, open_broker
 from autoquant.strategies import build_strategy
@@ -45,10 +48,12 @@ from autoquant.workers.strategy import StrategyWorker
 
 log = structlog.get_logger("autoquant.daemon")
 
+#: How often the status file is rewritten (`autoquant status` calls a file older than 5 s stale).
+STATUS_PERIOD_S = 1.0
 
-def heartbeat_path(ledger_path: Path) -> Path:
-    """Where a running daemon publishes its workers' heartbeats (next to the ledger)."""
-    return ledger_path.with_name(ledger_path.name + ".status.json")
+
+#: The status file's path for a ledger (kept under its old name for callers).
+heartbeat_path = status_path
 
 
 class Daemon:
@@ -69,38 +74,57 @@ class Daemon:
         self.strategies = [build_strategy(s) for s in config.strategies]
         #: Set when a worker failed fatally (wrong keys, a corrupt ledger): the daemon stops and says why.
         self.fatal: tuple[str, BaseException] | None = None
+        self._status_file = StatusFile(status_path(config.ledger.path.resolve()))
+        self._started_ns = self.clock.now_ns()
 
     def request_stop(self) -> None:
         self.stop_requested.set()
 
     async def run(self) -> int:
         config = self.config
-        lock = LedgerLock(config.ledger.path)
-        lock.acquire()
+        # Read-only, before the lock or the migrations write anything: a refused start changes nothing.
+        refuse_unsafe(config.ledger.path)
+        source = build_source(config.marketdata, self.clock, sleep=self.clock.sleep)
         try:
-            source = build_source(config.marketdata, self.clock, sleep=self.clock.sleep)
             if isinstance(source, CsvBars):
-                await source.load()  # a malformed row fails the start, before anything trades
-            ledger = await Ledger.open(config.ledger.path)
-            try:
-                async with open_broker(config, self.clock) as handle:
-                    system = build_system(
-                        config,
-                        self.clock,
-                        ledger,
-                        handle,
-                        source=source,
-                        strategies=self.strategies,
-                        on_repeated_crash=self._halt_on_crash(ledger),
-                        on_controls_change=self._announce,
-                    )
-                    system.supervisor.on_fatal = self._on_fatal
-                    return await self._run(system)
-            finally:
-                await source.close()
-                await ledger.close()
+                bars = await source.load()  # a malformed row fails the start, before anything trades
+                assert config.marketdata.csv_path is not None  # the settings require it for csv
+                check_csv_symbols(bars, config.marketdata.csv_path, config.strategies)
+            with LedgerLock(config.ledger.path):
+                if config.broker.kind == "paper":
+                    # Checked before the ledger is created or migrated (the broker takes it for good later).
+                    with PaperStateLock(config.paper.state_path):
+                        pass
+                ledger = await Ledger.open(config.ledger.path)
+                try:
+                    return await self._open_and_run(ledger, source)
+                finally:
+                    await ledger.close()
         finally:
-            lock.release()
+            await source.close()
+
+    async def _open_and_run(self, ledger: Ledger, source: BarSource) -> int:
+        config = self.config
+        async with open_broker(config, self.clock) as handle:
+            log.info(
+                "daemon_starting",
+                config=str(config.source.resolve()) if config.source else "built-in defaults",
+                ledger=str(config.ledger.path.resolve()),
+                paper_state=str(config.paper.state_path.resolve()) if config.broker.kind == "paper" else None,
+                broker=config.broker.kind,
+            )
+            system = build_system(
+                config,
+                self.clock,
+                ledger,
+                handle,
+                source=source,
+                strategies=self.strategies,
+                on_repeated_crash=self._halt_on_crash(ledger),
+                on_controls_change=self._announce,
+            )
+            system.supervisor.on_fatal = self._on_fatal
+            return await self._run(system)
 
     def _on_fatal(self, worker: str, error: BaseException) -> None:
         self.fatal = (worker, error)
@@ -135,16 +159,16 @@ class Daemon:
                 unresolved = await system.execution.resolve_pending(send_missing=False)
                 if unresolved:
                     log.warning("orders_unresolved_at_start", count=len(unresolved))
+                # The kill switch weighs its triggers once before READY: the ready line and READY's
+                # STATUS carry the trading state the daemon will actually trade in.
+                await system.killswitch.check()
                 for name in ("execution", "reconciliation", "killswitch", "strategy"):
                     supervisor.start(group, specs[name])
                 if "backup" in specs:  # [backup] dir: scheduled backups, off the loop
                     supervisor.start(group, specs["backup"])
-                supervisor.start(
-                    group,
-                    WorkerSpec(
-                        "watchdog", WatchdogPinger(self.notifier, supervisor.healthy, clock=self.clock).run
-                    ),
-                )
+                if self.notifier.enabled and self.notifier.watchdog_interval_s() is not None:
+                    pinger = WatchdogPinger(self.notifier, supervisor.healthy, clock=self.clock)
+                    supervisor.start(group, WorkerSpec("watchdog", pinger.run))
                 supervisor.start(
                     group,
                     WorkerSpec("status", lambda: self._publish_status(system), restart_on_exit=True),
@@ -165,6 +189,7 @@ class Daemon:
         finally:
             for sig in handled:
                 loop.remove_signal_handler(sig)
+            self._status_file.write(await self._status_body(system, stopped=True))
         worker = system.strategy_worker
         log.info("daemon_stopped", decisions=worker.decisions, orders=worker.orders)
         if self.fatal is not None:
@@ -214,35 +239,52 @@ class Daemon:
 
     async def _publish_status(self, system: System) -> None:
         """Every second, the daemon's liveness for `autoquant status` (a side file: heartbeats are not
-        ledger history)."""
-        path = heartbeat_path(self.config.ledger.path)
-        clock, supervisor = self.clock, system.supervisor
-        started = clock.now_ns()
+        ledger history); it never fails on a full disk (``StatusFile`` writes in place then)."""
+        beat = system.supervisor.heartbeat("status")
         while True:
-            now_ns, now_mono = clock.now_ns(), clock.monotonic()
-            workers = {
-                name: {
-                    "running": status.running,
-                    "finished": status.finished,
-                    "restarts": status.restarts,
-                    "last_heartbeat": iso_utc(now_ns - int((now_mono - status.last_beat) * 1e9)),
-                }
-                for name, status in supervisor.status.items()
+            beat()
+            self._status_file.write(await self._status_body(system))
+            await self.clock.sleep(STATUS_PERIOD_S)  # a publishing period
+
+    async def _status_body(self, system: System, *, stopped: bool = False) -> dict[str, Any]:
+        clock, supervisor = self.clock, system.supervisor
+        now_ns, now_mono = clock.now_ns(), clock.monotonic()
+        full = system.ledger.disk_full
+        workers = {
+            name: {
+                "running": status.running and not stopped,
+                "finished": status.finished,
+                "waiting": status.waiting if full is not None else None,
+                "restarts": status.restarts,
+                "last_heartbeat": iso_utc(now_ns - int((now_mono - status.last_beat) * 1e9)),
             }
+            for name, status in supervisor.status.items()
+        }
+        try:
             controls = await system.gate.refresh_controls()
-            body = {
-                "pid": os.getpid(),
-                "started": iso_utc(started),
-                "written": iso_utc(now_ns),
-                "trading_state": controls.trading_state.value,
-                "healthy": supervisor.healthy(),
-                "log_records_dropped": None if self.logging is None else self.logging.dropped,
-                "workers": workers,
-            }
-            temporary = path.with_name(path.name + ".tmp")
-            temporary.write_text(json.dumps(body, indent=1))
-            os.replace(temporary, path)
-            await clock.sleep(1.0)  # a publishing period
+            trading_state = controls.trading_state.value
+        except LedgerError:
+            trading_state = None  # the ledger's own answer is shown by `status`
+        reasons = unhealthy_reasons(system)
+        return {
+            "pid": os.getpid(),
+            "started": iso_utc(self._started_ns),
+            "written": iso_utc(now_ns),
+            "stopped": stopped,
+            "trading_state": trading_state,
+            "healthy": not reasons and not stopped,
+            "unhealthy": reasons,
+            "broker": system.reachability.snapshot(),
+            "reconciliation_failure": system.reconciler.last_failure,
+            "ledger_disk_full": None if full is None else str(full),
+            "market_data_ended": market_data_ended(system),
+            "marks": {
+                symbol: {"price": str(price), "bar_time": last_bar_time(system, symbol)}
+                for symbol, price in sorted(system.market.last_prices.items())
+            },
+            "log_records_dropped": None if self.logging is None else self.logging.dropped,
+            "workers": workers,
+        }
 
     async def _announce(self, state: ControlState) -> None:
         self.notifier.status(self._status_line(state))
@@ -267,6 +309,9 @@ def prefer_loop_latency() -> None:
 
 def run_daemon(config: Config) -> int:
     prefer_loop_latency()
+    # By hand as under systemd (UMask=): the ledger, its WAL, the logs and the state files it creates
+    # are readable by the owner and the group at most, never by everyone.
+    os.umask(0o027)
     handle = configure_logging(config.logging)
     try:
         return asyncio.run(Daemon(config, logging=handle).run())
@@ -274,7 +319,26 @@ def run_daemon(config: Config) -> int:
         handle.close()
 
 
-async def _reconcile(config: Config, out: TextIO) -> int:
+def describe_reconciliation(clean: bool, summary: dict[str, Any]) -> str:
+    """One reconciliation's outcome in words (``autoquant reconcile``)."""
+    parts = [
+        f"{summary.get('orders_checked', 0)} order(s) checked",
+        f"{summary.get('broker_fills', 0)} broker fill(s) read",
+        f"{summary.get('fills_appended', 0)} fill(s) appended",
+        f"{summary.get('events_applied', 0)} order(s) advanced",
+        f"cash check {summary.get('cash_check', 'skipped')}",
+    ]
+    text = ("clean" if clean else "mismatch") + ": " + ", ".join(parts)
+    for incident in summary.get("incidents", []):
+        state = "opened" if incident.get("new") else "still open"
+        text += (
+            f"\nincident {incident.get('id')} {state}: {incident.get('kind')} {incident.get('subject')}"
+            f" [{incident.get('scope')}] (`autoquant incidents --open` says what to do)"
+        )
+    return text
+
+
+async def _reconcile(config: Config, out: TextIO, as_json: bool = False) -> int:
     clock = SystemClock()
     lock = LedgerLock(config.ledger.path)
     lock.acquire()
@@ -293,7 +357,11 @@ async def _reconcile(config: Config, out: TextIO) -> int:
             await ledger.close()
     finally:
         lock.release()
-    out.write(("clean" if outcome.clean else "mismatch") + f": {outcome.summary}\n")
+    if as_json:
+        body = {"result": "clean" if outcome.clean else "mismatch", "summary": outcome.summary}
+        out.write(json.dumps({**body, "pending_orders": pending}, indent=2, default=str) + "\n")
+        return 0 if outcome.clean else 1
+    out.write(describe_reconciliation(outcome.clean, outcome.summary) + "\n")
     if pending:
         out.write(
             f"{len(pending)} order(s) RESERVED or UNKNOWN are not at the broker; the daemon resolves them "
@@ -302,10 +370,15 @@ async def _reconcile(config: Config, out: TextIO) -> int:
     return 0 if outcome.clean else 1
 
 
-def reconcile_once(config: Config, out: TextIO) -> int:
-    """``autoquant reconcile``: exit 0 clean, 1 mismatch (incident recorded), 2 error."""
+def reconcile_once(config: Config, out: TextIO, as_json: bool = False) -> int:
+    """``autoquant reconcile``: exit 0 clean, 1 mismatch (incident recorded), 2 error. It takes the
+    ledger lock, so it needs the daemon stopped (the daemon reconciles by itself while it runs)."""
+    # Its log lines go where the daemon's go (the log file, and stderr), never into stdout's answer.
+    handle = configure_logging(config.logging, renderer_process=False)
     try:
-        return asyncio.run(_reconcile(config, out))
+        return asyncio.run(_reconcile(config, out, as_json))
     except BrokerError as error:
         sys.stderr.write(f"autoquant: reconciliation failed: {error}\n")
         return 2
+    finally:
+        handle.close()

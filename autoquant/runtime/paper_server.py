@@ -29,8 +29,10 @@ from autoquant.brokers.paper.prices import RandomWalk
 from autoquant.brokers.paper.server import create_app
 from autoquant.clocks import SystemClock
 from autoquant.domain.clock import Clock
-from autoquant.errors import ConfigError
+from autoquant.errors import AutoquantError, ConfigError
 from autoquant.runtime.config import Config, Secrets, alpaca_secrets, load
+from autoquant.runtime.lock import PaperStateLock
+from autoquant.runtime.paper_options import add_arguments, exposure_warning, prepare_process
 
 LISTENING = "paper-server listening on"
 START_TIMEOUT_S = 10.0
@@ -61,6 +63,26 @@ class PaperServer:
         self.config = config
         self.host = host
         self.clock: Clock = clock or SystemClock()
+        #: One exchange per state file: a daemon on the embedded exchange with the same file is refused.
+        self._state_lock = PaperStateLock(config.paper.state_path)
+        self._state_lock.acquire()
+        try:
+            self._build(config, keys, host, port, feed_prices=feed_prices, retry_after_s=retry_after_s)
+        except BaseException:
+            self._state_lock.release()
+            raise
+        self._tasks: list[asyncio.Task[Any]] = []
+
+    def _build(
+        self,
+        config: Config,
+        keys: Secrets,
+        host: str,
+        port: int,
+        *,
+        feed_prices: bool,
+        retry_after_s: float | None,
+    ) -> None:
         self.exchange = PaperExchange(config.paper, self.clock, config.marketdata.symbols)
         #: Market-data subscribers; the price feed publishes to it, tests may too.
         self.market = MarketDataHub(keys)
@@ -90,7 +112,6 @@ class PaperServer:
                 timeout_graceful_shutdown=2,
             )
         )
-        self._tasks: list[asyncio.Task[Any]] = []
 
     @property
     def url(self) -> str:
@@ -132,6 +153,7 @@ class PaperServer:
         self._tasks = []
         self._socket.close()
         self.exchange.close()
+        self._state_lock.release()
         for result in results:
             if isinstance(result, Exception):
                 raise result
@@ -203,9 +225,12 @@ async def serve(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``autoquant paper-server [--host H] [--port N] [--config PATH]``; keys from APCA_API_* env."""
-    parser = argparse.ArgumentParser(prog="autoquant paper-server", description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0, help="0 picks a free port (printed on stdout)")
+    parser = argparse.ArgumentParser(
+        prog="autoquant paper-server",
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    add_arguments(parser, default_port=0)
     parser.add_argument("--config", default=None, help="TOML config (else $AUTOQUANT_CONFIG, else defaults)")
     args = parser.parse_args(argv)
     try:
@@ -214,7 +239,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as error:
         print(f"paper-server: {error}", file=sys.stderr)
         return 2
-    asyncio.run(serve(config, args.host, args.port, keys=keys))
+    warning = exposure_warning(args.host)
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
+    prepare_process()
+    try:
+        asyncio.run(serve(config, args.host, args.port, keys=keys))
+    except AutoquantError as error:
+        print(f"paper-server: {error}", file=sys.stderr)
+        return 2
     return 0
 
 

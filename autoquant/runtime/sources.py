@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from datetime import timedelta
+from pathlib import Path
 
 from autoquant.brokers.settings import Secrets, alpaca_secrets
+from autoquant.domain.bars import Bar
 from autoquant.domain.clock import Clock
 from autoquant.errors import ConfigError
 from autoquant.marketdata.alpaca_bars import AlpacaBars
@@ -13,6 +16,7 @@ from autoquant.marketdata.replay import CsvBars
 from autoquant.marketdata.settings import MarketDataSettings
 from autoquant.marketdata.source import BarSource, Sleep
 from autoquant.marketdata.synthetic import SyntheticBars
+from autoquant.strategies.settings import StrategySettings
 
 
 def build_source(
@@ -55,3 +59,15 @@ def build_source(
             bar_length=timedelta(seconds=settings.bar_seconds),
         )
     raise ConfigError(f"unknown marketdata.source {settings.source!r}: use synthetic, csv or alpaca")
+
+
+def check_csv_symbols(bars: Sequence[Bar], csv_path: Path, strategies: Sequence[StrategySettings]) -> None:
+    """Refuse a start where a strategy's symbol has no bar in the CSV data: it would never trade."""
+    present = {bar.symbol for bar in bars}
+    for strategy in strategies:
+        if strategy.symbol not in present:
+            raise ConfigError(
+                f"strategy {strategy.id!r} trades {strategy.symbol}, but {csv_path} has no bars for it: "
+                f"add {strategy.symbol}'s bars (a {strategy.symbol}.csv in a directory of files), or "
+                "remove the strategy"
+            )

@@ -19,10 +19,13 @@ from dataclasses import dataclass, field
 import structlog
 
 from autoquant.domain.clock import Clock
-from autoquant.errors import is_fatal
+from autoquant.errors import LedgerFull, is_fatal
 from autoquant.logs import bind_worker
 
 log = structlog.get_logger("autoquant.supervisor")
+
+#: How often a worker stopped by a full ledger disk tries again.
+DISK_RETRY_S = 2.0
 
 
 @dataclass
@@ -42,6 +45,8 @@ class WorkerStatus:
     last_beat: float = 0.0
     running: bool = False
     finished: bool = False
+    #: Why the worker is waiting instead of running (the ledger's disk is full), None otherwise.
+    waiting: str | None = None
 
 
 class Supervisor:
@@ -115,9 +120,18 @@ class Supervisor:
             status.last_beat = self.clock.monotonic()
             try:
                 await spec.run()
+                status.waiting = None
             except asyncio.CancelledError:
                 status.running = False
                 raise
+            except LedgerFull as error:
+                # Not a crash: no restart cures a full disk, and none makes it worse. Wait for room.
+                status.running = False
+                if status.waiting is None:
+                    log.error("worker_waiting_for_disk_space", waiting_worker=spec.name, error=str(error))
+                status.waiting = str(error)
+                await self.clock.sleep(DISK_RETRY_S)  # a retry period, not a wait-for
+                continue
             except Exception as error:
                 status.running = False
                 if is_fatal(error):

@@ -29,6 +29,7 @@ from autoquant.ledger import Ledger
 from autoquant.marketdata.reorder import DataGap, ReorderBuffer
 from autoquant.marketdata.source import BarSource
 from autoquant.runtime.config import Config, alpaca_secrets
+from autoquant.runtime.lock import PaperStateLock
 from autoquant.runtime.supervisor import Supervisor, WorkerSpec
 from autoquant.strategies import build_strategy
 from autoquant.workers.backups import BackupWorker
@@ -37,6 +38,7 @@ from autoquant.workers.incidents import IncidentReporter
 from autoquant.workers.killswitch import KillSwitch
 from autoquant.workers.market import BarSink, MarketDataWorker, MarketState
 from autoquant.workers.order_stream import OrderStream
+from autoquant.workers.reachability import BrokerReachability
 from autoquant.workers.reconciliation import Reconciler
 from autoquant.workers.risk_gate import RiskGate
 from autoquant.workers.strategy import StrategyWorker
@@ -70,6 +72,13 @@ async def _open_alpaca(config: Config, clock: Clock) -> AsyncIterator[BrokerHand
 
 @contextlib.asynccontextmanager
 async def _open_paper(config: Config, clock: Clock) -> AsyncIterator[BrokerHandle]:
+    with PaperStateLock(config.paper.state_path):  # a paper-server on the same file is refused
+        async with _run_paper(config, clock) as handle:
+            yield handle
+
+
+@contextlib.asynccontextmanager
+async def _run_paper(config: Config, clock: Clock) -> AsyncIterator[BrokerHandle]:
     exchange = PaperExchange(config.paper, clock, config.marketdata.symbols)
     paper = PaperBroker(exchange)
     try:
@@ -124,6 +133,7 @@ class System:
     market_data: MarketDataWorker | None
     reconciler: Reconciler
     killswitch: KillSwitch
+    reachability: BrokerReachability
     #: Scheduled backups, when ``[backup] dir`` is set.
     backups: BackupWorker | None = None
 
@@ -173,6 +183,7 @@ def build_system(
     market = MarketState(clock, list(config.marketdata.symbols), config.risk.max_data_age_s)
     gate = RiskGate(ledger, market, clock, config.risk)
     incidents = IncidentReporter(ledger, clock)
+    reachability = BrokerReachability(clock, on_back=incidents.reconcile_wake.set)
     execution = ExecutionWorker(
         ledger,
         broker.broker,
@@ -183,7 +194,12 @@ def build_system(
         heartbeat=supervisor.heartbeat("execution"),
     )
     order_stream = OrderStream(
-        ledger, broker.broker, clock, incidents, heartbeat=supervisor.heartbeat("updates")
+        ledger,
+        broker.broker,
+        clock,
+        incidents,
+        heartbeat=supervisor.heartbeat("updates"),
+        reachability=reachability,
     )
     strategy_worker = StrategyWorker(
         ledger,
@@ -224,7 +240,15 @@ def build_system(
             on_gap=on_gap,
             heartbeat=supervisor.heartbeat("marketdata"),
         )
-    reconciler = Reconciler(ledger, broker.broker, clock, by_symbol, incidents=incidents)
+    reconciler = Reconciler(
+        ledger,
+        broker.broker,
+        clock,
+        by_symbol,
+        incidents=incidents,
+        reachability=reachability,
+        heartbeat=supervisor.heartbeat("reconciliation"),
+    )
     killswitch = KillSwitch(
         ledger,
         broker.broker,
@@ -232,6 +256,7 @@ def build_system(
         config.risk,
         on_change=on_controls_change,
         heartbeat=supervisor.heartbeat("killswitch"),
+        reachability=reachability,
     )
     return System(
         config=config,
@@ -250,6 +275,7 @@ def build_system(
         market_data=market_data,
         reconciler=reconciler,
         killswitch=killswitch,
+        reachability=reachability,
         backups=None if config.backup.dir is None else BackupWorker(ledger, clock, config.backup, incidents),
     )
 

@@ -24,6 +24,7 @@ from autoquant.domain.controls import ACCOUNT, Control, ControlKind, ControlStat
 from autoquant.domain.values import utc_day_start_ns
 from autoquant.errors import BrokerError
 from autoquant.ledger import Ledger
+from autoquant.workers.reachability import BrokerReachability
 from autoquant.workers.settings import RiskSettings
 
 log = structlog.get_logger("autoquant.killswitch")
@@ -43,8 +44,10 @@ class KillSwitch:
         account_poll_s: float = 5.0,
         on_change: Callable[[ControlState], Awaitable[None]] | None = None,
         heartbeat: Callable[[], None] = lambda: None,
+        reachability: BrokerReachability | None = None,
     ) -> None:
         self.ledger = ledger
+        self.reachability = reachability
         self.broker = broker
         self.clock = clock
         self.settings = settings
@@ -66,11 +69,14 @@ class KillSwitch:
         ):
             self._state = state
             return state
+        reasons = {"reason": state.state_reason} if state.state_reason else {}
+        if state.paused:
+            reasons["pause_reasons"] = "; ".join(f"{s}: {f.reason}" for s, f in sorted(state.paused.items()))
         log.info(
             "controls_changed",
             trading_state=state.trading_state.value,
             paused=sorted(state.paused),
-            reason=state.state_reason,
+            **reasons,
         )
         was_halted = before is not None and before.trading_state is TradingState.HALTED
         if state.trading_state is TradingState.HALTED and not was_halted and self.settings.cancel_all_on_halt:
@@ -101,7 +107,11 @@ class KillSwitch:
                     account = await self.broker.account()
             except (BrokerError, TimeoutError) as error:
                 log.warning("account_poll_failed", error=str(error) or "timed out")
+                if self.reachability is not None:
+                    self.reachability.failed("rest", str(error) or "account poll timed out")
             else:
+                if self.reachability is not None:
+                    self.reachability.ok("rest")
                 # In the ledger, so the risk gate's daily loss and drawdown survive a restart.
                 await self.ledger.record_account(account, self.clock.now_ns())
         if state.trading_state is TradingState.HALTED:

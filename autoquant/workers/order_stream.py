@@ -24,6 +24,7 @@ from autoquant.ledger import Ledger
 from autoquant.workers.adoption import event_for_update
 from autoquant.workers.crashpoints import crashpoint
 from autoquant.workers.incidents import IncidentReporter
+from autoquant.workers.reachability import BrokerReachability
 
 # The execution worker's logger: the stream's events have always been logged under it.
 log = structlog.get_logger("autoquant.execution")
@@ -47,8 +48,10 @@ class OrderStream:
         incidents: IncidentReporter,
         *,
         heartbeat: Callable[[], None] = lambda: None,
+        reachability: BrokerReachability | None = None,
     ) -> None:
         self.ledger = ledger
+        self.reachability = reachability
         self.broker = broker
         self.clock = clock
         self.incidents = incidents
@@ -89,6 +92,20 @@ class OrderStream:
         if result.illegal is not None:
             await self.incidents.illegal_transition(event, str(result.illegal))
 
+    async def _confirmed(self, subscription: object) -> None:
+        """Once the broker confirms the subscription (a websocket's ``listening()``, where there is
+        one): the stream is reachable, and after a reconnect the reconciler runs at once."""
+        listening = getattr(subscription, "listening", None)
+        if listening is not None:
+            await listening()
+            if not getattr(subscription, "confirmed", True):
+                return  # it ended before it was confirmed: iterating raises why
+        if self.stats.stream_restarts:
+            log.info("update_stream_reconnected", reconnects=self.stats.stream_restarts)
+            self.incidents.reconcile_wake.set()
+        if self.reachability is not None:
+            self.reachability.ok("stream")
+
     async def run(self) -> None:
         """Consume the broker's update stream forever; after each disconnect, reconcile and resubscribe."""
         backoff = 0.05
@@ -96,6 +113,7 @@ class OrderStream:
             self.heartbeat()
             subscription = self.broker.updates()
             try:
+                await self._confirmed(subscription)
                 async for update in subscription:
                     self.heartbeat()
                     await self.handle_update(update)
@@ -112,6 +130,8 @@ class OrderStream:
                 )
             except BrokerError as error:
                 log.warning("update_stream_failed", error=str(error))
+                if self.reachability is not None:
+                    self.reachability.failed("stream", error)
             finally:
                 closer = getattr(subscription, "aclose", None)
                 if closer is not None:

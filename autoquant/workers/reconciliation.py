@@ -20,7 +20,7 @@ so a run costs what happened since the last one, not the whole history. Broker e
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Set
+from collections.abc import Callable, Mapping, Set
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,11 +44,14 @@ from autoquant.ledger import Ledger
 from autoquant.ledger.records import ReconciliationCursor, ReconciliationRun
 from autoquant.workers.crashpoints import crashpoint
 from autoquant.workers.incidents import IncidentReporter
+from autoquant.workers.reachability import BrokerReachability
 from autoquant.workers.restore_adoption import adopt_after_restore
 
 log = structlog.get_logger("autoquant.reconciliation")
 
 SECOND_NS = 1_000_000_000
+#: The first retry after a failed run (seconds); it doubles up to the periodic interval.
+RETRY_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -86,8 +89,14 @@ class Reconciler:
         window_margin_s: float = 60.0,
         cash_slack_s: float = 2.0,
         incidents: IncidentReporter | None = None,
+        reachability: BrokerReachability | None = None,
+        heartbeat: Callable[[], None] = lambda: None,
     ) -> None:
         self.ledger = ledger
+        self.reachability = reachability
+        self.heartbeat = heartbeat
+        #: Why the latest run failed (None once a run succeeds): the daemon is not healthy meanwhile.
+        self.last_failure: str | None = None
         self.broker = broker
         self.clock = clock
         self.strategies_by_symbol = {s: frozenset(ids) for s, ids in strategies_by_symbol.items()}
@@ -98,6 +107,19 @@ class Reconciler:
 
     async def run(self, trigger: str) -> ReconcileOutcome:
         """One reconciliation run; raises ``BrokerError`` if the broker cannot be read."""
+        try:
+            outcome = await self._run(trigger)
+        except BrokerError as error:
+            self.last_failure = str(error) or type(error).__name__
+            if self.reachability is not None:
+                self.reachability.failed("rest", error)
+            raise
+        self.last_failure = None
+        if self.reachability is not None:
+            self.reachability.ok("rest")
+        return outcome
+
+    async def _run(self, trigger: str) -> ReconcileOutcome:
         started = self.clock.now_ns()
         previous = await self.ledger.last_reconciliation()
         adopted = await self._adopt()
@@ -171,19 +193,40 @@ class Reconciler:
         """Run every ``interval_s`` and whenever ``wake`` is set; a broker error waits for the next turn.
 
         The startup run (the gate before trading) is the caller's ``run("startup")``; this loop waits first.
+        After a failed run it tries again sooner (``RETRY_S``, doubling up to the interval), so the first
+        good run comes within seconds of the broker's return. It beats its heartbeat every second.
         """
+        retry_s: float | None = None
         while True:
-            try:
-                async with self.clock.timeout(interval_s):
-                    await wake.wait()
-                trigger = "wake"
-            except TimeoutError:
-                trigger = "periodic"
-            wake.clear()
+            trigger = await self._wait(retry_s or interval_s, wake)
+            self.heartbeat()
             try:
                 await self.run(trigger)
             except BrokerError as error:
                 log.warning("reconciliation_failed", trigger=trigger, error=str(error))
+                retry_s = min(interval_s, RETRY_S if retry_s is None else retry_s * 2)
+            else:
+                retry_s = None
+            self.heartbeat()
+
+    async def _wait(self, period_s: float, wake: asyncio.Event) -> str:
+        """Until ``wake`` is set (``wake``) or ``period_s`` passed (``periodic``), beating each second."""
+        deadline = self.clock.monotonic() + period_s
+        while True:
+            self.heartbeat()
+            left = deadline - self.clock.monotonic()
+            if left <= 0:
+                trigger = "periodic"
+                break
+            try:
+                async with self.clock.timeout(min(left, 1.0)):
+                    await wake.wait()
+            except TimeoutError:
+                continue
+            trigger = "wake"
+            break
+        wake.clear()
+        return trigger
 
     async def _adopt(self) -> list[str]:
         """While the ledger's restore is open: adopt this account's orders it lacks, and stop trading

@@ -7,7 +7,7 @@ from bisect import bisect_right
 from decimal import ROUND_DOWN, Decimal
 from typing import NamedTuple
 
-from autoquant.domain.controls import TradingState
+from autoquant.domain.controls import ACCOUNT, TradingState
 from autoquant.domain.decisions import OrderIntent
 from autoquant.domain.risk import (
     DAILY_LOSS_LIMIT,
@@ -98,7 +98,8 @@ def _run(
     if pause is None:
         add(RiskCheck(PAUSED, True, "not paused"))
     else:
-        add(RiskCheck(PAUSED, False, "{} is paused: {}", (intent.strategy_id, pause)))
+        who = "the account" if ACCOUNT in controls.paused else intent.strategy_id
+        add(RiskCheck(PAUSED, False, "{} is paused: {}", (who, pause)))
 
     age = snapshot.data_age_ns.get(symbol)
     if age is None:
@@ -108,8 +109,8 @@ def _run(
             RiskCheck(
                 DATA_FRESHNESS,
                 age <= limits.max_data_age_s * _NS_PER_S,
-                "{} data age {}ns, max {}s",
-                (symbol, age, limits.max_data_age_s),
+                "{} data age {:.3f} s, max {} s",
+                (symbol, age / _NS_PER_S, limits.max_data_age_s),
             )
         )
 

@@ -237,12 +237,13 @@ def test_reducing_counts_open_orders_on_the_same_side() -> None:
 
 @pytest.mark.parametrize("scope", [ACCOUNT, "s1"])
 def test_pause_refuses_the_paused_strategy(scope: str) -> None:
-    """An account pause or this strategy's pause refuses its orders; another strategy's does not."""
+    """An account pause or this strategy's pause refuses its orders, naming which; another's does not."""
     flag = PauseFlag(scope=scope, reason="looking into it", actor="op", since_ns=0)
     snap = snapshot(controls=ControlState(paused={scope: flag}))
     verdict = check(intent(), snap, limits())
     assert not verdict.allowed
-    assert verdict.reason == "paused: s1 is paused: looking into it"
+    who = "the account" if scope == ACCOUNT else "s1"
+    assert verdict.reason == f"paused: {who} is paused: looking into it"
     other = check(intent(strategy="s2"), snap, limits())
     assert other.allowed is (scope != ACCOUNT)
 
