@@ -203,7 +203,7 @@ async def walk_every_route(server: PaperServer, client: httpx.AsyncClient) -> di
 
 
 async def _no_open_orders(client: httpx.AsyncClient) -> bool:
-    return (await client.get("/v2/orders", params={"status": "open"})).json() == []
+    return bool((await client.get("/v2/orders", params={"status": "open"})).json() == [])
 
 
 async def test_every_answer_matches_alpacas_spec(tmp_path: Path) -> None:

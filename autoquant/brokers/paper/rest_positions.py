@@ -106,9 +106,9 @@ def build_positions_router(exchange: PaperExchange) -> APIRouter:
 
     @router.delete("/positions")
     async def close_all(request: Request) -> JSONResponse:
-        cancel = choice(
-            request.query_params.get("cancel_orders"), "cancel_orders", ("true", "false"), "false"
-        )
+        # alpaca-py writes Python's True; Alpaca reads booleans case-blind.
+        wanted = (request.query_params.get("cancel_orders") or "").lower()
+        cancel = choice(wanted, "cancel_orders", ("true", "false"), "false")
         if cancel == "true":
             exchange.cancel_all()
         results: list[dict[str, Any]] = []
