@@ -2,9 +2,11 @@
 
 The real alpaca-py ``TradingClient`` and our ``AlpacaBroker`` work against it unchanged with
 ``url_override``: REST under ``/v2`` (see ``rest.py``), the ``trade_updates`` websocket at ``/stream``
-(``stream.py``), faults on request (``faults.py``), and Alpaca's market-data websocket (bars) at
-``/v2/iex``, ``/v2/sip`` and ``/v1beta3/crypto/us`` (``market_stream.py``). The running server (the
-exchange, its pump, a price feed and uvicorn as one unit) is ``autoquant.runtime.paper_server``.
+(``stream.py``), faults on request (``faults.py``), Alpaca's market-data websocket (bars) at
+``/v2/iex``, ``/v2/sip`` and ``/v1beta3/crypto/us`` (``market_stream.py``), and Alpaca's historical
+bars REST (``rest_bars.py``) from the same price path the server streams (``prices.py``). The
+running server (the exchange, its pump, a price feed and uvicorn as one unit) is
+``autoquant.runtime.paper_server``.
 """
 
 from __future__ import annotations
@@ -25,8 +27,10 @@ from autoquant.brokers.paper.http_errors import (
     error_response,
 )
 from autoquant.brokers.paper.market_stream import CRYPTO_PATH, STOCK_PATHS, MarketDataHub
+from autoquant.brokers.paper.prices import PricePath
 from autoquant.brokers.paper.rate_limit import RateLimitWindow
 from autoquant.brokers.paper.rest import build_router, make_guard
+from autoquant.brokers.paper.rest_bars import build_bars_router
 from autoquant.brokers.paper.stream import serve_trade_updates
 from autoquant.brokers.settings import FaultSettings, Secrets
 
@@ -63,9 +67,11 @@ def create_app(
     seed: int = 7,
     retry_after_s: float | None = None,
     market: MarketDataHub | None = None,
+    prices: PricePath | None = None,
 ) -> FastAPI:
     """The Alpaca-shaped app over ``exchange``. ``retry_after_s`` adds Retry-After to injected 429s;
-    ``market`` is the hub the market-data websockets join (a fresh, silent one if not given)."""
+    ``market`` is the hub the market-data websockets join (a fresh, silent one if not given);
+    ``prices`` is the path historical bars come from (one-minute bars of ``seed`` if not given)."""
     injector = FaultInjector(faults, seed)
     app = PaperApp(title="autoquant paper exchange", docs_url=None, redoc_url=None, openapi_url=None)
 
@@ -98,6 +104,7 @@ def create_app(
     app.rate_limit = RateLimitWindow(exchange.clock)
     guard = make_guard(injector, keys, retry_after_s=retry_after_s)
     app.include_router(build_router(exchange, injector, guard))
+    app.include_router(build_bars_router(exchange, prices or PricePath(seed, 60 * 1_000_000_000), guard))
 
     @app.websocket("/stream")
     async def trade_updates(ws: WebSocket) -> None:
