@@ -74,6 +74,10 @@ REQUIRED = {
     ("GET", "/v2/account/portfolio/history", 200),
     ("GET", "/v2/account/activities", 200),
     ("GET", "/v2/account/activities/{activity_type}", 200),
+    ("GET", "/v2/stocks/bars", 200),
+    ("GET", "/v2/stocks/bars", 400),
+    ("GET", "/v2/stocks/{symbol}/bars", 200),
+    ("GET", "/v1beta3/crypto/{loc}/bars", 200),
 }
 
 
@@ -199,6 +203,16 @@ async def walk_every_route(server: PaperServer, client: httpx.AsyncClient) -> di
     await client.get("/v2/account/portfolio/history")
     await client.get("/v2/account/activities")
     await client.get("/v2/account/activities/FILL", params={"direction": "asc"})
+
+    window = {"timeframe": "1Min", "start": "2026-11-02T10:00:00Z", "end": "2026-11-02T10:05:00Z"}
+    paged = await client.get("/v2/stocks/bars", params={"symbols": "AAPL,MSFT", "limit": 4, **window})
+    assert paged.json()["next_page_token"] is not None
+    await client.get("/v2/stocks/bars", params={"symbols": "AAPL,MSFT", **window})
+    await client.get("/v2/stocks/AAPL/bars", params={"sort": "desc", **window})
+    await client.get("/v1beta3/crypto/us/bars", params={"symbols": "BTC/USD", **window})
+    assert (
+        await client.get("/v2/stocks/bars", params={"symbols": "AAPL", "timeframe": "1Year"})
+    ).status_code == 400
     return ids
 
 
