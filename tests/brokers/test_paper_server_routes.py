@@ -303,17 +303,20 @@ async def test_rate_limit_headers_count_down_per_minute(tmp_path: Path) -> None:
     assert later["X-RateLimit-Remaining"] == "199"
 
 
-async def test_until_is_exclusive_and_time_in_force_required(tmp_path: Path) -> None:
-    """GET /v2/orders?until=T leaves out an order created at T; an order without time_in_force is 422."""
+async def test_until_is_exclusive_and_type_and_time_in_force_required(tmp_path: Path) -> None:
+    """GET /v2/orders?until=T leaves out an order created at T; an order without time_in_force or
+    type is 422 naming the field (the spec requires both)."""
     async with paper_server(tmp_path) as server, client_for(server) as client:
         made = (await client.post("/v2/orders", json=order_body(type="limit", limit_price="1"))).json()
         listed = await client.get("/v2/orders", params={"status": "all", "until": made["created_at"]})
         assert listed.json() == []
-        body = order_body()
-        del body["time_in_force"]
-        refused = await client.post("/v2/orders", json=body)
-        assert refused.status_code == 422
-        assert "time_in_force" in refused.json()["message"]
+        for field in ("time_in_force", "type"):
+            body = order_body()
+            del body[field]
+            refused = await client.post("/v2/orders", json=body)
+            assert refused.status_code == 422
+            assert refused.json()["message"].startswith(f"{field} is required")
+        assert len(server.exchange.list_orders(status="all")) == 1
 
 
 async def test_api_error_code_is_readable_on_every_refusal(tmp_path: Path) -> None:

@@ -183,6 +183,7 @@ async def walk_every_route(server: PaperServer, client: httpx.AsyncClient) -> di
     # Errors a client meets: each must be Alpaca's {code, message}.
     assert (await client.post("/v2/orders", json=order_body(qty="100000"))).status_code == 403
     assert (await client.post("/v2/orders", json=order_body(time_in_force=None))).status_code == 422
+    assert (await client.post("/v2/orders", json=order_body(type=None))).status_code == 422
     assert (await client.post("/v2/orders", json=order_body(client_order_id="x" * 129))).status_code == 422
     assert (await client.post("/v2/orders", content=b"{not json")).status_code == 422
     assert (await client.get("/v2/orders/00000000-0000-4000-8000-000000000000")).status_code == 404

@@ -237,16 +237,5 @@ def fill_activities_json(fills: Sequence[Fill], orders: dict[str, BrokerOrderSta
     return result
 
 
-def clock_json(now_ns: int) -> dict[str, Any]:
-    """The paper venue never closes (crypto hours); Alpaca's clock shape says so."""
-    day = 86_400 * 1_000_000_000
-    return {
-        "timestamp": format_time_ns(now_ns),
-        "is_open": True,
-        "next_open": format_time_ns(now_ns - now_ns % day + day),
-        "next_close": format_time_ns(now_ns - now_ns % day + day - 1_000_000_000),
-    }
-
-
 def error_json(code: int, message: str) -> dict[str, Any]:
     return {"code": code, "message": message}

@@ -84,8 +84,11 @@ def parse_order_body(body: bytes) -> OrderRequest:
         raise invalid("notional orders are not supported by the paper exchange: send qty")
     if data.get("order_class") not in (None, "", "simple"):
         raise invalid(f"order_class {data['order_class']!r} is not supported")
+    # Both required by Alpaca's spec (CreateOrderRequest): no default stands in for either.
     if data.get("time_in_force") in (None, ""):
         raise invalid("time_in_force is required: day, gtc, ioc or fok")
+    if data.get("type", data.get("order_type")) in (None, ""):
+        raise invalid("type is required: market or limit")
     return _order_request(
         {
             "client_order_id": data.get("client_order_id") or str(uuid.uuid4()),
