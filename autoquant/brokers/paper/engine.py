@@ -26,6 +26,12 @@ What it does, so that code tested against it meets the same shapes as at Alpaca:
   there then, it is rejected (nothing filled yet) or its remainder canceled.
 - **Determinism.** Whether and how an order is split is a function of (``seed``, client order id),
   so restarts and re-runs do not change outcomes. Broker order ids and execution ids are uuid4.
+- **Replace.** An open, unfilled order can be replaced (Alpaca's ``PATCH /v2/orders/{id}``): checked
+  like a submit (without the old order's commitment), the old order ends REPLACED and the new one is
+  accepted in one transaction; ``links`` tells which order replaced which.
+- **Account.** ``configure`` keeps Alpaca's account configurations; ``suspend_trade`` refuses new
+  orders (403). Equity is sampled whenever a price or the cash moves (the last sample of a minute
+  stands), for the portfolio history.
 - **Persistence.** Everything (orders, fills, cash, positions, prices, the sequence of updates) is
   in ``state_path``; reopening restores it and open orders keep working. The file's cash wins over a
   changed ``starting_cash``.

@@ -24,6 +24,7 @@ from fastapi import APIRouter, Depends, Request
 from autoquant.brokers.paper.bar_history import BarPage, BarRequestError, bar_page, parse_timeframe
 from autoquant.brokers.paper.engine import PaperExchange
 from autoquant.brokers.paper.http_errors import CODE_INVALID, AlpacaHTTPError, choice, time_param
+from autoquant.brokers.paper.market_stream import bar_message
 from autoquant.brokers.paper.prices import PricePath
 from autoquant.domain.bars import Bar
 from autoquant.domain.values import to_ns
@@ -33,18 +34,12 @@ MAX_LIMIT = 10_000
 NS = 1_000_000_000
 
 
-def bar_json(bar: Bar, *, crypto: bool) -> dict[str, Any]:
-    volume = bar.volume
-    typical = (bar.high + bar.low + bar.close) / 3
-    return {
-        "t": bar.open_time.isoformat().replace("+00:00", "Z"),
-        "o": float(bar.open),
-        "h": float(bar.high),
-        "l": float(bar.low),
-        "c": float(bar.close),
-        "v": float(volume) if crypto else int(volume),
-        "n": max(1, int(volume) // 100),
-        "vw": float(round(typical, 4)),
+def bar_json(bar: Bar) -> dict[str, Any]:
+    """The REST bar: the stream's bar message (``market_stream.bar_message``, so both say the same
+    numbers) with ``t`` as RFC 3339 and without the stream's ``T`` and ``S``."""
+    message = bar_message(bar)
+    return {"t": bar.open_time.isoformat().replace("+00:00", "Z")} | {
+        key: message[key] for key in ("o", "h", "l", "c", "v", "n", "vw")
     }
 
 
@@ -107,21 +102,21 @@ def build_bars_router(
             raise _bad("symbols is required: a comma-separated list")
         return [s for s in dict.fromkeys(wanted) if s in known]
 
-    def multi(found: BarPage, *, crypto: bool) -> dict[str, Any]:
+    def multi(found: BarPage) -> dict[str, Any]:
         return {
-            "bars": {s: [bar_json(b, crypto=crypto) for b in bars] for s, bars in found.bars.items()},
+            "bars": {s: [bar_json(b) for b in bars] for s, bars in found.bars.items()},
             "next_page_token": found.next_page_token,
         }
 
     @router.get("/v2/stocks/bars")
     async def stock_bars(request: Request) -> dict[str, Any]:
-        return multi(page(request, requested(request, stocks)), crypto=False)
+        return multi(page(request, requested(request, stocks)))
 
     @router.get("/v2/stocks/{symbol}/bars")
     async def one_stock_bars(request: Request, symbol: str) -> dict[str, Any]:
         found = page(request, [symbol] if symbol in stocks else [])
         return {
-            "bars": [bar_json(b, crypto=False) for b in found.bars.get(symbol, [])],
+            "bars": [bar_json(b) for b in found.bars.get(symbol, [])],
             "symbol": symbol,
             "next_page_token": found.next_page_token,
         }
@@ -130,6 +125,6 @@ def build_bars_router(
     async def crypto_bars(request: Request, loc: str) -> dict[str, Any]:
         if loc != "us":
             raise _bad(f"invalid location {loc!r}: the paper server serves 'us'")
-        return multi(page(request, requested(request, pairs)), crypto=True)
+        return multi(page(request, requested(request, pairs)))
 
     return router

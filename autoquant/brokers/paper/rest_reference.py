@@ -7,6 +7,7 @@ exchange prices (``assets``).
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from typing import Any
 
@@ -33,8 +34,9 @@ def build_reference_router(exchange: PaperExchange) -> APIRouter:
 
     @router.get("/clock")
     async def clock() -> dict[str, Any]:
+        days = await asyncio.to_thread(nyse)  # the first call builds the calendar: off the loop
         try:
-            now = nyse().clock(exchange.clock.now_ns())
+            now = days.clock(exchange.clock.now_ns())
         except OutsideCalendar as error:
             raise AlpacaHTTPError(500, 50010000, str(error)) from None
         return {
@@ -47,7 +49,7 @@ def build_reference_router(exchange: PaperExchange) -> APIRouter:
     @router.get("/calendar")
     async def calendar(request: Request) -> list[dict[str, Any]]:
         q = request.query_params
-        days = nyse()
+        days = await asyncio.to_thread(nyse)
         start = _date_param(q.get("start"), "start") or days.first
         end = _date_param(q.get("end"), "end") or days.last
         if end < start:
