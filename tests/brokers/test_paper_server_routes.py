@@ -319,6 +319,18 @@ async def test_until_is_exclusive_and_type_and_time_in_force_required(tmp_path: 
         assert len(server.exchange.list_orders(status="all")) == 1
 
 
+async def test_side_filters_before_the_limit(tmp_path: Path) -> None:
+    """GET /v2/orders?side=buy&limit=1 finds the newest buy even when a newer sell exists."""
+    async with paper_server(tmp_path) as server, client_for(server) as client:
+        server.exchange.set_price("AAPL", Decimal("100"))
+        await client.post("/v2/orders", json=order_body(qty="2"))
+        await wait_until(lambda: _empty(open_orders(client)), "the buy to fill")
+        buy = (await client.post("/v2/orders", json=order_body(type="limit", limit_price="1"))).json()
+        await client.post("/v2/orders", json=order_body(side="sell", type="limit", limit_price="1000"))
+        found = (await client.get("/v2/orders", params={"side": "buy", "limit": "1"})).json()
+        assert [o["id"] for o in found] == [buy["id"]]
+
+
 async def test_api_error_code_is_readable_on_every_refusal(tmp_path: Path) -> None:
     """alpaca-py's APIError.code works on a 404 route (no KeyError), since every error has a code."""
     async with paper_server(tmp_path) as server:

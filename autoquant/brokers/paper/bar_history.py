@@ -28,7 +28,7 @@ from autoquant.domain.timeframes import Timeframe, TimeframeError
 
 NS = 1_000_000_000
 DAY_NS = 86_400 * NS
-#: The feed's bars that may go into one page (about half a second of work).
+#: The feed's bars that may go into one page (about a second of work at most).
 WORK_BUDGET = 50_000
 
 

@@ -183,15 +183,17 @@ def build_router(
         q = request.query_params
         symbols = [s for s in (q.get("symbols") or "").split(",") if s] or None
         side = choice(q.get("side"), "side", ("buy", "sell", "any"), "any")
+        limit = int_param(q.get("limit"), "limit", 50, MAX_ORDERS_PAGE)
         found = exchange.list_orders(
             status=choice(q.get("status"), "status", ("open", "closed", "all"), "open"),
             after_ns=time_param(q.get("after"), "after"),
             until_ns=time_param(q.get("until"), "until"),
-            limit=int_param(q.get("limit"), "limit", 50, MAX_ORDERS_PAGE),
+            # The side filter comes after the query, so the limit must too.
+            limit=limit if side == "any" else None,
             symbols=symbols,
             direction=choice(q.get("direction"), "direction", ("asc", "desc"), "desc"),
         )
-        return with_links([o for o in found if side == "any" or o.side.value == side])
+        return with_links([o for o in found if side == "any" or o.side.value == side][:limit])
 
     @router.get("/orders:by_client_order_id")
     async def by_client_order_id(client_order_id: str = "") -> dict[str, Any]:
