@@ -31,6 +31,14 @@ from autoquant.runtime.config import LoggingSettings
 NOW = datetime.now(UTC)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_now() -> None:
+    """Stamps count from each test's start, not from collection: a long suite would age them past
+    the windows the tests cut (`--since 10m`)."""
+    global NOW
+    NOW = datetime.now(UTC)
+
+
 def stamp(minutes_ago: float) -> str:
     return (NOW - timedelta(minutes=minutes_ago)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 

@@ -41,8 +41,9 @@ class OrderRequest(BaseModel):
     @model_validator(mode="after")
     def _limit_price(self) -> OrderRequest:
         check_limit_price(self.order_type, self.limit_price)
-        if len(self.client_order_id) > 48:
-            raise ValueError("client_order_id must be at most 48 characters")
+        # Alpaca takes up to 128; the ids the daemon makes are shorter (domain.ids, at most 48).
+        if len(self.client_order_id) > 128:
+            raise ValueError("client_order_id must be at most 128 characters")
         return self
 
 

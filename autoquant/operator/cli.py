@@ -396,6 +396,10 @@ def build_parser() -> argparse.ArgumentParser:
     paper_arguments(paper)
     paper.set_defaults(handler=cmd_paper_server)
 
+    from autoquant.operator.bars_download import add_bars_arguments
+
+    add_bars_arguments(sub.add_parser("bars", help="historical bars: download them to a CSV for backtests"))
+
     try:
         from autoquant.operator.logview import add_logs_arguments
     except ImportError:  # pragma: no cover - logview ships with the package

@@ -1,9 +1,10 @@
 """The paper exchange served as an Alpaca-compatible API on loopback (``autoquant paper-server``).
 
 A ``PaperServer`` owns everything that runs: the exchange, its pump (``PaperBroker.run``: fills arrive
-with the configured latency), a seeded random walk feeding it (and the market-data subscribers) a bar
-per symbol every ``marketdata.bar_seconds``, and uvicorn serving ``brokers.paper.server.create_app``.
-It starts and stops as one unit, so tests and the daemon's end-to-end runs can hold one in-process;
+with the configured latency), a seeded price path feeding it (and the market-data subscribers) a bar
+per symbol every ``marketdata.bar_seconds`` (and serving the same bars as history), and uvicorn
+serving ``brokers.paper.server.create_app``. It starts and stops as one unit, so tests and the
+daemon's end-to-end runs can hold one in-process;
 ``serve`` / ``main`` run it as a process that prints ``paper-server listening on http://HOST:PORT``
 once it accepts connections (port 0 picks a free port).
 """
@@ -25,7 +26,7 @@ import uvicorn
 from autoquant.brokers.paper.broker import PaperBroker
 from autoquant.brokers.paper.engine import PaperExchange
 from autoquant.brokers.paper.market_stream import MarketDataHub
-from autoquant.brokers.paper.prices import RandomWalk
+from autoquant.brokers.paper.prices import PricePath
 from autoquant.brokers.paper.server import create_app
 from autoquant.clocks import SystemClock
 from autoquant.domain.clock import Clock
@@ -86,6 +87,8 @@ class PaperServer:
         self.exchange = PaperExchange(config.paper, self.clock, config.marketdata.symbols)
         #: Market-data subscribers; the price feed publishes to it, tests may too.
         self.market = MarketDataHub(keys)
+        #: The synthetic prices: the live feed's bars and the historical bars routes' are one path.
+        self.prices = PricePath(config.marketdata.seed, round(config.marketdata.bar_seconds * 1_000_000_000))
         self.app = create_app(
             self.exchange,
             config.paper.faults,
@@ -93,6 +96,7 @@ class PaperServer:
             seed=config.paper.seed,
             retry_after_s=retry_after_s,
             market=self.market,
+            prices=self.prices,
         )
         self._pump = PaperBroker(self.exchange)
         self._feed_prices = feed_prices
@@ -173,18 +177,18 @@ class PaperServer:
 
     async def _price_feed(self) -> None:
         """A bar per symbol every ``bar_seconds``, closing on the grid, fed to the exchange and then
-        published to market-data subscribers (so a client never sees a price the venue has not)."""
-        bar_ns = round(self.config.marketdata.bar_seconds * 1_000_000_000)
+        published to market-data subscribers (so a client never sees a price the venue has not).
+        The bars are the price path's, so ``GET /v2/stocks/bars`` serves the same ones afterwards."""
+        bar_ns = self.prices.bar_ns
         symbols = self.config.marketdata.symbols
-        start = {s: p for s in symbols if (p := self.exchange.last_price(s)) is not None}
-        walk = RandomWalk(symbols, seed=self.config.marketdata.seed, bar_ns=bar_ns, start=start)
+        now = self.clock.now_ns()
         for symbol in symbols:
-            self.exchange.set_price(symbol, walk.price(symbol))
+            self.exchange.set_price(symbol, self.prices.price_at(symbol, now))
         while True:
             now = self.clock.now_ns()
             close_ns = (now // bar_ns + 1) * bar_ns
             await asyncio.sleep((close_ns - now) / 1e9)
-            bars = walk.next_bars(close_ns)
+            bars = self.prices.bars_closing_at(symbols, close_ns)
             for bar in bars:
                 self.exchange.on_bar(bar)
             self.market.publish(bars)

@@ -297,7 +297,8 @@ def test_cancel_all_cancels_every_open_order(make: Factory) -> None:
 
 
 def test_list_orders_filters(make: Factory, clock: FakeClock) -> None:
-    """list_orders filters by open/closed, creation time (after exclusive, until inclusive), symbol."""
+    """list_orders filters by open/closed, creation time (after and until both exclusive, as at Alpaca),
+    symbol."""
     exchange = make()
     first = exchange.submit(order("a", limit="1"))
     clock.advance(1)
@@ -312,7 +313,8 @@ def test_list_orders_filters(make: Factory, clock: FakeClock) -> None:
     assert ids(exchange.list_orders(status="all")) == ["b", "a"]
     assert ids(exchange.list_orders(status="all", direction="asc")) == ["a", "b"]
     assert ids(exchange.list_orders(status="all", after_ns=first.created_ns)) == ["b"]
-    assert ids(exchange.list_orders(status="all", until_ns=first.created_ns)) == ["a"]
+    assert ids(exchange.list_orders(status="all", until_ns=first.created_ns)) == []
+    assert ids(exchange.list_orders(status="all", until_ns=second.created_ns)) == ["a"]
     assert ids(exchange.list_orders(status="all", symbols=["MSFT"])) == ["b"]
     assert ids(exchange.list_orders(status="all", limit=1)) == ["b"]
 

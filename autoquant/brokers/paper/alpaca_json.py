@@ -13,9 +13,11 @@ from decimal import Decimal
 from typing import Any, Final
 
 from autoquant.brokers.alpaca_mapping import format_time_ns
+from autoquant.brokers.paper.store import OrderLinks
 from autoquant.domain.broker import BrokerAccount, BrokerOrderState, BrokerPosition, OrderUpdate
 from autoquant.domain.fills import Fill
 from autoquant.domain.orders import OrderEventKind, OrderStatus
+from autoquant.domain.values import Side
 
 S = OrderStatus
 E = OrderEventKind
@@ -65,9 +67,16 @@ def _dec(value: Decimal | None) -> str | None:
     return None if value is None else str(value)
 
 
-def order_json(order: BrokerOrderState) -> dict[str, Any]:
+def position_intent(side: Side) -> str:
+    """The paper venue never sells short, so a buy opens (or adds to) a long and a sell closes one."""
+    return "buy_to_open" if side is Side.BUY else "sell_to_close"
+
+
+def order_json(order: BrokerOrderState, links: OrderLinks | None = None) -> dict[str, Any]:
     updated = format_time_ns(order.updated_ns)
     status = order.status
+    links = links or OrderLinks()
+    replaced_at = links.replaced_at_ns if links.replaced_by is not None else None
     return {
         "id": order.broker_order_id,
         "client_order_id": order.client_order_id,
@@ -78,9 +87,9 @@ def order_json(order: BrokerOrderState) -> dict[str, Any]:
         "expired_at": updated if status is S.EXPIRED else None,
         "canceled_at": updated if status is S.CANCELED else None,
         "failed_at": updated if status is S.REJECTED else None,
-        "replaced_at": None,
-        "replaced_by": None,
-        "replaces": None,
+        "replaced_at": None if replaced_at is None else format_time_ns(replaced_at),
+        "replaced_by": links.replaced_by,
+        "replaces": links.replaces,
         "asset_id": asset_id(order.symbol),
         "symbol": order.symbol,
         "asset_class": asset_class(order.symbol),
@@ -92,7 +101,7 @@ def order_json(order: BrokerOrderState) -> dict[str, Any]:
         "order_type": order.order_type.value,
         "type": order.order_type.value,
         "side": order.side.value,
-        "position_intent": None,
+        "position_intent": position_intent(order.side),
         "time_in_force": order.time_in_force.value,
         "limit_price": _dec(order.limit_price),
         "stop_price": None,
@@ -107,12 +116,14 @@ def order_json(order: BrokerOrderState) -> dict[str, Any]:
     }
 
 
-def trade_update_json(update: OrderUpdate, *, position_qty: Decimal) -> dict[str, Any]:
+def trade_update_json(
+    update: OrderUpdate, *, position_qty: Decimal, links: OrderLinks | None = None
+) -> dict[str, Any]:
     """One ``trade_updates`` frame, whole (``{"stream": "trade_updates", "data": …}``)."""
     ts = update.broker_ts_ns if update.broker_ts_ns is not None else update.order.updated_ns
     data: dict[str, Any] = {
         "event": EVENT_WORD[update.kind],
-        "order": order_json(update.order),
+        "order": order_json(update.order, links),
         "timestamp": format_time_ns(ts),
         "position_qty": str(position_qty),
     }
@@ -224,17 +235,6 @@ def fill_activities_json(fills: Sequence[Fill], orders: dict[str, BrokerOrderSta
             }
         )
     return result
-
-
-def clock_json(now_ns: int) -> dict[str, Any]:
-    """The paper venue never closes (crypto hours); Alpaca's clock shape says so."""
-    day = 86_400 * 1_000_000_000
-    return {
-        "timestamp": format_time_ns(now_ns),
-        "is_open": True,
-        "next_open": format_time_ns(now_ns - now_ns % day + day),
-        "next_close": format_time_ns(now_ns - now_ns % day + day - 1_000_000_000),
-    }
 
 
 def error_json(code: int, message: str) -> dict[str, Any]:

@@ -26,6 +26,12 @@ What it does, so that code tested against it meets the same shapes as at Alpaca:
   there then, it is rejected (nothing filled yet) or its remainder canceled.
 - **Determinism.** Whether and how an order is split is a function of (``seed``, client order id),
   so restarts and re-runs do not change outcomes. Broker order ids and execution ids are uuid4.
+- **Replace.** An open, unfilled order can be replaced (Alpaca's ``PATCH /v2/orders/{id}``): checked
+  like a submit (without the old order's commitment), the old order ends REPLACED and the new one is
+  accepted in one transaction; ``links`` tells which order replaced which.
+- **Account.** ``configure`` keeps Alpaca's account configurations; ``suspend_trade`` refuses new
+  orders (403). Equity is sampled whenever a price or the cash moves (the last sample of a minute
+  stands), for the portfolio history.
 - **Persistence.** Everything (orders, fills, cash, positions, prices, the sequence of updates) is
   in ``state_path``; reopening restores it and open orders keep working. The file's cash wins over a
   changed ``starting_cash``.
@@ -37,10 +43,11 @@ queues, and the pump's wake-up watchers) is in ``fanout``.
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import Callable, Sequence
 from decimal import Decimal, localcontext
-from typing import Literal
+from typing import Any, Literal
 
 from autoquant.brokers.paper.fanout import UpdateFanout
 from autoquant.brokers.paper.fill_model import (
@@ -58,9 +65,11 @@ from autoquant.brokers.paper.refusals import (
     duplicate,
     not_cancelable,
     not_found,
+    not_replaceable,
     require_symbol,
+    trading_suspended,
 )
-from autoquant.brokers.paper.store import OrderRecord, PaperStore
+from autoquant.brokers.paper.store import OrderLinks, OrderRecord, PaperStore
 from autoquant.brokers.settings import PaperSettings
 from autoquant.domain.bars import Bar
 from autoquant.domain.broker import (
@@ -100,11 +109,13 @@ class PaperExchange:
             cash = settings.starting_cash
             with self._store.transaction() as writer:
                 writer.set_cash(cash)
+            self._store.record_equity(clock.now_ns(), cash)
         self._cash: Decimal = cash
         self._open: dict[str, OrderRecord] = {r.state.broker_order_id: r for r in self._store.open_orders()}
         self._positions: dict[str, Position] = self._store.positions()
         self._prices: dict[str, Decimal] = self._store.prices()
         self._fanout = UpdateFanout()
+        self._configuration: dict[str, Any] = json.loads(self._store.meta("account_configurations") or "{}")
 
     # --- prices ------------------------------------------------------------------------------
 
@@ -121,6 +132,7 @@ class PaperExchange:
             writer.set_price(symbol, price, self.clock.now_ns())
         self._prices[symbol] = price
         updates = self.process()
+        self._store.record_equity(self.clock.now_ns(), self.account().equity)
         self._fanout.poke()
         return updates
 
@@ -131,6 +143,8 @@ class PaperExchange:
 
     def submit(self, request: OrderRequest) -> BrokerOrderState:
         """Accept an order or raise why not; on accept, emit ACCEPTED ("new")."""
+        if self.suspended:
+            raise trading_suspended()
         if self._store.order(client_order_id=request.client_order_id) is not None:
             raise duplicate(request.client_order_id)
         require_symbol(self.symbols, request.symbol)
@@ -166,7 +180,7 @@ class PaperExchange:
         symbols: Sequence[str] | None = None,
         direction: Literal["asc", "desc"] = "desc",
     ) -> list[BrokerOrderState]:
-        """Orders by creation time: created strictly after ``after_ns`` and at or before ``until_ns``."""
+        """Orders by creation time: created strictly after ``after_ns`` and strictly before ``until_ns``."""
         return self._store.orders(
             status=status,
             after_ns=after_ns,
@@ -196,7 +210,71 @@ class PaperExchange:
             canceled.append((order_id, 200))
         return canceled
 
+    def replace(self, broker_order_id: str, request: OrderRequest) -> BrokerOrderState:
+        """Replace an open, unfilled order by ``request`` (same symbol and side): the old order ends
+        REPLACED ("replaced"), the new one is ACCEPTED ("new"), both in one transaction."""
+        record = self._open.get(broker_order_id)
+        if record is None:
+            known = self._store.order(broker_order_id=broker_order_id)
+            if known is None:
+                raise not_found(broker_order_id)
+            raise not_replaceable(f"order is already {known.status.value}")
+        if record.state.filled_qty > 0:
+            raise not_replaceable("order is partially filled: cancel it and submit the rest")
+        if self._store.order(client_order_id=request.client_order_id) is not None:
+            raise duplicate(request.client_order_id)
+        check_funds(
+            request,
+            cash=self._cash,
+            open_orders=[r for r in self._open.values() if r is not record],
+            prices=self._prices,
+            position_qty=self.position_qty(request.symbol),
+            settings=self.settings,
+        )
+        now = self.clock.now_ns()
+        old = OrderRecord(finished_state(record.state, OrderEventKind.REPLACED, now), record.due_ns, None)
+        state = accepted_state(request, str(uuid.uuid4()), now)
+        expires = end_of_utc_day_ns(now) if request.time_in_force is TimeInForce.DAY else None
+        new = OrderRecord(state=state, due_ns=now + self._latency_ns, expires_ns=expires)
+        updates = [
+            order_update(OrderEventKind.REPLACED, old.state, now),
+            order_update(OrderEventKind.ACCEPTED, state, now),
+        ]
+        with self._store.transaction() as writer:
+            writer.put_order(old)
+            writer.put_order(new)
+            writer.add_replacement(broker_order_id, state.broker_order_id, now)
+            for update in updates:
+                writer.add_event(update)
+        del self._open[broker_order_id]
+        self._open[state.broker_order_id] = new
+        self._fanout.publish(updates)
+        self._fanout.poke()
+        return state
+
+    def links(self, broker_order_ids: Sequence[str]) -> dict[str, OrderLinks]:
+        """Which of these orders replaced, or were replaced by, another (absent: neither)."""
+        return self._store.links(broker_order_ids)
+
     # --- account ---------------------------------------------------------------------------------
+
+    def configuration(self) -> dict[str, Any]:
+        """The account configurations set through ``configure`` (Alpaca's names and values)."""
+        return dict(self._configuration)
+
+    def configure(self, values: dict[str, Any]) -> None:
+        """Keep ``values`` (already validated); ``suspend_trade`` true refuses new orders (403)."""
+        with self._store.transaction() as writer:
+            writer.set_meta("account_configurations", json.dumps(values, sort_keys=True))
+        self._configuration = dict(values)
+
+    @property
+    def suspended(self) -> bool:
+        return self._configuration.get("suspend_trade") is True
+
+    def equity_history(self) -> list[tuple[int, Decimal]]:
+        """(time, equity) samples, the last of each minute, oldest first, up to now."""
+        return self._store.equity_points(until_ns=self.clock.now_ns())
 
     def positions(self) -> list[BrokerPosition]:
         return [
@@ -382,4 +460,5 @@ class PaperExchange:
             self._positions[position.symbol] = position
         if cash is not None:
             self._cash = cash
+            self._store.record_equity(self.clock.now_ns(), self.account().equity)
         self._fanout.publish(updates)

@@ -1,7 +1,8 @@
 """The updates the paper exchange emits about an order, worded as Alpaca words them.
 
 Updates, in order, per order: ``ACCEPTED`` ("new") at submit; then zero or more ``PARTIAL_FILL``
-("partial_fill"), then one ``FILL`` ("fill"), or a final ``CANCELED`` / ``EXPIRED`` / ``REJECTED``.
+("partial_fill"), then one ``FILL`` ("fill"), or a final ``CANCELED`` / ``EXPIRED`` / ``REJECTED``, or
+``REPLACED`` ("replaced") when a replace ended it (the new order then gets its own ``ACCEPTED``).
 Every update carries the full order state after the event; fill updates carry their ``Fill``. The
 Alpaca words ride along as ``raw_event`` / ``raw_status``, as they would from the real venue.
 
@@ -26,6 +27,7 @@ RAW_EVENT: Final = {
     OrderEventKind.CANCELED: "canceled",
     OrderEventKind.EXPIRED: "expired",
     OrderEventKind.REJECTED: "rejected",
+    OrderEventKind.REPLACED: "replaced",
 }
 RAW_STATUS: Final = {
     OrderStatus.ACCEPTED: "new",
@@ -34,12 +36,14 @@ RAW_STATUS: Final = {
     OrderStatus.CANCELED: "canceled",
     OrderStatus.EXPIRED: "expired",
     OrderStatus.REJECTED: "rejected",
+    OrderStatus.REPLACED: "replaced",
 }
 #: The status an order ends in after each of the events that end it.
 FINAL_STATUS: Final = {
     OrderEventKind.CANCELED: OrderStatus.CANCELED,
     OrderEventKind.EXPIRED: OrderStatus.EXPIRED,
     OrderEventKind.REJECTED: OrderStatus.REJECTED,
+    OrderEventKind.REPLACED: OrderStatus.REPLACED,
 }
 
 

@@ -49,6 +49,18 @@ def not_cancelable(status: str) -> BrokerRejected:
     )
 
 
+def not_replaceable(why: str) -> BrokerRejected:
+    return BrokerRejected(f"{why}: it cannot be replaced", status=422, code=CODE_UNPROCESSABLE)
+
+
+def trading_suspended() -> BrokerRejected:
+    return BrokerRejected(
+        "new orders are blocked: the account's suspend_trade configuration is on",
+        status=403,
+        code=CODE_FORBIDDEN,
+    )
+
+
 def require_symbol(symbols: frozenset[str], symbol: str) -> None:
     if symbol not in symbols:
         raise BrokerRejected(

@@ -1,7 +1,9 @@
 """The paper server's REST routes, shaped as Alpaca's ``/v2`` trading API.
 
-Errors are Alpaca's ``{"code": …, "message": …}`` with Alpaca's statuses: 422 for an invalid order
-(40010000) or a duplicate ``client_order_id`` (40010001), 403 for insufficient buying power
+Orders are here (submit, list, get, replace, cancel); the account, positions and reference routes
+are in ``rest_account``, ``rest_positions`` and ``rest_reference``, all behind one guard (faults,
+then keys). Errors are Alpaca's ``{"code": …, "message": …}`` (``http_errors``): 422 for an invalid
+order (40010000) or a duplicate ``client_order_id`` (40010001), 403 for insufficient buying power
 (40310000), 404 for an unknown order (40410000), 401 for wrong keys (40110000), 429 (42910000) and
 503 (50010000) when a fault is injected. Bad input never takes the server down.
 """
@@ -11,129 +13,125 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
-from typing import Any, Literal, TypeVar
+from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
-from autoquant.brokers.alpaca_mapping import AlpacaPayloadError, parse_time_ns
-from autoquant.brokers.paper.alpaca_json import (
-    account_json,
-    clock_json,
-    error_json,
-    fill_activities_json,
-    order_json,
-    position_json,
-)
+from autoquant.brokers.paper.alpaca_json import order_json
 from autoquant.brokers.paper.engine import PaperExchange
 from autoquant.brokers.paper.faults import FaultInjector, abort_connection
+from autoquant.brokers.paper.http_errors import (
+    CODE_INVALID,
+    CODE_NOT_FOUND,
+    CODE_RATE_LIMIT,
+    CODE_SERVER,
+    CODE_UNAUTHORIZED,
+    AlpacaHTTPError,
+    choice,
+    error_response,
+    from_broker_error,
+    int_param,
+    invalid,
+    time_param,
+)
+from autoquant.brokers.paper.rest_account import build_account_router
+from autoquant.brokers.paper.rest_positions import build_positions_router
+from autoquant.brokers.paper.rest_reference import build_reference_router
 from autoquant.brokers.settings import Secrets
 from autoquant.domain.broker import BrokerOrderState, OrderRequest
 from autoquant.errors import BrokerError
 
-CODE_INVALID = 40010000
-CODE_UNAUTHORIZED = 40110000
-CODE_NOT_FOUND = 40410000
-CODE_RATE_LIMIT = 42910000
-CODE_SERVER = 50010000
-
-T = TypeVar("T", bound=str)
+__all__ = ["CODE_INVALID", "AlpacaHTTPError", "build_router", "error_response", "parse_order_body"]
 
 MAX_ORDERS_PAGE = 500
-MAX_ACTIVITIES_PAGE = 100
+MAX_CLIENT_ORDER_ID = 128
+REPLACE_FIELDS = frozenset(
+    {"qty", "time_in_force", "limit_price", "client_order_id", "stop_price", "trail", "notional"}
+)
 
 
-class AlpacaHTTPError(Exception):
-    """Answer the request with Alpaca's error shape."""
-
-    def __init__(self, status: int, code: int, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message, self.headers = status, code, message, headers or {}
-
-
-def error_response(error: AlpacaHTTPError) -> JSONResponse:
-    return JSONResponse(
-        error_json(error.code, error.message), status_code=error.status, headers=error.headers
-    )
-
-
-def _from_broker_error(error: BrokerError) -> AlpacaHTTPError:
-    status = error.status or 422
-    return AlpacaHTTPError(
-        status, error.code or (CODE_INVALID if status == 422 else status * 100_000), str(error)
-    )
-
-
-def _invalid(message: str) -> AlpacaHTTPError:
-    return AlpacaHTTPError(422, CODE_INVALID, message)
-
-
-def _time_param(value: str | None, name: str) -> int | None:
-    if value is None or value == "":
-        return None
-    try:
-        return parse_time_ns(value, name)
-    except AlpacaPayloadError as error:
-        raise _invalid(str(error)) from None
-
-
-def _int_param(value: str | None, name: str, default: int, maximum: int) -> int:
-    if value is None:
-        return default
-    try:
-        number = int(value)
-    except ValueError:
-        raise _invalid(f"{name}: {value!r} is not an integer") from None
-    if number < 1:
-        raise _invalid(f"{name} must be at least 1")
-    return min(number, maximum)
-
-
-def _choice(value: str | None, name: str, choices: tuple[T, ...], default: T) -> T:
-    if value is None or value == "":
-        return default
-    for choice in choices:
-        if value == choice:
-            return choice
-    raise _invalid(f"{name}: {value!r} is not one of {list(choices)}")
-
-
-def parse_order_body(body: bytes) -> OrderRequest:
-    """Alpaca's order JSON as an ``OrderRequest``; numbers are read as exact decimals."""
+def _json_object(body: bytes) -> dict[str, Any]:
     try:
         data = json.loads(body, parse_float=Decimal)
     except ValueError:
-        raise _invalid("request body is not valid JSON") from None
+        raise invalid("request body is not valid JSON") from None
     if not isinstance(data, dict):
-        raise _invalid("request body must be a JSON object")
-    if data.get("notional") is not None:
-        raise _invalid("notional orders are not supported by the paper exchange: send qty")
-    if data.get("order_class") not in (None, "", "simple"):
-        raise _invalid(f"order_class {data['order_class']!r} is not supported")
-    fields = {
-        "client_order_id": data.get("client_order_id") or str(uuid.uuid4()),
-        "symbol": data.get("symbol"),
-        "side": data.get("side"),
-        "qty": data.get("qty"),
-        "order_type": data.get("type", data.get("order_type")),
-        "time_in_force": data.get("time_in_force"),
-        "limit_price": data.get("limit_price"),
-    }
+        raise invalid("request body must be a JSON object")
+    return data
+
+
+def _order_request(fields: dict[str, Any]) -> OrderRequest:
+    client_order_id = fields.get("client_order_id")
+    if isinstance(client_order_id, str) and len(client_order_id) > MAX_CLIENT_ORDER_ID:
+        raise invalid(f"client_order_id must be at most {MAX_CLIENT_ORDER_ID} characters")
     try:
         return OrderRequest.model_validate({k: v for k, v in fields.items() if v is not None})
     except ValidationError as error:
         first = error.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "order"
         where = {"order_type": "type"}.get(where, where)
-        raise _invalid(f"{where}: {first['msg'].removeprefix('Value error, ')}") from None
+        raise invalid(f"{where}: {first['msg'].removeprefix('Value error, ')}") from None
 
 
-def build_router(
-    exchange: PaperExchange, faults: FaultInjector, keys: Secrets, *, retry_after_s: float | None
-) -> APIRouter:
-    """Every ``/v2`` route, behind the fault injector and the key check."""
+def parse_order_body(body: bytes) -> OrderRequest:
+    """Alpaca's order JSON as an ``OrderRequest``; numbers are read as exact decimals."""
+    data = _json_object(body)
+    if data.get("notional") is not None:
+        raise invalid("notional orders are not supported by the paper exchange: send qty")
+    if data.get("order_class") not in (None, "", "simple"):
+        raise invalid(f"order_class {data['order_class']!r} is not supported")
+    # Both required by Alpaca's spec (CreateOrderRequest): no default stands in for either.
+    if data.get("time_in_force") in (None, ""):
+        raise invalid("time_in_force is required: day, gtc, ioc or fok")
+    if data.get("type", data.get("order_type")) in (None, ""):
+        raise invalid("type is required: market or limit")
+    return _order_request(
+        {
+            "client_order_id": data.get("client_order_id") or str(uuid.uuid4()),
+            "symbol": data.get("symbol"),
+            "side": data.get("side"),
+            "qty": data.get("qty"),
+            "order_type": data.get("type", data.get("order_type")),
+            "time_in_force": data.get("time_in_force"),
+            "limit_price": data.get("limit_price"),
+        }
+    )
+
+
+def parse_replace_body(body: bytes, old: BrokerOrderState) -> OrderRequest:
+    """Alpaca's replace JSON (``PATCH /v2/orders/{id}``) over ``old``: the new order's terms."""
+    data = _json_object(body)
+    for name in ("stop_price", "trail", "notional"):
+        if data.get(name) is not None:
+            raise invalid(f"{name} cannot be changed on a {old.order_type.value} order")
+    unknown = set(data) - REPLACE_FIELDS
+    if unknown:
+        raise invalid(f"{sorted(unknown)[0]}: not a field of a replace request")
+    if data.get("limit_price") is not None and old.limit_price is None:
+        raise invalid(f"limit_price cannot be set on a {old.order_type.value} order")
+    return _order_request(
+        {
+            "client_order_id": data.get("client_order_id") or str(uuid.uuid4()),
+            "symbol": old.symbol,
+            "side": old.side,
+            "qty": data.get("qty") if data.get("qty") is not None else old.qty,
+            "order_type": old.order_type,
+            "time_in_force": data.get("time_in_force") or old.time_in_force,
+            "limit_price": data.get("limit_price")
+            if data.get("limit_price") is not None
+            else old.limit_price,
+        }
+    )
+
+
+def make_guard(
+    faults: FaultInjector, keys: Secrets, *, retry_after_s: float | None
+) -> Callable[[Request], Awaitable[None]]:
+    """The check every REST request passes first: injected faults, then the keys."""
 
     async def guard(request: Request) -> None:
         if faults.slow():
@@ -151,27 +149,23 @@ def build_router(
         if key != keys.key_id or secret != keys.secret_key:
             raise AlpacaHTTPError(401, CODE_UNAUTHORIZED, "request is not authorized")
 
+    return guard
+
+
+def build_router(
+    exchange: PaperExchange, faults: FaultInjector, guard: Callable[[Request], Awaitable[None]]
+) -> APIRouter:
+    """Every ``/v2`` trading route, behind ``guard``."""
     router = APIRouter(prefix="/v2", dependencies=[Depends(guard)])
+
+    def with_links(orders: list[BrokerOrderState]) -> list[dict[str, Any]]:
+        links = exchange.links([o.broker_order_id for o in orders])
+        return [order_json(o, links.get(o.broker_order_id)) for o in orders]
 
     def order_or_404(found: BrokerOrderState | None) -> dict[str, Any]:
         if found is None:
             raise AlpacaHTTPError(404, CODE_NOT_FOUND, "order not found")
-        return order_json(found)
-
-    @router.get("/account")
-    async def account() -> dict[str, Any]:
-        long_value = short_value = Decimal(0)
-        for position in exchange.positions():
-            value = position.qty * (exchange.last_price(position.symbol) or position.avg_entry_price)
-            if value >= 0:
-                long_value += value
-            else:
-                short_value += value
-        return account_json(exchange.account(), long_value=long_value, short_value=short_value)
-
-    @router.get("/clock")
-    async def clock() -> dict[str, Any]:
-        return clock_json(exchange.clock.now_ns())
+        return with_links([found])[0]
 
     @router.post("/orders")
     async def submit(request: Request) -> Response:
@@ -179,7 +173,7 @@ def build_router(
         try:
             state = exchange.submit(order)
         except BrokerError as error:
-            raise _from_broker_error(error) from None
+            raise from_broker_error(error) from None
         if faults.drop_after_accept() and await abort_connection(request.scope):
             return Response(status_code=204)  # never written: the connection is gone
         return JSONResponse(order_json(state))
@@ -188,33 +182,46 @@ def build_router(
     async def list_orders(request: Request) -> list[dict[str, Any]]:
         q = request.query_params
         symbols = [s for s in (q.get("symbols") or "").split(",") if s] or None
-        side = q.get("side")
+        side = choice(q.get("side"), "side", ("buy", "sell", "any"), "any")
+        limit = int_param(q.get("limit"), "limit", 50, MAX_ORDERS_PAGE)
         found = exchange.list_orders(
-            status=_choice(q.get("status"), "status", ("open", "closed", "all"), "open"),
-            after_ns=_time_param(q.get("after"), "after"),
-            until_ns=_time_param(q.get("until"), "until"),
-            limit=_int_param(q.get("limit"), "limit", 50, MAX_ORDERS_PAGE),
+            status=choice(q.get("status"), "status", ("open", "closed", "all"), "open"),
+            after_ns=time_param(q.get("after"), "after"),
+            until_ns=time_param(q.get("until"), "until"),
+            # The side filter comes after the query, so the limit must too.
+            limit=limit if side == "any" else None,
             symbols=symbols,
-            direction=_choice(q.get("direction"), "direction", ("asc", "desc"), "desc"),
+            direction=choice(q.get("direction"), "direction", ("asc", "desc"), "desc"),
         )
-        return [order_json(o) for o in found if side is None or o.side.value == side]
+        return with_links([o for o in found if side == "any" or o.side.value == side][:limit])
 
     @router.get("/orders:by_client_order_id")
     async def by_client_order_id(client_order_id: str = "") -> dict[str, Any]:
         if not client_order_id:
-            raise _invalid("client_order_id is required")
+            raise invalid("client_order_id is required")
         return order_or_404(exchange.get_by_client_order_id(client_order_id))
 
     @router.get("/orders/{order_id}")
     async def get_order(order_id: str) -> dict[str, Any]:
         return order_or_404(exchange.get_order(order_id))
 
+    @router.patch("/orders/{order_id}")
+    async def replace(request: Request, order_id: str) -> dict[str, Any]:
+        old = exchange.get_order(order_id)
+        if old is None:
+            raise AlpacaHTTPError(404, CODE_NOT_FOUND, "order not found")
+        try:
+            state = exchange.replace(order_id, parse_replace_body(await request.body(), old))
+        except BrokerError as error:
+            raise from_broker_error(error) from None
+        return order_or_404(state)
+
     @router.delete("/orders/{order_id}", status_code=204)
     async def cancel(order_id: str) -> Response:
         try:
             exchange.cancel(order_id)
         except BrokerError as error:
-            raise _from_broker_error(error) from None
+            raise from_broker_error(error) from None
         return Response(status_code=204)
 
     @router.delete("/orders")
@@ -228,53 +235,7 @@ def build_router(
             results.append(item)
         return JSONResponse(results, status_code=207)
 
-    @router.get("/positions")
-    async def positions() -> list[dict[str, Any]]:
-        return [position_json(p, exchange.last_price(p.symbol)) for p in exchange.positions()]
-
-    @router.get("/positions/{symbol:path}")
-    async def position(symbol: str) -> dict[str, Any]:
-        for p in exchange.positions():
-            if symbol in (p.symbol, p.symbol.replace("/", "")):
-                return position_json(p, exchange.last_price(p.symbol))
-        raise AlpacaHTTPError(404, CODE_NOT_FOUND, "position does not exist")
-
-    def activities(request: Request, types: list[str]) -> list[dict[str, Any]]:
-        q = request.query_params
-        if "FILL" not in types:
-            return []
-        direction: Literal["asc", "desc"] = _choice(q.get("direction"), "direction", ("asc", "desc"), "desc")
-        after = _time_param(q.get("after"), "after")
-        until = _time_param(q.get("until"), "until")
-        page_size = _int_param(q.get("page_size"), "page_size", MAX_ACTIVITIES_PAGE, MAX_ACTIVITIES_PAGE)
-        every = exchange.fills()
-        orders = {
-            order_id: found
-            for order_id in {f.broker_order_id for f in every if f.broker_order_id}
-            if (found := exchange.get_order(order_id)) is not None
-        }
-        rows = fill_activities_json(every, orders)
-        times = [f.broker_ts_ns if f.broker_ts_ns is not None else f.local_ts_ns for f in every]
-        rows = [
-            row
-            for row, ts in zip(rows, times, strict=True)
-            if (after is None or ts > after) and (until is None or ts <= until)
-        ]
-        if direction == "desc":
-            rows.reverse()
-        token = q.get("page_token")
-        if token:
-            ids = [row["id"] for row in rows]
-            rows = rows[ids.index(token) + 1 :] if token in ids else []
-        return rows[:page_size]
-
-    @router.get("/account/activities")
-    async def all_activities(request: Request, activity_types: str = "") -> list[dict[str, Any]]:
-        types = [t.strip().upper() for t in activity_types.split(",") if t.strip()] or ["FILL"]
-        return activities(request, types)
-
-    @router.get("/account/activities/{activity_type}")
-    async def typed_activities(request: Request, activity_type: str) -> list[dict[str, Any]]:
-        return activities(request, [activity_type.upper()])
-
+    router.include_router(build_account_router(exchange))
+    router.include_router(build_positions_router(exchange))
+    router.include_router(build_reference_router(exchange))
     return router

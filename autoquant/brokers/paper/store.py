@@ -49,6 +49,14 @@ CREATE TABLE IF NOT EXISTS fills (
 CREATE INDEX IF NOT EXISTS fills_ts ON fills (ts_ns);
 CREATE TABLE IF NOT EXISTS positions (symbol TEXT PRIMARY KEY, position TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS prices (symbol TEXT PRIMARY KEY, price TEXT NOT NULL, ts_ns INTEGER NOT NULL);
+-- A replace: the old order, the order that replaced it, when (GET /v2/orders shows both ends).
+CREATE TABLE IF NOT EXISTS replacements (
+    old_id TEXT PRIMARY KEY,
+    new_id TEXT NOT NULL UNIQUE,
+    ts_ns INTEGER NOT NULL
+);
+-- The account's equity, the last value in each minute: GET /v2/account/portfolio/history.
+CREATE TABLE IF NOT EXISTS equity (minute INTEGER PRIMARY KEY, ts_ns INTEGER NOT NULL, equity TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     broker_order_id TEXT NOT NULL,
@@ -71,6 +79,15 @@ class OrderRecord:
     fills_done: int = 0
     #: Sum of qty * price over the fills, for the exact cumulative average price.
     filled_notional: Decimal = Decimal(0)
+
+
+@dataclass(frozen=True)
+class OrderLinks:
+    """An order's part in replaces: the order it replaced, the one that replaced it, and when."""
+
+    replaces: str | None = None
+    replaced_by: str | None = None
+    replaced_at_ns: int | None = None
 
 
 class Writer:
@@ -122,6 +139,14 @@ class Writer:
             (symbol, str(price), ts_ns),
         )
 
+    def add_replacement(self, old_id: str, new_id: str, ts_ns: int) -> None:
+        self._sqlite.execute(
+            "INSERT INTO replacements (old_id, new_id, ts_ns) VALUES (?, ?, ?)", (old_id, new_id, ts_ns)
+        )
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._sqlite.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
     def add_event(self, update: OrderUpdate) -> None:
         self._sqlite.execute(
             "INSERT INTO events (broker_order_id, kind, ts_ns, update_json) VALUES (?, ?, ?, ?)",
@@ -163,6 +188,42 @@ class PaperStore:
     def cash(self) -> Decimal | None:
         row = self._sqlite.execute("SELECT value FROM meta WHERE key = 'cash'").fetchone()
         return None if row is None else Decimal(row[0])
+
+    def meta(self, key: str) -> str | None:
+        row = self._sqlite.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def links(self, order_ids: Sequence[str]) -> dict[str, OrderLinks]:
+        """How each of ``order_ids`` takes part in a replace (absent: in none)."""
+        found: dict[str, OrderLinks] = {}
+        marks = ", ".join("?" for _ in order_ids)
+        if not order_ids:
+            return found
+        rows = self._sqlite.execute(
+            "SELECT old_id, new_id, ts_ns FROM replacements"
+            f" WHERE old_id IN ({marks}) OR new_id IN ({marks})",
+            [*order_ids, *order_ids],
+        ).fetchall()
+        for old_id, new_id, ts_ns in rows:
+            old = found.get(old_id, OrderLinks())
+            found[old_id] = OrderLinks(old.replaces, replaced_by=new_id, replaced_at_ns=ts_ns)
+            new = found.get(new_id, OrderLinks())
+            found[new_id] = OrderLinks(old_id, new.replaced_by, new.replaced_at_ns)
+        return found
+
+    def record_equity(self, ts_ns: int, equity: Decimal) -> None:
+        """The equity at ``ts_ns``; the last one written in a minute stands for that minute."""
+        self._sqlite.execute(
+            "INSERT OR REPLACE INTO equity (minute, ts_ns, equity) VALUES (?, ?, ?)",
+            (ts_ns // 60_000_000_000, ts_ns, str(equity)),
+        )
+
+    def equity_points(self, *, until_ns: int) -> list[tuple[int, Decimal]]:
+        """(time, equity) at or before ``until_ns``, oldest first, one per minute."""
+        rows = self._sqlite.execute(
+            "SELECT ts_ns, equity FROM equity WHERE ts_ns <= ? ORDER BY minute", (until_ns,)
+        ).fetchall()
+        return [(ts, Decimal(value)) for ts, value in rows]
 
     def open_orders(self) -> list[OrderRecord]:
         rows = self._sqlite.execute(
@@ -214,7 +275,7 @@ class PaperStore:
             where.append("created_ns > ?")
             params.append(after_ns)
         if until_ns is not None:
-            where.append("created_ns <= ?")
+            where.append("created_ns < ?")  # Alpaca's ``until`` is exclusive
             params.append(until_ns)
         if symbols is not None:
             where.append(f"symbol IN ({', '.join('?' for _ in symbols)})")

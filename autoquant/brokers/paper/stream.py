@@ -60,7 +60,11 @@ async def serve_trade_updates(
     await ws.accept()
     message = await _receive_json(ws)
     if message is None or message.get("action") not in ("authenticate", "auth"):
-        await ws.send_bytes(_frame("authorization", {"status": "unauthorized", "action": "authenticate"}))
+        # Alpaca names the action it refused: a ``listen`` before authenticating is answered with
+        # ``"action": "listen"``.
+        action = message.get("action") if message is not None else None
+        refused = action if isinstance(action, str) and action else "authenticate"
+        await ws.send_bytes(_frame("authorization", {"status": "unauthorized", "action": refused}))
         await ws.close(code=1008)
         return
     if not _authorized(message, keys):
@@ -119,8 +123,13 @@ async def _send_updates(
             await ws.send_bytes(held)
             held = None
             continue
+        order_id = update.order.broker_order_id
         frame = json.dumps(
-            trade_update_json(update, position_qty=exchange.position_qty(update.order.symbol))
+            trade_update_json(
+                update,
+                position_qty=exchange.position_qty(update.order.symbol),
+                links=exchange.links([order_id]).get(order_id),
+            )
         ).encode()
         if held is None and faults.reorder_event():
             held = frame
