@@ -262,7 +262,7 @@ async def test_a_body_that_is_not_json_is_a_typed_error() -> None:
 
 async def test_a_429_with_x_ratelimit_reset_waits_until_the_reset() -> None:
     """Alpaca's X-RateLimit-Reset (epoch seconds) is honoured: the retry waits until then, then succeeds."""
-    reset = time.time() + 0.4
+    reset = time.time() + 1.0  # far enough ahead that a loaded machine still answers the 429 before it
     body = b'{"code": 42910000, "message": "slow down"}'
     refused = (429, {**JSON, "X-RateLimit-Reset": f"{reset:.3f}"}, body)
     account = json.dumps(an_account(Decimal(7))).encode()
@@ -275,8 +275,8 @@ async def test_a_429_with_x_ratelimit_reset_waits_until_the_reset() -> None:
         finally:
             await broker.close()
     [retry] = retries(logs)
-    assert retry["status"] == 429 and retry["wait_s"] >= 0.2
-    assert finished >= reset - 0.05
+    assert retry["status"] == 429 and retry["wait_s"] > 0
+    assert finished >= reset - 0.05  # it waited until the reset, not a backoff step (max 2 ms)
 
 
 @pytest.mark.parametrize(
