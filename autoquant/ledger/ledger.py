@@ -24,7 +24,7 @@ from autoquant.domain.fills import Fill
 from autoquant.domain.orders import Order, OrderEvent, OrderEventKind, OrderStatus, apply
 from autoquant.domain.positions import Position
 from autoquant.errors import LedgerError
-from autoquant.ledger import oversight
+from autoquant.ledger import oversight, surface
 from autoquant.ledger.connection import (
     ExternalWrites,
     ReaderThread,
@@ -424,4 +424,19 @@ class Ledger(LedgerReader):
     ) -> None:
         await self._writer.write(
             lambda conn: oversight.insert_cancel_outcome(conn, request_seq, canceled, detail, local_ts_ns)
+        )
+
+    # -- alerts (SQL in ``surface``) -----------------------------------------------------------------
+
+    async def record_alert(self, alert: surface.AlertRecord) -> bool:
+        """An alert, recorded before it is sent; False if its id is already recorded."""
+        return await self._writer.write(lambda conn: surface.insert_alert(conn, alert))
+
+    async def record_alert_delivery(
+        self, alert_id: str, channel: str, outcome: str, attempts: int, detail: str, local_ts_ns: int
+    ) -> None:
+        await self._writer.write(
+            lambda conn: surface.insert_alert_delivery(
+                conn, alert_id, channel, outcome, attempts, detail, local_ts_ns
+            )
         )

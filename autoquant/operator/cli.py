@@ -231,6 +231,12 @@ def cmd_paper_server(config: Config, args: argparse.Namespace, out: TextIO) -> i
     return EXIT_OK
 
 
+def cmd_api(config: Config, args: argparse.Namespace, out: TextIO) -> int:
+    from autoquant.operator.api.server import run
+
+    return run(config, args.listen)
+
+
 def cmd_logs(config: Config, args: argparse.Namespace, out: TextIO) -> int:
     from autoquant.operator.logview import logs_command
 
@@ -323,6 +329,10 @@ def build_parser() -> argparse.ArgumentParser:
     trace.add_argument("id")
     trace.add_argument("--json", action="store_true", help="a JSON array of entries in time order")
     trace.set_defaults(handler=cmd_trace)
+
+    api = sub.add_parser("api", help="serve the operator HTTP API ([api] listen; token from the environment)")
+    api.add_argument("--listen", help="HOST:PORT (default: [api] listen)")
+    api.set_defaults(handler=cmd_api)
 
     paper = sub.add_parser("paper-server", help="serve the paper exchange as an Alpaca-compatible API")
     paper.add_argument("--host", default="127.0.0.1")

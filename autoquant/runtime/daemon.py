@@ -32,6 +32,7 @@ from autoquant.errors import AutoquantError, BrokerError
 from autoquant.ledger import Ledger
 from autoquant.logs import LoggingHandle, configure_logging
 from autoquant.marketdata.replay import CsvBars
+from autoquant.runtime.api_process import ApiChild, check_api_settings
 from autoquant.runtime.config import Config
 from autoquant.runtime.lock import LedgerLock
 from autoquant.runtime.sdnotify import Notifier, WatchdogPinger
@@ -75,6 +76,7 @@ class Daemon:
 
     async def run(self) -> int:
         config = self.config
+        check_api_settings(config)
         lock = LedgerLock(config.ledger.path)
         lock.acquire()
         try:
@@ -147,6 +149,8 @@ class Daemon:
                     group,
                     WorkerSpec("status", lambda: self._publish_status(system), restart_on_exit=True),
                 )
+                if config.api.listen is not None:
+                    supervisor.start(group, WorkerSpec("api", ApiChild(config).run, restart_on_exit=True))
                 controls = await system.gate.refresh_controls()
                 system.strategy_worker.enabled.set()
                 self.ready.set()
