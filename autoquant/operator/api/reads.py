@@ -55,7 +55,7 @@ def _since(text: str | None) -> int | None:
 
 @router.get("/status", response_model=Status)
 async def status(state: State) -> Status:
-    """Daemon liveness, trading state and why, pauses, reconciliation, incidents, P&L (as `autoquant status`)."""
+    """Daemon liveness, trading state and why, pauses, reconciliation, incidents, P&L (`autoquant status`)."""
     reader = await state.reader()
     return Status.model_validate(await inspection.status(reader, state.status_file))
 
