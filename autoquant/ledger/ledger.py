@@ -426,6 +426,10 @@ class Ledger(LedgerReader):
             lambda conn: oversight.insert_cancel_outcome(conn, request_seq, canceled, detail, local_ts_ns)
         )
 
+    def commit_p99_s(self) -> float | None:
+        """The p99 duration of the latest write batches (BEGIN to COMMIT), seconds."""
+        return self._writer.commit_p99_s()
+
     # -- alerts (SQL in ``surface``) -----------------------------------------------------------------
 
     async def record_alert(self, alert: surface.AlertRecord) -> bool:

@@ -32,9 +32,11 @@ from autoquant.errors import AutoquantError, BrokerError
 from autoquant.ledger import Ledger
 from autoquant.logs import LoggingHandle, configure_logging
 from autoquant.marketdata.replay import CsvBars
+from autoquant.runtime.alerting import alert_spec, alert_worker, alerting_enabled, heartbeat_spec
 from autoquant.runtime.api_process import ApiChild, check_api_settings
 from autoquant.runtime.config import Config
 from autoquant.runtime.lock import LedgerLock
+from autoquant.runtime.probes import LoopLag, status_metrics
 from autoquant.runtime.sdnotify import Notifier, WatchdogPinger
 from autoquant.runtime.sources import build_source
 from autoquant.runtime.supervisor import Supervisor, WorkerSpec
@@ -70,6 +72,7 @@ class Daemon:
         self.strategies = [build_strategy(s) for s in config.strategies]
         #: Set when a worker failed fatally (wrong keys, a corrupt ledger): the daemon stops and says why.
         self.fatal: tuple[str, BaseException] | None = None
+        self.loop_lag = LoopLag(self.clock)
 
     def request_stop(self) -> None:
         self.stop_requested.set()
@@ -120,6 +123,7 @@ class Daemon:
                 handled.append(sig)
         try:
             async with asyncio.TaskGroup() as group:
+                await self._start_extras(group, system)  # alerts first: start-up's incidents alert too
                 supervisor.start(group, specs["updates"])
                 supervisor.start(group, specs["marketdata"])
                 self.notifier.extend_timeout(120)
@@ -173,6 +177,18 @@ class Daemon:
             name, cause = self.fatal
             raise AutoquantError(f"worker {name} failed and no restart can cure it: {cause}") from cause
         return 0
+
+    async def _start_extras(self, group: asyncio.TaskGroup, system: System) -> None:
+        """The loop-lag probe, alerts and the dead-man's switch (issue 12): none can stop trading."""
+        config, supervisor = self.config, system.supervisor
+        supervisor.start(group, WorkerSpec("looplag", self.loop_lag.run))
+        if alerting_enabled(config):
+            worker = alert_worker(config, system.ledger, self.clock)
+            await worker.prepare()
+            supervisor.start(group, alert_spec(worker, self.clock))
+        heartbeat = heartbeat_spec(config, lambda: self.ready.is_set() and supervisor.healthy(), self.clock)
+        if heartbeat is not None:
+            supervisor.start(group, heartbeat)
 
     async def _drain(
         self, supervisor: Supervisor, strategies: StrategyWorker, execution: ExecutionWorker
@@ -240,6 +256,7 @@ class Daemon:
                 "healthy": supervisor.healthy(),
                 "log_records_dropped": None if self.logging is None else self.logging.dropped,
                 "workers": workers,
+                "metrics": status_metrics(self.loop_lag, system.ledger),
             }
             temporary = path.with_name(path.name + ".tmp")
             temporary.write_text(json.dumps(body, indent=1))

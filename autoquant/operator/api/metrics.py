@@ -3,9 +3,11 @@
 Everything the ledger knows is folded in from the global journal (``events_after``), incrementally, on
 each scrape: decisions by (strategy, action, reason), the latency from a bar's close to its decision and
 from a decision to the broker's acknowledgement, order states, fees, slippage against the decision's
-close, reconciliation results. What only the running daemon knows (loop lag, worker restarts, broker
-reachability, ledger commit time) travels through its status side file, which it rewrites every second;
-those gauges are absent while the daemon is down rather than stale.
+close, reconciliation results. What only the running daemon knows (loop lag, worker restarts, ledger
+commit time) travels through its status side file, which it rewrites every second; those gauges are NaN
+while the daemon is down rather than stale. The broker counts as reachable while the newest
+reconciliation (which needs the broker's account, positions and orders) is younger than
+``max([alerts] broker_unreachable_s, 3 x [reconcile] interval_s)``.
 """
 
 from __future__ import annotations
@@ -172,6 +174,9 @@ class Metrics:
         self.orders.clear()
         for status in OrderStatus:
             self.orders.labels(status.value).set(states[status.value])
+        last = await reader.last_reconciliation()
+        bound_s = max(self.config.alerts.broker_unreachable_s, 3 * self.config.reconcile.interval_s)
+        self.reachable.set(0 if last is None or (now - last.finished_ns) / 1e9 > bound_s else 1)
         unknown = [o for o in await reader.open_orders() if o.status is OrderStatus.UNKNOWN]
         self.orders_unknown.set(len(unknown))
         oldest = min((o.updated_ns or o.created_ns for o in unknown), default=None)
@@ -180,6 +185,8 @@ class Metrics:
     def _daemon(self, status_file: Any) -> None:
         daemon = inspection.daemon_status(status_file, time.time_ns())
         self.daemon_up.set(1 if daemon["running"] else 0)
+        if not daemon["running"]:
+            self.reachable.set(float("nan"))  # nobody is asking the broker
         self.restarts.clear()
         for worker in daemon["workers"]:
             self.restarts.labels(worker["name"]).set(worker.get("restarts") or 0)
@@ -190,10 +197,6 @@ class Metrics:
                 extra = body.get("metrics") or {} if isinstance(body, dict) else {}
             except (OSError, ValueError):
                 extra = {}
-        for gauge, key in (
-            (self.loop_lag, "loop_lag_s"),
-            (self.reachable, "broker_reachable"),
-            (self.commit, "ledger_commit_p99_s"),
-        ):
+        for gauge, key in ((self.loop_lag, "loop_lag_s"), (self.commit, "ledger_commit_p99_s")):
             value = extra.get(key)
             gauge.set(float(value) if isinstance(value, int | float) else float("nan"))
