@@ -7,6 +7,7 @@ channel costs only this thread's time: the loop's ``submit`` is a ``put_nowait``
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import random
 import threading
@@ -89,10 +90,8 @@ class Deliverer:
     def stop(self, timeout_s: float = 2.0) -> None:
         """Ask the thread to finish what it holds; it is a daemon thread, so a dead channel cannot hold
         the process past ``timeout_s``."""
-        try:
+        with contextlib.suppress(queue.Full):
             self.queue.put_nowait(None)
-        except queue.Full:
-            pass
         self.thread.join(timeout_s)
 
     def _run(self) -> None:

@@ -99,7 +99,8 @@ def from_event(kind: str, seq: int, fields: dict[str, Any], trading_state: str) 
             f"incident:{fields['kind']}:{fields['subject']}",
             f"autoquant incident: {fields['kind']} ({fields['subject']})",
             _text(
-                f"Incident {fields['incident_id']} opened: {fields['message']}\nWhat to do: {fields['action']}",
+                f"Incident {fields['incident_id']} opened: {fields['message']}\n"
+                f"What to do: {fields['action']}",
                 state,
                 [INSPECT, f'autoquant resolve {fields["incident_id"]} --note "…"'],
             ),

@@ -19,7 +19,7 @@ class ApiSettings(Section):
     #: The environment variable holding the bearer token (never the file).
     token_env: str = DEFAULT_TOKEN_ENV
     #: Request bodies above this many bytes are refused (413).
-    max_body_bytes: int = Field(default=65536, gt=0)
+    max_body_bytes: int = Field(default=1_048_576, gt=0)
     #: Writes (POST) allowed per client per minute before 429.
     writes_per_minute: int = Field(default=30, gt=0)
 

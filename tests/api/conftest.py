@@ -64,7 +64,7 @@ def start_api_daemon(root: Path, config_extra: str = "") -> ApiDaemon:
     return api
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def api_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiDaemon]:
     api = start_api_daemon(tmp_path_factory.mktemp("api"))
     yield api

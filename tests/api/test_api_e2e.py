@@ -74,7 +74,7 @@ def test_errors_say_what_is_wrong(api_daemon: ApiDaemon) -> None:
     assert cancel.status_code == 404 and cancel.json()["field"] == "client_order_id"
     resolve = api_daemon.post("/api/v1/resolve", {"incident_id": "no-such", "note": "x"})
     assert resolve.status_code == 404
-    big = api_daemon.post("/api/v1/halt", {"reason": "x" * 100_000})
+    big = api_daemon.post("/api/v1/halt", {"reason": "x" * 2_000_000})
     assert big.status_code == 413 and "request body over" in big.json()["error"]
 
 
@@ -126,7 +126,7 @@ async def test_events_stream_resumes_after_a_sequence_without_gaps(api_daemon: A
     tail = await _collect(
         f"{base}&after={seqs[-1]}",
         100_000,
-        stop=lambda e: e["type"] == "control" and e["data"]["kind"] == "pause",
+        stop=lambda e: e["type"] == "control" and e["data"]["reason"] == "ws test",
     )
     tail_seqs = [e["seq"] for e in tail]
     assert tail_seqs == sorted(tail_seqs) and tail[-1]["data"]["reason"] == "ws test"
@@ -164,3 +164,70 @@ def test_metrics_parse_as_prometheus_text(api_daemon: ApiDaemon) -> None:
     submits = [s for s in families["autoquant_submit_latency_seconds"].samples if s.name.endswith("_count")]
     assert submits[0].value > 0
     assert [s.value for s in families["autoquant_daemon_up"].samples] == [1.0]
+
+
+def test_simulate_gives_a_verdict_per_check_and_writes_nothing(api_daemon: ApiDaemon) -> None:
+    """orders/simulate runs the risk gate: a verdict with each check, and the ledger gains no order."""
+    wait_for(lambda: api_daemon.get("/api/v1/bars/AAPL").json()["bars"], 30, "a recorded bar")
+    before = len(api_daemon.get("/api/v1/orders", symbol="AAPL").json()["orders"])
+    small = api_daemon.post(
+        "/api/v1/orders/simulate", {"strategy_id": "sma-aapl", "symbol": "AAPL", "side": "buy", "qty": "1"}
+    )
+    assert small.status_code == 200, small.text
+    names = {c["name"] for c in small.json()["checks"]}
+    assert {"trading_state", "max_order_notional"} <= names
+    huge = api_daemon.post(
+        "/api/v1/orders/simulate",
+        {"strategy_id": "sma-aapl", "symbol": "AAPL", "side": "buy", "qty": "1000000"},
+    ).json()
+    assert huge["allowed"] is False and "notional" in huge["reason"]
+    wrong = api_daemon.post(
+        "/api/v1/orders/simulate", {"strategy_id": "sma-aapl", "symbol": "AAPL", "side": "Buy", "qty": "1"}
+    )
+    assert wrong.status_code == 422 and wrong.json()["field"] == "side"
+    orders_now = api_daemon.get("/api/v1/orders", symbol="AAPL").json()["orders"]
+    assert not [o for o in orders_now if o["strategy_id"] == "operator"] and len(orders_now) >= before
+
+
+def test_signal_run_decides_without_acting(api_daemon: ApiDaemon) -> None:
+    """signal/run returns the configured strategy's decision on the recorded bars, recording nothing."""
+    wait_for(lambda: len(api_daemon.get("/api/v1/bars/AAPL").json()["bars"]) >= 5, 30, "five bars")
+    result = api_daemon.post("/api/v1/signal/run", {"strategy": "sma-aapl"})
+    assert result.status_code == 200, result.text
+    body = result.json()
+    assert body["action"] in ("buy", "sell", "hold") and body["bars_used"] >= 4 and body["reason"]
+    unknown = api_daemon.post("/api/v1/signal/run", {"strategy": "nope"})
+    assert unknown.status_code == 422 and unknown.json()["field"] == "strategy"
+
+
+def test_backtest_job_runs_off_the_loop_and_reports(api_daemon: ApiDaemon) -> None:
+    """POST /backtest returns a job id at once; GET gives its state and then its result."""
+    closes = [100, 101, 102, 103, 102, 100, 98, 97, 99, 102, 105, 104, 101, 98, 96]
+    bars = [
+        {
+            "symbol": "AAPL",
+            "open_time": f"2026-01-05T14:{30 + i:02d}:00Z",
+            "close_time": f"2026-01-05T14:{31 + i:02d}:00Z",
+            "open": str(c),
+            "high": str(c + 1),
+            "low": str(c - 1),
+            "close": str(c),
+            "volume": "1000",
+        }
+        for i, c in enumerate(closes)
+    ]
+    started = api_daemon.post("/api/v1/backtest", {"strategy": "sma-aapl", "bars": bars})
+    assert started.status_code == 202, started.text
+    job_id = started.json()["job_id"]
+    done = wait_for(
+        lambda: (r := api_daemon.get(f"/api/v1/backtest/{job_id}").json())["state"] == "done" and r,
+        20,
+        "the backtest job",
+    )
+    assert done["result"]["bars"] == len(closes)
+    assert sum(row["count"] for row in done["result"]["by_reason"]) == len(closes)
+    assert api_daemon.get("/api/v1/backtest/bt-none").status_code == 404
+    bad = api_daemon.post(
+        "/api/v1/backtest", {"strategy": "sma-aapl", "bars": bars, "overrides": {"fast": -1}}
+    )
+    assert bad.status_code == 422 and "fast" in bad.json()["error"]

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse, Response
 
 from autoquant.errors import AutoquantError
 from autoquant.operator import commands
-from autoquant.operator.api import events, page, reads, writes
+from autoquant.operator.api import actions, events, page, reads, writes
 from autoquant.operator.api.guards import BodyLimit, require_token
 from autoquant.operator.api.metrics import Metrics
 from autoquant.operator.api.models import SCHEMA_VERSION, ErrorBody, Health
@@ -45,7 +45,15 @@ def create_app(state: ApiState) -> FastAPI:
         yield
         await state.close()
 
-    app = FastAPI(title=TITLE, version=VERSION, lifespan=lifespan, responses=_ERRORS)
+    app = FastAPI(
+        title=TITLE,
+        version=VERSION,
+        lifespan=lifespan,
+        responses=_ERRORS,
+        openapi_url=None,  # served below, behind the token like everything but /health
+        docs_url=None,
+        redoc_url=None,
+    )
     app.state.api = state
     metrics = Metrics(state.config)
 
@@ -96,8 +104,13 @@ def create_app(state: ApiState) -> FastAPI:
         body = await metrics.render(await state.reader(), state.status_file)
         return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
 
+    @app.get("/openapi.json", dependencies=[Depends(require_token)], include_in_schema=False)
+    async def openapi() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
     app.include_router(reads.router)
     app.include_router(writes.router)
+    app.include_router(actions.router)
     app.include_router(events.router)
     app.include_router(page.router)
     app.add_middleware(BodyLimit, max_bytes=state.config.api.max_body_bytes)

@@ -40,7 +40,6 @@ class Metrics:
         self.registry = CollectorRegistry()
         r = self.registry
         self.cursor = 0
-        self.bar_ns = int(config.marketdata.bar_seconds * 1e9)
         self.decisions = PromCounter(
             "autoquant_decisions", "Decisions recorded", ["strategy", "action", "reason"], registry=r
         )
@@ -123,7 +122,7 @@ class Metrics:
         f = event.fields
         if event.kind == "decision":
             self.decisions.labels(f["strategy_id"], f["action"], f["reason"]).inc()
-            close_ns = int(f["data_time_ns"]) + self.bar_ns
+            close_ns = int(f["data_time_ns"])  # a decision's data time is its bar's close time
             self.decision_latency.observe(max(0.0, (event.local_ts_ns - close_ns) / 1e9))
             if f["action"] != "hold" and len(self._decision_ns) < _PENDING_CAP:
                 close = (f.get("inputs") or {}).get("close")

@@ -3,6 +3,8 @@ as strings (exact), times as ISO-8601 UTC strings."""
 
 from __future__ import annotations
 
+from datetime import datetime
+from decimal import Decimal
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -107,7 +109,7 @@ class DecisionRow(BaseModel):
 
 
 class BarRow(BaseModel):
-    start: str
+    close_time: str
     close: str
     #: Where the bar came from (the decision that saw it, and its strategy).
     seen_by_decision: str
@@ -211,3 +213,71 @@ class CommandResult(Response):
     changed: bool
     trading_state: str | None = None
     paused: list[str] = Field(default_factory=list)
+
+
+# -- actions without side effects, and backtest jobs ---------------------------------------------
+
+
+class SimulateRequest(Request):
+    strategy_id: str = Field(max_length=100)
+    symbol: str = Field(max_length=20)
+    side: Literal["buy", "sell"]
+    qty: Decimal = Field(gt=0)
+    order_type: Literal["market", "limit"] = "market"
+    limit_price: Decimal | None = Field(default=None, gt=0)
+    time_in_force: Literal["day", "gtc", "ioc", "fok"] = "day"
+
+
+class CheckResult(BaseModel):
+    name: str
+    passed: bool
+    detail: str
+
+
+class SimulateResponse(Response):
+    allowed: bool
+    reason: str
+    resized_qty: str | None
+    checks: list[CheckResult]
+    prices: dict[str, str]
+    data_age_s: dict[str, float]
+
+
+class SignalRequest(Request):
+    strategy: str = Field(max_length=100, description="a configured strategy id")
+
+
+class SignalResponse(Response):
+    strategy_id: str
+    symbol: str
+    action: str
+    reason: str
+    inputs: dict[str, Any]
+    intent: dict[str, Any] | None
+    bars_used: int
+    bars_source: str
+    data_age_s: float
+
+
+class BarIn(Request):
+    symbol: str = Field(max_length=20)
+    open_time: datetime
+    close_time: datetime
+    open: Decimal = Field(gt=0)
+    high: Decimal = Field(gt=0)
+    low: Decimal = Field(gt=0)
+    close: Decimal = Field(gt=0)
+    volume: Decimal = Field(ge=0)
+
+
+class BacktestRequest(Request):
+    strategy: str = Field(max_length=100, description="a configured strategy id")
+    overrides: dict[str, Any] = Field(default_factory=dict, description="settings to change, e.g. fast")
+    bars: list[BarIn] = Field(min_length=1, max_length=100_000)
+
+
+class BacktestJob(Response):
+    job_id: str
+    state: Literal["queued", "running", "done", "failed"]
+    result: dict[str, Any] | None = None
+    error: str | None = None

@@ -182,7 +182,7 @@ async def incidents(state: State, open: bool = False) -> Incidents:
 
 @router.get("/bars/{symbol}", response_model=Bars)
 async def bars(state: State, symbol: str, limit: Annotated[int, Query(ge=1, le=5000)] = 200) -> Bars:
-    """The recent bars the daemon decided on, as the ledger recorded them: each bar's start and close,
+    """The recent bars the daemon decided on, as the ledger recorded them: each bar's close time and close,
     with the decision that saw it (provenance). The ledger keeps the close a decision used, not the
     whole OHLCV bar."""
     if symbol not in state.config.marketdata.symbols:
@@ -195,7 +195,7 @@ async def bars(state: State, symbol: str, limit: Annotated[int, Query(ge=1, le=5
     for r in records:
         if r.close is not None and r.data_time_ns not in seen:
             seen[r.data_time_ns] = BarRow(
-                start=inspection.iso(r.data_time_ns) or "",
+                close_time=inspection.iso(r.data_time_ns) or "",
                 close=r.close,
                 seen_by_decision=r.decision_id,
                 strategy_id=r.strategy_id,

@@ -12,6 +12,7 @@ from pathlib import Path
 from autoquant.errors import LedgerError
 from autoquant.ledger import LedgerReader
 from autoquant.operator import inspection
+from autoquant.operator.backtest_jobs import BacktestJobs
 from autoquant.runtime.config import Config
 
 
@@ -42,6 +43,7 @@ class ApiState:
         self.config = config
         self.token = token
         self.limiter = WriteLimiter(config.api.writes_per_minute)
+        self.jobs = BacktestJobs()
         self._reader: LedgerReader | None = None
         self._opening = asyncio.Lock()
 
@@ -68,6 +70,7 @@ class ApiState:
         return self._reader
 
     async def close(self) -> None:
+        await self.jobs.close()
         if self._reader is not None:
             await self._reader.close()
             self._reader = None
