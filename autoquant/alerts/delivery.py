@@ -111,10 +111,12 @@ class Deliverer:
                 self._report(job.alert_id, label, "failed", attempt, "Apprise does not accept this URL")
                 return
             try:
-                ok = notifier.notify(
-                    title=job.title,
-                    body=job.body,
-                    notify_type=_APPRISE_TYPE.get(job.severity, apprise.NotifyType.FAILURE),
+                ok = bool(
+                    notifier.notify(
+                        title=job.title,
+                        body=job.body,
+                        notify_type=_APPRISE_TYPE.get(job.severity, apprise.NotifyType.FAILURE),
+                    )
                 )
             except Exception as error:  # a plugin's own error must not end the delivery thread
                 ok, detail = False, repr(error)

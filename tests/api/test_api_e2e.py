@@ -88,7 +88,7 @@ def test_halt_and_resume_over_http_reach_the_daemon_and_the_cli(api_daemon: ApiD
 
     def daemon_sees_it() -> bool:
         status_file = api_daemon.daemon.ledger.with_name("ledger.db.status.json")
-        return json.loads(status_file.read_text()).get("trading_state") == "halted"
+        return bool(json.loads(status_file.read_text()).get("trading_state") == "halted")
 
     wait_for(daemon_sees_it, 10, "the daemon to publish HALTED")
     resumed = api_daemon.post("/api/v1/resume", {"reason": "api test over"})

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -34,7 +34,7 @@ def _error(status: int, message: str, field: str | None = None, headers: Any = N
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-def _field(location: tuple[Any, ...] | list[Any]) -> str:
+def _field(location: Sequence[Any]) -> str:
     parts = [str(p) for p in location if p not in ("body", "query", "path")]
     return ".".join(parts) or "body"
 
