@@ -30,7 +30,7 @@ def check_ledger(path: Path) -> list[str]:
             migrations.verify(conn, migrations.discover())
         except AutoquantError as error:
             problems.append(str(error))
-        pending = set(range(1, len(migrations.discover()) + 1)) - set(migrations.applied(conn))
+        pending = {m.version for m in migrations.discover()} - set(migrations.applied(conn))
         if pending:
             problems.append(f"migrations not applied: {sorted(pending)} (run `autoquant migrate`)")
         tables = [

@@ -20,6 +20,7 @@ from autoquant.domain.values import Side
 from autoquant.errors import LedgerCorrupt, MigrationMismatch
 from autoquant.ledger import Ledger, migrations, rows
 from autoquant.ledger.records import ReconciliationCursor, ReconciliationRun, RiskEvent
+from autoquant.ledger.surface import AlertRecord
 
 T0 = datetime(2026, 1, 5, 14, 30, tzinfo=UTC)
 
@@ -110,6 +111,8 @@ async def populate(ledger: Ledger) -> None:
     await ledger.record_account(BrokerAccount(cash=Decimal(1), equity=Decimal(1), buying_power=Decimal(1)), 1)
     request = await ledger.request_cancel("aq-1", "r", "op", 1)
     await ledger.record_cancel_outcome(request, 0, "already filled", 2)
+    await ledger.record_alert(AlertRecord("al-1", "halted", "critical", "halted:account", 1, "t", "b", 1))
+    await ledger.record_alert_delivery("al-1", "json://127.0.0.1", "delivered", 1, "", 2)
 
 
 async def test_every_table_refuses_update_and_delete(

@@ -9,7 +9,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
-from autoquant.errors import AutoquantError
+from autoquant.domain.values import to_ns
 from autoquant.operator import inspection
 from autoquant.operator.api.guards import require_token
 from autoquant.operator.api.models import (
@@ -45,11 +45,11 @@ State = Annotated[ApiState, Depends(api_state)]
 def _since(text: str | None) -> int | None:
     if text is None:
         return None
-    from autoquant.operator.cli import parse_since
+    from autoquant.operator.logview import parse_since
 
     try:
-        return parse_since(text)
-    except AutoquantError as error:
+        return to_ns(parse_since(text))
+    except ValueError as error:
         raise HTTPException(status_code=422, detail=f"since: {error}") from None
 
 
