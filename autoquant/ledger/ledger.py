@@ -430,6 +430,10 @@ class Ledger(LedgerReader):
         """The p99 duration of the latest write batches (BEGIN to COMMIT), seconds."""
         return self._writer.commit_p99_s()
 
+    async def request_manual_order(self, order: surface.ManualOrder) -> tuple[bool, surface.ManualOrder]:
+        """Record an operator's order request; (new?, the request already under its client order id)."""
+        return await self._writer.write(lambda conn: surface.insert_manual_order(conn, order))
+
     # -- alerts (SQL in ``surface``) -----------------------------------------------------------------
 
     async def record_alert(self, alert: surface.AlertRecord) -> bool:

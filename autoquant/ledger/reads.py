@@ -236,6 +236,10 @@ class LedgerReader:
     async def latest_account(self) -> tuple[Decimal, Decimal, int] | None:
         return await self._reader.read(surface.read_latest_account)
 
+    async def pending_manual_orders(self) -> list[surface.ManualOrder]:
+        """Operator order requests the daemon has not reserved yet, oldest first."""
+        return await self._reader.read(surface.read_pending_manual_orders)
+
     async def alert_cursor(self) -> int | None:
         return await self._reader.read(surface.read_alert_cursor)
 

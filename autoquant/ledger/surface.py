@@ -144,3 +144,82 @@ def insert_alert_delivery(
         " VALUES (?, ?, ?, ?, ?, ?)",
         (alert_id, channel, outcome, attempts, detail, ts),
     )
+
+
+@dataclass(frozen=True)
+class ManualOrder:
+    """An operator's order request; ``client_order_id`` is the caller's idempotency key."""
+
+    client_order_id: str
+    strategy_id: str
+    symbol: str
+    side: str
+    qty: Decimal
+    order_type: str
+    time_in_force: str
+    limit_price: Decimal | None
+    reason: str
+    actor: str
+    local_ts_ns: int
+
+    def same_order(self, other: ManualOrder) -> bool:
+        """The same order (who asked, why and when aside): a repeat of one request."""
+        keys = ("strategy_id", "symbol", "side", "qty", "order_type", "time_in_force", "limit_price")
+        return all(getattr(self, k) == getattr(other, k) for k in keys)
+
+
+_MANUAL_COLUMNS = (
+    "client_order_id, strategy_id, symbol, side, qty, order_type, time_in_force, limit_price, reason, actor,"
+    " local_ts_ns"
+)
+
+
+def _manual(row: tuple[object, ...]) -> ManualOrder:
+    return ManualOrder(
+        str(row[0]),
+        str(row[1]),
+        str(row[2]),
+        str(row[3]),
+        Decimal(str(row[4])),
+        str(row[5]),
+        str(row[6]),
+        None if row[7] is None else Decimal(str(row[7])),
+        str(row[8]),
+        str(row[9]),
+        int(str(row[10])),
+    )
+
+
+def insert_manual_order(conn: sqlite3.Connection, order: ManualOrder) -> tuple[bool, ManualOrder]:
+    """Record the request unless its client order id is taken; (new?, the request under that id)."""
+    row = conn.execute(
+        f"SELECT {_MANUAL_COLUMNS} FROM manual_orders WHERE client_order_id = ?", (order.client_order_id,)
+    ).fetchone()
+    if row is not None:
+        return False, _manual(tuple(row))
+    conn.execute(
+        f"INSERT INTO manual_orders ({_MANUAL_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            order.client_order_id,
+            order.strategy_id,
+            order.symbol,
+            order.side,
+            str(order.qty),
+            order.order_type,
+            order.time_in_force,
+            None if order.limit_price is None else str(order.limit_price),
+            order.reason,
+            order.actor,
+            order.local_ts_ns,
+        ),
+    )
+    return True, order
+
+
+def read_pending_manual_orders(conn: sqlite3.Connection) -> list[ManualOrder]:
+    """Requests the daemon has not reserved yet, oldest first."""
+    rows = conn.execute(
+        f"SELECT {_MANUAL_COLUMNS} FROM manual_orders m WHERE NOT EXISTS"
+        " (SELECT 1 FROM orders o WHERE o.client_order_id = m.client_order_id) ORDER BY m.seq"
+    ).fetchall()
+    return [_manual(tuple(r)) for r in rows]

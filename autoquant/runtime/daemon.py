@@ -44,6 +44,7 @@ from autoquant.runtime.system import System, build_system, open_broker
 from autoquant.strategies import build_strategy
 from autoquant.workers.crashpoints import crashpoint
 from autoquant.workers.execution import ExecutionWorker
+from autoquant.workers.manual_orders import ManualOrders
 from autoquant.workers.strategy import StrategyWorker
 
 log = structlog.get_logger("autoquant.daemon")
@@ -143,6 +144,9 @@ class Daemon:
                     log.warning("orders_unresolved_at_start", count=len(unresolved))
                 for name in ("execution", "reconciliation", "killswitch", "strategy"):
                     supervisor.start(group, specs[name])
+                # Operators' manual orders reach the outbox only once it runs (after start-up resolution).
+                manual = ManualOrders(system.ledger, system.execution, self.clock)
+                supervisor.start(group, WorkerSpec("manual_orders", manual.run))
                 supervisor.start(
                     group,
                     WorkerSpec(

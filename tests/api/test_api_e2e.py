@@ -231,3 +231,29 @@ def test_backtest_job_runs_off_the_loop_and_reports(api_daemon: ApiDaemon) -> No
         "/api/v1/backtest", {"strategy": "sma-aapl", "bars": bars, "overrides": {"fast": -1}}
     )
     assert bad.status_code == 422 and "fast" in bad.json()["error"]
+
+
+def test_manual_order_is_idempotent_and_goes_through_execution(api_daemon: ApiDaemon) -> None:
+    """orders/submit twice with one client_order_id makes one order, which the daemon sends and fills;
+    the same id for a different order is 409."""
+    body = {"client_order_id": "manual-1", "symbol": "MSFT", "side": "buy", "qty": "1", "reason": "test"}
+    first = api_daemon.post("/api/v1/orders/submit", body)
+    assert first.status_code == 202, first.text
+    again = api_daemon.post("/api/v1/orders/submit", body)
+    assert again.status_code == 202 and again.json()["changed"] is False
+
+    def manual_orders() -> list[dict[str, object]]:
+        return [
+            o for o in api_daemon.get("/api/v1/orders").json()["orders"] if o["client_order_id"] == "manual-1"
+        ]
+
+    filled = wait_for(
+        lambda: (rows := manual_orders()) and rows[0]["status"] == "filled" and rows, 20, "a fill"
+    )
+    assert len(filled) == 1 and filled[0]["strategy_id"] == "operator"
+    third = api_daemon.post("/api/v1/orders/submit", body)
+    assert third.json()["trading_state"] == "filled" and third.json()["changed"] is False
+    other = api_daemon.post("/api/v1/orders/submit", {**body, "qty": "2"})
+    assert other.status_code == 409 and other.json()["field"] == "client_order_id"
+    daemon_id = api_daemon.post("/api/v1/orders/submit", {**body, "client_order_id": "aq-1"})
+    assert daemon_id.status_code == 422 and daemon_id.json()["field"] == "client_order_id"

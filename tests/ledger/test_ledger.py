@@ -20,7 +20,7 @@ from autoquant.domain.values import Side
 from autoquant.errors import LedgerCorrupt, MigrationMismatch
 from autoquant.ledger import Ledger, migrations, rows
 from autoquant.ledger.records import ReconciliationCursor, ReconciliationRun, RiskEvent
-from autoquant.ledger.surface import AlertRecord
+from autoquant.ledger.surface import AlertRecord, ManualOrder
 
 T0 = datetime(2026, 1, 5, 14, 30, tzinfo=UTC)
 
@@ -113,6 +113,9 @@ async def populate(ledger: Ledger) -> None:
     await ledger.record_cancel_outcome(request, 0, "already filled", 2)
     await ledger.record_alert(AlertRecord("al-1", "halted", "critical", "halted:account", 1, "t", "b", 1))
     await ledger.record_alert_delivery("al-1", "json://127.0.0.1", "delivered", 1, "", 2)
+    await ledger.request_manual_order(
+        ManualOrder("m-1", "operator", "AAPL", "buy", Decimal(1), "market", "day", None, "r", "op", 1)
+    )
 
 
 async def test_every_table_refuses_update_and_delete(

@@ -281,3 +281,15 @@ class BacktestJob(Response):
     state: Literal["queued", "running", "done", "failed"]
     result: dict[str, Any] | None = None
     error: str | None = None
+
+
+class SubmitRequest(Request):
+    client_order_id: str = Field(max_length=48, description="your idempotency key: the same id is one order")
+    strategy_id: str | None = Field(default=None, max_length=100, description="default: operator")
+    symbol: str = Field(max_length=20)
+    side: Literal["buy", "sell"]
+    qty: Decimal = Field(gt=0)
+    order_type: Literal["market", "limit"] = "market"
+    limit_price: Decimal | None = Field(default=None, gt=0)
+    time_in_force: Literal["day", "gtc", "ioc", "fok"] = "day"
+    reason: str = Field(max_length=500)

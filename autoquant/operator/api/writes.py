@@ -20,6 +20,7 @@ from autoquant.operator.api.models import (
     ControlRequest,
     ReasonRequest,
     ResolveRequest,
+    SubmitRequest,
 )
 from autoquant.operator.api.state import ApiState
 
@@ -111,3 +112,26 @@ async def resolve(state: State, request: Request, body: ResolveRequest) -> Comma
     if not result.changed:
         raise commands.CommandConflict(result.message, field="incident_id")
     return result
+
+
+@router.post("/orders/submit", response_model=CommandResult, status_code=202)
+async def orders_submit(state: State, request: Request, body: SubmitRequest) -> CommandResult:
+    """A manual order through the daemon's reserve → risk check → execution path. `client_order_id` is
+    the idempotency key: the same request twice makes one order (409 if the id names another order).
+    `trading_state` in the answer holds the order's state (`requested` until the daemon reserves it)."""
+    order = commands.check_manual_order(
+        client_order_id=body.client_order_id,
+        strategy_id=body.strategy_id,
+        symbol=body.symbol,
+        side=body.side,
+        qty=body.qty,
+        order_type=body.order_type,
+        time_in_force=body.time_in_force,
+        limit_price=body.limit_price,
+        reason=body.reason,
+        actor=_actor(request),
+        now_ns=time.time_ns(),
+        strategy_ids=[s.id for s in state.config.strategies],
+        symbols=state.config.marketdata.symbols,
+    )
+    return await _write(state, lambda ledger: commands.submit_manual_order(ledger, order))
