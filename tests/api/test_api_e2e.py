@@ -247,10 +247,12 @@ def test_manual_order_is_idempotent_and_goes_through_execution(api_daemon: ApiDa
             o for o in api_daemon.get("/api/v1/orders").json()["orders"] if o["client_order_id"] == "manual-1"
         ]
 
-    filled = wait_for(
-        lambda: (rows := manual_orders()) and rows[0]["status"] == "filled" and rows, 20, "a fill"
-    )
-    assert len(filled) == 1 and filled[0]["strategy_id"] == "operator"
+    def filled() -> list[dict[str, object]] | None:
+        rows = manual_orders()
+        return rows if rows and rows[0]["status"] == "filled" else None
+
+    rows = wait_for(filled, 20, "the manual order's fill")
+    assert len(rows) == 1 and rows[0]["strategy_id"] == "operator"
     third = api_daemon.post("/api/v1/orders/submit", body)
     assert third.json()["trading_state"] == "filled" and third.json()["changed"] is False
     other = api_daemon.post("/api/v1/orders/submit", {**body, "qty": "2"})
