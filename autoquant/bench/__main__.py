@@ -15,7 +15,15 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from autoquant.bench import ledger_writes, logging_cost, risk_latency, startup, throughput, tick_to_submit
+from autoquant.bench import (
+    api_load,
+    ledger_writes,
+    logging_cost,
+    risk_latency,
+    startup,
+    throughput,
+    tick_to_submit,
+)
 from autoquant.bench.common import BENCH_DIR, Sizes, progress
 from autoquant.bench.report import final_report
 from autoquant.runtime.daemon import prefer_loop_latency
@@ -54,6 +62,19 @@ GROUPS: list[tuple[str, Callable[[Sizes], Any], tuple[str, ...]]] = [
         "tick to submit",
         lambda sizes: asyncio.run(tick_to_submit.run(sizes)),
         ("tick_to_submit_p50_ms", "tick_to_submit_p99_ms"),
+    ),
+    (
+        "api clients",
+        lambda sizes: asyncio.run(api_load.run(sizes)),
+        (
+            "tick_to_submit_p99_ms_quiet",
+            "tick_to_submit_p99_ms_api_clients",
+            "api_clients_tick_p99_ratio",
+            "loop_lag_p99_ms_quiet_api",
+            "loop_lag_p99_ms_api_clients",
+            "api_clients_loop_lag_ratio",
+            "api_requests_per_s",
+        ),
     ),
     ("start-up", startup.run, ("startup_ready_s", "rss_mb")),
     (

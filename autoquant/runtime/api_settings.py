@@ -22,6 +22,10 @@ class ApiSettings(Section):
     max_body_bytes: int = Field(default=1_048_576, gt=0)
     #: Writes (POST) allowed per client per minute before 429.
     writes_per_minute: int = Field(default=30, gt=0)
+    #: Read answers are shared by every client asking within this many seconds (0 = no cache).
+    cache_s: float = Field(default=0.5, ge=0)
+    #: The API process's niceness: the kernel lets trading run first when CPU is short (0 = as trading).
+    nice: int = Field(default=10, ge=0, le=19)
 
     @model_validator(mode="after")
     def _listen(self) -> ApiSettings:

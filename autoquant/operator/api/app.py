@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse, Response
 from autoquant.errors import AutoquantError
 from autoquant.operator import commands
 from autoquant.operator.api import actions, events, page, reads, writes
+from autoquant.operator.api.cache import ReadCache
 from autoquant.operator.api.guards import BodyLimit, require_token
 from autoquant.operator.api.metrics import Metrics
 from autoquant.operator.api.models import SCHEMA_VERSION, ErrorBody, Health
@@ -113,5 +114,6 @@ def create_app(state: ApiState) -> FastAPI:
     app.include_router(actions.router)
     app.include_router(events.router)
     app.include_router(page.router)
+    app.add_middleware(ReadCache, state=state, ttl_s=state.config.api.cache_s)
     app.add_middleware(BodyLimit, max_bytes=state.config.api.max_body_bytes)
     return app

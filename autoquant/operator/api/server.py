@@ -52,6 +52,8 @@ async def serve(config: Config, listen: str | None = None) -> None:
     token = api_token(config)
     if not is_loopback(host):
         log.warning("api_serving_remote", host=host, port=port, note="reachable beyond this host")
+    if config.api.nice and hasattr(os, "nice"):
+        os.nice(config.api.nice)  # the operator surface yields the CPU to trading when it is short
     app = create_app(ApiState(config, token))
     server = uvicorn.Server(
         uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="on")
