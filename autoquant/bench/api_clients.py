@@ -7,6 +7,7 @@ the machine's CPU, as real clients on other hosts would cost the API."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
@@ -28,6 +29,10 @@ async def client(http: httpx.AsyncClient, counts: list[int], index: int) -> None
         turn += 1
 
 
+def _publish(count_file: Path, count: int) -> None:
+    count_file.write_text(str(count))
+
+
 async def main(base: str, clients: int, count_file: Path) -> None:
     token = os.environ["AUTOQUANT_API_TOKEN"]
     stop = asyncio.Event()
@@ -39,15 +44,13 @@ async def main(base: str, clients: int, count_file: Path) -> None:
     ) as http:
         tasks = [asyncio.create_task(client(http, counts, i)) for i in range(clients)]
         while not stop.is_set():
-            count_file.write_text(str(counts[0]))
-            try:
+            _publish(count_file, counts[0])
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 0.2)
-            except TimeoutError:
-                pass
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-    count_file.write_text(str(counts[0]))
+    _publish(count_file, counts[0])
 
 
 if __name__ == "__main__":

@@ -55,6 +55,26 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _api_config(ledger: Path, port: int) -> Path:
+    config = ledger.with_name("api.toml")
+    config.write_text(API_CONFIG.format(ledger=ledger, root=ledger.parent, port=port))
+    return config
+
+
+def _spawn(ledger: Path, command: list[str], token: str) -> subprocess.Popen[bytes]:
+    with ledger.with_name("api.out").open("ab") as out:
+        return subprocess.Popen(
+            command, stdout=out, stderr=out, env={**os.environ, "AUTOQUANT_API_TOKEN": token}
+        )
+
+
+def _count(counter: Path) -> int:
+    try:
+        return int(counter.read_text() or 0)
+    except (OSError, ValueError):
+        return 0
+
+
 def _stop(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
@@ -92,7 +112,7 @@ class Condition:
             stop = asyncio.Event()
             sampler = asyncio.create_task(self._sample(stop))
             started = time.monotonic()
-            before = int(counter.read_text() or 0) if self.loaded else 0
+            before = _count(counter) if self.loaded else 0
             try:
                 yield
             finally:
@@ -100,25 +120,20 @@ class Condition:
                 await sampler
                 self.seconds = time.monotonic() - started
                 if self.loaded:
-                    self.requests = int(counter.read_text() or 0) - before
+                    self.requests = _count(counter) - before
         finally:
             for process in reversed(processes):
                 _stop(process)
 
     async def _start_load(self, ledger: Path, counter: Path) -> list[subprocess.Popen[bytes]]:
         port, token = _free_port(), secrets.token_hex(16)
-        config = ledger.with_name("api.toml")
-        config.write_text(API_CONFIG.format(ledger=ledger, root=ledger.parent, port=port))
-        env = {**os.environ, "AUTOQUANT_API_TOKEN": token}
-        out = open(ledger.with_name("api.out"), "ab")  # noqa: SIM115 - closed with the processes
-        api = subprocess.Popen(
-            [sys.executable, "-m", "autoquant", "--config", str(config), "api"],
-            stdout=out,
-            stderr=out,
-            env=env,
+        base = f"http://127.0.0.1:{port}"
+        api = _spawn(
+            ledger,
+            [sys.executable, "-m", "autoquant", "--config", str(_api_config(ledger, port)), "api"],
+            token,
         )
         processes = [api]
-        base = f"http://127.0.0.1:{port}"
 
         def serving() -> bool:
             try:
@@ -128,29 +143,16 @@ class Condition:
             except httpx.HTTPError:
                 return False
 
-        await _wait(serving, 30, "the API to serve the bench's ledger")
-        # The clients stand for dashboards on other hosts: on this one they yield the CPU like the API.
-        clients = subprocess.Popen(
-            [
-                "nice",
-                "-n",
-                "10",
-                sys.executable,
-                "-m",
-                "autoquant.bench.api_clients",
-                base,
-                str(CLIENTS),
-                str(counter),
-            ],
-            stdout=out,
-            stderr=out,
-            env=env,
-        )
-        processes.append(clients)
-        await _wait(
-            lambda: counter.exists() and int(counter.read_text() or 0) > 5 * CLIENTS, 30, "client load"
-        )
-        out.close()
+        try:
+            await _wait(serving, 30, "the API to serve the bench's ledger")
+            # The clients stand for dashboards on other hosts: on this one they yield the CPU like the API.
+            client_command = ["nice", "-n", "10", sys.executable, "-m", "autoquant.bench.api_clients"]
+            processes.append(_spawn(ledger, [*client_command, base, str(CLIENTS), str(counter)], token))
+            await _wait(lambda: _count(counter) > 5 * CLIENTS, 30, "client load")
+        except BaseException:
+            for process in processes:
+                _stop(process)
+            raise
         return processes
 
     async def _sample(self, stop: asyncio.Event) -> None:
