@@ -18,11 +18,11 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TextIO
 
-from autoquant.domain.controls import ACCOUNT, Control, ControlKind
+from autoquant.domain.controls import ControlKind
 from autoquant.domain.values import to_ns
 from autoquant.errors import AutoquantError, ConfigError
 from autoquant.ledger import Ledger, LedgerReader
-from autoquant.operator import doctor, inspection, render
+from autoquant.operator import commands, doctor, inspection, render
 from autoquant.runtime import config as config_module
 from autoquant.runtime.config import Config
 
@@ -100,23 +100,20 @@ def doctor_command(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _control(kind: ControlKind) -> Callable[[Config, argparse.Namespace, TextIO], int]:
+    """pause, resume, halt, reduce: the command layer's checks and act (the HTTP API runs the same)."""
+
     def command(config: Config, args: argparse.Namespace, out: TextIO) -> int:
-        scope = getattr(args, "strategy", None) or ACCOUNT
-        if scope != ACCOUNT and scope not in {s.id for s in config.strategies}:
-            known = ", ".join(s.id for s in config.strategies) or "none"
-            raise AutoquantError(f"--strategy {scope!r} is not a configured strategy (configured: {known})")
-        if args.reason is not None and not args.reason.strip():
-            raise AutoquantError("--reason is empty: say why (it is recorded in the ledger)")
-        reason = args.reason or f"{kind.value} by operator"
-        control = Control(kind=kind, scope=scope, reason=reason, actor=actor(), local_ts_ns=time.time_ns())
+        control = commands.check_control(
+            kind,
+            scope=getattr(args, "strategy", None),
+            reason=args.reason,
+            actor=actor(),
+            now_ns=time.time_ns(),
+            strategy_ids=[s.id for s in config.strategies],
+        )
 
         async def write(ledger: Ledger) -> int:
-            await ledger.append_control(control)
-            state = await ledger.control_state()
-            out.write(
-                f"{kind.value} recorded for {scope}: trading state {state.trading_state.value}, "
-                f"paused: {', '.join(sorted(state.paused)) or 'nothing'}\n"
-            )
+            out.write((await commands.apply_control(ledger, control)).message + "\n")
             return EXIT_OK
 
         return asyncio.run(with_ledger(config, write))
@@ -126,17 +123,12 @@ def _control(kind: ControlKind) -> Callable[[Config, argparse.Namespace, TextIO]
 
 def cmd_resolve(config: Config, args: argparse.Namespace, out: TextIO) -> int:
     """Record that an operator dealt with an incident; pauses and halts stay until ``resume``."""
-    if not args.note.strip():
-        raise AutoquantError("--note is empty: say what was done (it is recorded in the ledger)")
+    incident_id, note = commands.check_resolve(args.incident_id, args.note)
     if not config.ledger.path.exists():
         raise AutoquantError(f"no ledger at {config.ledger.path}: there are no incidents to resolve")
 
     async def write(ledger: Ledger) -> int:
-        resolved = await ledger.resolve_incident(args.incident_id, actor(), args.note, time.time_ns())
-        if not resolved:
-            out.write(f"incident {args.incident_id} was already resolved; nothing changed\n")
-            return EXIT_OK
-        out.write(f"incident {args.incident_id} resolved; pauses and halts stay until `autoquant resume`\n")
+        out.write((await commands.resolve(ledger, incident_id, note, actor(), time.time_ns())).message + "\n")
         return EXIT_OK
 
     return asyncio.run(with_ledger(config, write))
@@ -144,18 +136,12 @@ def cmd_resolve(config: Config, args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_cancel(config: Config, args: argparse.Namespace, out: TextIO) -> int:
     """Ask the running daemon to cancel one order or all open orders (it obeys in any trading state)."""
-    if (args.client_order_id is None) == (not args.all):
-        raise AutoquantError("name one CLIENT_ORDER_ID or pass --all (not both)")
-    if not args.reason.strip():
-        raise AutoquantError("--reason is empty: say why (it is recorded in the ledger)")
+    target, reason = commands.check_cancel(args.client_order_id, args.all, args.reason)
     if not config.ledger.path.exists():
         raise AutoquantError(f"no ledger at {config.ledger.path}: there are no orders to cancel")
-    target = "*" if args.all else args.client_order_id
 
     async def write(ledger: Ledger) -> int:
-        await ledger.request_cancel(target, args.reason, actor(), time.time_ns())
-        what = "every open order" if target == "*" else target
-        out.write(f"cancel of {what} requested; the running daemon carries it out within a second\n")
+        out.write((await commands.cancel(ledger, target, reason, actor(), time.time_ns())).message + "\n")
         return EXIT_OK
 
     return asyncio.run(with_ledger(config, write))
