@@ -12,6 +12,7 @@ import queue
 import random
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -50,6 +51,14 @@ def with_timeouts(url: str, timeout_s: float) -> str:
     query.setdefault("cto", f"{timeout_s:g}")
     query.setdefault("rto", f"{timeout_s:g}")
     return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def _load_plugins() -> None:
+    """Apprise loads its plugins on first use; one of them (e-mail, on Python 3.11) warns that ``imghdr``
+    is deprecated. Loaded here, once, on the delivery thread, with that warning silenced."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        apprise.Apprise().add("json://localhost")
 
 
 _APPRISE_TYPE = {"info": apprise.NotifyType.INFO, "warning": apprise.NotifyType.WARNING}
@@ -95,6 +104,7 @@ class Deliverer:
         self.thread.join(timeout_s)
 
     def _run(self) -> None:
+        _load_plugins()
         while True:
             job = self.queue.get()
             if job is None:

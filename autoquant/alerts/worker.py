@@ -61,21 +61,29 @@ class AlertWorker:
         recorded = await self.ledger.alert_cursor()
         self.cursor = recorded if recorded is not None else await self.ledger.last_seq()
 
-    async def run(self) -> None:
+    def start_delivery(self) -> None:
+        """Start each channel's delivery thread (their outcomes are recorded through this loop)."""
         self._loop = asyncio.get_running_loop()
+        for deliverer in self.deliverers:
+            if not deliverer.thread.is_alive() and deliverer.thread.ident is None:
+                deliverer.start()
+
+    def stop_delivery(self) -> None:
+        for deliverer in self.deliverers:
+            deliverer.stop(timeout_s=0.0)
+
+    async def run(self) -> None:
         if self.cursor is None:
             await self.prepare()
-        for deliverer in self.deliverers:
-            if not deliverer.thread.is_alive():
-                deliverer.start()
+        self.start_delivery()
         try:
             while True:
                 self.heartbeat()
                 await self.poll()
                 await self.clock.sleep(POLL_S)  # a polling period
-        finally:
-            for deliverer in self.deliverers:
-                deliverer.stop(timeout_s=0.0)
+        except asyncio.CancelledError:
+            self.stop_delivery()  # shutting down; after a failure the threads carry on for the next run
+            raise
 
     async def poll(self) -> None:
         assert self.cursor is not None

@@ -74,6 +74,7 @@ def test_status_page_shows_the_trading_state_in_a_browser(api_daemon: ApiDaemon,
         api_daemon.post("/api/v1/resume", {"reason": "browser test over"})
     assert '<span id="trading-state" class="state-halted">HALTED</span>' in dom
     assert "browser test halt" in dom
+    assert '<p id="broker">broker: reachable</p>' in dom
     assert 'id="positions"' in dom and 'id="fills"' in dom and 'id="open-orders"' in dom
     assert "<svg" in dom or "no equity curve" in dom
     assert shot.exists() and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 5000

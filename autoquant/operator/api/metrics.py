@@ -34,6 +34,15 @@ _SLIPPAGE_BUCKETS = (-50.0, -20.0, -10.0, -5.0, -2.0, 0.0, 2.0, 5.0, 10.0, 20.0,
 _PENDING_CAP = 10_000
 
 
+def unreachable_after_s(config: Config) -> float:
+    """How old the newest reconciliation may be while the broker still counts as reachable."""
+    return max(config.alerts.broker_unreachable_s, 3 * config.reconcile.interval_s)
+
+
+def broker_reachable(last_finished_ns: int | None, now_ns: int, config: Config) -> bool:
+    return last_finished_ns is not None and (now_ns - last_finished_ns) / 1e9 <= unreachable_after_s(config)
+
+
 class Metrics:
     def __init__(self, config: Config) -> None:
         self.config = config
@@ -174,8 +183,8 @@ class Metrics:
         for status in OrderStatus:
             self.orders.labels(status.value).set(states[status.value])
         last = await reader.last_reconciliation()
-        bound_s = max(self.config.alerts.broker_unreachable_s, 3 * self.config.reconcile.interval_s)
-        self.reachable.set(0 if last is None or (now - last.finished_ns) / 1e9 > bound_s else 1)
+        finished = None if last is None else last.finished_ns
+        self.reachable.set(1 if broker_reachable(finished, now, self.config) else 0)
         unknown = [o for o in await reader.open_orders() if o.status is OrderStatus.UNKNOWN]
         self.orders_unknown.set(len(unknown))
         oldest = min((o.updated_ns or o.created_ns for o in unknown), default=None)

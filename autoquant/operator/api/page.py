@@ -13,6 +13,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from autoquant.domain.values import utc_day_start_ns
 from autoquant.operator import inspection
 from autoquant.operator.api.guards import require_token
+from autoquant.operator.api.metrics import broker_reachable
 from autoquant.operator.api.state import ApiState
 
 router = APIRouter()
@@ -55,9 +56,12 @@ async def page(request: Request) -> HTMLResponse:
         key = (d.strategy_id, d.action, d.reason)
         by_reason[key] = by_reason.get(key, 0) + 1
     curve = await reader.equity_curve(utc_day_start_ns(now))
+    last = await reader.last_reconciliation()
+    reachable = broker_reachable(None if last is None else last.finished_ns, now, state.config)
     token = request.query_params.get("token")
     context: dict[str, Any] = {
         "status": status,
+        "broker_reachable": reachable if status["daemon"]["running"] else None,
         "orders": orders,
         "fills": list(reversed(fills)),
         "by_reason": sorted(by_reason.items()),
