@@ -77,20 +77,19 @@ class BodyLimit:
             await self._refuse(send)
             return
         seen = 0
-        refused = False
 
         async def counted() -> Message:
-            nonlocal seen, refused
+            # A body without a declared length is counted as it streams; past the limit the route
+            # sees the client gone and answers nothing.
+            nonlocal seen
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
-                    refused = True
                     return {"type": "http.disconnect"}
             return message
 
         await self.app(scope, counted, send)
-        del refused
 
     async def _refuse(self, send: Send) -> None:
         body = json.dumps(
