@@ -98,3 +98,21 @@ async def test_a_manual_order_request_is_idempotent(tmp_path: Path) -> None:
             symbols=["AAPL"],
         )
     assert refused.value.field == "client_order_id"
+
+
+def test_the_cli_order_command_is_the_apis_manual_order(tmp_path: Path) -> None:
+    """`autoquant order` records the same request as orders/submit, and twice is still one."""
+    import io
+
+    from autoquant.operator.cli import main
+
+    config = tmp_path / "autoquant.toml"
+    config.write_text(f'[ledger]\npath = "{tmp_path}/ledger.db"\n[logging]\npath = "{tmp_path}/a.log"\n')
+    argv = ["--config", str(config), "order", "m-9", "--symbol", "AAPL", "--side", "buy", "--qty", "2"]
+    out = io.StringIO()
+    assert main([*argv, "--reason", "cli test"], out) == 0
+    assert "order m-9 requested" in out.getvalue()
+    again = io.StringIO()
+    assert main([*argv, "--reason", "cli test"], again) == 0
+    assert "already requested" in again.getvalue()
+    assert main([*argv[:-1], "3", "--reason", "cli test"], io.StringIO()) == 2

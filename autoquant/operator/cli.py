@@ -147,6 +147,39 @@ def cmd_cancel(config: Config, args: argparse.Namespace, out: TextIO) -> int:
     return asyncio.run(with_ledger(config, write))
 
 
+def cmd_order(config: Config, args: argparse.Namespace, out: TextIO) -> int:
+    """A manual order, carried out by the running daemon (reserve, risk check, send); the id is the
+    idempotency key: running the same command twice places one order."""
+    from decimal import Decimal, InvalidOperation
+
+    try:
+        qty = Decimal(args.qty)
+        limit = None if args.limit_price is None else Decimal(args.limit_price)
+    except InvalidOperation:
+        raise AutoquantError("--qty and --limit-price must be decimal numbers, e.g. 10 or 187.25") from None
+    order = commands.check_manual_order(
+        client_order_id=args.client_order_id,
+        strategy_id=args.strategy,
+        symbol=args.symbol,
+        side=args.side,
+        qty=qty,
+        order_type="market" if limit is None else "limit",
+        time_in_force=args.time_in_force,
+        limit_price=limit,
+        reason=args.reason,
+        actor=actor(),
+        now_ns=time.time_ns(),
+        strategy_ids=[s.id for s in config.strategies],
+        symbols=config.marketdata.symbols,
+    )
+
+    async def write(ledger: Ledger) -> int:
+        out.write((await commands.submit_manual_order(ledger, order)).message + "\n")
+        return EXIT_OK
+
+    return asyncio.run(with_ledger(config, write))
+
+
 Build = Callable[[LedgerReader, argparse.Namespace, Config], Awaitable[Any]]
 
 
@@ -305,6 +338,17 @@ def build_parser() -> argparse.ArgumentParser:
     cancel.add_argument("--all", action="store_true", help="every open order")
     cancel.add_argument("--reason", required=True, help="why (recorded)")
     cancel.set_defaults(handler=cmd_cancel)
+
+    order = sub.add_parser("order", help="a manual order, sent by the running daemon through the risk gate")
+    order.add_argument("client_order_id", metavar="CLIENT_ORDER_ID", help="your id for it (idempotency key)")
+    order.add_argument("--symbol", required=True)
+    order.add_argument("--side", required=True, choices=["buy", "sell"])
+    order.add_argument("--qty", required=True)
+    order.add_argument("--limit-price", help="a limit order at this price (default: market)")
+    order.add_argument("--time-in-force", default="day", choices=["day", "gtc", "ioc", "fok"])
+    order.add_argument("--strategy", help="book it to a configured strategy (default: operator)")
+    order.add_argument("--reason", required=True, help="why (recorded)")
+    order.set_defaults(handler=cmd_order)
 
     resolve = sub.add_parser("resolve", help="record that an incident was dealt with")
     resolve.add_argument("incident_id", metavar="INCIDENT_ID")

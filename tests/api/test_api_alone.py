@@ -97,3 +97,18 @@ def test_a_remote_address_needs_allow_remote() -> None:
     assert config_module.parse({"api": {"listen": "0.0.0.0:8780", "allow_remote": True}}).api.allow_remote
     with pytest.raises(ConfigError, match="HOST:PORT"):
         config_module.parse({"api": {"listen": "8780"}})
+
+
+def test_the_daemon_refuses_to_start_an_api_without_a_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    """[api] listen without a long enough token fails the daemon's start (before anything trades)."""
+    from autoquant.runtime.api_process import check_api_settings
+
+    config = config_module.parse({"api": {"listen": "127.0.0.1:8780"}})
+    monkeypatch.delenv("AUTOQUANT_API_TOKEN", raising=False)
+    with pytest.raises(ConfigError, match="AUTOQUANT_API_TOKEN is empty"):
+        check_api_settings(config)
+    monkeypatch.setenv("AUTOQUANT_API_TOKEN", "short")
+    with pytest.raises(ConfigError, match="shorter than 16"):
+        check_api_settings(config)
+    monkeypatch.setenv("AUTOQUANT_API_TOKEN", TOKEN)
+    check_api_settings(config)
