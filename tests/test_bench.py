@@ -87,6 +87,8 @@ def test_quick_bench_prints_every_key_as_its_last_line(tmp_path: Path) -> None:
         "loop_lag_p99_ms_logging",
         "startup_ready_s",
         "rss_mb",
+        "api_clients_tick_p99_ratio",
+        "api_clients_loop_lag_ratio",
     }
     assert all(isinstance(t["met"], bool) for t in report["targets"].values())
     assert json.loads((tmp_path / ".bench" / "latest.json").read_text()) == report

@@ -3,6 +3,7 @@ whether the daemon is running or not."""
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from decimal import Decimal
 from typing import Annotated
@@ -106,8 +107,6 @@ async def portfolio(state: State) -> Portfolio:
                 row["mark_price"]
             )
     account = await reader.latest_account()
-    from time import time_ns
-
     return Portfolio(
         cash=None if account is None else inspection.plain(account[0]),
         equity=None if account is None else inspection.plain(account[1]),
@@ -119,7 +118,7 @@ async def portfolio(state: State) -> Portfolio:
         realized_pnl=inspection.plain(realized),
         unrealized_pnl=inspection.plain(unrealized),
         fees=inspection.plain(fees),
-        pnl_today=await inspection.pnl_today(reader, time_ns()),
+        pnl_today=await inspection.pnl_today(reader, time.time_ns()),
     )
 
 
