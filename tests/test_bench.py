@@ -22,6 +22,10 @@ REQUIRED = {
     "risk_check_p99_us",
     "tick_to_submit_p50_ms",
     "tick_to_submit_p99_ms",
+    "tick_to_submit_p99_ms_quiet",
+    "tick_to_submit_p99_ms_api_clients",
+    "loop_lag_p99_ms_api_clients",
+    "api_clients_tick_p99_ratio",
     "startup_ready_s",
     "rss_mb",
     "orders_per_s_paper_inprocess",
@@ -87,6 +91,8 @@ def test_quick_bench_prints_every_key_as_its_last_line(tmp_path: Path) -> None:
         "startup_ready_s",
         "rss_mb",
         "backup_loop_lag_p99_ms",
+        "api_clients_tick_p99_ratio",
+        "api_clients_loop_lag_ratio",
     }
     assert all(isinstance(t["met"], bool) for t in report["targets"].values())
     assert json.loads((tmp_path / ".bench" / "latest.json").read_text()) == report

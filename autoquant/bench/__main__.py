@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from autoquant.bench import (
+    api_load,
     backup_lag,
     ledger_writes,
     logging_cost,
@@ -62,6 +63,19 @@ GROUPS: list[tuple[str, Callable[[Sizes], Any], tuple[str, ...]]] = [
         "tick to submit",
         lambda sizes: asyncio.run(tick_to_submit.run(sizes)),
         ("tick_to_submit_p50_ms", "tick_to_submit_p99_ms"),
+    ),
+    (
+        "api clients",
+        lambda sizes: asyncio.run(api_load.run(sizes)),
+        (
+            "tick_to_submit_p99_ms_quiet",
+            "tick_to_submit_p99_ms_api_clients",
+            "api_clients_tick_p99_ratio",
+            "loop_lag_p99_ms_quiet_api",
+            "loop_lag_p99_ms_api_clients",
+            "api_clients_loop_lag_ratio",
+            "api_requests_per_s",
+        ),
     ),
     ("start-up", startup.run, ("startup_ready_s", "rss_mb")),
     (

@@ -17,6 +17,8 @@ TARGETS: dict[str, tuple[Compare, float, str]] = {
     "risk_check_p99_us": (operator.le, 20.0, "<= 20"),
     "tick_to_submit_p99_ms": (operator.le, 2.0, "<= 2"),
     "loop_lag_p99_ms_logging": (operator.le, 1.0, "<= 1"),
+    "api_clients_tick_p99_ratio": (operator.le, 1.10, "<= 1.10"),
+    "api_clients_loop_lag_ratio": (operator.le, 1.10, "<= 1.10"),
     "startup_ready_s": (operator.le, 3.0, "<= 3"),
     "rss_mb": (operator.le, 200.0, "<= 200"),
     # A backup must not stall trading: the loop stays within a tick-to-submit budget while it runs.

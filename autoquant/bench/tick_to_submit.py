@@ -13,7 +13,10 @@ bar, as bars are a second apart in the daemon.
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -73,7 +76,10 @@ def bench_config(directory: Path) -> Config:
     )
 
 
-async def run(sizes: Sizes) -> dict[str, object]:
+async def run(
+    sizes: Sizes, beside: Callable[[Path], AbstractAsyncContextManager[object]] | None = None
+) -> dict[str, object]:
+    """``beside``, given the ledger's path, runs something around the ticks (the API-load group's clients)."""
     with scratch_dir("tick") as directory, daemon_logging(directory):
         clock = SystemClock()
         config = bench_config(directory)
@@ -83,7 +89,8 @@ async def run(sizes: Sizes) -> dict[str, object]:
         latencies: list[int] = []
         no_order = 0
         try:
-            async with running_system(config, ledger, broker, exchange, clock) as (system, running):
+            around = beside(config.ledger.path) if beside is not None else contextlib.nullcontext()
+            async with running_system(config, ledger, broker, exchange, clock) as (system, running), around:
                 worker, market = system.strategy_worker, system.market
                 worker.enabled.set()
                 running.start(worker.run(), "strategy")

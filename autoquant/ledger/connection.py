@@ -18,10 +18,12 @@ has no public way to run a whole transaction on its thread in one hop (we had to
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -324,6 +326,8 @@ class WriterThread(_SqliteThread):
     """
 
     name = "ledger-writer"
+    #: Durations of the latest batches (BEGIN to COMMIT), seconds, for the daemon's status (``/metrics``).
+    batch_seconds: collections.deque[float] | None = None
 
     #: The latest write's failure for want of room (None once a write commits): the daemon's status.
     full: LedgerFull | None = None
@@ -338,7 +342,18 @@ class WriterThread(_SqliteThread):
         return result
 
     def run_batch(self, conn: sqlite3.Connection, fns: list[Write]) -> list[tuple[bool, Any]]:
-        return run_write_batch(conn, fns)
+        started = time.perf_counter()
+        try:
+            return run_write_batch(conn, fns)
+        finally:
+            if self.batch_seconds is None:
+                self.batch_seconds = collections.deque(maxlen=512)
+            self.batch_seconds.append(time.perf_counter() - started)
+
+    def commit_p99_s(self) -> float | None:
+        """The p99 of the latest batches' durations (None before the first)."""
+        recent = sorted(self.batch_seconds or ())
+        return recent[min(len(recent) - 1, int(len(recent) * 0.99))] if recent else None
 
 
 class ReaderThread(_SqliteThread):

@@ -24,7 +24,7 @@ from autoquant.domain.fills import Fill
 from autoquant.domain.orders import Order, OrderEvent, OrderEventKind, OrderStatus, apply
 from autoquant.domain.positions import Position
 from autoquant.errors import LedgerError, LedgerFull
-from autoquant.ledger import oversight, restores
+from autoquant.ledger import oversight, restores, surface
 from autoquant.ledger.backup import BackupInfo, insert_backup
 from autoquant.ledger.connection import (
     ExternalWrites,
@@ -448,4 +448,27 @@ class Ledger(LedgerReader):
     ) -> None:
         await self._writer.write(
             lambda conn: oversight.insert_cancel_outcome(conn, request_seq, canceled, detail, local_ts_ns)
+        )
+
+    def commit_p99_s(self) -> float | None:
+        """The p99 duration of the latest write batches (BEGIN to COMMIT), seconds."""
+        return self._writer.commit_p99_s()
+
+    async def request_manual_order(self, order: surface.ManualOrder) -> tuple[bool, surface.ManualOrder]:
+        """Record an operator's order request; (new?, the request already under its client order id)."""
+        return await self._writer.write(lambda conn: surface.insert_manual_order(conn, order))
+
+    # -- alerts (SQL in ``surface``) -----------------------------------------------------------------
+
+    async def record_alert(self, alert: surface.AlertRecord) -> bool:
+        """An alert, recorded before it is sent; False if its id is already recorded."""
+        return await self._writer.write(lambda conn: surface.insert_alert(conn, alert))
+
+    async def record_alert_delivery(
+        self, alert_id: str, channel: str, outcome: str, attempts: int, detail: str, local_ts_ns: int
+    ) -> None:
+        await self._writer.write(
+            lambda conn: surface.insert_alert_delivery(
+                conn, alert_id, channel, outcome, attempts, detail, local_ts_ns
+            )
         )

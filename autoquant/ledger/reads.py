@@ -20,7 +20,7 @@ from autoquant.domain.controls import Control, ControlKind, ControlState, fold_c
 from autoquant.domain.fills import Fill
 from autoquant.domain.orders import Order
 from autoquant.domain.positions import Position
-from autoquant.ledger import history
+from autoquant.ledger import history, surface
 from autoquant.ledger.connection import ReaderThread, connect_reader, translate
 from autoquant.ledger.history import LedgerEvent, RealizedMarks, StoredFill
 from autoquant.ledger.projection import Projection
@@ -217,6 +217,37 @@ class LedgerReader:
         """Every event about these decisions and orders (incidents by subject), in global order."""
         dids, oids, subs = list(decision_ids), list(order_ids), list(subjects)
         return await self._reader.read(lambda conn: history.read_story(conn, dids, oids, subs))
+
+    # -- the operator's HTTP surface and alerts (SQL in ``surface``) ---------------------------------
+
+    async def decisions(
+        self,
+        *,
+        strategy_id: str | None = None,
+        symbol: str | None = None,
+        action: str | None = None,
+        reason: str | None = None,
+        limit: int = 500,
+    ) -> list[surface.DecisionRecord]:
+        """The newest ``limit`` decisions matching the filters, oldest first."""
+        return await self._reader.read(
+            lambda conn: surface.read_decisions(
+                conn, strategy_id=strategy_id, symbol=symbol, action=action, reason=reason, limit=limit
+            )
+        )
+
+    async def equity_curve(self, since_ns: int, points: int = 200) -> list[tuple[int, Decimal]]:
+        return await self._reader.read(lambda conn: surface.read_equity_curve(conn, since_ns, points))
+
+    async def pending_manual_orders(self) -> list[surface.ManualOrder]:
+        """Operator order requests the daemon has not reserved yet, oldest first."""
+        return await self._reader.read(surface.read_pending_manual_orders)
+
+    async def alert_cursor(self) -> int | None:
+        return await self._reader.read(surface.read_alert_cursor)
+
+    async def alerts(self, limit: int = 100) -> list[tuple[surface.AlertRecord, list[tuple[str, str, int]]]]:
+        return await self._reader.read(lambda conn: surface.read_alerts(conn, limit))
 
     # -- controls, incidents, reconciliation -------------------------------------------------------
 

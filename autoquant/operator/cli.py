@@ -20,11 +20,11 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TextIO
 
-from autoquant.domain.controls import ACCOUNT, Control, ControlKind
+from autoquant.domain.controls import ControlKind
 from autoquant.domain.values import to_ns
 from autoquant.errors import AutoquantError, ConfigError
 from autoquant.ledger import Ledger, LedgerReader
-from autoquant.operator import doctor, inspection, render, resume_check
+from autoquant.operator import commands, doctor, inspection, render
 from autoquant.runtime import config as config_module
 from autoquant.runtime.config import Config
 from autoquant.runtime.paper_options import add_arguments as paper_arguments
@@ -116,32 +116,21 @@ def doctor_command(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _control(kind: ControlKind) -> Callable[[Config, argparse.Namespace, TextIO], int]:
+    """pause, resume, halt, reduce: the command layer's checks and act (the HTTP API runs the same)."""
+
     def command(config: Config, args: argparse.Namespace, out: TextIO) -> int:
-        scope = getattr(args, "strategy", None) or ACCOUNT
-        if scope != ACCOUNT and scope not in {s.id for s in config.strategies}:
-            known = ", ".join(s.id for s in config.strategies) or "none"
-            raise AutoquantError(f"--strategy {scope!r} is not a configured strategy (configured: {known})")
-        if not args.reason.strip():
-            raise AutoquantError("--reason is empty: say why (it is recorded in the ledger)")
-        control = Control(
-            kind=kind, scope=scope, reason=args.reason, actor=actor(), local_ts_ns=time.time_ns()
+        control = commands.check_control(
+            kind,
+            scope=getattr(args, "strategy", None),
+            reason=args.reason,
+            actor=actor(),
+            now_ns=time.time_ns(),
+            strategy_ids=[s.id for s in config.strategies],
         )
 
         async def write(ledger: Ledger) -> int:
-            over = []
-            if kind is ControlKind.RESUME:
-                over = resume_check.blocking(await ledger.incidents(open_only=True), scope)
-                if over and not args.force:
-                    resume_check.refuse(over, scope)
-            await ledger.append_control(control)
-            state = await ledger.control_state()
-            paused = ", ".join(sorted(state.paused)) or "nothing"
-            out.write(
-                f"{kind.value} recorded for {scope}: trading state {state.trading_state.value.upper()}, "
-                f"paused: {paused}\n"
-            )
-            if over:
-                out.write(f"resumed over {len(over)} open incident(s): {resume_check.describe(over)}\n")
+            outcome = await commands.apply_control(ledger, control, force=getattr(args, "force", False))
+            out.write(outcome.message + "\n")
             return EXIT_OK
 
         return asyncio.run(with_ledger(config, write))
@@ -151,17 +140,12 @@ def _control(kind: ControlKind) -> Callable[[Config, argparse.Namespace, TextIO]
 
 def cmd_resolve(config: Config, args: argparse.Namespace, out: TextIO) -> int:
     """Record that an operator dealt with an incident; pauses and halts stay until ``resume``."""
-    if not args.note.strip():
-        raise AutoquantError("--note is empty: say what was done (it is recorded in the ledger)")
+    incident_id, note = commands.check_resolve(args.incident_id, args.note)
     if not config.ledger.path.exists():
         raise AutoquantError(f"no ledger at {config.ledger.path}: there are no incidents to resolve")
 
     async def write(ledger: Ledger) -> int:
-        resolved = await ledger.resolve_incident(args.incident_id, actor(), args.note, time.time_ns())
-        if not resolved:
-            out.write(f"incident {args.incident_id} was already resolved; nothing changed\n")
-            return EXIT_OK
-        out.write(f"incident {args.incident_id} resolved; pauses and halts stay until `autoquant resume`\n")
+        out.write((await commands.resolve(ledger, incident_id, note, actor(), time.time_ns())).message + "\n")
         return EXIT_OK
 
     return asyncio.run(with_ledger(config, write))
@@ -169,18 +153,45 @@ def cmd_resolve(config: Config, args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_cancel(config: Config, args: argparse.Namespace, out: TextIO) -> int:
     """Ask the running daemon to cancel one order or all open orders (it obeys in any trading state)."""
-    if (args.client_order_id is None) == (not args.all):
-        raise AutoquantError("name one CLIENT_ORDER_ID or pass --all (not both)")
-    if not args.reason.strip():
-        raise AutoquantError("--reason is empty: say why (it is recorded in the ledger)")
+    target, reason = commands.check_cancel(args.client_order_id, args.all, args.reason)
     if not config.ledger.path.exists():
         raise AutoquantError(f"no ledger at {config.ledger.path}: there are no orders to cancel")
-    target = "*" if args.all else args.client_order_id
 
     async def write(ledger: Ledger) -> int:
-        await ledger.request_cancel(target, args.reason, actor(), time.time_ns())
-        what = "every open order" if target == "*" else target
-        out.write(f"cancel of {what} requested; the running daemon carries it out within a second\n")
+        out.write((await commands.cancel(ledger, target, reason, actor(), time.time_ns())).message + "\n")
+        return EXIT_OK
+
+    return asyncio.run(with_ledger(config, write))
+
+
+def cmd_order(config: Config, args: argparse.Namespace, out: TextIO) -> int:
+    """A manual order, carried out by the running daemon (reserve, risk check, send); the id is the
+    idempotency key: running the same command twice places one order."""
+    from decimal import Decimal, InvalidOperation
+
+    try:
+        qty = Decimal(args.qty)
+        limit = None if args.limit_price is None else Decimal(args.limit_price)
+    except InvalidOperation:
+        raise AutoquantError("--qty and --limit-price must be decimal numbers, e.g. 10 or 187.25") from None
+    order = commands.check_manual_order(
+        client_order_id=args.client_order_id,
+        strategy_id=args.strategy,
+        symbol=args.symbol,
+        side=args.side,
+        qty=qty,
+        order_type="market" if limit is None else "limit",
+        time_in_force=args.time_in_force,
+        limit_price=limit,
+        reason=args.reason,
+        actor=actor(),
+        now_ns=time.time_ns(),
+        strategy_ids=[s.id for s in config.strategies],
+        symbols=config.marketdata.symbols,
+    )
+
+    async def write(ledger: Ledger) -> int:
+        out.write((await commands.submit_manual_order(ledger, order)).message + "\n")
         return EXIT_OK
 
     return asyncio.run(with_ledger(config, write))
@@ -280,6 +291,12 @@ def cmd_paper_server(config: Config, args: argparse.Namespace, out: TextIO) -> i
     return EXIT_OK
 
 
+def cmd_api(config: Config, args: argparse.Namespace, out: TextIO) -> int:
+    from autoquant.operator.api.server import run
+
+    return run(config, args.listen)
+
+
 def cmd_logs(config: Config, args: argparse.Namespace, out: TextIO) -> int:
     from autoquant.operator.logview import logs_command
 
@@ -374,6 +391,17 @@ def build_parser() -> argparse.ArgumentParser:
     cancel.add_argument("--reason", required=True, help="why (recorded)")
     cancel.set_defaults(handler=cmd_cancel)
 
+    order = sub.add_parser("order", help="a manual order, sent by the running daemon through the risk gate")
+    order.add_argument("client_order_id", metavar="CLIENT_ORDER_ID", help="your id for it (idempotency key)")
+    order.add_argument("--symbol", required=True)
+    order.add_argument("--side", required=True, choices=["buy", "sell"])
+    order.add_argument("--qty", required=True)
+    order.add_argument("--limit-price", help="a limit order at this price (default: market)")
+    order.add_argument("--time-in-force", default="day", choices=["day", "gtc", "ioc", "fok"])
+    order.add_argument("--strategy", help="book it to a configured strategy (default: operator)")
+    order.add_argument("--reason", required=True, help="why (recorded)")
+    order.set_defaults(handler=cmd_order)
+
     resolve = sub.add_parser("resolve", help="record that an incident was dealt with")
     resolve.add_argument("incident_id", metavar="INCIDENT_ID")
     resolve.add_argument("--note", required=True, help="what was done (recorded)")
@@ -383,6 +411,10 @@ def build_parser() -> argparse.ArgumentParser:
     trace.add_argument("id")
     trace.add_argument("--json", action="store_true", help="a JSON array of entries in time order")
     trace.set_defaults(handler=cmd_trace)
+
+    api = sub.add_parser("api", help="serve the operator HTTP API ([api] listen; token from the environment)")
+    api.add_argument("--listen", help="HOST:PORT (default: [api] listen)")
+    api.set_defaults(handler=cmd_api)
 
     from autoquant.operator.backup_commands import add_commands as add_backup_commands
 

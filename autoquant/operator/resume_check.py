@@ -8,7 +8,6 @@ with ``--force`` it goes ahead and says plainly which incidents it resumed over.
 from __future__ import annotations
 
 from autoquant.domain.controls import ACCOUNT
-from autoquant.errors import AutoquantError
 from autoquant.ledger.records import Incident
 from autoquant.operator.text import safe
 
@@ -24,9 +23,9 @@ def describe(incidents: list[Incident]) -> str:
     return "; ".join(f"{i.incident_id} ({i.kind}, {i.scope}): {safe(i.message)}" for i in incidents)
 
 
-def refuse(incidents: list[Incident], scope: str) -> None:
-    """Raise the one-line refusal naming every open incident."""
-    raise AutoquantError(
+def refusal(incidents: list[Incident], scope: str) -> str:
+    """The one-line refusal naming every open incident."""
+    return (
         f"resume of {scope} refused: {len(incidents)} open incident(s): {describe(incidents)}; resolve them "
         "first (`autoquant resolve ID --note ...`), or pass --force to resume over them"
     )

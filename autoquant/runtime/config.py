@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import Field, ValidationError, model_validator
 
+from autoquant.alerts.settings import AlertSettings
 from autoquant.brokers.settings import (
     KEY_ID_VAR,
     SECRET_VAR,
@@ -32,6 +33,7 @@ from autoquant.errors import ConfigError
 from autoquant.ledger.settings import BackupSettings, LedgerSettings
 from autoquant.logs.settings import LoggingSettings
 from autoquant.marketdata.settings import MarketDataSettings
+from autoquant.runtime.api_settings import ApiSettings
 from autoquant.runtime.settings import DaemonSettings
 from autoquant.strategies.settings import SmaCrossSettings, StrategySettings
 from autoquant.workers.settings import ReconcileSettings, RiskSettings
@@ -85,6 +87,8 @@ class Config(Section):
     logging: LoggingSettings = LoggingSettings()
     daemon: DaemonSettings = DaemonSettings()
     backup: BackupSettings = BackupSettings()
+    api: ApiSettings = ApiSettings()
+    alerts: AlertSettings = AlertSettings()
     #: The file this came from (None for built-in defaults); relative paths in it resolve against its
     #: directory (its directory's parent when that is a ``config/`` folder: the project's root), never
     #: against the working directory (``anchor_paths``).

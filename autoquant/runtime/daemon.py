@@ -33,9 +33,12 @@ from autoquant.ledger.integrity import refuse_unsafe
 from autoquant.logs import LoggingHandle, configure_logging
 from autoquant.marketdata.replay import CsvBars
 from autoquant.marketdata.source import BarSource
+from autoquant.runtime.alerting import alert_spec, alert_worker, alerting_enabled, heartbeat_spec
+from autoquant.runtime.api_process import ApiChild, check_api_settings
 from autoquant.runtime.config import Config
 from autoquant.runtime.health import last_bar_time, market_data_ended, unhealthy_reasons
 from autoquant.runtime.lock import LedgerLock, PaperStateLock
+from autoquant.runtime.probes import LoopLag, status_metrics
 from autoquant.runtime.sdnotify import Notifier, WatchdogPinger
 from autoquant.runtime.sources import build_source, check_csv_symbols
 from autoquant.runtime.status_file import StatusFile, status_path
@@ -44,6 +47,7 @@ from autoquant.runtime.system import System, build_system, open_broker
 from autoquant.strategies import build_strategy
 from autoquant.workers.crashpoints import crashpoint
 from autoquant.workers.execution import ExecutionWorker
+from autoquant.workers.manual_orders import ManualOrders
 from autoquant.workers.strategy import StrategyWorker
 
 log = structlog.get_logger("autoquant.daemon")
@@ -76,6 +80,7 @@ class Daemon:
         self.fatal: tuple[str, BaseException] | None = None
         self._status_file = StatusFile(status_path(config.ledger.path.resolve()))
         self._started_ns = self.clock.now_ns()
+        self.loop_lag = LoopLag(self.clock)
 
     def request_stop(self) -> None:
         self.stop_requested.set()
@@ -83,6 +88,7 @@ class Daemon:
     async def run(self) -> int:
         config = self.config
         # Read-only, before the lock or the migrations write anything: a refused start changes nothing.
+        check_api_settings(config)
         refuse_unsafe(config.ledger.path)
         source = build_source(config.marketdata, self.clock, sleep=self.clock.sleep)
         try:
@@ -142,6 +148,7 @@ class Daemon:
                 handled.append(sig)
         try:
             async with asyncio.TaskGroup() as group:
+                await self._start_extras(group, system)  # alerts first: start-up's incidents alert too
                 supervisor.start(group, specs["updates"])
                 supervisor.start(group, specs["marketdata"])
                 self.notifier.extend_timeout(120)
@@ -166,6 +173,9 @@ class Daemon:
                     supervisor.start(group, specs[name])
                 if "backup" in specs:  # [backup] dir: scheduled backups, off the loop
                     supervisor.start(group, specs["backup"])
+                # Operators' manual orders reach the outbox only once it runs (after start-up resolution).
+                manual = ManualOrders(system.ledger, system.execution, self.clock)
+                supervisor.start(group, WorkerSpec("manual_orders", manual.run))
                 if self.notifier.enabled and self.notifier.watchdog_interval_s() is not None:
                     pinger = WatchdogPinger(self.notifier, supervisor.healthy, clock=self.clock)
                     supervisor.start(group, WorkerSpec("watchdog", pinger.run))
@@ -173,6 +183,8 @@ class Daemon:
                     group,
                     WorkerSpec("status", lambda: self._publish_status(system), restart_on_exit=True),
                 )
+                if config.api.listen is not None:
+                    supervisor.start(group, WorkerSpec("api", ApiChild(config).run, restart_on_exit=True))
                 controls = await system.gate.refresh_controls()
                 system.strategy_worker.enabled.set()
                 self.ready.set()
@@ -196,6 +208,18 @@ class Daemon:
             name, cause = self.fatal
             raise AutoquantError(f"worker {name} failed and no restart can cure it: {cause}") from cause
         return 0
+
+    async def _start_extras(self, group: asyncio.TaskGroup, system: System) -> None:
+        """The loop-lag probe, alerts and the dead-man's switch (issue 12): none can stop trading."""
+        config, supervisor = self.config, system.supervisor
+        supervisor.start(group, WorkerSpec("looplag", self.loop_lag.run))
+        if alerting_enabled(config):
+            worker = alert_worker(config, system.ledger, self.clock)
+            await worker.prepare()
+            supervisor.start(group, alert_spec(worker, self.clock))
+        heartbeat = heartbeat_spec(config, lambda: self.ready.is_set() and supervisor.healthy(), self.clock)
+        if heartbeat is not None:
+            supervisor.start(group, heartbeat)
 
     async def _drain(
         self, supervisor: Supervisor, strategies: StrategyWorker, execution: ExecutionWorker
@@ -284,6 +308,7 @@ class Daemon:
             },
             "log_records_dropped": None if self.logging is None else self.logging.dropped,
             "workers": workers,
+            "metrics": status_metrics(self.loop_lag, system.ledger),
         }
 
     async def _announce(self, state: ControlState) -> None:

@@ -21,6 +21,7 @@ from autoquant.errors import LedgerCorrupt, MigrationMismatch
 from autoquant.ledger import Ledger, migrations, rows
 from autoquant.ledger.backup import BackupInfo
 from autoquant.ledger.records import ReconciliationCursor, ReconciliationRun, RiskEvent
+from autoquant.ledger.surface import AlertRecord, ManualOrder
 
 T0 = datetime(2026, 1, 5, 14, 30, tzinfo=UTC)
 
@@ -114,6 +115,11 @@ async def populate(ledger: Ledger) -> None:
     await ledger.record_backup(BackupInfo(Path("b.db"), 1, 1, 1, "0" * 64), "cli", 3)
     await asyncio.to_thread(_insert_restore, ledger.path)
     await ledger.adopt_order(reservation("aq-2"), "b-2", 1, 4)
+    await ledger.record_alert(AlertRecord("al-1", "halted", "critical", "halted:account", 1, "t", "b", 1))
+    await ledger.record_alert_delivery("al-1", "json://127.0.0.1", "delivered", 1, "", 2)
+    await ledger.request_manual_order(
+        ManualOrder("m-1", "operator", "AAPL", "buy", Decimal(1), "market", "day", None, "r", "op", 1)
+    )
 
 
 def _insert_restore(path: Path) -> None:

@@ -1,0 +1,213 @@
+"""Fifty API clients beside the trading loop: ``tick_to_submit`` and the loop's lag, without and with them.
+
+The operator API runs in its own process (``autoquant api``, as the daemon spawns it) on the tick bench's
+ledger, and 50 concurrent clients hammer it from a third process. The tick bench runs the same way in
+both conditions; a lag sampler (a 1 ms sleep, how late it wakes) runs on the bench's loop beside it.
+Conditions alternate (quiet, loaded, three times) so a drifting machine weighs on both alike; each
+figure is the median of its three runs. The issue's rule: loaded within 10 % of quiet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+
+import httpx
+
+from autoquant.bench import tick_to_submit
+from autoquant.bench.common import Sizes, percentile, progress
+
+CLIENTS = 50
+#: Quiet and loaded runs, alternating.
+PAIRS = 3
+LAG_TICK_S = 0.001
+
+API_CONFIG = """\
+[ledger]
+path = "{ledger}"
+[marketdata]
+symbols = ["AAPL"]
+[[strategies]]
+id = "bench-sma"
+kind = "sma_cross"
+symbol = "AAPL"
+fast = 1
+slow = 2
+qty = "10"
+[logging]
+path = "{root}/api.log"
+[api]
+listen = "127.0.0.1:{port}"
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _api_config(ledger: Path, port: int) -> Path:
+    config = ledger.with_name("api.toml")
+    config.write_text(API_CONFIG.format(ledger=ledger, root=ledger.parent, port=port))
+    return config
+
+
+def _spawn(ledger: Path, command: list[str], token: str) -> subprocess.Popen[bytes]:
+    with ledger.with_name("api.out").open("ab") as out:
+        return subprocess.Popen(
+            command, stdout=out, stderr=out, env={**os.environ, "AUTOQUANT_API_TOKEN": token}
+        )
+
+
+def _count(counter: Path) -> int:
+    try:
+        return int(counter.read_text() or 0)
+    except (OSError, ValueError):
+        return 0
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+async def _wait(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)  # polling a condition under a deadline
+
+
+class Condition:
+    """What runs beside one tick run: the lag sampler, and (loaded) the API and its clients."""
+
+    def __init__(self, loaded: bool) -> None:
+        self.loaded = loaded
+        self.lags: list[float] = []
+        self.requests = 0
+        self.seconds = 0.0
+
+    @contextlib.asynccontextmanager
+    async def beside(self, ledger: Path) -> AsyncIterator[None]:
+        processes: list[subprocess.Popen[bytes]] = []
+        counter = ledger.with_name("api-requests")
+        try:
+            if self.loaded:
+                processes = await self._start_load(ledger, counter)
+            stop = asyncio.Event()
+            sampler = asyncio.create_task(self._sample(stop))
+            started = time.monotonic()
+            before = _count(counter) if self.loaded else 0
+            try:
+                yield
+            finally:
+                stop.set()
+                await sampler
+                self.seconds = time.monotonic() - started
+                if self.loaded:
+                    self.requests = _count(counter) - before
+        finally:
+            for process in reversed(processes):
+                _stop(process)
+
+    async def _start_load(self, ledger: Path, counter: Path) -> list[subprocess.Popen[bytes]]:
+        port, token = _free_port(), secrets.token_hex(16)
+        base = f"http://127.0.0.1:{port}"
+        api = _spawn(
+            ledger,
+            [sys.executable, "-m", "autoquant", "--config", str(_api_config(ledger, port)), "api"],
+            token,
+        )
+        processes = [api]
+
+        def serving() -> bool:
+            try:
+                return httpx.get(
+                    f"{base}/api/v1/status", headers={"Authorization": f"Bearer {token}"}
+                ).is_success
+            except httpx.HTTPError:
+                return False
+
+        try:
+            await _wait(serving, 30, "the API to serve the bench's ledger")
+            # The clients stand for dashboards on other hosts: on this one they yield the CPU like the API.
+            client_command = ["nice", "-n", "10", sys.executable, "-m", "autoquant.bench.api_clients"]
+            processes.append(_spawn(ledger, [*client_command, base, str(CLIENTS), str(counter)], token))
+            await _wait(lambda: _count(counter) > 5 * CLIENTS, 30, "client load")
+        except BaseException:
+            for process in processes:
+                _stop(process)
+            raise
+        return processes
+
+    async def _sample(self, stop: asyncio.Event) -> None:
+        clock = time.perf_counter
+        while not stop.is_set():
+            before = clock()
+            await asyncio.sleep(LAG_TICK_S)  # the sampler's own timer: its lateness is the loop's lag
+            self.lags.append(clock() - before - LAG_TICK_S)
+
+
+async def _one(sizes: Sizes, loaded: bool) -> tuple[float, float, float]:
+    condition = Condition(loaded)
+
+    def beside(ledger: Path) -> AbstractAsyncContextManager[None]:
+        return condition.beside(ledger)
+
+    result = await tick_to_submit.run(sizes, beside=beside)
+    lag_p99 = percentile(condition.lags, 0.99) * 1000
+    rate = condition.requests / condition.seconds if condition.seconds else 0.0
+    return float(str(result["tick_to_submit_p99_ms"])), lag_p99, rate
+
+
+async def run(sizes: Sizes) -> dict[str, object]:
+    part = Sizes(**{**sizes.__dict__, "ticks": max(20, sizes.ticks // PAIRS)})
+    quiet: list[tuple[float, float, float]] = []
+    loaded: list[tuple[float, float, float]] = []
+    for _ in range(PAIRS):
+        quiet.append(await _one(part, loaded=False))
+        loaded.append(await _one(part, loaded=True))
+
+    def middle(rows: list[tuple[float, float, float]], i: int) -> float:
+        """The median of the runs (a busy neighbour's burst in one run does not decide the figure)."""
+        return statistics.median(r[i] for r in rows)
+
+    tick_q, tick_l = middle(quiet, 0), middle(loaded, 0)
+    lag_q, lag_l = middle(quiet, 1), middle(loaded, 1)
+    rate = middle(loaded, 2)
+    progress(
+        f"with {CLIENTS} API clients ({rate:.0f} req/s): tick p99 {tick_q:.2f} -> {tick_l:.2f} ms, "
+        f"loop lag p99 {lag_q:.3f} -> {lag_l:.3f} ms"
+    )
+    return {
+        "tick_to_submit_p99_ms_quiet": round(tick_q, 3),
+        "tick_to_submit_p99_ms_api_clients": round(tick_l, 3),
+        "api_clients_tick_p99_ratio": round(tick_l / tick_q, 3) if tick_q else None,
+        "loop_lag_p99_ms_quiet_api": round(lag_q, 3),
+        "loop_lag_p99_ms_api_clients": round(lag_l, 3),
+        "api_clients_loop_lag_ratio": round(lag_l / lag_q, 3) if lag_q else None,
+        "api_requests_per_s": round(rate),
+        "notes": [
+            f"api clients: {CLIENTS} concurrent clients in their own process hammer `autoquant api` (its own"
+            " process) on the tick bench's ledger; quiet and loaded runs alternate, each figure the median of"
+            " three; ratios are loaded over quiet (the issue's rule: <= 1.10)"
+        ],
+    }

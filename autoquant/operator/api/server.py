@@ -1,0 +1,67 @@
+"""``autoquant api``: serve the operator API in its own process (the daemon spawns it when
+``[api] listen`` is set; run alone it answers while the daemon is down)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import structlog
+import uvicorn
+
+from autoquant.errors import ConfigError
+from autoquant.operator.api.app import create_app
+from autoquant.operator.api.state import ApiState
+from autoquant.runtime.api_settings import is_loopback, split_listen
+from autoquant.runtime.config import Config
+
+log = structlog.get_logger("autoquant.api")
+
+
+def api_token(config: Config) -> str:
+    """The bearer token from the environment (never the file); missing or short is a config error."""
+    name = config.api.token_env
+    token = os.environ.get(name, "").strip()
+    if not token:
+        raise ConfigError(
+            f"[api] listen is set but ${name} is empty: export a token in ${name} "
+            "(e.g. `export AUTOQUANT_API_TOKEN=$(openssl rand -hex 24)`); clients send it as a bearer token"
+        )
+    if len(token) < 16:
+        raise ConfigError(f"${name} is shorter than 16 characters: use a long random token")
+    return token
+
+
+def listen_address(config: Config, override: str | None = None) -> tuple[str, int]:
+    listen = override or config.api.listen
+    if listen is None:
+        raise ConfigError(
+            '[api] listen is not set: add `listen = "127.0.0.1:8780"` under [api], or pass --listen'
+        )
+    try:
+        host, port = split_listen(listen)
+    except ValueError as error:
+        raise ConfigError(f"[api] {error}") from None
+    if not is_loopback(host) and not config.api.allow_remote:
+        raise ConfigError(f"[api] listen {listen!r} is not loopback: set allow_remote = true to serve it")
+    return host, port
+
+
+async def serve(config: Config, listen: str | None = None) -> None:
+    host, port = listen_address(config, listen)
+    token = api_token(config)
+    if not is_loopback(host):
+        log.warning("api_serving_remote", host=host, port=port, note="reachable beyond this host")
+    if config.api.nice and hasattr(os, "nice"):
+        os.nice(config.api.nice)  # the operator surface yields the CPU to trading when it is short
+    app = create_app(ApiState(config, token))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="on")
+    )
+    log.info("api_serving", host=host, port=port)
+    await server.serve()
+
+
+def run(config: Config, listen: str | None = None) -> int:
+    asyncio.run(serve(config, listen))
+    return 0

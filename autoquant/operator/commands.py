@@ -1,0 +1,254 @@
+"""The operator's acts, one set under both faces (freqtrade's ``rpc.py`` pattern): the CLI and the HTTP API
+call these, so both validate the same way, append the same ledger events and say the same words.
+
+Each act is two steps: ``check_*`` validates the request without touching the ledger (bad input raises
+``CommandInvalid`` naming the field, and nothing is written), then the async act appends to an open
+``Ledger`` and returns an ``Outcome`` whose ``message`` is what the CLI prints and the API returns.
+A request the ledger's state refuses raises ``CommandConflict`` (HTTP 409) or ``CommandNotFound`` (404);
+all three are ``AutoquantError``s, so the CLI prints their one line and exits 2.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from autoquant.domain.controls import ACCOUNT, Control, ControlKind
+from autoquant.errors import AutoquantError, LedgerError
+from autoquant.ledger import Ledger
+from autoquant.ledger.surface import ManualOrder
+from autoquant.operator import resume_check
+
+#: The scopes a pause or resume may name besides a strategy id.
+CANCEL_ALL = "*"
+
+
+class CommandError(AutoquantError):
+    """An operator act was refused; ``field`` names the input at fault, where there is one."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class CommandInvalid(CommandError):
+    """The request itself is wrong (HTTP 422): nothing was written."""
+
+
+class CommandNotFound(CommandError):
+    """The request names something the ledger does not have (HTTP 404)."""
+
+
+class CommandConflict(CommandError):
+    """The ledger's state refuses the request (HTTP 409)."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What an act did: ``message`` is the sentence both faces show."""
+
+    message: str
+    changed: bool = True
+    trading_state: str | None = None
+    paused: list[str] = field(default_factory=list)
+
+
+def _reason(reason: str | None, flag: str, what: str) -> str | None:
+    if reason is not None and not reason.strip():
+        raise CommandInvalid(f"{flag} is empty: say {what} (it is recorded in the ledger)", field=flag)
+    return None if reason is None else reason.strip()
+
+
+def check_control(
+    kind: ControlKind,
+    *,
+    scope: str | None,
+    reason: str | None,
+    actor: str,
+    now_ns: int,
+    strategy_ids: Iterable[str],
+) -> Control:
+    """A pause, resume, halt or reduce, validated; nothing is written."""
+    scope = scope or ACCOUNT
+    known = sorted(strategy_ids)
+    if scope != ACCOUNT and kind in (ControlKind.HALT, ControlKind.REDUCE):
+        raise CommandInvalid(f"{kind.value} applies to the whole account, not a strategy", field="strategy")
+    if scope != ACCOUNT and scope not in known:
+        raise CommandInvalid(
+            f"--strategy {scope!r} is not a configured strategy (configured: {', '.join(known) or 'none'})",
+            field="strategy",
+        )
+    given = _reason(reason, "--reason", "why")
+    if given is None:
+        raise CommandInvalid(f"--reason is required for {kind.value}: say why", field="reason")
+    return Control(kind=kind, scope=scope, reason=given, actor=actor, local_ts_ns=now_ns)
+
+
+async def apply_control(ledger: Ledger, control: Control, *, force: bool = False) -> Outcome:
+    """Append a checked control; the running daemon obeys within a second. A resume over open incidents
+    is refused (``CommandConflict`` listing them) unless ``force``, and then says which it resumed over."""
+    over = []
+    if control.kind is ControlKind.RESUME:
+        over = resume_check.blocking(await ledger.incidents(open_only=True), control.scope)
+        if over and not force:
+            raise CommandConflict(resume_check.refusal(over, control.scope), field="force")
+    await ledger.append_control(control)
+    await ledger.last_control_seq()  # fold in anything another process wrote meanwhile
+    state = await ledger.control_state()
+    paused = sorted(state.paused)
+    resumed_over = (
+        f"; resumed over {len(over)} open incident(s): {resume_check.describe(over)}" if over else ""
+    )
+    return Outcome(
+        message=(
+            f"{control.kind.value} recorded for {control.scope}: trading state "
+            f"{state.trading_state.value}, paused: {', '.join(paused) or 'nothing'}{resumed_over}"
+        ),
+        trading_state=state.trading_state.value,
+        paused=paused,
+    )
+
+
+def check_resolve(incident_id: str, note: str) -> tuple[str, str]:
+    if not incident_id.strip():
+        raise CommandInvalid(
+            "the incident id is empty: `autoquant incidents` lists them", field="incident_id"
+        )
+    if not note.strip():
+        raise CommandInvalid(
+            "--note is empty: say what was done (it is recorded in the ledger)", field="note"
+        )
+    return incident_id.strip(), note.strip()
+
+
+async def resolve(ledger: Ledger, incident_id: str, note: str, actor: str, now_ns: int) -> Outcome:
+    """Record that an operator dealt with an incident; pauses and halts stay until ``resume``."""
+    incident_id, note = check_resolve(incident_id, note)
+    try:
+        resolved = await ledger.resolve_incident(incident_id, actor, note, now_ns)
+    except LedgerError as error:
+        if str(error).startswith("no incident"):
+            raise CommandNotFound(str(error), field="incident_id") from None
+        raise
+    if not resolved:
+        return Outcome(f"incident {incident_id} was already resolved; nothing changed", changed=False)
+    return Outcome(f"incident {incident_id} resolved; pauses and halts stay until `autoquant resume`")
+
+
+def check_cancel(client_order_id: str | None, cancel_all: bool, reason: str) -> tuple[str, str]:
+    """The cancel target (a client order id, or ``*`` for every open order) and the reason."""
+    if (client_order_id is None) == (not cancel_all):
+        raise CommandInvalid("name one CLIENT_ORDER_ID or pass --all (not both)", field="client_order_id")
+    given = _reason(reason, "--reason", "why")
+    assert given is not None
+    return (CANCEL_ALL if cancel_all else str(client_order_id)), given
+
+
+async def cancel(ledger: Ledger, target: str, reason: str, actor: str, now_ns: int) -> Outcome:
+    """Ask the running daemon to cancel one order or all open orders (it obeys in any trading state)."""
+    if target != CANCEL_ALL:
+        order = await ledger.get_order(target)
+        if order is None:
+            raise CommandNotFound(
+                f"no order {target} in the ledger: `autoquant orders --open` lists them",
+                field="client_order_id",
+            )
+        if order.status.is_terminal:
+            raise CommandConflict(
+                f"order {target} is already {order.status.value}: there is nothing to cancel",
+                field="client_order_id",
+            )
+    await ledger.request_cancel(target, reason, actor, now_ns)
+    what = "every open order" if target == CANCEL_ALL else target
+    return Outcome(f"cancel of {what} requested; the running daemon carries it out within a second")
+
+
+#: A manual order's client order id: the caller's idempotency key, never one of the daemon's (``aq-``).
+_MANUAL_ID = re.compile(r"^[A-Za-z0-9._:-]{1,48}$")
+MANUAL_STRATEGY = "operator"
+
+
+def check_manual_order(
+    *,
+    client_order_id: str,
+    strategy_id: str | None,
+    symbol: str,
+    side: str,
+    qty: Decimal,
+    order_type: str,
+    time_in_force: str,
+    limit_price: Decimal | None,
+    reason: str,
+    actor: str,
+    now_ns: int,
+    strategy_ids: Iterable[str],
+    symbols: Iterable[str],
+) -> ManualOrder:
+    """A manual order request, validated; nothing is written."""
+    if not _MANUAL_ID.fullmatch(client_order_id):
+        raise CommandInvalid(
+            "client_order_id must be 1-48 characters of letters, digits and ._:- (it is the idempotency key)",
+            field="client_order_id",
+        )
+    if client_order_id.startswith("aq-"):
+        raise CommandInvalid(
+            "client_order_id must not start with aq- (the daemon's own ids)", "client_order_id"
+        )
+    strategy = strategy_id or MANUAL_STRATEGY
+    known = sorted(strategy_ids)
+    if strategy != MANUAL_STRATEGY and strategy not in known:
+        raise CommandInvalid(
+            f"strategy {strategy!r} is neither {MANUAL_STRATEGY!r} nor a configured strategy "
+            f"(configured: {', '.join(known) or 'none'})",
+            field="strategy_id",
+        )
+    if symbol not in set(symbols):
+        raise CommandInvalid(
+            f"{symbol} is not in [marketdata] symbols: the daemon has no price for it", "symbol"
+        )
+    if qty <= 0:
+        raise CommandInvalid("qty must be positive", field="qty")
+    if (order_type == "limit") != (limit_price is not None):
+        raise CommandInvalid(
+            "limit_price is required for a limit order and refused for a market one", "limit_price"
+        )
+    given = _reason(reason, "reason", "why")
+    assert given is not None
+    return ManualOrder(
+        client_order_id,
+        strategy,
+        symbol,
+        side,
+        qty,
+        order_type,
+        time_in_force,
+        limit_price,
+        given,
+        actor,
+        now_ns,
+    )
+
+
+async def submit_manual_order(ledger: Ledger, order: ManualOrder) -> Outcome:
+    """Record the request; the running daemon reserves it and sends it through the execution worker
+    (risk-checked right before it is sent). The same request again is the same order, not a second."""
+    new, recorded = await ledger.request_manual_order(order)
+    if not new and not recorded.same_order(order):
+        raise CommandConflict(
+            f"client_order_id {order.client_order_id} already names a different order "
+            f"({recorded.side} {recorded.qty} {recorded.symbol}): use a new id for a new order",
+            field="client_order_id",
+        )
+    placed = await ledger.get_order(order.client_order_id)
+    state = "requested" if placed is None else placed.status.value
+    if new:
+        message = (
+            f"order {order.client_order_id} requested; the running daemon reserves it, checks it against "
+            "the risk limits and sends it within a second (`autoquant trace "
+            f"{order.client_order_id}` follows it)"
+        )
+    else:
+        message = f"order {order.client_order_id} was already requested (now {state}); nothing new was placed"
+    return Outcome(message, changed=new, trading_state=state)

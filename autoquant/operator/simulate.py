@@ -1,0 +1,73 @@
+"""``orders/simulate``: the risk gate on a proposed order, with no side effect — a verdict per check.
+
+It runs the same pure ``domain.risk.check`` the daemon runs, on a snapshot rebuilt from the ledger alone
+(it may run while the daemon is down): positions, open orders, today's equity, the last minute's
+submissions and the controls as recorded; each symbol's price and data age from the newest decision
+that saw it (the close it used; else the last fill price). The daemon's in-memory market state can be
+a bar newer than that, so a simulation is an estimate of the verdict, never a promise.
+"""
+
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+from typing import Any
+
+from autoquant.domain.decisions import OrderIntent
+from autoquant.domain.risk import OpenOrderExposure, RiskSnapshot, check
+from autoquant.domain.values import from_ns, utc_day_start_ns
+from autoquant.ledger import LedgerReader
+from autoquant.runtime.config import Config
+
+
+async def ledger_snapshot(reader: LedgerReader, config: Config, now_ns: int) -> RiskSnapshot:
+    book = await reader.book(utc_day_start_ns(now_ns))
+    fill_prices = await reader.last_fill_prices()
+    prices: dict[str, Decimal] = {}
+    ages: dict[str, int] = {}
+    for symbol in config.marketdata.symbols:
+        newest = await reader.decisions(symbol=symbol, limit=1)
+        if newest and newest[0].close is not None:
+            prices[symbol] = Decimal(newest[0].close)
+            ages[symbol] = max(0, now_ns - newest[0].data_time_ns)  # data time = the bar's close
+        elif symbol in fill_prices:
+            prices[symbol] = fill_prices[symbol]
+    exposures = []
+    for order in book.open_orders:
+        price = order.limit_price or prices.get(order.symbol)
+        if price is not None and order.remaining_qty > 0:
+            exposures.append(
+                OpenOrderExposure(
+                    symbol=order.symbol, side=order.side, remaining_qty=order.remaining_qty, price=price
+                )
+            )
+    start, peak, current = book.equity if book.equity is not None else (Decimal(0),) * 3
+    return RiskSnapshot(
+        now_ns=now_ns,
+        positions=book.account_positions(),
+        last_prices=prices,
+        open_orders=tuple(exposures),
+        start_equity=start,
+        peak_equity=peak,
+        equity=current,
+        recent_order_ns=tuple(await reader.submissions_since(now_ns - 60_000_000_000)),
+        data_age_ns=ages,
+        controls=await reader.control_state(),
+    )
+
+
+async def simulate(reader: LedgerReader, config: Config, intent_fields: dict[str, Any]) -> dict[str, Any]:
+    """The verdict on a proposed order (``strategy_id``, ``symbol``, ``side``, ``qty``, …)."""
+    now = time.time_ns()
+    intent = OrderIntent(
+        reason="simulated by operator",
+        decision_id="simulation",
+        data_time=from_ns(now),
+        **intent_fields,
+    )
+    snapshot = await ledger_snapshot(reader, config, now)
+    verdict = check(intent, snapshot, config.risk)
+    return verdict.as_dict() | {
+        "prices": {k: format(v, "f") for k, v in snapshot.last_prices.items()},
+        "data_age_s": {k: v / 1e9 for k, v in snapshot.data_age_ns.items()},
+    }

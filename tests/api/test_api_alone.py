@@ -1,0 +1,114 @@
+"""`autoquant api` on its own: it answers from the ledger while no daemon runs, refuses a start without a
+token, limits writes, and the settings refuse a non-loopback address unless allowed."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from autoquant.errors import ConfigError
+from autoquant.runtime import config as config_module
+from tests.api.conftest import TOKEN, free_port
+from tests.e2e.daemon_harness import wait_for
+
+
+def _write_config(root: Path, port: int, extra: str = "") -> Path:
+    path = root / "autoquant.toml"
+    path.write_text(
+        f'[ledger]\npath = "{root}/ledger.db"\n[logging]\npath = "{root}/autoquant.log"\n'
+        f'[api]\nlisten = "127.0.0.1:{port}"\nwrites_per_minute = 3\n{extra}'
+    )
+    return path
+
+
+@pytest.fixture
+def lone_api(tmp_path: Path) -> Iterator[str]:
+    port = free_port()
+    config = _write_config(tmp_path, port)
+    migrated = subprocess.run(
+        [sys.executable, "-m", "autoquant", "--config", str(config), "migrate"],
+        capture_output=True,
+        check=False,
+    )
+    assert migrated.returncode == 0
+    with (tmp_path / "api.err").open("wb") as err:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "autoquant", "--config", str(config), "api"],
+            env={**os.environ, "AUTOQUANT_API_TOKEN": TOKEN},
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+    base = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        assert process.poll() is None, (tmp_path / "api.err").read_text()
+        try:
+            return httpx.get(f"{base}/health", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_for(up, 30, "autoquant api to answer")
+    yield base
+    process.terminate()
+    process.wait(timeout=10)
+
+
+def test_the_api_answers_while_the_daemon_is_down_and_limits_writes(lone_api: str) -> None:
+    """Without a daemon the status says so, a pause is recorded, and the 4th write in a minute is 429."""
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    status = httpx.get(f"{lone_api}/api/v1/status", headers=headers).json()
+    assert status["daemon"]["running"] is False and status["trading_state"] == "active"
+    for n in range(3):
+        paused = httpx.post(f"{lone_api}/api/v1/pause", headers=headers, json={"reason": f"p{n}"})
+        assert paused.status_code == 200, paused.text
+    limited = httpx.post(f"{lone_api}/api/v1/pause", headers=headers, json={"reason": "p4"})
+    assert limited.status_code == 429 and "writes in a minute" in limited.json()["error"]
+    assert [
+        p["reason"] for p in httpx.get(f"{lone_api}/api/v1/status", headers=headers).json()["paused"]
+    ] == ["p2"]
+
+
+def test_a_start_without_a_token_is_refused_in_one_line(tmp_path: Path) -> None:
+    """`autoquant api` with the token variable unset exits 2 naming the variable to set."""
+    config = _write_config(tmp_path, free_port())
+    env = {k: v for k, v in os.environ.items() if k != "AUTOQUANT_API_TOKEN"}
+    done = subprocess.run(
+        [sys.executable, "-m", "autoquant", "--config", str(config), "api"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "AUTOQUANT_API_TOKEN" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_remote_address_needs_allow_remote() -> None:
+    """listen on a non-loopback address is refused by name unless allow_remote = true."""
+    with pytest.raises(ConfigError, match="not a loopback address"):
+        config_module.parse({"api": {"listen": "0.0.0.0:8780"}})
+    assert config_module.parse({"api": {"listen": "0.0.0.0:8780", "allow_remote": True}}).api.allow_remote
+    with pytest.raises(ConfigError, match="HOST:PORT"):
+        config_module.parse({"api": {"listen": "8780"}})
+
+
+def test_the_daemon_refuses_to_start_an_api_without_a_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    """[api] listen without a long enough token fails the daemon's start (before anything trades)."""
+    from autoquant.runtime.api_process import check_api_settings
+
+    config = config_module.parse({"api": {"listen": "127.0.0.1:8780"}})
+    monkeypatch.delenv("AUTOQUANT_API_TOKEN", raising=False)
+    with pytest.raises(ConfigError, match="AUTOQUANT_API_TOKEN is empty"):
+        check_api_settings(config)
+    monkeypatch.setenv("AUTOQUANT_API_TOKEN", "short")
+    with pytest.raises(ConfigError, match="shorter than 16"):
+        check_api_settings(config)
+    monkeypatch.setenv("AUTOQUANT_API_TOKEN", TOKEN)
+    check_api_settings(config)
