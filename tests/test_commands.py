@@ -22,6 +22,7 @@ def test_control_validation_names_the_field() -> None:
         (ControlKind.PAUSE, "nope", "x", "strategy"),
         (ControlKind.PAUSE, None, "  ", "--reason"),
         (ControlKind.HALT, None, None, "reason"),
+        (ControlKind.RESUME, None, None, "reason"),
         (ControlKind.HALT, "sma-aapl", "x", "strategy"),
     ]
     for kind, scope, reason, field in cases:
@@ -42,7 +43,7 @@ async def test_acts_append_and_say_what_they_did(tmp_path: Path) -> None:
         assert outcome.trading_state == "halted"
         assert outcome.message == "halt recorded for account: trading state halted, paused: nothing"
         resume = commands.check_control(
-            ControlKind.RESUME, scope=None, reason=None, actor="t", now_ns=2, strategy_ids=STRATEGIES
+            ControlKind.RESUME, scope=None, reason="checked", actor="t", now_ns=2, strategy_ids=STRATEGIES
         )
         assert (await commands.apply_control(ledger, resume)).trading_state == "active"
         with pytest.raises(commands.CommandNotFound):
@@ -50,6 +51,32 @@ async def test_acts_append_and_say_what_they_did(tmp_path: Path) -> None:
         with pytest.raises(commands.CommandNotFound):
             await commands.cancel(ledger, "aq-none", "x", "t", 3)
         assert (await commands.cancel(ledger, commands.CANCEL_ALL, "x", "t", 3)).changed
+        await ledger.close()
+
+
+async def test_a_resume_over_open_incidents_is_a_conflict_unless_forced(tmp_path: Path) -> None:
+    """Resume with an open incident is refused (409 over HTTP) naming it, writes nothing; forced, it
+    resumes and says what it resumed over."""
+    async with await Ledger.open(tmp_path / "l.db") as ledger:
+        incident_id, _ = await ledger.open_incident(
+            kind="cash_mismatch",
+            subject="seeded",
+            scope="account",
+            message="cash differs by 12.50",
+            action="compare the broker's activities with `autoquant fills`",
+            details={},
+            local_ts_ns=1,
+        )
+        resume = commands.check_control(
+            ControlKind.RESUME, scope=None, reason="checked", actor="t", now_ns=2, strategy_ids=STRATEGIES
+        )
+        before = await ledger.last_control_seq()
+        with pytest.raises(commands.CommandConflict, match=incident_id) as refused:
+            await commands.apply_control(ledger, resume)
+        assert refused.value.field == "force" and await ledger.last_control_seq() == before
+        forced = await commands.apply_control(ledger, resume, force=True)
+        assert f"resumed over 1 open incident(s): {incident_id}" in forced.message
+        assert await ledger.last_control_seq() > before
         await ledger.close()
 
 

@@ -7,6 +7,7 @@ block the process on a write, which looks exactly like the hang these runs are l
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -314,6 +315,19 @@ class DaemonProcess:
             timeout=timeout_s,
             check=False,
         )
+
+    def resolve_open_incidents(self, note: str) -> list[str]:
+        """``autoquant resolve ID --note NOTE`` for every open incident, as an operator who checked them
+        would before resuming; returns the ids resolved."""
+        listed = self.cli("incidents", "--open", "--json")
+        if listed.returncode != 0:
+            raise RuntimeError(f"autoquant incidents failed: {listed.stderr}")
+        ids = [str(row["incident_id"]) for row in json.loads(listed.stdout)]
+        for incident_id in ids:
+            resolved = self.cli("resolve", incident_id, "--note", note)
+            if resolved.returncode != 0:
+                raise RuntimeError(f"autoquant resolve {incident_id} failed: {resolved.stderr}")
+        return ids
 
     def reconcile(self, timeout_s: float = 60.0) -> subprocess.CompletedProcess[str]:
         """``autoquant reconcile`` on this ledger: exit 0 clean, 1 mismatch, 2 error."""

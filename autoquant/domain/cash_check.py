@@ -72,7 +72,8 @@ def check_cash(
         ),
         action=(
             f"look for a deposit, withdrawal, fee or fill of {moved - nearest} in the broker's account "
-            "activities; record or correct it, then `autoquant resume`"
+            "activities; record or correct it, then "
+            '`autoquant resolve ID --note "…"` and `autoquant resume --reason "…"`'
         ),
         details={
             "cash_before": str(baseline.cash),

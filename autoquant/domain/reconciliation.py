@@ -80,6 +80,13 @@ _EVENT_FOR_STATUS = {
 }
 
 
+def then_resume(scope: str) -> str:
+    """The end of an incident's action: resolve it, then resume what it paused (a resume over an open
+    incident is refused without ``--force``)."""
+    which = "" if scope == ACCOUNT else f" --strategy {scope}"
+    return f'then `autoquant resolve ID --note "…"` and `autoquant resume{which} --reason "…"`'
+
+
 def event_for_state(state: BrokerOrderState, local_ts_ns: int, reason: str | None = None) -> OrderEvent:
     """The event that brings a ledger order to the state the broker reports (the one such mapping)."""
     kind = _EVENT_FOR_STATUS.get(state.status, OrderEventKind.ACCEPTED)
@@ -148,7 +155,7 @@ def _fill_mismatch(order: Order, fill: Fill) -> IncidentDraft:
         ),
         action=(
             f"check order {order.client_order_id} and execution {fill.execution_id} at the broker, "
-            f"then `autoquant resume --strategy {order.strategy_id}`"
+            + then_resume(order.strategy_id)
         ),
         details={
             "client_order_id": order.client_order_id,
@@ -191,7 +198,7 @@ def _unknown_orders(view: LedgerView, report: BrokerReport, unknown_fills: list[
             ),
             action=(
                 f"find who placed order {subject}; cancel it at the broker (or close the position it made), "
-                "then `autoquant resume`"
+                + then_resume(ACCOUNT)
             ),
             details=entry,
         )
@@ -246,7 +253,7 @@ def _advance(
                 action=(
                     f"check order {order.client_order_id} at the broker (it reports {state.status.value}, "
                     f"filled {state.filled_qty}) against `autoquant trace {order.client_order_id}`, "
-                    f"then `autoquant resume --strategy {order.strategy_id}`"
+                    + then_resume(order.strategy_id)
                 ),
                 details={
                     "client_order_id": order.client_order_id,
@@ -275,7 +282,7 @@ def _missing(order: Order) -> IncidentDraft:
         action=(
             f"look for order {order.client_order_id} (broker id {order.broker_order_id}) in the broker's "
             f"order history; if it is gone, check the position in {order.symbol}, "
-            f"then `autoquant resume --strategy {order.strategy_id}`"
+            + then_resume(order.strategy_id)
         ),
         details={
             "client_order_id": order.client_order_id,
@@ -296,10 +303,7 @@ def _open_at_broker(order: Order, state: BrokerOrderState) -> IncidentDraft:
             f"order {order.client_order_id} is {order.status.value} in the ledger but still "
             f"{state.status.value} at the broker"
         ),
-        action=(
-            f"cancel order {state.broker_order_id} at the broker, "
-            f"then `autoquant resume --strategy {order.strategy_id}`"
-        ),
+        action=(f"cancel order {state.broker_order_id} at the broker, " + then_resume(order.strategy_id)),
         details={
             "client_order_id": order.client_order_id,
             "broker_order_id": state.broker_order_id,
@@ -332,7 +336,6 @@ def _positions(
             continue
         strategies = sorted(view.strategies_by_symbol.get(symbol, frozenset()))
         scope = strategies[0] if len(strategies) == 1 else ACCOUNT
-        resume = f"`autoquant resume --strategy {scope}`" if scope != ACCOUNT else "`autoquant resume`"
         incidents.append(
             IncidentDraft(
                 kind="position_mismatch",
@@ -344,7 +347,7 @@ def _positions(
                 ),
                 action=(
                     f"compare `autoquant fills --symbol {symbol}` with the broker's executions in {symbol}, "
-                    f"close or record the difference of {broker_qty - ledger_qty}, then {resume}"
+                    f"close or record the difference of {broker_qty - ledger_qty}, " + then_resume(scope)
                 ),
                 details={
                     "symbol": symbol,

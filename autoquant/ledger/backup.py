@@ -272,7 +272,8 @@ def _mark_restored(
         )
         action = (
             "start the daemon and let its start-up reconciliation converge; check `autoquant incidents` "
-            "and `autoquant orders`, then `autoquant resume`"
+            "and `autoquant orders`, then "
+            '`autoquant resolve ID --note "…"` and `autoquant resume --reason "…"`'
         )
         draft = oversight.IncidentDraft(
             RESTORED_INCIDENT,

@@ -82,7 +82,7 @@ def cmd_restore(config: Config, args: argparse.Namespace, out: TextIO) -> int:
         f"moved aside: {moved}\n"
         f"trading is HALTED (incident {info.incident_id}): start the daemon, let its start-up "
         "reconciliation adopt what the broker did since the backup, check `autoquant incidents`, "
-        "then `autoquant resume`\n"
+        'resolve them (`autoquant resolve ID --note "…"`), then `autoquant resume --reason "…"`\n'
     )
     return EXIT_OK
 

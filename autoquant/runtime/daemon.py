@@ -252,7 +252,10 @@ class Daemon:
                 Control(
                     kind=ControlKind.HALT,
                     scope=ACCOUNT,
-                    reason=f"worker {name} keeps crashing ({error!r}); see the logs, then `autoquant resume`",
+                    reason=(
+                        f"worker {name} keeps crashing ({error!r}); see the logs, "
+                        'then `autoquant resume --reason "…"`'
+                    ),
                     actor="supervisor",
                     local_ts_ns=self.clock.now_ns(),
                 )

@@ -249,7 +249,7 @@ class Reconciler:
                     ),
                     action=(
                         "check them with `autoquant orders` and `autoquant positions` against the broker, "
-                        "then `autoquant resume`"
+                        'then `autoquant resolve ID --note "…"` and `autoquant resume --reason "…"`'
                     ),
                     details={"restore_seq": restore.seq, "client_order_ids": adopted},
                 )

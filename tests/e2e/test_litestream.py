@@ -101,6 +101,7 @@ def test_replica_survives_a_lost_disk_and_the_daemon_converges(
     restarted = daemon.start()
     wait_for(lambda: daemon.ready_or_exited(restarted), 60, "the start-up reconciliation after the restore")
     assert daemon.alive(), daemon.tail()
+    assert daemon.resolve_open_incidents("replica restore checked against the broker")
     resumed = daemon.cli("resume", "--reason", "replica restore checked")
     assert resumed.returncode == 0, resumed.stderr
     wait_for(

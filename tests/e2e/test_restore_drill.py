@@ -109,6 +109,7 @@ def test_backup_sigkill_lost_ledger_restore_converges(
     assert trading_state(daemon) == "halted"
     assert count(daemon.ledger, "SELECT count(*) FROM orders WHERE local_ts_ns > ?", (restarted,)) == 0
 
+    assert daemon.resolve_open_incidents("restore drill: adopted orders checked against the exchange")
     resumed = daemon.cli("resume", "--reason", "restore drill checked")
     assert resumed.returncode == 0, resumed.stderr
     resume_ns = time.time_ns()
