@@ -28,6 +28,7 @@ from autoquant.operator.logview import (
 )
 from autoquant.runtime.config import LoggingSettings
 
+
 def stamp(minutes_ago: float) -> str:
     # From the time the line is written, not when the module was imported: in a long suite a test
     # may run many minutes after collection, and --since 10m is measured from the real now.
