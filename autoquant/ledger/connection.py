@@ -79,7 +79,7 @@ def translate(error: sqlite3.Error, path: Path) -> LedgerError:
                 where += f" (the file size limit of {limit} bytes is reached: ulimit -f, LimitFSIZE=)"
             return LedgerFull(
                 f"ledger disk full: {path} cannot be written ({text}){where}: free space on that disk "
-                "(a running daemon carries on by itself once it can write again)"
+                "(a running daemon halts, and records the halt once it can write: then `autoquant resume`)"
             )
         if space is not None:
             return LedgerError(f"ledger {path}: {text} ({space.describe()}): check the disk and `dmesg`")
