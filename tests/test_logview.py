@@ -28,19 +28,11 @@ from autoquant.operator.logview import (
 )
 from autoquant.runtime.config import LoggingSettings
 
-NOW = datetime.now(UTC)
-
-
-@pytest.fixture(autouse=True)
-def _fresh_now() -> None:
-    """Stamps count from each test's start, not from collection: a long suite would age them past
-    the windows the tests cut (`--since 10m`)."""
-    global NOW
-    NOW = datetime.now(UTC)
-
 
 def stamp(minutes_ago: float) -> str:
-    return (NOW - timedelta(minutes=minutes_ago)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # From the time the line is written, not when the module was imported: in a long suite a test
+    # may run many minutes after collection, and --since 10m is measured from the real now.
+    return (datetime.now(UTC) - timedelta(minutes=minutes_ago)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def entry(event: str, minutes_ago: float, level: str = "info", worker: str = "main", **fields: Any) -> str:

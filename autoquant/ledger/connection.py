@@ -81,7 +81,7 @@ def translate(error: sqlite3.Error, path: Path) -> LedgerError:
                 where += f" (the file size limit of {limit} bytes is reached: ulimit -f, LimitFSIZE=)"
             return LedgerFull(
                 f"ledger disk full: {path} cannot be written ({text}){where}: free space on that disk "
-                "(a running daemon carries on by itself once it can write again)"
+                "(a running daemon halts, and records the halt once it can write: then `autoquant resume`)"
             )
         if space is not None:
             return LedgerError(f"ledger {path}: {text} ({space.describe()}): check the disk and `dmesg`")
@@ -331,12 +331,17 @@ class WriterThread(_SqliteThread):
 
     #: The latest write's failure for want of room (None once a write commits): the daemon's status.
     full: LedgerFull | None = None
+    #: The first such failure since the daemon last recorded the halt it calls for (sticky: a write
+    #: that succeeds does not clear it; ``Ledger.record_halt_for_space`` does).
+    full_since: LedgerFull | None = None
 
     async def write(self, fn: Callable[[sqlite3.Connection], T], on_commit: OnCommit | None = None) -> T:
         try:
             result = await self.submit(fn, on_commit)
         except LedgerFull as error:
             self.full = error
+            if self.full_since is None:
+                self.full_since = error
             raise
         self.full = None
         return result

@@ -117,6 +117,18 @@ class Ledger(LedgerReader):
         """Why the latest write failed for want of room on the ledger's disk (None once one commits)."""
         return self._writer.full
 
+    @property
+    def halted_for_space(self) -> LedgerFull | None:
+        """Set from the first write that failed for want of room until ``record_halt_for_space``: while
+        set, trading is halted in memory (the ledger could not record a halt)."""
+        return self._writer.full_since
+
+    async def record_halt_for_space(self, control: Control) -> None:
+        """Record the halt a full disk called for, once the disk has room again; only then does the
+        in-memory halt end (the ledger's HALT takes over, and nothing resumes but an operator)."""
+        await self.append_control(control)
+        self._writer.full_since = None
+
     @classmethod
     async def open(cls, path: Path) -> Ledger:
         """Open (creating and migrating on first use) the ledger at ``path``."""

@@ -22,9 +22,11 @@ from typing import Any, TextIO
 
 from autoquant.domain.controls import ControlKind
 from autoquant.domain.values import to_ns
-from autoquant.errors import AutoquantError, ConfigError
+from autoquant.errors import AutoquantError
 from autoquant.ledger import Ledger, LedgerReader
-from autoquant.operator import commands, doctor, inspection, render
+from autoquant.operator import commands, inspection, render
+from autoquant.operator.daemon_view import daemon_status
+from autoquant.operator.doctor import cmd_doctor, doctor_command
 from autoquant.runtime import config as config_module
 from autoquant.runtime.config import Config
 from autoquant.runtime.paper_options import add_arguments as paper_arguments
@@ -78,41 +80,6 @@ def cmd_migrate(config: Config, args: argparse.Namespace, out: TextIO) -> int:
     names = ", ".join(m.name for m in applied) or "nothing to apply"
     out.write(f"ledger {config.ledger.path}: {names}\n")
     return EXIT_OK
-
-
-def cmd_doctor(config: Config, args: argparse.Namespace, out: TextIO) -> int:
-    problems = doctor.check_ledger(config.ledger.path)
-    replica, replica_problems = doctor.check_replica(config.backup, config.ledger.path)
-    problems += replica_problems
-    source = config.source or "built-in defaults"
-    if getattr(args, "json", False):
-        body = {"config": str(source), "ledger": str(config.ledger.path), "problems": problems}
-        render.write_json({**body, "ok": not problems}, out)
-        return EXIT_PROBLEM if problems else EXIT_OK
-    out.write(f"config: ok ({source})\n")
-    if replica is not None:
-        out.write(replica + "\n")
-    if problems:
-        for problem in problems:
-            out.write(f"problem: {problem}\n")
-        return EXIT_PROBLEM
-    out.write(f"ledger: ok ({config.ledger.path}: integrity, migrations, append-only triggers)\n")
-    return EXIT_OK
-
-
-def doctor_command(args: argparse.Namespace, out: TextIO) -> int:
-    """``doctor`` lists an invalid config as a problem (exit 1) like any other, instead of failing on it."""
-    try:
-        config = config_module.load(args.config)
-    except ConfigError as error:
-        if getattr(args, "json", False):
-            render.write_json(
-                {"config": None, "ledger": None, "problems": [f"config: {error}"], "ok": False}, out
-            )
-        else:
-            out.write(f"problem: config: {error}\n")
-        return EXIT_PROBLEM
-    return cmd_doctor(config, args, out)
 
 
 def _control(kind: ControlKind) -> Callable[[Config, argparse.Namespace, TextIO], int]:
@@ -236,7 +203,7 @@ async def _positions(ledger: LedgerReader, args: argparse.Namespace, config: Con
     from autoquant.runtime.daemon import heartbeat_path
 
     now = time.time_ns()
-    bars = inspection.bar_marks(inspection.daemon_status(heartbeat_path(config.ledger.path.resolve()), now))
+    bars = inspection.bar_marks(daemon_status(heartbeat_path(config.ledger.path.resolve()), now))
     rows = await inspection.positions(ledger, bars)
     if args.json:
         return rows

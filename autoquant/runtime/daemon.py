@@ -27,7 +27,7 @@ from autoquant.domain.clock import Clock
 from autoquant.domain.controls import ACCOUNT, Control, ControlKind, ControlState
 from autoquant.domain.orders import OrderStatus
 from autoquant.domain.values import iso_utc
-from autoquant.errors import AutoquantError, BrokerError, LedgerError
+from autoquant.errors import AutoquantError, BrokerError, LedgerError, LedgerFull
 from autoquant.ledger import Ledger
 from autoquant.ledger.integrity import refuse_unsafe
 from autoquant.logs import LoggingHandle, configure_logging
@@ -270,8 +270,29 @@ class Daemon:
         beat = system.supervisor.heartbeat("status")
         while True:
             beat()
+            await self._record_space_halt(system.ledger)
             self._status_file.write(await self._status_body(system))
             await self.clock.sleep(STATUS_PERIOD_S)  # a publishing period
+
+    async def _record_space_halt(self, ledger: Ledger) -> None:
+        """After a full disk (trading halted in memory meanwhile), record the HALT as soon as the ledger
+        takes writes again: trading stays halted until an operator resumes, as after any halt."""
+        full = ledger.halted_for_space
+        if full is None:
+            return
+        control = Control(
+            kind=ControlKind.HALT,
+            scope=ACCOUNT,
+            reason="the ledger's disk was full: no order was reserved while it was; check the disk and "
+            "the logs, then `autoquant resume`",
+            actor="daemon",
+            local_ts_ns=self.clock.now_ns(),
+        )
+        try:
+            await ledger.record_halt_for_space(control)
+        except LedgerFull:
+            return  # still full: the next turn tries again
+        log.warning("trading_halted_after_disk_full", error=str(full))
 
     async def _status_body(self, system: System, *, stopped: bool = False) -> dict[str, Any]:
         clock, supervisor = self.clock, system.supervisor

