@@ -60,9 +60,7 @@ def _free_port() -> int:
 
 def _api_config(ledger: Path, port: int) -> Path:
     config = ledger.with_name("api.toml")
-    # Absolute: a config's relative paths resolve against the config file's own directory.
-    absolute = ledger.resolve()
-    config.write_text(API_CONFIG.format(ledger=absolute, root=absolute.parent, port=port))
+    config.write_text(API_CONFIG.format(ledger=ledger, root=ledger.parent, port=port))
     return config
 
 

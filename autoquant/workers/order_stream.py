@@ -9,11 +9,9 @@ execution worker but the ledger: its counters are its own, its incidents go thro
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hashlib
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import structlog
@@ -29,9 +27,6 @@ from autoquant.workers.incidents import IncidentReporter
 from autoquant.workers.reachability import BrokerReachability
 
 # The execution worker's logger: the stream's events have always been logged under it.
-#: How often a subscribed, quiet stream says it is alive (the supervisor's health bound is longer).
-HEARTBEAT_S = 1.0
-
 log = structlog.get_logger("autoquant.execution")
 
 
@@ -111,24 +106,6 @@ class OrderStream:
         if self.reachability is not None:
             self.reachability.ok("stream")
 
-    @contextlib.asynccontextmanager
-    async def _beating(self) -> AsyncIterator[None]:
-        """Beat every second while the body runs: no update for minutes is a quiet market, not a
-        stuck worker; a dropped subscription ends the body, and with it the beats."""
-
-        async def beat() -> None:
-            while True:
-                self.heartbeat()
-                await self.clock.sleep(HEARTBEAT_S)
-
-        task = asyncio.create_task(beat(), name="order-stream-heartbeat")
-        try:
-            yield
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
     async def run(self) -> None:
         """Consume the broker's update stream forever; after each disconnect, reconcile and resubscribe."""
         backoff = 0.05
@@ -137,11 +114,10 @@ class OrderStream:
             subscription = self.broker.updates()
             try:
                 await self._confirmed(subscription)
-                async with self._beating():  # a quiet stream is alive while it is subscribed
-                    async for update in subscription:
-                        self.heartbeat()
-                        await self.handle_update(update)
-                        backoff = 0.05
+                async for update in subscription:
+                    self.heartbeat()
+                    await self.handle_update(update)
+                    backoff = 0.05
             except BrokerPayloadInvalid as error:
                 # An update we cannot read is never guessed at: record it, then reconcile from REST.
                 log.error("update_unreadable", error=str(error))

@@ -98,8 +98,7 @@ def daemon_reconciliations(daemon: DaemonProcess, since_ns: int) -> list[Any]:
 
 
 def test_workers_as_they_are(paper_daemon: DaemonProcess) -> None:
-    """Heartbeats move (the order-update stream's too, quiet while HALTED), no watchdog outside systemd,
-    ready line has the real state, stopped is stopped."""
+    """Heartbeats move, no watchdog outside systemd, ready line has the real state, stopped is stopped."""
     daemon = paper_daemon
     seed_account_incident(daemon)
     started = daemon.start()
@@ -112,11 +111,10 @@ def test_workers_as_they_are(paper_daemon: DaemonProcess) -> None:
 
     def moved() -> dict[str, Any] | None:
         now = {w["name"]: w for w in status_json(daemon)["daemon"]["workers"]}
-        beating = ("reconciliation", "status", "killswitch", "updates")
-        ok = all(now[n]["last_heartbeat"] > beats[n] for n in beating)
+        ok = all(now[n]["last_heartbeat"] > beats[n] for n in ("reconciliation", "status", "killswitch"))
         return now if ok else None
 
-    workers = wait_for(moved, 20, "reconciliation, status, killswitch and updates heartbeats to move")
+    workers = wait_for(moved, 20, "reconciliation, status and killswitch heartbeats to move")
     assert all(w["state"] == "running" for w in workers.values() if w["name"] != "marketdata")
     human = daemon.cli("status").stdout
     assert human.startswith("daemon:          running (pid "), human
