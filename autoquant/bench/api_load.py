@@ -60,7 +60,9 @@ def _free_port() -> int:
 
 def _api_config(ledger: Path, port: int) -> Path:
     config = ledger.with_name("api.toml")
-    config.write_text(API_CONFIG.format(ledger=ledger, root=ledger.parent, port=port))
+    # Absolute: a config's relative paths resolve against the config file's own directory.
+    absolute = ledger.resolve()
+    config.write_text(API_CONFIG.format(ledger=absolute, root=absolute.parent, port=port))
     return config
 
 
