@@ -32,6 +32,18 @@ class Side(StrEnum):
 class OrderType(StrEnum):
     MARKET = "market"
     LIMIT = "limit"
+    #: Becomes a market order once the price trades at or through ``stop_price``.
+    STOP = "stop"
+    #: Becomes a limit order at ``limit_price`` once the price trades at or through ``stop_price``.
+    STOP_LIMIT = "stop_limit"
+
+    @property
+    def needs_limit_price(self) -> bool:
+        return self in (OrderType.LIMIT, OrderType.STOP_LIMIT)
+
+    @property
+    def needs_stop_price(self) -> bool:
+        return self in (OrderType.STOP, OrderType.STOP_LIMIT)
 
 
 class TimeInForce(StrEnum):
@@ -141,9 +153,16 @@ def from_ns(ns: int) -> datetime:
     return datetime.fromtimestamp(seconds, tz=UTC).replace(microsecond=rest // 1_000)
 
 
-def check_limit_price(order_type: OrderType, limit_price: Decimal | None) -> None:
-    """A limit order needs a limit price; a market order must not have one."""
-    if order_type is OrderType.LIMIT and limit_price is None:
-        raise ValueError("limit_price is required for a limit order")
-    if order_type is OrderType.MARKET and limit_price is not None:
-        raise ValueError("limit_price is only for limit orders")
+def check_limit_price(
+    order_type: OrderType, limit_price: Decimal | None, stop_price: Decimal | None = None
+) -> None:
+    """Limit and stop-limit orders need a limit price, stop and stop-limit orders a stop price; an
+    order type that takes neither refuses them."""
+    if order_type.needs_limit_price and limit_price is None:
+        raise ValueError(f"limit_price is required for a {order_type.value} order")
+    if not order_type.needs_limit_price and limit_price is not None:
+        raise ValueError("limit_price is only for limit and stop_limit orders")
+    if order_type.needs_stop_price and stop_price is None:
+        raise ValueError(f"stop_price is required for a {order_type.value} order")
+    if not order_type.needs_stop_price and stop_price is not None:
+        raise ValueError("stop_price is only for stop and stop_limit orders")

@@ -38,7 +38,7 @@ from autoquant.runtime.sdnotify import Notifier, WatchdogPinger
 from autoquant.runtime.sources import build_source
 from autoquant.runtime.supervisor import Supervisor, WorkerSpec
 from autoquant.runtime.system import System, build_system, open_broker
-from autoquant.strategies import build_strategy
+from autoquant.strategies import build_strategies
 from autoquant.workers.crashpoints import crashpoint
 from autoquant.workers.execution import ExecutionWorker
 from autoquant.workers.strategy import StrategyWorker
@@ -66,7 +66,7 @@ class Daemon:
         self.notifier = notifier or Notifier.from_env()
         self.stop_requested = asyncio.Event()
         self.ready = asyncio.Event()
-        self.strategies = [build_strategy(s) for s in config.strategies]
+        self.strategies = build_strategies(config.strategies, config.strategy_dir)
         #: Set when a worker failed fatally (wrong keys, a corrupt ledger): the daemon stops and says why.
         self.fatal: tuple[str, BaseException] | None = None
 

@@ -120,6 +120,7 @@ def parse_order_body(body: bytes) -> OrderRequest:
         "order_type": data.get("type", data.get("order_type")),
         "time_in_force": data.get("time_in_force"),
         "limit_price": data.get("limit_price"),
+        "stop_price": data.get("stop_price"),
     }
     try:
         return OrderRequest.model_validate({k: v for k, v in fields.items() if v is not None})
