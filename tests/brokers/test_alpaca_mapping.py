@@ -192,11 +192,24 @@ def test_missing_field_raises_typed_error_naming_it() -> None:
 
 
 def test_unsupported_order_type_raises_typed_error() -> None:
-    """A stop order (which autoquant never sends) is refused by name, not mapped to something else."""
+    """A trailing stop (which autoquant never sends) is refused by name, not mapped to something else."""
     raw = order_json(_order())
-    raw["type"] = raw["order_type"] = "stop"
+    raw["type"] = raw["order_type"] = "trailing_stop"
     with pytest.raises(AlpacaPayloadError, match="type"):
         parse_order(raw)
+
+
+def test_stop_limit_order_maps_with_both_prices() -> None:
+    """A stop_limit order from Alpaca keeps its stop and limit prices exactly."""
+    raw = order_json(_order())
+    raw["type"] = raw["order_type"] = "stop_limit"
+    raw["stop_price"], raw["limit_price"] = "101.5", "102.25"
+    parsed = parse_order(raw)
+    assert (parsed.order_type.value, parsed.stop_price, parsed.limit_price) == (
+        "stop_limit",
+        Decimal("101.5"),
+        Decimal("102.25"),
+    )
 
 
 @pytest.mark.parametrize(

@@ -327,6 +327,7 @@ async def test_an_old_schema_ledger_migrates_forward(tmp_ledger_path: Path) -> N
             1,
             2,
             3,
+            4,
         ]
 
 

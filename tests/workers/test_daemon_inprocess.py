@@ -141,7 +141,7 @@ class ExplodingStrategy:
     """A strategy with a bug: every decision raises."""
 
     id = "sma-aapl"
-    symbol = "AAPL"
+    symbols = ("AAPL",)
     warmup = 1
 
     def __init__(self) -> None:
