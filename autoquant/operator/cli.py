@@ -15,6 +15,7 @@ import getpass
 import sqlite3
 import sys
 import time
+from pathlib import Path
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TextIO
 
@@ -24,7 +25,8 @@ from autoquant.errors import AutoquantError, ConfigError
 from autoquant.ledger import Ledger, LedgerReader
 from autoquant.operator import doctor, inspection, render
 from autoquant.runtime import config as config_module
-from autoquant.runtime.config import Config
+from autoquant.research import commands as research_commands
+from autoquant.runtime.config import Config, LedgerSettings
 
 EXIT_OK, EXIT_PROBLEM, EXIT_ERROR = 0, 1, 2
 
@@ -244,7 +246,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--config", help="TOML config file (else $AUTOQUANT_CONFIG, else config/autoquant.toml)"
     )
+    parser.add_argument(
+        "--ledger", help="use this ledger file instead of the config's (a backtest's, a copy)"
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    research_commands.register(sub)
 
     sub.add_parser("run", help="run the daemon in the foreground").set_defaults(handler=cmd_run)
     sub.add_parser("migrate", help="create or migrate the ledger").set_defaults(handler=cmd_migrate)
@@ -337,6 +343,10 @@ def build_parser() -> argparse.ArgumentParser:
         logs = sub.add_parser("logs", help="filter the JSON log files")
         add_logs_arguments(logs)
         logs.set_defaults(handler=cmd_logs)
+    for name in ("status", "orders", "fills", "positions", "incidents", "trace"):
+        sub.choices[name].add_argument(
+            "--ledger", default=argparse.SUPPRESS, help="read this ledger file instead of the config's"
+        )
     return parser
 
 
@@ -360,6 +370,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         if args.handler is cmd_doctor:
             return doctor_command(args, stream)
         config = config_module.load(args.config)
+        if getattr(args, "ledger", None):
+            config = config.model_copy(update={"ledger": LedgerSettings(path=Path(args.ledger))})
         code: int = args.handler(config, args, stream)
         return code
     except KeyboardInterrupt:

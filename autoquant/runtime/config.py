@@ -91,11 +91,6 @@ class Config(Section):
     #: directory's parent when it lives in a ``config/`` folder, else against the working directory.
     source: Path | None = Field(default=None, exclude=True)
 
-    @property
-    def strategy_dir(self) -> Path | None:
-        """Where ``module:Class`` strategy kinds are looked for first: the config file's directory."""
-        return None if self.source is None else self.source.parent
-
     @model_validator(mode="after")
     def _strategies(self) -> Config:
         seen: set[str] = set()

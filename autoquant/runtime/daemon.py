@@ -66,7 +66,7 @@ class Daemon:
         self.notifier = notifier or Notifier.from_env()
         self.stop_requested = asyncio.Event()
         self.ready = asyncio.Event()
-        self.strategies = build_strategies(config.strategies, config.strategy_dir)
+        self.strategies = build_strategies(config.strategies, config.source)
         #: Set when a worker failed fatally (wrong keys, a corrupt ledger): the daemon stops and says why.
         self.fatal: tuple[str, BaseException] | None = None
 

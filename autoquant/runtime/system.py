@@ -166,7 +166,7 @@ def build_system(
     built = (
         list(strategies)
         if strategies is not None
-        else build_strategies(config.strategies, config.strategy_dir)
+        else build_strategies(config.strategies, config.source)
     )
     by_symbol: Mapping[str, Set[str]] = strategies_by_symbol(config)
     supervisor = Supervisor(on_repeated_crash or _no_halt, clock=clock)

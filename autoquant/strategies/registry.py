@@ -41,9 +41,16 @@ def build_strategy(settings: StrategySettings, base_dir: Path | None = None) -> 
     return construct(cls, settings)
 
 
-def build_strategies(settings: list[StrategySettings], base_dir: Path | None = None) -> list[Strategy]:
-    """Every configured strategy, or the first ConfigError."""
-    return [build_strategy(entry, base_dir) for entry in settings]
+def build_strategies(settings: list[StrategySettings], source: Path | None = None) -> list[Strategy]:
+    """Every configured strategy, or the first ConfigError (prefixed with the config file, if any).
+
+    ``source`` is the config file: its directory is searched first for ``module:Class`` kinds."""
+    try:
+        return [build_strategy(entry, None if source is None else source.parent) for entry in settings]
+    except ConfigError as error:
+        if source is None:
+            raise
+        raise ConfigError(f"{source}: {error}") from None
 
 
 register("sma_cross", SmaCross)

@@ -168,7 +168,9 @@ class StrategyWorker:
         for order in book.open_orders:
             if order.strategy_id == strategy.id and order.symbol in symbols:
                 counts[order.symbol] = counts.get(order.symbol, 0) + 1
-                qtys[order.symbol] = qtys.get(order.symbol, Decimal(0)) + order.remaining_qty * order.side.sign
+                qtys[order.symbol] = (
+                    qtys.get(order.symbol, Decimal(0)) + order.remaining_qty * order.side.sign
+                )
         result: dict[str, Holdings] = {}
         for symbol in symbols:
             held = book.positions.get((strategy.id, symbol))
@@ -214,9 +216,7 @@ class StrategyWorker:
         )
         # Shielded: once the reservation commits, it is handed to the execution worker even if this
         # task is cancelled (a shutdown), so no reservation is left that nobody knows was never sent.
-        recorded, reserved = await asyncio.shield(
-            self._record(decision, now, risk, order, bars, state_json)
-        )
+        recorded, reserved = await asyncio.shield(self._record(decision, now, risk, order, bars, state_json))
         if not recorded:
             log.info("decision_replayed", strategy_id=decision.strategy_id)
             return

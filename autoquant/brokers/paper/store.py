@@ -187,7 +187,12 @@ class PaperStore:
         ).fetchall()
         return [
             OrderRecord(
-                BrokerOrderState.model_validate_json(state), due, expires, done, Decimal(notional), bool(fired)
+                BrokerOrderState.model_validate_json(state),
+                due,
+                expires,
+                done,
+                Decimal(notional),
+                bool(fired),
             )
             for state, due, expires, done, notional, fired in rows
         ]
