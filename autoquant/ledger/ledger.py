@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from collections.abc import Sequence
 from typing import Any
 
 from autoquant.domain.bars import Bar
@@ -121,11 +121,12 @@ class Ledger(LedgerReader):
         self._external = external
 
     @classmethod
-    async def open(cls, path: Path) -> Ledger:
-        """Open (creating and migrating on first use) the ledger at ``path``."""
+    async def open(cls, path: Path, *, durable: bool = True) -> Ledger:
+        """Open (creating and migrating on first use) the ledger at ``path``; ``durable=False`` only for
+        a backtest's own scratch ledger (no fsync per commit)."""
         await asyncio.to_thread(migrate_file, path)
         try:
-            writer_conn = connect_writer(path)
+            writer_conn = connect_writer(path, durable=durable)
         except sqlite3.Error as error:
             raise translate(error, path) from error
         try:

@@ -15,8 +15,8 @@ import getpass
 import sqlite3
 import sys
 import time
-from pathlib import Path
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import Any, TextIO
 
 from autoquant.domain.controls import ACCOUNT, Control, ControlKind
@@ -24,8 +24,8 @@ from autoquant.domain.values import to_ns
 from autoquant.errors import AutoquantError, ConfigError
 from autoquant.ledger import Ledger, LedgerReader
 from autoquant.operator import doctor, inspection, render
-from autoquant.runtime import config as config_module
 from autoquant.research import commands as research_commands
+from autoquant.runtime import config as config_module
 from autoquant.runtime.config import Config, LedgerSettings
 
 EXIT_OK, EXIT_PROBLEM, EXIT_ERROR = 0, 1, 2

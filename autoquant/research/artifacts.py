@@ -125,7 +125,9 @@ td,th{{border:1px solid #ccc;padding:2px 6px;text-align:right}}</style></head>
 
 
 def one_line(report: dict[str, Any], first_ns: int | None, last_ns: int | None) -> str:
-    span = "" if first_ns is None or last_ns is None else f" {iso_utc(first_ns)[:10]}..{iso_utc(last_ns)[:10]}"
+    span = (
+        "" if first_ns is None or last_ns is None else f" {iso_utc(first_ns)[:10]}..{iso_utc(last_ns)[:10]}"
+    )
     return (
         f"backtest: {report['bars']} bars{span}, {len(report['trades'])} trades, "
         f"realized P&L {report['total_pnl']}, fees {report['fees']}, final equity {report['equity_final']}, "

@@ -8,7 +8,8 @@ re-checked before submission and filled by the paper exchange's ``next_bar`` rul
 path reads the wall clock, so two runs on the same inputs write the same decisions, orders and fills.
 
 Periodic machinery that would only tick in empty virtual time is paced to the bars: the kill switch
-checks (and polls the account) once per bar, the execution worker sweeps once per bar, and
+checks (and polls the account, whose equity the risk gate's loss and drawdown limits read) and the
+execution worker sweeps every ``CHECK_EVERY_S`` of virtual time or every bar, whichever is longer;
 reconciliation runs at the start (the gate, as in the daemon) and once at the end.
 """
 
@@ -42,6 +43,10 @@ FILL_RULE = (
     "open when the bar gaps through; plus [paper] slippage_bps and fee_bps, partial fills with "
     "[paper] partial_fill_probability"
 )
+
+
+#: How often (virtual seconds) the kill switch and the execution sweep run, at least once per bar.
+CHECK_EVERY_S = 300.0
 
 
 @dataclass
@@ -95,20 +100,33 @@ async def _run(
 ) -> RunOutcome:
     strategies = build_strategies(config.strategies, config.source)
     bar_s = config.marketdata.bar_seconds
-    source = ClockedBars(
-        summary.files, bar_seconds=bar_s, clock=clock, start=start, end=end, on_bar=on_bar
-    )
-    ledger = await Ledger.open(config.ledger.path)
+    # The run's own ledger: rebuilt by running again, so no fsync per commit (the rows are the same).
+    ledger = await Ledger.open(config.ledger.path, durable=False)
+    source: ClockedBars | None = None
     try:
         async with open_broker(config, clock) as handle:
+            exchange = handle.exchange
+            assert exchange is not None  # backtest_config always picks the embedded paper exchange
+            source = ClockedBars(
+                summary.files,
+                bar_seconds=bar_s,
+                clock=clock,
+                start=start,
+                end=end,
+                on_bar=on_bar,
+                to_exchange=exchange.on_bar,
+            )
             system = build_system(config, clock, ledger, handle, source=source, strategies=strategies)
             # Paced to the bars: a tick in the empty time between two bars would find nothing new.
-            system.killswitch.poll_s = bar_s
-            system.killswitch.account_poll_s = bar_s
-            system.execution.sweep_interval_s = bar_s
+            every = max(bar_s, CHECK_EVERY_S)
+            system.killswitch.poll_s = every
+            system.killswitch.account_poll_s = every
+            system.execution.sweep_interval_s = every
             assert system.market_data is not None  # built with a source
             # Recorded bars were checked sorted and unique; their holes are nights, weekends, holidays.
             system.market_data.reorder = ReorderBuffer(window=0, interval_s=bar_s, report_holes=False)
+            # The source hands each bar to the exchange before the strategies see it (see source.py).
+            system.market_data.on_bar = [system.strategy_worker.on_bar]
             specs = system.worker_specs()
             supervisor = system.supervisor
             async with asyncio.TaskGroup() as group:
@@ -142,7 +160,8 @@ async def _run(
                 strategy_ids=[s.id for s in strategies],
             )
     finally:
-        await source.close()
+        if source is not None:
+            await source.close()
         await ledger.close()
 
 

@@ -80,7 +80,9 @@ def inputs_sha256(bars_sha: str, config: Config, strategies: list[Any], extra: d
     sources = []
     for strategy in strategies:
         path = inspect.getsourcefile(type(strategy))
-        sources.append(hashlib.sha256(Path(path).read_bytes()).hexdigest() if path else type(strategy).__name__)
+        sources.append(
+            hashlib.sha256(Path(path).read_bytes()).hexdigest() if path else type(strategy).__name__
+        )
     body = {
         "bars": bars_sha,
         "strategies": [s.model_dump(mode="json") for s in config.strategies],
@@ -107,7 +109,10 @@ def cmd_backtest(config: Config, args: argparse.Namespace, out: TextIO) -> int:
         summary.sha256,
         config,
         strategies,
-        {"from": None if start is None else start.isoformat(), "to": None if end is None else end.isoformat()},
+        {
+            "from": None if start is None else start.isoformat(),
+            "to": None if end is None else end.isoformat(),
+        },
     )
     if target is not None:
         target.mkdir(parents=True, exist_ok=True)
@@ -174,7 +179,9 @@ def add_backtest_parser(sub: Any) -> None:
         "backtest", help="run the strategies through the production path on recorded bars"
     )
     command.add_argument("--config", default=argparse.SUPPRESS, help="TOML config file")
-    command.add_argument("--bars", help="a CSV file or a folder of SYMBOL.csv (default [marketdata] csv_path)")
+    command.add_argument(
+        "--bars", help="a CSV file or a folder of SYMBOL.csv (default [marketdata] csv_path)"
+    )
     command.add_argument("--from", dest="start", help="first bar start to use (YYYY-MM-DD or ISO-8601)")
     command.add_argument("--to", dest="end", help="last bar start to use (YYYY-MM-DD: the whole day)")
     command.add_argument("--out", help="directory for ledger.db, report.json/html, trades.csv, equity.png")

@@ -22,7 +22,9 @@ class Progress:
             return
         self._shown = percent
         filled = WIDTH * percent // 100
-        self.stream.write(f"\r[{'#' * filled}{'.' * (WIDTH - filled)}] {percent:3d}% {done}/{self.total} bars")
+        self.stream.write(
+            f"\r[{'#' * filled}{'.' * (WIDTH - filled)}] {percent:3d}% {done}/{self.total} bars"
+        )
         self.stream.flush()
 
     def close(self) -> None:

@@ -15,7 +15,7 @@ import sqlite3
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,8 @@ from autoquant.domain.bars import Bar
 from autoquant.domain.values import Side, iso_utc
 
 YEAR_S = 365.25 * 86_400
+#: Fees are split between round trips to this quantum (the paper exchange's own fee quantum).
+FEE_QUANTUM = Decimal("0.0001")
 #: At most this many points of the equity curve are kept for the chart.
 CURVE_POINTS = 2_000
 
@@ -97,6 +99,10 @@ def decision_counts(path: Path) -> dict[str, dict[str, int]]:
     return counts
 
 
+def _part(fee: Decimal, qty: Decimal, whole: Decimal) -> Decimal:
+    return (fee * qty / whole).quantize(FEE_QUANTUM, rounding=ROUND_HALF_UP)
+
+
 @dataclass
 class _Lot:
     side: Side
@@ -116,8 +122,9 @@ def round_trips(fills: Iterable[LedgerFill]) -> tuple[list[Trade], dict[tuple[st
         while qty > 0 and lots and lots[0].side is not fill.side:
             lot = lots[0]
             take = min(qty, lot.qty)
-            entry_fee = lot.fee if take == lot.qty else lot.fee * take / lot.qty
-            exit_fee = fee_left if take == qty else fill.fee * take / fill.qty
+            # A part of a fee is rounded to the fee quantum; the rest stays with what is left.
+            entry_fee = lot.fee if take == lot.qty else _part(lot.fee, take, lot.qty)
+            exit_fee = fee_left if take == qty else _part(fill.fee, take, fill.qty)
             gross = (fill.price - lot.price) * take * lot.side.sign
             fees = entry_fee + exit_fee
             trades.append(
@@ -143,9 +150,7 @@ def round_trips(fills: Iterable[LedgerFill]) -> tuple[list[Trade], dict[tuple[st
         if qty > 0:
             lots.append(_Lot(fill.side, qty, fill.price, fee_left, fill.ts_ns))
     open_positions = {
-        key: sum((lot.qty * lot.side.sign for lot in lots), Decimal(0))
-        for key, lots in books.items()
-        if lots
+        key: sum((lot.qty * lot.side.sign for lot in lots), Decimal(0)) for key, lots in books.items() if lots
     }
     return trades, open_positions
 
@@ -180,7 +185,9 @@ def equity_curve(bars: Iterator[Bar], fills: list[LedgerFill], starting_cash: De
 
     def mark(ts_ns: int) -> None:
         nonlocal peak, previous, stride, kept
-        equity = cash + sum((qty * closes.get(symbol, Decimal(0)) for symbol, qty in held.items()), Decimal(0))
+        equity = cash + sum(
+            (qty * closes.get(symbol, Decimal(0)) for symbol, qty in held.items()), Decimal(0)
+        )
         peak = max(peak, equity)
         drawdown = peak - equity
         curve.max_drawdown = max(curve.max_drawdown, drawdown)

@@ -163,11 +163,7 @@ def build_system(
 ) -> System:
     """Build one account's system. ``strategies`` defaults to the config's; without a ``source`` no
     market-data worker is built (the caller feeds bars to ``System.strategy_worker``/``market``)."""
-    built = (
-        list(strategies)
-        if strategies is not None
-        else build_strategies(config.strategies, config.source)
-    )
+    built = list(strategies) if strategies is not None else build_strategies(config.strategies, config.source)
     by_symbol: Mapping[str, Set[str]] = strategies_by_symbol(config)
     supervisor = Supervisor(on_repeated_crash or _no_halt, clock=clock)
     market = MarketState(clock, list(config.marketdata.symbols), config.risk.max_data_age_s)

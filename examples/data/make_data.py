@@ -28,8 +28,14 @@ def money(value: float) -> str:
 def goog() -> list[tuple[str, ...]]:
     data = cbook.get_sample_data("goog.npz")["price_data"]
     return [
-        (f"{row['date']}T00:00:00Z", money(row["open"]), money(row["high"]), money(row["low"]),
-         money(row["close"]), str(int(row["volume"])))
+        (
+            f"{row['date']}T00:00:00Z",
+            money(row["open"]),
+            money(row["high"]),
+            money(row["low"]),
+            money(row["close"]),
+            str(int(row["volume"])),
+        )
         for row in data
     ]
 
@@ -42,7 +48,9 @@ def synth(dates: list[str], seed: int = 11) -> list[tuple[str, ...]]:
         close = open_ * (1 + rng.gauss(0.0003, 0.018))
         high = max(open_, close) * (1 + abs(rng.gauss(0, 0.006)))
         low = min(open_, close) * (1 - abs(rng.gauss(0, 0.006)))
-        rows.append((date, money(open_), money(high), money(low), money(close), str(rng.randint(10**5, 10**6))))
+        rows.append(
+            (date, money(open_), money(high), money(low), money(close), str(rng.randint(10**5, 10**6)))
+        )
         price = close
     return rows
 
