@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,11 +13,12 @@ from autoquant.operator.cli import main
 HEADER = "timestamp,open,high,low,close,volume\n"
 
 
-def goog_rows() -> list[tuple[str, str, str, str, str, str]]:
+def goog_rows() -> list[tuple[str, ...]]:
     """Google's daily bars 2004-2008 as matplotlib ships them (``goog.npz``), prices to the cent."""
     from matplotlib import cbook
 
-    data = cbook.get_sample_data("goog.npz")["price_data"]
+    sample: Any = cbook.get_sample_data("goog.npz")  # an NpzFile for .npz files
+    data = sample["price_data"]
     return [
         (
             f"{row['date']}T00:00:00Z",
@@ -30,7 +32,7 @@ def goog_rows() -> list[tuple[str, str, str, str, str, str]]:
     ]
 
 
-def write_bars(path: Path, rows: list[tuple[str, ...]]) -> Path:
+def write_bars(path: Path, rows: Sequence[tuple[str, ...]]) -> Path:
     path.write_text(HEADER + "".join(",".join(row) + "\n" for row in rows))
     return path
 
