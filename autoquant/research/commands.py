@@ -19,10 +19,11 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, TextIO
 
+from autoquant.domain.values import to_ns
 from autoquant.errors import AutoquantError
 from autoquant.logs import configure_logging
 from autoquant.logs.settings import LoggingSettings
-from autoquant.research import artifacts, report
+from autoquant.research import artifacts, replay, report
 from autoquant.research.backtest import FILL_RULE, backtest_config, run_backtest
 from autoquant.research.bars import check_bars, stream_bars
 from autoquant.research.progress import Progress
@@ -190,6 +191,41 @@ def add_backtest_parser(sub: Any) -> None:
     command.set_defaults(handler=cmd_backtest)
 
 
+def cmd_replay(config: Config, args: argparse.Namespace, out: TextIO) -> int:
+    """Exit 0 when every decision replays identically, 1 with a table of the differences."""
+    start, end = window(args)
+    path = config.ledger.path
+    if not path.is_file():
+        raise AutoquantError(f"no ledger at {path}: pass --ledger PATH (a live daemon's, or a copy)")
+    strategies = build_strategies(config.strategies, config.source)
+    outcome = replay.replay(
+        path, strategies, None if start is None else to_ns(start), None if end is None else to_ns(end)
+    )
+    skipped = (
+        f"; {outcome.not_replayable} recorded before the ledger kept what strategies saw, not replayed"
+        if outcome.not_replayable
+        else ""
+    )
+    if not outcome.differences:
+        out.write(f"replay: {outcome.decisions} decisions, no difference{skipped}\n")
+        return 0
+    out.write(replay.table(outcome.differences) + "\n")
+    out.write(f"replay: {outcome.decisions} decisions, {len(outcome.differences)} differences{skipped}\n")
+    return 1
+
+
+def add_replay_parser(sub: Any) -> None:
+    command = sub.add_parser(
+        "replay", help="rerun the strategies on the bars a ledger's decisions saw, and diff them"
+    )
+    command.add_argument("--config", default=argparse.SUPPRESS, help="TOML config file")
+    command.add_argument("--ledger", default=argparse.SUPPRESS, help="the ledger to replay")
+    command.add_argument("--from", dest="start", help="first bar time to replay (YYYY-MM-DD or ISO-8601)")
+    command.add_argument("--to", dest="end", help="last bar time to replay (YYYY-MM-DD: the whole day)")
+    command.set_defaults(handler=cmd_replay)
+
+
 def register(sub: Any) -> None:
     """Register the research commands on the CLI's subparsers (operator/cli.py calls this)."""
     add_backtest_parser(sub)
+    add_replay_parser(sub)
