@@ -15,7 +15,15 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from autoquant.bench import ledger_writes, logging_cost, risk_latency, startup, throughput, tick_to_submit
+from autoquant.bench import (
+    backtest_speed,
+    ledger_writes,
+    logging_cost,
+    risk_latency,
+    startup,
+    throughput,
+    tick_to_submit,
+)
 from autoquant.bench.common import BENCH_DIR, Sizes, progress
 from autoquant.bench.report import final_report
 from autoquant.runtime.daemon import prefer_loop_latency
@@ -60,6 +68,18 @@ GROUPS: list[tuple[str, Callable[[Sizes], Any], tuple[str, ...]]] = [
         "throughput",
         lambda sizes: asyncio.run(throughput.run(sizes)),
         ("orders_per_s_paper_inprocess", "orders_per_s_paper_server"),
+    ),
+    (
+        "backtest",
+        backtest_speed.run,
+        (
+            "backtest_bars",
+            "backtest_bars_per_s",
+            "backtest_rss_mb",
+            "backtest_rss_mb_tenth",
+            "backtest_vs_numpy",
+            "backtest_same_trades_as_numpy",
+        ),
     ),
 ]
 

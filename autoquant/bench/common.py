@@ -39,6 +39,8 @@ class Sizes:
     log_calls: int
     #: Seconds the loop-lag sampler runs, once quiet and once with heavy logging.
     lag_seconds: float
+    #: One-minute bars the backtest benchmark runs over (the target is stated for 100,000).
+    backtest_bars: int = 100_000
 
     @classmethod
     def full(cls) -> Sizes:
@@ -74,6 +76,7 @@ class Sizes:
             server_orders=100,
             log_calls=20_000,
             lag_seconds=1.5,
+            backtest_bars=5_000,
         )
 
     @classmethod
@@ -93,6 +96,7 @@ class Sizes:
             server_orders=20,
             log_calls=2_000,
             lag_seconds=0.2,
+            backtest_bars=1_000,
         )
 
 

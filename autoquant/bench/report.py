@@ -19,6 +19,8 @@ TARGETS: dict[str, tuple[Compare, float, str]] = {
     "loop_lag_p99_ms_logging": (operator.le, 1.0, "<= 1"),
     "startup_ready_s": (operator.le, 3.0, "<= 3"),
     "rss_mb": (operator.le, 200.0, "<= 200"),
+    "backtest_bars_per_s": (operator.ge, 25_000.0, ">= 25000"),
+    "backtest_rss_mb": (operator.le, 200.0, "<= 200"),
 }
 
 
