@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import tomllib
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -69,10 +68,10 @@ ENV_VAR = "AUTOQUANT_CONFIG"
 def _default_strategies() -> list[StrategySettings]:
     return [
         StrategySettings(
-            id="sma-aapl", kind="sma_cross", symbol="AAPL", params={"fast": 3, "slow": 8, "qty": Decimal(10)}
+            id="sma-aapl", kind="sma_cross", symbol="AAPL", params={"fast": 3, "slow": 8, "qty": "10"}
         ),
         StrategySettings(
-            id="sma-msft", kind="sma_cross", symbol="MSFT", params={"fast": 3, "slow": 8, "qty": Decimal(5)}
+            id="sma-msft", kind="sma_cross", symbol="MSFT", params={"fast": 3, "slow": 8, "qty": "5"}
         ),
     ]
 
