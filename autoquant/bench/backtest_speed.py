@@ -172,4 +172,7 @@ def run(sizes: Sizes) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
+    from autoquant.runtime.daemon import prefer_loop_latency
+
+    prefer_loop_latency()  # as `autoquant backtest` and the daemon run
     child(sys.argv[1], sys.argv[2])

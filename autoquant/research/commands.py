@@ -28,6 +28,7 @@ from autoquant.research.backtest import FILL_RULE, backtest_config, run_backtest
 from autoquant.research.bars import check_bars, stream_bars
 from autoquant.research.progress import Progress
 from autoquant.runtime.config import Config
+from autoquant.runtime.daemon import prefer_loop_latency
 from autoquant.strategies import build_strategies
 
 
@@ -138,6 +139,7 @@ def _backtest_in(
     out: TextIO,
 ) -> int:
     run_config = backtest_config(config, summary, workdir)
+    prefer_loop_latency()  # as the daemon runs: the ledger's threads hand the GIL back sooner
     progress = Progress(summary.count, sys.stderr)
     logging = configure_logging(
         LoggingSettings(path=workdir / "backtest.log", level="warning"), renderer_process=False

@@ -313,3 +313,41 @@ def _update(kind: OrderEventKind) -> OrderUpdate:
     return OrderUpdate(
         kind=kind, order=_order(), fill=fill, broker_ts_ns=1_700_000_001_000_000_001, local_ts_ns=1
     )
+
+
+@pytest.mark.parametrize(
+    ("order_type", "prices", "expected"),
+    [
+        ("stop", {"stop_price": "95.5"}, {"type": "stop", "stop_price": "95.5"}),
+        (
+            "stop_limit",
+            {"stop_price": "95.5", "limit_price": "95.25"},
+            {"type": "stop_limit", "stop_price": "95.5", "limit_price": "95.25"},
+        ),
+        ("limit", {"limit_price": "101.01"}, {"type": "limit", "limit_price": "101.01"}),
+    ],
+)
+def test_order_bodies_carry_exact_stop_and_limit_prices(
+    order_type: str, prices: dict[str, str], expected: dict[str, str]
+) -> None:
+    """Stop and stop-limit orders go out in Alpaca's shape with the prices as exact decimal strings."""
+    from autoquant.brokers.alpaca_orders import order_body
+    from autoquant.domain.broker import OrderRequest
+
+    request = OrderRequest.model_validate(
+        {"client_order_id": "aq-1", "symbol": "AAPL", "side": "sell", "qty": "3", "order_type": order_type}
+        | prices
+    )
+    body = order_body(request)
+    assert {key: body[key] for key in expected} == expected
+    assert body["time_in_force"] == "day"
+
+
+def test_a_day_order_for_crypto_goes_out_good_till_canceled() -> None:
+    """Alpaca takes only gtc/ioc for crypto: the adapter, not the strategy, maps day to gtc."""
+    from autoquant.brokers.alpaca_orders import order_body
+    from autoquant.domain.broker import OrderRequest
+
+    crypto = OrderRequest(client_order_id="aq-2", symbol="BTC/USD", side="buy", qty=Decimal("0.1"))
+    stock = OrderRequest(client_order_id="aq-3", symbol="AAPL", side="buy", qty=Decimal(1))
+    assert (order_body(crypto)["time_in_force"], order_body(stock)["time_in_force"]) == ("gtc", "day")
