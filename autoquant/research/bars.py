@@ -176,12 +176,15 @@ def stream_bars(
             streams.append(_rows(file, bar_seconds, start, end, check))
             continue
         for symbol in symbols:
-            rows = _rows(file, bar_seconds, start, end, check)
-            streams.append(bar for bar in rows if bar.symbol == symbol)
+            streams.append(_only(symbol, _rows(file, bar_seconds, start, end, check)))
     if len(streams) == 1:
         yield from streams[0]
         return
     yield from heapq.merge(*streams, key=lambda bar: (bar.close_time, bar.symbol))
+
+
+def _only(symbol: str, bars: Iterator[Bar]) -> Iterator[Bar]:
+    return (bar for bar in bars if bar.symbol == symbol)
 
 
 def _symbols_of(path: Path) -> list[str]:

@@ -109,3 +109,27 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(
     assert code == 2 and text == ""
     assert expected in err and err.count("\n") == 1, err
     assert sorted(p.name for p in tmp_path.rglob("*")) == before, "nothing was written"
+
+
+def test_alpaca_py_csv_layout_with_two_symbols_in_one_file(tmp_path: Path) -> None:
+    """The file alpaca-py's get_stock_bars(...).df.to_csv() writes (symbol first, grouped by symbol,
+    extra columns, pandas timestamps) backtests like a folder of SYMBOL.csv with the same bars."""
+    rows = goog_rows()[:120]
+    lines = ["symbol,timestamp,open,high,low,close,volume,trade_count,vwap"]
+    for symbol in ("GOOG", "MSFT"):
+        for stamp, o, h, low, c, v in rows:
+            pandas_stamp = stamp.replace("T", " ").replace("Z", "+00:00")
+            lines.append(f"{symbol},{pandas_stamp},{o},{h},{low},{c},{v},100,{c}")
+    alpaca = tmp_path / "bars.csv"
+    alpaca.write_text("\n".join(lines) + "\n")
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    write_bars(folder / "GOOG.csv", rows)
+    write_bars(folder / "MSFT.csv", rows)
+    config = write_config(tmp_path / "sma.toml", alpaca, SMA)
+    from_alpaca = backtest_json("--config", str(config))
+    from_folder = backtest_json("--config", str(config), "--bars", str(folder))
+    for report in (from_alpaca, from_folder):
+        report.pop("wall_s"), report.pop("bars_per_s"), report.pop("inputs_sha256")
+    assert from_alpaca == from_folder
+    assert from_alpaca["bars"] == 240 and from_alpaca["trades"]
