@@ -30,6 +30,9 @@ REQUIRED = {
     "loop_lag_p99_ms_logging",
     "logging_lag_ratio",
     "log_records_dropped",
+    "backtest_bars_per_s",
+    "backtest_rss_mb",
+    "backtest_vs_numpy",
     "python",
     "cpu_count",
     "quick",
@@ -81,6 +84,9 @@ def test_quick_bench_prints_every_key_as_its_last_line(tmp_path: Path) -> None:
         "loop_lag_p99_ms_logging",
         "startup_ready_s",
         "rss_mb",
+        "backtest_bars_per_s",
+        "backtest_rss_mb",
     }
+    assert report["backtest_same_trades_as_numpy"] is True
     assert all(isinstance(t["met"], bool) for t in report["targets"].values())
     assert json.loads((tmp_path / ".bench" / "latest.json").read_text()) == report

@@ -145,7 +145,7 @@ def run(sizes: Sizes) -> dict[str, Any]:
     count = sizes.backtest_bars
     bars = write_minute_bars(BENCH_DIR / f"bars_{count}" / "BENCH.csv", count)
     measured = _run_child(bars, "backtest")
-    small = max(1_000, count // 10)
+    small = max(500, count // 10)
     small_bars = write_minute_bars(BENCH_DIR / f"bars_{small}" / "BENCH.csv", small)
     baseline = _run_child(small_bars, "backtest_small")
     expected, numpy_s = numpy_trades(bars)
