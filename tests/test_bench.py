@@ -86,6 +86,7 @@ def test_quick_bench_prints_every_key_as_its_last_line(tmp_path: Path) -> None:
         "rss_mb",
         "backtest_bars_per_s",
         "backtest_rss_mb",
+        "backtest_stream_rss_mb",
     }
     assert report["backtest_same_trades_as_numpy"] is True
     assert all(isinstance(t["met"], bool) for t in report["targets"].values())

@@ -79,6 +79,8 @@ GROUPS: list[tuple[str, Callable[[Sizes], Any], tuple[str, ...]]] = [
             "backtest_rss_mb_tenth",
             "backtest_vs_numpy",
             "backtest_same_trades_as_numpy",
+            "backtest_stream_bars",
+            "backtest_stream_rss_mb",
         ),
     ),
 ]

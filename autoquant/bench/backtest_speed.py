@@ -95,6 +95,24 @@ def child(bars: str, workdir: str) -> None:
     )
 
 
+def stream_child(bars: str) -> None:
+    """The parts of a backtest that see every bar, alone: the checking pass, the streamed second pass
+    grouped by time as the clocked source does, and the report's equity pass. Prints peak RSS."""
+    from autoquant.research.bars import check_bars, stream_bars
+    from autoquant.research.report import equity_curve
+    from autoquant.research.source import by_time
+
+    summary = check_bars(Path(bars), 60)
+    groups = sum(1 for _ in by_time(stream_bars(summary.files, 60)))
+    curve = equity_curve(stream_bars(summary.files, 60), [], Decimal(100_000))
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(
+        json.dumps(
+            {"bars": summary.count, "groups": groups, "points": len(curve.points), "rss_mb": peak_kb / 1024}
+        )
+    )
+
+
 def _run_child(bars: Path, name: str) -> dict[str, Any]:
     workdir = BENCH_DIR / name
     if workdir.exists():
@@ -149,6 +167,18 @@ def run(sizes: Sizes) -> dict[str, Any]:
     small_bars = write_minute_bars(BENCH_DIR / f"bars_{small}" / "BENCH.csv", small)
     baseline = _run_child(small_bars, "backtest_small")
     expected, numpy_s = numpy_trades(bars)
+    stream_count = sizes.backtest_stream_bars
+    stream_bars_path = write_minute_bars(BENCH_DIR / f"bars_{stream_count}" / "BENCH.csv", stream_count)
+    streamed = json.loads(
+        subprocess.run(
+            [sys.executable, "-m", "autoquant.bench.backtest_speed", "--stream", str(stream_bars_path)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+    )
     got = [
         [str(Decimal(a).quantize(Decimal("0.01"))), str(Decimal(b).quantize(Decimal("0.01")))]
         for a, b in measured["trades"]
@@ -162,7 +192,12 @@ def run(sizes: Sizes) -> dict[str, Any]:
         "backtest_rss_mb_tenth": round(baseline["rss_mb"], 1),
         "backtest_vs_numpy": round((count / numpy_s) / per_s, 1) if numpy_s > 0 else None,
         "backtest_same_trades_as_numpy": same,
+        "backtest_stream_bars": streamed["bars"],
+        "backtest_stream_rss_mb": round(streamed["rss_mb"], 1),
         "notes": [
+            f"backtest_stream_rss_mb: peak RSS of the passes that see every bar (check, stream, equity) over "
+            f"{streamed['bars']} bars; the whole path at that size was not run (it would take "
+            f"{streamed['bars'] / per_s / 60:.0f} min at the measured rate)",
             f"backtest: {measured['bars']} one-minute bars, sma_cross {FAST}/{SLOW}, {len(got)} round trips; "
             f"peak RSS {measured['rss_mb']:.0f} MB vs {baseline['rss_mb']:.0f} MB for {small} bars "
             "(bars are streamed: RSS does not grow with their number)",
@@ -175,4 +210,7 @@ if __name__ == "__main__":
     from autoquant.runtime.daemon import prefer_loop_latency
 
     prefer_loop_latency()  # as `autoquant backtest` and the daemon run
-    child(sys.argv[1], sys.argv[2])
+    if sys.argv[1] == "--stream":
+        stream_child(sys.argv[2])
+    else:
+        child(sys.argv[1], sys.argv[2])

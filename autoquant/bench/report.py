@@ -21,6 +21,7 @@ TARGETS: dict[str, tuple[Compare, float, str]] = {
     "rss_mb": (operator.le, 200.0, "<= 200"),
     "backtest_bars_per_s": (operator.ge, 25_000.0, ">= 25000"),
     "backtest_rss_mb": (operator.le, 200.0, "<= 200"),
+    "backtest_stream_rss_mb": (operator.le, 200.0, "<= 200"),
 }
 
 

@@ -25,7 +25,7 @@ from autoquant.research.bars import stream_bars
 SETTLE_S = 1e-6
 
 
-def _by_time(bars: Iterator[Bar]) -> Iterator[list[Bar]]:
+def by_time(bars: Iterator[Bar]) -> Iterator[list[Bar]]:
     """Bars grouped by close time (they arrive sorted by it)."""
     group: list[Bar] = []
     for bar in bars:
@@ -65,7 +65,7 @@ class ClockedBars:
         return stream_bars(self._files, self._bar_seconds, self._start, self._end)
 
     async def __aiter__(self) -> AsyncIterator[Bar]:
-        for group in _by_time(self.bars()):
+        for group in by_time(self.bars()):
             if self._closed:
                 return
             close_ns = group[0].close_ns
