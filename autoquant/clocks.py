@@ -177,6 +177,10 @@ class _VirtualTimeLoop(asyncio.SelectorEventLoop):
         return future
 
 
+#: asyncio's own: a timer is run once ``loop.time() + resolution`` has passed it.
+_RESOLUTION_S = time.get_clock_info("monotonic").resolution
+
+
 class _JumpingSelector(selectors.BaseSelector):
     """The platform's selector, except that an idle wait for a timer jumps the clock instead."""
 
@@ -203,8 +207,9 @@ class _JumpingSelector(selectors.BaseSelector):
             # a timer due exactly now is never "ready" and the loop would poll forever. Nudging the
             # clock by one representable step (a few ns) when a poll finds nothing lets it run.
             ready = self._inner.select(0)
-            if not ready and not self._clock.in_flight:
-                self._clock.elapsed_s = math.nextafter(self._clock.elapsed_s, math.inf)
+            elapsed = self._clock.elapsed_s
+            if not ready and not self._clock.in_flight and elapsed + _RESOLUTION_S == elapsed:
+                self._clock.elapsed_s = math.nextafter(elapsed, math.inf)
             return ready
         if self._clock.in_flight:
             # A thread is working for the loop: its result arrives through the self-pipe. Wait for it
