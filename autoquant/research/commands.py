@@ -25,7 +25,7 @@ from autoquant.logs import configure_logging
 from autoquant.logs.settings import LoggingSettings
 from autoquant.research import artifacts, replay, report
 from autoquant.research.backtest import FILL_RULE, backtest_config, run_backtest
-from autoquant.research.bars import check_bars, stream_bars
+from autoquant.research.bars import BarSummary, check_bars, stream_bars
 from autoquant.research.progress import Progress
 from autoquant.runtime.config import Config
 from autoquant.runtime.daemon import prefer_loop_latency
@@ -132,7 +132,7 @@ def _backtest_in(
     workdir: Path,
     config: Config,
     args: argparse.Namespace,
-    summary: Any,
+    summary: BarSummary,
     start: datetime | None,
     end: datetime | None,
     sha: str,
