@@ -67,6 +67,18 @@ qty = "1"
 """
 
 
+def peak_rss_mb() -> float:
+    """This process's own peak RSS. Linux's VmHWM belongs to the address space (exec starts it afresh);
+    ``ru_maxrss`` is kept across exec, so a child started by a big parent would inherit its peak."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def child(bars: str, workdir: str) -> None:
     """Run one backtest in this process; print its report and peak RSS as one JSON line."""
     from autoquant.research.backtest import backtest_config, run_backtest
@@ -82,14 +94,13 @@ def child(bars: str, workdir: str) -> None:
     run_config = backtest_config(config, summary, directory)
     outcome = run_backtest(run_config, summary)
     trades, _ = round_trips(ledger_fills(run_config.ledger.path))
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(
         json.dumps(
             {
                 "bars": outcome.bars,
                 "wall_s": outcome.wall_s,
                 "trades": [[str(t.entry_price), str(t.exit_price)] for t in trades],
-                "rss_mb": peak_kb / 1024,
+                "rss_mb": peak_rss_mb(),
             }
         )
     )
