@@ -116,12 +116,8 @@ def stream_child(bars: str) -> None:
     summary = check_bars(Path(bars), 60)
     groups = sum(1 for _ in by_time(stream_bars(summary.files, 60)))
     curve = equity_curve(stream_bars(summary.files, 60), [], Decimal(100_000))
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(
-        json.dumps(
-            {"bars": summary.count, "groups": groups, "points": len(curve.points), "rss_mb": peak_kb / 1024}
-        )
-    )
+    body = {"bars": summary.count, "groups": groups, "points": len(curve.points), "rss_mb": peak_rss_mb()}
+    print(json.dumps(body))
 
 
 def _run_child(bars: Path, name: str) -> dict[str, Any]:
