@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import math
 import selectors
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -176,6 +177,10 @@ class _VirtualTimeLoop(asyncio.SelectorEventLoop):
         return future
 
 
+#: asyncio's own: a timer is run once ``loop.time() + resolution`` has passed it.
+_RESOLUTION_S = time.get_clock_info("monotonic").resolution
+
+
 class _JumpingSelector(selectors.BaseSelector):
     """The platform's selector, except that an idle wait for a timer jumps the clock instead."""
 
@@ -193,9 +198,19 @@ class _JumpingSelector(selectors.BaseSelector):
         return self._inner.modify(fileobj, events, data)
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
-        if timeout is None or timeout <= 0:
-            # Nothing scheduled (wait for I/O, really) or work ready now (just poll).
+        if timeout is None or timeout < 0:
+            # Nothing scheduled: wait for I/O, really.
             return self._inner.select(timeout)
+        if timeout == 0:
+            # Work ready now (just poll), or a timer due now that the loop will not run: past about
+            # 52 days of virtual time, `time() + clock resolution (1 ns)` rounds back to `time()`, so
+            # a timer due exactly now is never "ready" and the loop would poll forever. Nudging the
+            # clock by one representable step (a few ns) when a poll finds nothing lets it run.
+            ready = self._inner.select(0)
+            elapsed = self._clock.elapsed_s
+            if not ready and not self._clock.in_flight and elapsed + _RESOLUTION_S == elapsed:
+                self._clock.elapsed_s = math.nextafter(elapsed, math.inf)
+            return ready
         if self._clock.in_flight:
             # A thread is working for the loop: its result arrives through the self-pipe. Wait for it
             # (in real time) rather than jump past it.
@@ -204,8 +219,11 @@ class _JumpingSelector(selectors.BaseSelector):
         if ready:
             return ready
         # Idle: no callback ready, nothing arrived within the threshold. The loop would now wait
-        # `timeout` for its next timer; jump there instead.
-        self._clock.elapsed_s += timeout
+        # `timeout` for its next timer; jump there instead. Far from the start (months of virtual
+        # time) a timeout below the float's resolution would not move the clock at all, and the loop
+        # would spin: always move by at least one representable step.
+        before = self._clock.elapsed_s
+        self._clock.elapsed_s = max(before + timeout, math.nextafter(before, math.inf))
         self._clock.jumps += 1
         return []
 

@@ -38,6 +38,9 @@ REQUIRED = {
     "log_records_dropped",
     "backup_loop_lag_p99_ms",
     "backup_s",
+    "backtest_bars_per_s",
+    "backtest_rss_mb",
+    "backtest_vs_numpy",
     "python",
     "cpu_count",
     "quick",
@@ -93,6 +96,10 @@ def test_quick_bench_prints_every_key_as_its_last_line(tmp_path: Path) -> None:
         "backup_loop_lag_p99_ms",
         "api_clients_tick_p99_ratio",
         "api_clients_loop_lag_ratio",
+        "backtest_bars_per_s",
+        "backtest_rss_mb",
+        "backtest_stream_rss_mb",
     }
+    assert report["backtest_same_trades_as_numpy"] is True
     assert all(isinstance(t["met"], bool) for t in report["targets"].values())
     assert json.loads((tmp_path / ".bench" / "latest.json").read_text()) == report

@@ -8,6 +8,7 @@ import pytest
 
 from autoquant.errors import ConfigError
 from autoquant.runtime.config import Config, alpaca_secrets, anchor_paths, load, parse, resolve_path
+from autoquant.strategies import build_strategies
 
 ROOT = Path(__file__).parents[1]
 
@@ -31,38 +32,14 @@ def test_documented_default_file_equals_built_in_defaults() -> None:
         (
             {
                 "strategies": [
-                    {"id": "a", "kind": "sma_cross", "symbol": "AAPL", "fast": 5, "slow": 5, "qty": 1}
-                ]
-            },
-            "fast (5) must be less than slow (5)",
-        ),
-        (
-            {"strategies": [{"id": "a", "kind": "rsi", "symbol": "AAPL", "fast": 1, "slow": 5, "qty": 1}]},
-            "invalid strategies.0.kind: 'rsi' is not one of 'sma_cross'",
-        ),
-        (
-            {
-                "strategies": [
-                    {"id": "a", "kind": "sma_cross", "symbol": "AAPL", "fast": 1, "slow": 5, "qty": 0}
-                ]
-            },
-            "invalid strategies.0.qty",
-        ),
-        (
-            {
-                "strategies": [
                     {"id": "a", "kind": "sma_cross", "symbol": "TSLA", "fast": 1, "slow": 5, "qty": 1}
                 ]
             },
             "not in [marketdata] symbols",
         ),
         (
-            {
-                "strategies": [
-                    {"id": "a", "kind": "sma_cross", "symbol": "AAPL", "fast": 1, "slow": 5, "qty": 1, "x": 1}
-                ]
-            },
-            "unknown key 'strategies.0.x' for kind = 'sma_cross'",
+            {"strategies": [{"id": "a", "kind": "sma_cross", "symbol": "AAPL", "symbols": ["AAPL"]}]},
+            "give either symbol",
         ),
         ({"marketdata": {"source": "csv"}}, "csv_path is required"),
         ({"paper": {"faults": {"error_5xx": 1.5}}}, "invalid paper.faults.error_5xx"),
@@ -72,6 +49,29 @@ def test_bad_config_is_refused_naming_the_key(data: dict[str, object], message: 
     """Each invalid config raises one ConfigError whose text names the offending key."""
     with pytest.raises(ConfigError) as raised:
         parse(data)
+    assert message in str(raised.value)
+    assert "\n" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        (
+            {"fast": 5, "slow": 5, "qty": 1},
+            "invalid strategies[a].params: fast (5) must be less than slow (5)",
+        ),
+        ({"kind": "rsi", "fast": 1, "slow": 5, "qty": 1}, "unknown strategies[a].kind 'rsi'"),
+        ({"fast": 1, "slow": 5, "qty": 0}, "invalid strategies[a].params.qty"),
+        ({"fast": 1, "slow": 5, "qty": 1, "x": 1}, "unknown key strategies[a].params.x"),
+    ],
+)
+def test_bad_strategy_params_are_refused_at_load_naming_the_key(
+    entry: dict[str, object], message: str
+) -> None:
+    """A strategy's parameters are checked by its own model when it is built: one line naming the key."""
+    config = parse({"strategies": [{"id": "a", "kind": "sma_cross", "symbol": "AAPL", **entry}]})
+    with pytest.raises(ConfigError) as raised:
+        build_strategies(config.strategies)
     assert message in str(raised.value)
     assert "\n" not in str(raised.value)
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from autoquant.bench import (
     api_load,
+    backtest_speed,
     backup_lag,
     ledger_writes,
     logging_cost,
@@ -94,6 +95,20 @@ GROUPS: list[tuple[str, Callable[[Sizes], Any], tuple[str, ...]]] = [
         "throughput",
         lambda sizes: asyncio.run(throughput.run(sizes)),
         ("orders_per_s_paper_inprocess", "orders_per_s_paper_server"),
+    ),
+    (
+        "backtest",
+        backtest_speed.run,
+        (
+            "backtest_bars",
+            "backtest_bars_per_s",
+            "backtest_rss_mb",
+            "backtest_rss_mb_tenth",
+            "backtest_vs_numpy",
+            "backtest_same_trades_as_numpy",
+            "backtest_stream_bars",
+            "backtest_stream_rss_mb",
+        ),
     ),
 ]
 

@@ -39,6 +39,10 @@ class Sizes:
     log_calls: int
     #: Seconds the loop-lag sampler runs, once quiet and once with heavy logging.
     lag_seconds: float
+    #: One-minute bars the backtest benchmark runs over (the target is stated for 100,000).
+    backtest_bars: int = 100_000
+    #: Bars the streaming passes (check, stream, equity) run over for their RSS (the target: 1,000,000).
+    backtest_stream_bars: int = 1_000_000
 
     @classmethod
     def full(cls) -> Sizes:
@@ -74,6 +78,8 @@ class Sizes:
             server_orders=100,
             log_calls=20_000,
             lag_seconds=1.5,
+            backtest_bars=5_000,
+            backtest_stream_bars=100_000,
         )
 
     @classmethod
@@ -93,6 +99,8 @@ class Sizes:
             server_orders=20,
             log_calls=2_000,
             lag_seconds=0.2,
+            backtest_bars=1_000,
+            backtest_stream_bars=2_000,
         )
 
 

@@ -23,6 +23,9 @@ TARGETS: dict[str, tuple[Compare, float, str]] = {
     "rss_mb": (operator.le, 200.0, "<= 200"),
     # A backup must not stall trading: the loop stays within a tick-to-submit budget while it runs.
     "backup_loop_lag_p99_ms": (operator.le, 2.0, "<= 2"),
+    "backtest_bars_per_s": (operator.ge, 25_000.0, ">= 25000"),
+    "backtest_rss_mb": (operator.le, 200.0, "<= 200"),
+    "backtest_stream_rss_mb": (operator.le, 200.0, "<= 200"),
 }
 
 

@@ -70,7 +70,12 @@ def bench_config(directory: Path) -> Config:
         ledger=LedgerSettings(path=directory / "ledger.db"),
         marketdata=MarketDataSettings(symbols=[SYMBOL]),
         strategies=[
-            SmaCrossSettings(id="bench-sma", kind="sma_cross", symbol=SYMBOL, fast=1, slow=2, qty=Decimal(10))
+            SmaCrossSettings(
+                id="bench-sma",
+                kind="sma_cross",
+                symbol=SYMBOL,
+                params={"fast": 1, "slow": 2, "qty": Decimal(10)},
+            )
         ],
         risk=RiskSettings(max_orders_per_minute=1_000_000_000),
     )

@@ -223,6 +223,7 @@ def parse_order(raw: Mapping[str, Any]) -> BrokerOrderState:
             order_type=_enum(raw, ("type", "order_type"), OrderType),
             time_in_force=_enum(raw, ("time_in_force",), TimeInForce),
             limit_price=_optional_price(raw, "limit_price"),
+            stop_price=_optional_price(raw, "stop_price"),
             status=map_status(raw_status, filled_qty=filled_qty, qty=qty),
             filled_qty=filled_qty,
             filled_avg_price=_optional_price(raw, "filled_avg_price"),

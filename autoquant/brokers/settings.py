@@ -67,6 +67,10 @@ class PaperSettings(Section):
     fee_bps: NonNegative = Decimal("0")
     partial_fill_probability: Probability = 0.1
     seed: int = 7
+    #: "last_price": orders work against each price point (a bar's close); "next_bar": against the
+    #: range of each bar released after they were accepted (market at the next open; limits and stops
+    #: when the range reaches them, at the open on a gap). The backtest uses "next_bar".
+    fill_rule: Literal["last_price", "next_bar"] = "last_price"
     faults: FaultSettings = FaultSettings()
 
     @field_validator("starting_cash")

@@ -37,10 +37,11 @@ class OrderRequest(BaseModel):
     order_type: OrderType = OrderType.MARKET
     time_in_force: TimeInForce = TimeInForce.DAY
     limit_price: Price | None = None
+    stop_price: Price | None = None
 
     @model_validator(mode="after")
     def _limit_price(self) -> OrderRequest:
-        check_limit_price(self.order_type, self.limit_price)
+        check_limit_price(self.order_type, self.limit_price, self.stop_price)
         # Alpaca takes up to 128; the ids the daemon makes are shorter (domain.ids, at most 48).
         if len(self.client_order_id) > 128:
             raise ValueError("client_order_id must be at most 128 characters")
@@ -60,6 +61,7 @@ class BrokerOrderState(BaseModel):
     order_type: OrderType
     time_in_force: TimeInForce
     limit_price: Price | None = None
+    stop_price: Price | None = None
     status: OrderStatus
     filled_qty: NonNegative = Decimal(0)
     filled_avg_price: Price | None = None

@@ -38,13 +38,14 @@ class OrderIntent(BaseModel):
     order_type: OrderType = OrderType.MARKET
     time_in_force: TimeInForce = TimeInForce.DAY
     limit_price: Price | None = None
+    stop_price: Price | None = None
     reason: str
     decision_id: str
     data_time: UtcDatetime
 
     @model_validator(mode="after")
     def _limit_price(self) -> OrderIntent:
-        check_limit_price(self.order_type, self.limit_price)
+        check_limit_price(self.order_type, self.limit_price, self.stop_price)
         return self
 
 

@@ -177,6 +177,7 @@ class Order(BaseModel):
     order_type: OrderType = OrderType.MARKET
     time_in_force: TimeInForce = TimeInForce.DAY
     limit_price: Price | None = None
+    stop_price: Price | None = None
     status: OrderStatus = OrderStatus.RESERVED
     filled_qty: NonNegative = Decimal(0)
     broker_order_id: str | None = None
@@ -186,7 +187,7 @@ class Order(BaseModel):
 
     @model_validator(mode="after")
     def _limit_price(self) -> Order:
-        check_limit_price(self.order_type, self.limit_price)
+        check_limit_price(self.order_type, self.limit_price, self.stop_price)
         return self
 
     @property

@@ -93,6 +93,16 @@ _STATE_PASSED = {
 }
 
 
+def notional_basis(intent: OrderIntent, last: Decimal | None) -> Decimal | None:
+    """The price an order's notional is counted at: its limit price (limit, stop-limit), else its
+    stop price (a stop fills around it), else the last price (market)."""
+    if intent.limit_price is not None:
+        return intent.limit_price
+    if intent.stop_price is not None:
+        return intent.stop_price
+    return last
+
+
 def is_reducing(intent: OrderIntent, snapshot: RiskSnapshot) -> bool:
     """True when the order shrinks the account's absolute position and cannot take it past zero."""
     return _reduces(intent, intent.qty, snapshot)
@@ -167,8 +177,7 @@ def _run(
 
     prices = snapshot.last_prices
     last = prices.get(symbol)
-    limit_price = intent.limit_price
-    price = limit_price if limit_price is not None else last
+    price = notional_basis(intent, last)
     if price is None or last is None:
         no_price = (symbol,)
         order_check = _new(RiskCheck, (MAX_ORDER_NOTIONAL, False, _NO_PRICE + " {}", no_price))
@@ -281,7 +290,8 @@ def _fitting_qty(intent: OrderIntent, snapshot: RiskSnapshot, limits: RiskLimits
     """The largest quantity the three notional limits allow, before rounding (may be <= 0)."""
     symbol = intent.symbol
     last = snapshot.last_prices[symbol]
-    price = intent.limit_price if intent.limit_price is not None else last
+    price = notional_basis(intent, last)
+    assert price is not None  # last is priced here
     pos = book.position.get(symbol, _ZERO)
     buys, sells = book.buys.get(symbol, _ZERO), book.sells.get(symbol, _ZERO)
     bound = limits.max_order_notional / price

@@ -1,17 +1,22 @@
-"""The strategy protocol: a strategy is a pure ``decide(state) -> Decision``.
+"""The strategy protocol: a strategy is a pure ``decide(state) -> Decision | Sequence[Decision]``.
 
-The strategy worker assembles a ``StrategyState`` from the ledger (position and open orders of this
-strategy in this symbol) and the market-data stream (recent bars, freshness), calls ``decide`` and
-records the decision before anything acts on it. Holds are decisions too; their reason comes from
-the fixed vocabulary in ``Reason`` so they can be counted and graphed by reason.
+A strategy declares its id, its symbols (one or several), its warm-up (how many bars per symbol it
+needs) and, when it is loaded from config, a pydantic model of its parameters (``Params``). The
+strategy worker assembles a ``StrategyState`` from the market-data stream (recent bars per symbol,
+freshness) and the ledger (this strategy's positions and open orders per symbol), calls ``decide``
+and records every decision before anything acts on it. Holds are decisions too.
 
-Strategies never see the account, other strategies or the risk limits: risk lives outside them.
+A strategy says why in its own words: ``reason`` is any short string of its choosing (decisions are
+counted by reason in metrics and reports); the domain keeps no strategy's vocabulary. It never sees
+the account, the clock, other strategies or the risk limits: risk lives outside it. Intents may be
+market, limit, stop or stop-limit orders with a time in force; venue rules (client-order-id length,
+the time in force a crypto venue accepts) belong to the broker adapters.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
-from enum import StrEnum
 from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -19,94 +24,134 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from autoquant.domain.bars import Bar
 from autoquant.domain.decisions import Action, Decision, OrderIntent
 from autoquant.domain.ids import decision_id
-from autoquant.domain.values import Identifier, Money, Side, Symbol, TimeInForce
+from autoquant.domain.values import (
+    Identifier,
+    Money,
+    OrderType,
+    Side,
+    Symbol,
+    TimeInForce,
+    UtcDatetime,
+    from_ns,
+)
+
+#: A reason is the strategy's own word; short, so it can label a metric.
+REASON_MAX = 64
 
 
-class Reason(StrEnum):
-    """Why a strategy did what it did. Small and fixed, so decisions can be counted by reason."""
+class Holdings(BaseModel):
+    """One strategy's stake in one symbol: its signed position and its open orders (buys positive)."""
 
-    # holds
-    WARMING_UP = "warming_up"
-    NO_CROSS = "no_cross"
-    STALE_DATA = "stale_data"
-    ORDER_OPEN = "order_open"
-    ALREADY_LONG = "already_long"
-    NOT_FLAT = "not_flat"
-    FLAT_NO_POSITION = "flat_no_position"
-    # orders
-    BULLISH_CROSS = "bullish_cross"
-    BEARISH_CROSS = "bearish_cross"
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    position_qty: Money = Decimal(0)
+    open_order_count: int = Field(default=0, ge=0)
+    open_order_qty: Money = Decimal(0)
+
+
+_NOTHING_HELD = Holdings()
 
 
 class StrategyState(BaseModel):
-    """Everything one strategy may look at for one decision on one bar.
+    """Everything one strategy may look at for one decision at one bar time.
 
-    ``bars`` are this symbol's recent bars, oldest first and newest last; the newest is the bar being
-    decided on, and its ``close_time`` is the decision's data time. ``position_qty`` is signed (long
-    positive) and counts only this strategy's fills; ``open_order_qty`` is the remaining quantity of
-    this strategy's open orders in this symbol, signed the same way (buys positive).
+    ``bars[symbol]`` are that symbol's recent bars, oldest first; the newest of the first symbol's is
+    the bar being decided on and its ``close_time`` is ``data_time``. ``holdings[symbol]`` counts only
+    this strategy's fills and open orders. ``data_fresh`` is False if any symbol's newest bar is older
+    than the freshness bound; ``data_age_ns`` is the oldest such age.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     strategy_id: Identifier
-    symbol: Symbol
-    bars: tuple[Bar, ...] = Field(min_length=1)
-    position_qty: Money = Decimal(0)
-    open_order_count: int = Field(default=0, ge=0)
-    open_order_qty: Money = Decimal(0)
+    symbols: tuple[Symbol, ...] = Field(min_length=1)
+    bars: Mapping[str, tuple[Bar, ...]]
+    holdings: Mapping[str, Holdings] = {}
     data_fresh: bool
-    #: Nanoseconds between the newest bar's close and "now" when the state was assembled.
+    #: Nanoseconds between the stalest symbol's newest bar close and "now" when the state was assembled.
     data_age_ns: int = Field(ge=0)
-    decision_id: str
+    data_time: UtcDatetime
 
     @model_validator(mode="after")
     def _bars_belong(self) -> StrategyState:
-        previous = None
-        for bar in self.bars:
-            if bar.symbol != self.symbol:
-                raise ValueError(f"bars: a {bar.symbol} bar in the state of a {self.symbol} strategy")
-            if previous is not None and bar.close_time <= previous:
-                raise ValueError("bars: close times must increase strictly, oldest first")
-            previous = bar.close_time
+        for symbol in self.symbols:
+            bars = self.bars.get(symbol)
+            if not bars:
+                raise ValueError(f"bars: no {symbol} bar in the state of strategy {self.strategy_id}")
+            previous = None
+            for bar in bars:
+                if bar.symbol != symbol:
+                    raise ValueError(f"bars: a {bar.symbol} bar among the {symbol} bars")
+                if previous is not None and bar.close_time <= previous:
+                    raise ValueError("bars: close times must increase strictly, oldest first")
+                previous = bar.close_time
+        unknown = set(self.bars) - set(self.symbols)
+        if unknown:
+            raise ValueError(f"bars: {sorted(unknown)} are not symbols of strategy {self.strategy_id}")
         return self
+
+    # -- the first (often only) symbol ----------------------------------------------------------
+
+    @property
+    def symbol(self) -> str:
+        """The strategy's first symbol (its only one, for a one-symbol strategy)."""
+        return self.symbols[0]
 
     @property
     def bar(self) -> Bar:
-        """The bar being decided on (the newest)."""
-        return self.bars[-1]
+        """The newest bar of the first symbol."""
+        return self.bars[self.symbols[0]][-1]
+
+    @property
+    def position_qty(self) -> Decimal:
+        return self.held(self.symbols[0]).position_qty
+
+    @property
+    def open_order_count(self) -> int:
+        return self.held(self.symbols[0]).open_order_count
+
+    @property
+    def open_order_qty(self) -> Decimal:
+        return self.held(self.symbols[0]).open_order_qty
+
+    # -- any symbol -----------------------------------------------------------------------------
+
+    def held(self, symbol: str) -> Holdings:
+        return self.holdings.get(symbol, _NOTHING_HELD)
+
+    def closes(self, symbol: str | None = None) -> list[Decimal]:
+        """The close prices of ``symbol`` (default: the first), oldest first."""
+        return [bar.close for bar in self.bars[symbol or self.symbols[0]]]
+
+    def decision_id(self, symbol: str | None = None) -> str:
+        """The id of this state's decision on ``symbol``: one per strategy, symbol and bar time."""
+        return decision_id(self.strategy_id, symbol or self.symbols[0], self.data_time)
 
     @classmethod
     def assemble(
         cls,
         *,
         strategy_id: str,
-        symbol: str,
-        bars: tuple[Bar, ...],
-        position_qty: Decimal,
-        open_order_count: int,
-        open_order_qty: Decimal,
+        bars: Mapping[str, tuple[Bar, ...]],
+        holdings: Mapping[str, Holdings] | None = None,
+        symbols: Sequence[str] | None = None,
         now_ns: int,
         max_data_age_ns: int,
     ) -> StrategyState:
-        """Build a state, deriving the decision id and freshness from the newest bar and ``now_ns``.
-
-        Freshness is inclusive: a bar exactly ``max_data_age_ns`` old is still fresh.
-        """
-        if not bars:
-            raise ValueError("bars: at least one bar is needed to decide")
-        newest = bars[-1]
-        age = max(0, now_ns - newest.close_ns)
+        """Build a state; freshness from the newest bar of each symbol and ``now_ns`` (inclusive: a bar
+        exactly ``max_data_age_ns`` old is still fresh), the data time from the first symbol's."""
+        order = tuple(symbols) if symbols is not None else tuple(bars)
+        if not order or any(not bars.get(symbol) for symbol in order):
+            raise ValueError("bars: at least one bar per symbol is needed to decide")
+        age = max(max(0, now_ns - bars[symbol][-1].close_ns) for symbol in order)
         return cls(
             strategy_id=strategy_id,
-            symbol=symbol,
+            symbols=order,
             bars=bars,
-            position_qty=position_qty,
-            open_order_count=open_order_count,
-            open_order_qty=open_order_qty,
+            holdings=holdings or {},
             data_fresh=age <= max_data_age_ns,
             data_age_ns=age,
-            decision_id=decision_id(strategy_id, symbol, newest.close_time),
+            data_time=from_ns(bars[order[0]][-1].close_ns),
         )
 
 
@@ -117,30 +162,40 @@ class Strategy(Protocol):
     def id(self) -> str: ...
 
     @property
-    def symbol(self) -> str: ...
+    def symbols(self) -> tuple[str, ...]: ...
 
     @property
     def warmup(self) -> int:
-        """How many bars ``decide`` needs before it can do more than hold ``warming_up``."""
+        """How many bars per symbol ``decide`` needs before it can do more than hold."""
         ...
 
-    def decide(self, state: StrategyState) -> Decision: ...
+    def decide(self, state: StrategyState) -> Decision | Sequence[Decision]: ...
 
 
-def time_in_force_for(symbol: str) -> TimeInForce:
-    """Alpaca accepts only gtc/ioc for crypto (``BTC/USD``); stocks default to day orders."""
-    return TimeInForce.GTC if "/" in symbol else TimeInForce.DAY
+def decisions_of(outcome: Decision | Sequence[Decision]) -> tuple[Decision, ...]:
+    """``decide``'s answer as a tuple, whichever of the two shapes it came in."""
+    return (outcome,) if isinstance(outcome, Decision) else tuple(outcome)
 
 
-def hold(state: StrategyState, reason: Reason, inputs: dict[str, Any] | None = None) -> Decision:
-    """A hold decision on the state's newest bar."""
+def _reason(reason: str) -> str:
+    text = str(reason)
+    if not text or len(text) > REASON_MAX:
+        raise ValueError(f"reason must be 1 to {REASON_MAX} characters, got {text!r}")
+    return text
+
+
+def hold(
+    state: StrategyState, reason: str, inputs: dict[str, Any] | None = None, *, symbol: str | None = None
+) -> Decision:
+    """A hold decision at the state's bar time, on ``symbol`` (default: the first)."""
+    on = symbol or state.symbol
     return Decision(
-        decision_id=state.decision_id,
+        decision_id=state.decision_id(on),
         strategy_id=state.strategy_id,
-        symbol=state.symbol,
+        symbol=on,
         action=Action.HOLD,
-        reason=reason.value,
-        data_time=state.bar.close_time,
+        reason=_reason(reason),
+        data_time=state.data_time,
         inputs=inputs or {},
     )
 
@@ -149,28 +204,43 @@ def order(
     state: StrategyState,
     side: Side,
     qty: Decimal,
-    reason: Reason,
+    reason: str,
     inputs: dict[str, Any] | None = None,
+    *,
+    symbol: str | None = None,
+    order_type: OrderType = OrderType.MARKET,
+    limit_price: Decimal | None = None,
+    stop_price: Decimal | None = None,
+    time_in_force: TimeInForce = TimeInForce.DAY,
 ) -> Decision:
-    """A market-order decision on the state's newest bar, with its intent."""
-    data_time = state.bar.close_time
+    """An order decision at the state's bar time on ``symbol`` (default: the first), with its intent.
+
+    ``order_type`` with ``limit_price`` / ``stop_price`` as the type needs (validated by the intent).
+    """
+    on = symbol or state.symbol
+    if on not in state.symbols:
+        raise ValueError(f"symbol {on} is not one of strategy {state.strategy_id}'s symbols")
+    why = _reason(reason)
     intent = OrderIntent(
         strategy_id=state.strategy_id,
-        symbol=state.symbol,
+        symbol=on,
         side=side,
         qty=qty,
-        time_in_force=time_in_force_for(state.symbol),
-        reason=reason.value,
-        decision_id=state.decision_id,
-        data_time=data_time,
+        order_type=order_type,
+        time_in_force=time_in_force,
+        limit_price=limit_price,
+        stop_price=stop_price,
+        reason=why,
+        decision_id=state.decision_id(on),
+        data_time=state.data_time,
     )
     return Decision(
-        decision_id=state.decision_id,
+        decision_id=intent.decision_id,
         strategy_id=state.strategy_id,
-        symbol=state.symbol,
+        symbol=on,
         action=Action.BUY if side is Side.BUY else Action.SELL,
-        reason=reason.value,
-        data_time=data_time,
+        reason=why,
+        data_time=state.data_time,
         inputs=inputs or {},
         intent=intent,
     )

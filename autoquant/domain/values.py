@@ -32,6 +32,18 @@ class Side(StrEnum):
 class OrderType(StrEnum):
     MARKET = "market"
     LIMIT = "limit"
+    #: Becomes a market order once the price trades at or through ``stop_price``.
+    STOP = "stop"
+    #: Becomes a limit order at ``limit_price`` once the price trades at or through ``stop_price``.
+    STOP_LIMIT = "stop_limit"
+
+    @property
+    def needs_limit_price(self) -> bool:
+        return self in (OrderType.LIMIT, OrderType.STOP_LIMIT)
+
+    @property
+    def needs_stop_price(self) -> bool:
+        return self in (OrderType.STOP, OrderType.STOP_LIMIT)
 
 
 class TimeInForce(StrEnum):
@@ -75,6 +87,20 @@ def _non_negative(value: Decimal) -> Decimal:
     return value
 
 
+#: The most decimal places a broker takes in a quantity (Alpaca's fractional shares: 9).
+MAX_QTY_DECIMALS = 9
+
+
+def _broker_precision(value: Decimal) -> Decimal:
+    exponent = value.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -MAX_QTY_DECIMALS:
+        raise ValueError(
+            f"{value} has more than {MAX_QTY_DECIMALS} decimal places (brokers take at most "
+            f"{MAX_QTY_DECIMALS}): give a quantity a broker can trade"
+        )
+    return value
+
+
 _as_string = PlainSerializer(lambda d: str(d), return_type=str, when_used="json")
 
 #: Any exact, finite amount (cash, P&L, signed position quantity).
@@ -82,6 +108,14 @@ Money = Annotated[Decimal, BeforeValidator(to_decimal), _as_string]
 #: A strictly positive quantity or price.
 Quantity = Annotated[Decimal, BeforeValidator(to_decimal), AfterValidator(_positive), _as_string]
 Price = Quantity
+#: A quantity an operator or a strategy asks a broker to trade: positive, at most 9 decimal places.
+TradableQuantity = Annotated[
+    Decimal,
+    BeforeValidator(to_decimal),
+    AfterValidator(_positive),
+    AfterValidator(_broker_precision),
+    _as_string,
+]
 #: Zero or more: fees, volume, filled quantity.
 NonNegative = Annotated[Decimal, BeforeValidator(to_decimal), AfterValidator(_non_negative), _as_string]
 
@@ -141,9 +175,16 @@ def from_ns(ns: int) -> datetime:
     return datetime.fromtimestamp(seconds, tz=UTC).replace(microsecond=rest // 1_000)
 
 
-def check_limit_price(order_type: OrderType, limit_price: Decimal | None) -> None:
-    """A limit order needs a limit price; a market order must not have one."""
-    if order_type is OrderType.LIMIT and limit_price is None:
-        raise ValueError("limit_price is required for a limit order")
-    if order_type is OrderType.MARKET and limit_price is not None:
-        raise ValueError("limit_price is only for limit orders")
+def check_limit_price(
+    order_type: OrderType, limit_price: Decimal | None, stop_price: Decimal | None = None
+) -> None:
+    """Limit and stop-limit orders need a limit price, stop and stop-limit orders a stop price; an
+    order type that takes neither refuses them."""
+    if order_type.needs_limit_price and limit_price is None:
+        raise ValueError(f"limit_price is required for a {order_type.value} order")
+    if not order_type.needs_limit_price and limit_price is not None:
+        raise ValueError("limit_price is only for limit and stop_limit orders")
+    if order_type.needs_stop_price and stop_price is None:
+        raise ValueError(f"stop_price is required for a {order_type.value} order")
+    if not order_type.needs_stop_price and stop_price is not None:
+        raise ValueError("stop_price is only for stop and stop_limit orders")

@@ -111,13 +111,15 @@ def migrate_file(path: Path) -> list[migrations.Migration]:
         raise translate(error, path) from error
 
 
-def connect_writer(path: Path) -> sqlite3.Connection:
+def connect_writer(path: Path, *, durable: bool = True) -> sqlite3.Connection:
+    """The writer's connection. ``durable=False`` (a backtest's scratch ledger, rebuilt by rerunning)
+    skips the fsync per commit: same schema, same rows, same order, only no crash-safety."""
     conn = sqlite3.connect(
         path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False
     )
     try:
         conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'OFF'}")
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     except BaseException:

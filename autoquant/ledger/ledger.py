@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from autoquant.domain.bars import Bar
 from autoquant.domain.broker import BrokerAccount
 from autoquant.domain.controls import Control, ControlKind, ControlState
 from autoquant.domain.decisions import Decision
@@ -24,7 +26,7 @@ from autoquant.domain.fills import Fill
 from autoquant.domain.orders import Order, OrderEvent, OrderEventKind, OrderStatus, apply
 from autoquant.domain.positions import Position
 from autoquant.errors import LedgerError, LedgerFull
-from autoquant.ledger import oversight, restores, surface
+from autoquant.ledger import oversight, restores, seen, surface
 from autoquant.ledger.backup import BackupInfo, insert_backup
 from autoquant.ledger.connection import (
     ExternalWrites,
@@ -96,6 +98,13 @@ def _fill(conn: sqlite3.Connection, fill: Fill) -> tuple[tuple[str, str], Positi
     return (strategy_id, position.symbol), position
 
 
+def _seen(conn: sqlite3.Connection, decision: Decision, bars: Sequence[Bar], state_json: str | None) -> None:
+    if bars:
+        seen.insert_bars(conn, bars)
+    if state_json is not None:
+        seen.insert_decision_state(conn, decision.decision_id, state_json)
+
+
 class Ledger(LedgerReader):
     """The reads (``LedgerReader``, hot ones from memory) plus every durable write."""
 
@@ -130,11 +139,12 @@ class Ledger(LedgerReader):
         self._writer.full_since = None
 
     @classmethod
-    async def open(cls, path: Path) -> Ledger:
-        """Open (creating and migrating on first use) the ledger at ``path``."""
+    async def open(cls, path: Path, *, durable: bool = True) -> Ledger:
+        """Open (creating and migrating on first use) the ledger at ``path``; ``durable=False`` only for
+        a backtest's own scratch ledger (no fsync per commit)."""
         await asyncio.to_thread(migrate_file, path)
         try:
-            writer_conn = connect_writer(path)
+            writer_conn = connect_writer(path, durable=durable)
         except sqlite3.Error as error:
             raise translate(error, path) from error
         try:
@@ -247,16 +257,34 @@ class Ledger(LedgerReader):
 
     # -- decisions and reservations ------------------------------------------------------------
 
-    async def record_decision(self, decision: Decision, local_ts_ns: int) -> bool:
-        """Append a decision; False if this decision id was already recorded (a replay)."""
+    async def record_decision(
+        self,
+        decision: Decision,
+        local_ts_ns: int,
+        *,
+        bars: Sequence[Bar] = (),
+        state_json: str | None = None,
+    ) -> bool:
+        """Append a decision (with the bars and state it saw, for replay); False if this decision id
+        was already recorded (a replay)."""
 
         def write(conn: sqlite3.Connection) -> bool:
-            return insert_decision(conn, decision, local_ts_ns)
+            if not insert_decision(conn, decision, local_ts_ns):
+                return False
+            _seen(conn, decision, bars, state_json)
+            return True
 
         return await self._writer.write(write)
 
     async def record_decision_outcome(
-        self, decision: Decision, local_ts_ns: int, risk: RiskEvent | None, order: Order | None
+        self,
+        decision: Decision,
+        local_ts_ns: int,
+        risk: RiskEvent | None,
+        order: Order | None,
+        *,
+        bars: Sequence[Bar] = (),
+        state_json: str | None = None,
     ) -> tuple[bool, bool]:
         """The decision, its risk check and its reservation in one transaction (one fsync).
 
@@ -268,6 +296,7 @@ class Ledger(LedgerReader):
         def write(conn: sqlite3.Connection) -> tuple[bool, OrderCommitted | None]:
             if not insert_decision(conn, decision, local_ts_ns):
                 return False, None
+            _seen(conn, decision, bars, state_json)
             if risk is not None:
                 insert_risk_event(conn, risk)
             return True, None if order is None else _reserved(conn, order)

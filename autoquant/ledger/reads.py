@@ -20,7 +20,8 @@ from autoquant.domain.controls import Control, ControlKind, ControlState, fold_c
 from autoquant.domain.fills import Fill
 from autoquant.domain.orders import Order
 from autoquant.domain.positions import Position
-from autoquant.ledger import history, surface
+from autoquant.domain.strategy import StrategyState
+from autoquant.ledger import history, seen, surface
 from autoquant.ledger.connection import ReaderThread, connect_reader, translate
 from autoquant.ledger.history import LedgerEvent, RealizedMarks, StoredFill
 from autoquant.ledger.projection import Projection
@@ -235,6 +236,10 @@ class LedgerReader:
                 conn, strategy_id=strategy_id, symbol=symbol, action=action, reason=reason, limit=limit
             )
         )
+
+    async def latest_strategy_state(self, strategy_id: str) -> StrategyState | None:
+        """What ``strategy_id`` saw at its newest recorded decision (bars, holdings, freshness)."""
+        return await self._reader.read(lambda conn: seen.latest_state(conn, strategy_id))
 
     async def equity_curve(self, since_ns: int, points: int = 200) -> list[tuple[int, Decimal]]:
         return await self._reader.read(lambda conn: surface.read_equity_curve(conn, since_ns, points))

@@ -73,12 +73,14 @@ class _SymbolBuffer:
 class ReorderBuffer:
     """Per-symbol reordering with a bounded wait. Not thread-safe; one owner (the market-data worker)."""
 
-    def __init__(self, *, window: int, interval_s: float) -> None:
+    def __init__(self, *, window: int, interval_s: float, report_holes: bool = True) -> None:
         if window < 0:
             raise ValueError(f"reorder_window must not be negative, got {window}")
         if interval_s <= 0:
             raise ValueError(f"interval must be positive, got {interval_s}")
         self._window = window
+        #: False for recorded bars (a backtest): a hole there is a closed market, not a lost bar.
+        self._report_holes = report_holes
         self._interval_ns = int(interval_s * 1_000_000_000)
         self._tolerance_ns = self._interval_ns * 3 // 2
         self._symbols: dict[str, _SymbolBuffer] = {}
@@ -142,7 +144,7 @@ class ReorderBuffer:
         """Stop waiting for the hole: report it and release everything that waited, in order."""
         first = min(buf.waiting)
         symbol = buf.waiting[first].symbol
-        if buf.last_ns is not None:
+        if buf.last_ns is not None and self._report_holes:
             missing = max(1, (first - buf.last_ns) // self._interval_ns - 1)
             out.append(
                 DataGap(

@@ -1,11 +1,9 @@
 """Backtest jobs for ``POST /api/v1/backtest``: a job id at once, the run on a worker thread of the API
 process (never on the trading loop, which lives in another process), state and result by id.
 
-What a job runs is a small interface, ``BacktestRunner`` (request -> result dict). Until ``autoquant
-backtest`` (issue 11: the same workers, risk gate and paper exchange under a virtual clock) lands, the
-runner here is ``decisions_only``: it walks the configured strategy over the given bars, exactly as the
-strategy worker would call ``decide``, and reports its decisions — no risk gate, no fills. The result
-says which runner produced it.
+A job is ``autoquant backtest`` on the posted bars: the same strategy worker, risk gate, ledger,
+execution worker and paper exchange under a virtual clock (``research.results.backtest_of_bars``), in
+a scratch folder removed afterwards; its result is the report ``autoquant backtest --json`` prints.
 """
 
 from __future__ import annotations
@@ -13,53 +11,30 @@ from __future__ import annotations
 import asyncio
 import collections
 import secrets
+import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from autoquant.domain.bars import Bar
-from autoquant.domain.strategy import StrategyState
-from autoquant.strategies import build_strategy
+from autoquant.research.results import backtest_of_bars
+from autoquant.runtime.config import Config
 from autoquant.strategies.settings import StrategySettings
 
-BacktestRunner = Callable[[StrategySettings, list[Bar]], dict[str, Any]]
+BacktestRunner = Callable[[Config, StrategySettings, list[Bar]], dict[str, Any]]
 #: Jobs kept for GET (the oldest finished ones are forgotten beyond this).
 MAX_JOBS = 100
 
 
-def decisions_only(settings: StrategySettings, bars: list[Bar]) -> dict[str, Any]:
-    """The strategy's decisions on ``bars`` (flat position, no orders open): what it would have said."""
-    strategy = build_strategy(settings)
-    window = max(strategy.warmup, 1)
-    counts: collections.Counter[tuple[str, str]] = collections.Counter()
-    decisions = []
-    for i, bar in enumerate(bars):
-        state = StrategyState(
-            strategy_id=settings.id,
-            symbol=settings.symbol,
-            bars=tuple(bars[max(0, i + 1 - window) : i + 1]),
-            position_qty=Decimal(0),
-            data_fresh=True,
-            data_age_ns=0,
-            decision_id=f"bt-{i}",
-        )
-        decision = strategy.decide(state)
-        counts[(decision.action.value, decision.reason)] += 1
-        if decision.action.value != "hold":
-            decisions.append(
-                {
-                    "close_time": bar.close_time.isoformat(),
-                    "action": decision.action.value,
-                    "reason": decision.reason,
-                }
-            )
-    return {
-        "runner": "decisions_only (strategy over the bars; no risk gate, no fills)",
-        "bars": len(bars),
-        "by_reason": [{"action": a, "reason": r, "count": n} for (a, r), n in sorted(counts.items())],
-        "orders_wanted": decisions,
-    }
+def whole_path(config: Config, settings: StrategySettings, bars: list[Bar]) -> dict[str, Any]:
+    """A backtest of the one strategy ``settings`` over ``bars`` through the production path."""
+    workdir = Path(tempfile.mkdtemp(prefix="autoquant-api-backtest-"))
+    try:
+        return backtest_of_bars(config.model_copy(update={"strategies": [settings]}), bars, workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 @dataclass
@@ -72,7 +47,8 @@ class Job:
 
 
 class BacktestJobs:
-    def __init__(self, runner: BacktestRunner = decisions_only, concurrency: int = 1) -> None:
+    def __init__(self, config: Config, runner: BacktestRunner = whole_path, concurrency: int = 1) -> None:
+        self.config = config
         self.runner = runner
         self.jobs: collections.OrderedDict[str, Job] = collections.OrderedDict()
         self._slots = asyncio.Semaphore(concurrency)
@@ -92,7 +68,7 @@ class BacktestJobs:
         async with self._slots:
             job.state = "running"
             try:
-                job.result = await asyncio.to_thread(self.runner, settings, bars)
+                job.result = await asyncio.to_thread(self.runner, self.config, settings, bars)
                 job.state = "done"
             except Exception as error:  # a bad job fails alone; its message is its result
                 job.state, job.error = "failed", f"{type(error).__name__}: {error}"

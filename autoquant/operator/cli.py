@@ -18,6 +18,7 @@ import sqlite3
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import Any, TextIO
 
 from autoquant.domain.controls import ControlKind
@@ -27,8 +28,9 @@ from autoquant.ledger import Ledger, LedgerReader
 from autoquant.operator import commands, inspection, render
 from autoquant.operator.daemon_view import daemon_status
 from autoquant.operator.doctor import cmd_doctor, doctor_command
+from autoquant.research import commands as research_commands
 from autoquant.runtime import config as config_module
-from autoquant.runtime.config import Config
+from autoquant.runtime.config import Config, LedgerSettings
 from autoquant.runtime.paper_options import add_arguments as paper_arguments
 
 EXIT_OK, EXIT_PROBLEM, EXIT_ERROR = 0, 1, 2
@@ -277,7 +279,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--config", help="TOML config file (else $AUTOQUANT_CONFIG, else config/autoquant.toml)"
     )
+    parser.add_argument(
+        "--ledger", help="use this ledger file instead of the config's (a backtest's, a copy)"
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    research_commands.register(sub)
 
     sub.add_parser("run", help="run the daemon in the foreground").set_defaults(handler=cmd_run)
     sub.add_parser("migrate", help="create or migrate the ledger").set_defaults(handler=cmd_migrate)
@@ -407,6 +413,10 @@ def build_parser() -> argparse.ArgumentParser:
         logs = sub.add_parser("logs", help="filter the JSON log files")
         add_logs_arguments(logs)
         logs.set_defaults(handler=cmd_logs)
+    for name in ("status", "orders", "fills", "positions", "incidents", "trace"):
+        sub.choices[name].add_argument(
+            "--ledger", default=argparse.SUPPRESS, help="read this ledger file instead of the config's"
+        )
     return parser
 
 
@@ -430,6 +440,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         if args.handler is cmd_doctor:
             return doctor_command(args, stream)
         config = config_module.load(args.config)
+        if getattr(args, "ledger", None):
+            config = config.model_copy(update={"ledger": LedgerSettings(path=Path(args.ledger))})
         code: int = args.handler(config, args, stream)
         stream.flush()  # here, so a reader that has gone away is met inside the handling below
         return code

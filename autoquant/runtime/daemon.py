@@ -44,7 +44,7 @@ from autoquant.runtime.sources import build_source, check_csv_symbols
 from autoquant.runtime.status_file import StatusFile, status_path
 from autoquant.runtime.supervisor import Supervisor, WorkerSpec
 from autoquant.runtime.system import System, build_system, open_broker
-from autoquant.strategies import build_strategy
+from autoquant.strategies import build_strategies
 from autoquant.workers.crashpoints import crashpoint
 from autoquant.workers.execution import ExecutionWorker
 from autoquant.workers.manual_orders import ManualOrders
@@ -75,7 +75,7 @@ class Daemon:
         self.notifier = notifier or Notifier.from_env()
         self.stop_requested = asyncio.Event()
         self.ready = asyncio.Event()
-        self.strategies = [build_strategy(s) for s in config.strategies]
+        self.strategies = build_strategies(config.strategies, config.source)
         #: Set when a worker failed fatally (wrong keys, a corrupt ledger): the daemon stops and says why.
         self.fatal: tuple[str, BaseException] | None = None
         self._status_file = StatusFile(status_path(config.ledger.path.resolve()))

@@ -31,7 +31,7 @@ from autoquant.marketdata.source import BarSource
 from autoquant.runtime.config import Config, alpaca_secrets
 from autoquant.runtime.lock import PaperStateLock
 from autoquant.runtime.supervisor import Supervisor, WorkerSpec
-from autoquant.strategies import build_strategy
+from autoquant.strategies import build_strategies
 from autoquant.workers.backups import BackupWorker
 from autoquant.workers.execution import ExecutionWorker
 from autoquant.workers.incidents import IncidentReporter
@@ -109,7 +109,8 @@ def open_broker(config: Config, clock: Clock) -> contextlib.AbstractAsyncContext
 def strategies_by_symbol(config: Config) -> dict[str, set[str]]:
     result: dict[str, set[str]] = {}
     for strategy in config.strategies:
-        result.setdefault(strategy.symbol, set()).add(strategy.id)
+        for symbol in strategy.traded:
+            result.setdefault(symbol, set()).add(strategy.id)
     return result
 
 
@@ -177,7 +178,7 @@ def build_system(
 ) -> System:
     """Build one account's system. ``strategies`` defaults to the config's; without a ``source`` no
     market-data worker is built (the caller feeds bars to ``System.strategy_worker``/``market``)."""
-    built = list(strategies) if strategies is not None else [build_strategy(s) for s in config.strategies]
+    built = list(strategies) if strategies is not None else build_strategies(config.strategies, config.source)
     by_symbol: Mapping[str, Set[str]] = strategies_by_symbol(config)
     supervisor = Supervisor(on_repeated_crash or _no_halt, clock=clock)
     market = MarketState(clock, list(config.marketdata.symbols), config.risk.max_data_age_s)

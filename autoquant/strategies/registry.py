@@ -1,20 +1,26 @@
-"""The strategy registry: ``kind`` → the factory that builds a strategy from its ``[[strategies]]`` entry.
+"""The strategy registry: ``kind`` → the class that builds a strategy from its ``[[strategies]]`` entry.
 
-Built-in strategies register themselves here; the daemon, the backtest and the tests build every
+Built-in strategies register themselves here; user strategies are found by ``module:Class`` or by an
+installed entry point (``strategies.loading``). The daemon, the backtest and the tests build every
 strategy through ``build_strategy``, so a strategy is found the same way wherever it runs.
+
+A strategy class is loadable when it has a pydantic ``Params`` model and either a classmethod
+``from_params(id, symbols, params)`` or a constructor ``Class(id=..., symbols=..., params=...)``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 from autoquant.domain.strategy import Strategy
 from autoquant.errors import ConfigError
-from autoquant.strategies.settings import SmaCrossSettings, StrategySettings
+from autoquant.strategies.loading import construct, find_class
+from autoquant.strategies.settings import StrategySettings
 from autoquant.strategies.sma_cross import SmaCross
 
-#: Builds a strategy from its settings; raises ValueError (with the reason) on parameters it refuses.
-StrategyFactory = Callable[[StrategySettings], Strategy]
+#: A loadable strategy class (see the module docstring); Any because user classes are found at run time.
+StrategyFactory = type[Any]
 
 STRATEGIES: dict[str, StrategyFactory] = {}
 
@@ -26,23 +32,27 @@ def register(kind: str, factory: StrategyFactory) -> None:
     STRATEGIES[kind] = factory
 
 
-def build_strategy(settings: StrategySettings) -> Strategy:
-    """The strategy a ``[[strategies]]`` entry describes; ConfigError names the offending key."""
-    where = f"strategies[{settings.id}]"
-    factory = STRATEGIES.get(settings.kind)
-    if factory is None:
-        known = ", ".join(repr(kind) for kind in sorted(STRATEGIES))
-        raise ConfigError(f"unknown {where}.kind {settings.kind!r}: the known kinds are {known}")
+def build_strategy(settings: StrategySettings, base_dir: Path | None = None) -> Strategy:
+    """The strategy a ``[[strategies]]`` entry describes; ConfigError (one line) names the offending key.
+
+    ``base_dir`` is the config file's directory, searched first for ``module:Class`` kinds.
+    """
+    cls = find_class(settings, STRATEGIES, base_dir)
+    return construct(cls, settings)
+
+
+def build_strategies(settings: list[StrategySettings], source: Path | None = None) -> list[Strategy]:
+    """Every configured strategy, or the first ConfigError (prefixed with the config file, if any).
+
+    ``source`` is the config file: its directory is searched first for ``module:Class`` kinds."""
     try:
-        return factory(settings)
-    except ValueError as error:
-        raise ConfigError(f"invalid {where}.fast/slow/qty: {error}") from None
+        return [build_strategy(entry, None if source is None else source.parent) for entry in settings]
+    except ConfigError as error:
+        if source is None:
+            raise
+        raise ConfigError(f"{source}: {error}") from None
 
 
-def _sma_cross(settings: SmaCrossSettings) -> Strategy:
-    return SmaCross(
-        id=settings.id, symbol=settings.symbol, fast=settings.fast, slow=settings.slow, qty=settings.qty
-    )
+register("sma_cross", SmaCross)
 
-
-register("sma_cross", _sma_cross)
+__all__ = ["STRATEGIES", "StrategyFactory", "build_strategies", "build_strategy", "register"]

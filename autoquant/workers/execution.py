@@ -60,6 +60,7 @@ def request_for(order: Order) -> OrderRequest:
         order_type=order.order_type,
         time_in_force=order.time_in_force,
         limit_price=order.limit_price,
+        stop_price=order.stop_price,
     )
 
 

@@ -53,7 +53,7 @@ class RiskGate:
             )
         open_orders = []
         for order in book.open_orders:
-            price = order.limit_price or self.market.last_prices.get(order.symbol)
+            price = order.limit_price or order.stop_price or self.market.last_prices.get(order.symbol)
             if price is None or order.remaining_qty <= 0:
                 continue
             open_orders.append(
@@ -106,6 +106,7 @@ class RiskGate:
             order_type=order.order_type,
             time_in_force=order.time_in_force,
             limit_price=order.limit_price,
+            stop_price=order.stop_price,
             reason="pre_submit",
             decision_id=order.decision_id or order.client_order_id,
             data_time=from_ns(order.created_ns) if order.created_ns else datetime.now(UTC),

@@ -1,18 +1,25 @@
 """The strategy worker: for each released bar, every strategy on that symbol decides, and the decision is
 recorded before anything acts.
 
-Per bar and strategy: assemble the state (bars, this strategy's position and open orders from the
-ledger, freshness), ``decide``, run the risk gate on the intent, then record the decision, the risk
-event and (when allowed) the reservation in one transaction, and only then hand the order to the
-execution worker. Holds are recorded too and counted by reason. Decision ids are deterministic per
-(strategy, symbol, bar), so a bar replayed after a restart is recognised and not acted on twice.
+Per bar and strategy: assemble the state (bars per symbol, this strategy's positions and open orders
+from the ledger, freshness), ``decide``, run the risk gate on each intent, then record the decision,
+what it saw (the bars, its holdings: for ``autoquant replay``), the risk event and (when allowed) the
+reservation in one transaction, and only then hand the order to the execution worker. Holds are
+recorded too and counted by reason. Decision ids are deterministic per (strategy, symbol, bar time),
+so a bar replayed after a restart is recognised and not acted on twice.
+
+A strategy over several symbols decides once per bar time, when every one of its symbols has a bar
+at that time (bars of one time arrive one after another); a time at which one symbol has no bar is
+not decided on.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import Counter
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from decimal import Decimal
 
 import structlog
@@ -22,7 +29,7 @@ from autoquant.domain.clock import Clock
 from autoquant.domain.decisions import Action, Decision, OrderIntent
 from autoquant.domain.ids import client_order_id
 from autoquant.domain.orders import Order
-from autoquant.domain.strategy import Strategy, StrategyState
+from autoquant.domain.strategy import Holdings, Strategy, StrategyState, decisions_of
 from autoquant.domain.values import utc_day_start_ns
 from autoquant.ledger import Ledger
 from autoquant.ledger.ledger import Book
@@ -62,6 +69,12 @@ class StrategyWorker:
         #: and its hand-over to the execution worker.
         self.busy = asyncio.Lock()
         self.holds: Counter[str] = Counter()
+        #: Decisions by (action, reason), holds and orders alike: what a report counts.
+        self.by_reason: Counter[tuple[str, str]] = Counter()
+        #: Per symbol, the close time of the newest bar already in the ledger (recorded once each).
+        self._bars_recorded: dict[str, datetime] = {}
+        #: Per strategy, the bar time it last decided at (a multi-symbol strategy decides once per time).
+        self._decided_at: dict[str, datetime] = {}
         self.orders = 0
         self.denied = 0
         self.decisions = 0
@@ -81,48 +94,110 @@ class StrategyWorker:
                 if not self.enabled.is_set():
                     continue  # trading is gated (start-up reconciliation, shutdown): no decisions
                 for strategy in self.strategies:
-                    if strategy.symbol == bar.symbol:
+                    if bar.symbol in strategy.symbols and self._due(strategy, bar):
                         await self.decide(strategy)
 
-    async def decide(self, strategy: Strategy) -> Decision | None:
-        bars = self.market.recent(strategy.symbol, strategy.warmup + 1)
-        if not bars:
-            return None
+    def _due(self, strategy: Strategy, bar: Bar) -> bool:
+        """Whether ``strategy`` decides on ``bar`` now: always for one symbol; for several, once every
+        symbol has its bar at this time."""
+        symbols = strategy.symbols
+        if len(symbols) == 1:
+            return True
+        if self._decided_at.get(strategy.id) == bar.close_time:
+            return False
+        for symbol in symbols:
+            newest = self.market.recent(symbol, 1)
+            if not newest or newest[-1].close_time != bar.close_time:
+                return False
+        return True
+
+    async def decide(self, strategy: Strategy) -> tuple[Decision, ...]:
+        count = strategy.warmup + 1
+        bars = {symbol: self.market.recent(symbol, count) for symbol in strategy.symbols}
+        if not all(bars.values()):
+            return ()
         book = await self.ledger.book(utc_day_start_ns(self.clock.now_ns()))
-        position, open_count, open_qty = self._holdings(strategy, book)
+        holdings = self._holdings(strategy, book)
         state = StrategyState.assemble(
             strategy_id=strategy.id,
-            symbol=strategy.symbol,
+            symbols=strategy.symbols,
             bars=bars,
-            position_qty=position,
-            open_order_count=open_count,
-            open_order_qty=open_qty,
+            holdings=holdings,
             now_ns=self.clock.now_ns(),
             max_data_age_ns=self.max_data_age_ns,
         )
-        decision = strategy.decide(state)
-        with bound(decision_id=decision.decision_id):
-            await self._act(decision, book)
-        return decision
+        self._decided_at[strategy.id] = state.data_time
+        decisions = decisions_of(strategy.decide(state))
+        seen = self._seen(state)
+        for decision in decisions:
+            with bound(decision_id=decision.decision_id):
+                await self._act(decision, book, seen)
+            seen = ((), seen[1])  # the bars go in with the first decision of the batch
+        return decisions
+
+    def _seen(self, state: StrategyState) -> tuple[tuple[Bar, ...], str]:
+        """What the ledger keeps of the state for replay: the bars not recorded yet, and the rest of
+        the state (holdings, freshness, how many bars per symbol) as JSON."""
+        fresh: list[Bar] = []
+        for symbol in state.symbols:
+            last = self._bars_recorded.get(symbol)
+            fresh.extend(bar for bar in state.bars[symbol] if last is None or bar.close_time > last)
+        body = {
+            "symbols": list(state.symbols),
+            "bars": {symbol: len(state.bars[symbol]) for symbol in state.symbols},
+            "holdings": {
+                symbol: held.model_dump(mode="json") for symbol, held in sorted(state.holdings.items())
+            },
+            "data_fresh": state.data_fresh,
+            "data_age_ns": state.data_age_ns,
+        }
+        return tuple(fresh), json.dumps(body, sort_keys=True)
+
+    def _bars_committed(self, bars: tuple[Bar, ...]) -> None:
+        for bar in bars:
+            last = self._bars_recorded.get(bar.symbol)
+            if last is None or bar.close_time > last:
+                self._bars_recorded[bar.symbol] = bar.close_time
 
     @staticmethod
-    def _holdings(strategy: Strategy, book: Book) -> tuple[Decimal, int, Decimal]:
-        """This strategy's position, open order count and signed open quantity in its symbol."""
-        held = book.positions.get((strategy.id, strategy.symbol))
-        count, qty = 0, Decimal(0)
+    def _holdings(strategy: Strategy, book: Book) -> dict[str, Holdings]:
+        """This strategy's position, open order count and signed open quantity per symbol."""
+        symbols = strategy.symbols
+        counts: dict[str, int] = {}
+        qtys: dict[str, Decimal] = {}
         for order in book.open_orders:
-            if order.strategy_id == strategy.id and order.symbol == strategy.symbol:
-                count += 1
-                qty += order.remaining_qty * order.side.sign
-        return (held.qty if held else Decimal(0)), count, qty
+            if order.strategy_id == strategy.id and order.symbol in symbols:
+                counts[order.symbol] = counts.get(order.symbol, 0) + 1
+                qtys[order.symbol] = (
+                    qtys.get(order.symbol, Decimal(0)) + order.remaining_qty * order.side.sign
+                )
+        result: dict[str, Holdings] = {}
+        for symbol in symbols:
+            held = book.positions.get((strategy.id, symbol))
+            position = held.qty if held else Decimal(0)
+            if position or symbol in counts:
+                result[symbol] = Holdings(
+                    position_qty=position,
+                    open_order_count=counts.get(symbol, 0),
+                    open_order_qty=qtys.get(symbol, Decimal(0)),
+                )
+        return result
 
-    async def _act(self, decision: Decision, book: Book | None = None) -> None:
+    async def _act(
+        self,
+        decision: Decision,
+        book: Book | None = None,
+        seen: tuple[tuple[Bar, ...], str | None] = ((), None),
+    ) -> None:
         now = self.clock.now_ns()
         self.decisions += 1
+        bars, state_json = seen
         if decision.action is Action.HOLD or decision.intent is None:
-            if await self.ledger.record_decision(decision, now):
+            if await self.ledger.record_decision(decision, now, bars=bars, state_json=state_json):
+                self._bars_committed(bars)
                 crashpoint("after_decision")
                 self.holds[decision.reason] += 1
+                self.by_reason[(decision.action.value, decision.reason)] += 1
                 log.debug("decision_hold", reason=decision.reason, strategy_id=decision.strategy_id)
             return
         intent = decision.intent
@@ -141,10 +216,12 @@ class StrategyWorker:
         )
         # Shielded: once the reservation commits, it is handed to the execution worker even if this
         # task is cancelled (a shutdown), so no reservation is left that nobody knows was never sent.
-        recorded, reserved = await asyncio.shield(self._record(decision, now, risk, order))
+        recorded, reserved = await asyncio.shield(self._record(decision, now, risk, order, bars, state_json))
         if not recorded:
             log.info("decision_replayed", strategy_id=decision.strategy_id)
             return
+        self._bars_committed(bars)
+        self.by_reason[(decision.action.value, decision.reason)] += 1
         if order is None:
             self.denied += 1
             log.info("decision_denied", reason=verdict.reason, strategy_id=decision.strategy_id)
@@ -162,9 +239,17 @@ class StrategyWorker:
                 )
 
     async def _record(
-        self, decision: Decision, now: int, risk: RiskEvent, order: Order | None
+        self,
+        decision: Decision,
+        now: int,
+        risk: RiskEvent,
+        order: Order | None,
+        bars: tuple[Bar, ...],
+        state_json: str | None,
     ) -> tuple[bool, bool]:
-        recorded, reserved = await self.ledger.record_decision_outcome(decision, now, risk, order)
+        recorded, reserved = await self.ledger.record_decision_outcome(
+            decision, now, risk, order, bars=bars, state_json=state_json
+        )
         if recorded:
             crashpoint("after_decision")
         if reserved and order is not None:
@@ -185,5 +270,6 @@ class StrategyWorker:
             order_type=intent.order_type,
             time_in_force=intent.time_in_force,
             limit_price=intent.limit_price,
+            stop_price=intent.stop_price,
             created_ns=now,
         )

@@ -195,13 +195,15 @@ def test_signal_run_decides_without_acting(api_daemon: ApiDaemon) -> None:
     result = api_daemon.post("/api/v1/signal/run", {"strategy": "sma-aapl"})
     assert result.status_code == 200, result.text
     body = result.json()
-    assert body["action"] in ("buy", "sell", "hold") and body["bars_used"] >= 4 and body["reason"]
+    [decision] = body["decisions"]
+    assert decision["action"] in ("buy", "sell", "hold") and body["bars_used"] >= 2 and decision["reason"]
     unknown = api_daemon.post("/api/v1/signal/run", {"strategy": "nope"})
     assert unknown.status_code == 422 and unknown.json()["field"] == "strategy"
 
 
 def test_backtest_job_runs_off_the_loop_and_reports(api_daemon: ApiDaemon) -> None:
-    """POST /backtest returns a job id at once; GET gives its state and then its result."""
+    """POST /backtest returns a job id at once; GET gives its state and then the report `autoquant
+    backtest --json` prints (the whole path under a virtual clock); bad parameters are 422 by field."""
     closes = [100, 101, 102, 103, 102, 100, 98, 97, 99, 102, 105, 104, 101, 98, 96]
     bars = [
         {
@@ -224,8 +226,9 @@ def test_backtest_job_runs_off_the_loop_and_reports(api_daemon: ApiDaemon) -> No
         20,
         "the backtest job",
     )
-    assert done["result"]["bars"] == len(closes)
-    assert sum(row["count"] for row in done["result"]["by_reason"]) == len(closes)
+    result = done["result"]
+    assert result["bars"] == len(closes) and "fill_rule" in result and isinstance(result["trades"], list)
+    assert sum(n for by_reason in result["decisions"].values() for n in by_reason.values()) >= len(closes) - 1
     assert api_daemon.get("/api/v1/backtest/bt-none").status_code == 404
     bad = api_daemon.post(
         "/api/v1/backtest", {"strategy": "sma-aapl", "bars": bars, "overrides": {"fast": -1}}

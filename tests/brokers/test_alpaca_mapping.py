@@ -192,11 +192,24 @@ def test_missing_field_raises_typed_error_naming_it() -> None:
 
 
 def test_unsupported_order_type_raises_typed_error() -> None:
-    """A stop order (which autoquant never sends) is refused by name, not mapped to something else."""
+    """A trailing stop (which autoquant never sends) is refused by name, not mapped to something else."""
     raw = order_json(_order())
-    raw["type"] = raw["order_type"] = "stop"
+    raw["type"] = raw["order_type"] = "trailing_stop"
     with pytest.raises(AlpacaPayloadError, match="type"):
         parse_order(raw)
+
+
+def test_stop_limit_order_maps_with_both_prices() -> None:
+    """A stop_limit order from Alpaca keeps its stop and limit prices exactly."""
+    raw = order_json(_order())
+    raw["type"] = raw["order_type"] = "stop_limit"
+    raw["stop_price"], raw["limit_price"] = "101.5", "102.25"
+    parsed = parse_order(raw)
+    assert (parsed.order_type.value, parsed.stop_price, parsed.limit_price) == (
+        "stop_limit",
+        Decimal("101.5"),
+        Decimal("102.25"),
+    )
 
 
 @pytest.mark.parametrize(
@@ -300,3 +313,41 @@ def _update(kind: OrderEventKind) -> OrderUpdate:
     return OrderUpdate(
         kind=kind, order=_order(), fill=fill, broker_ts_ns=1_700_000_001_000_000_001, local_ts_ns=1
     )
+
+
+@pytest.mark.parametrize(
+    ("order_type", "prices", "expected"),
+    [
+        ("stop", {"stop_price": "95.5"}, {"type": "stop", "stop_price": "95.5"}),
+        (
+            "stop_limit",
+            {"stop_price": "95.5", "limit_price": "95.25"},
+            {"type": "stop_limit", "stop_price": "95.5", "limit_price": "95.25"},
+        ),
+        ("limit", {"limit_price": "101.01"}, {"type": "limit", "limit_price": "101.01"}),
+    ],
+)
+def test_order_bodies_carry_exact_stop_and_limit_prices(
+    order_type: str, prices: dict[str, str], expected: dict[str, str]
+) -> None:
+    """Stop and stop-limit orders go out in Alpaca's shape with the prices as exact decimal strings."""
+    from autoquant.brokers.alpaca_orders import order_body
+    from autoquant.domain.broker import OrderRequest
+
+    request = OrderRequest.model_validate(
+        {"client_order_id": "aq-1", "symbol": "AAPL", "side": "sell", "qty": "3", "order_type": order_type}
+        | prices
+    )
+    body = order_body(request)
+    assert {key: body[key] for key in expected} == expected
+    assert body["time_in_force"] == "day"
+
+
+def test_a_day_order_for_crypto_goes_out_good_till_canceled() -> None:
+    """Alpaca takes only gtc/ioc for crypto: the adapter, not the strategy, maps day to gtc."""
+    from autoquant.brokers.alpaca_orders import order_body
+    from autoquant.domain.broker import OrderRequest
+
+    crypto = OrderRequest(client_order_id="aq-2", symbol="BTC/USD", side="buy", qty=Decimal("0.1"))
+    stock = OrderRequest(client_order_id="aq-3", symbol="AAPL", side="buy", qty=Decimal(1))
+    assert (order_body(crypto)["time_in_force"], order_body(stock)["time_in_force"]) == ("gtc", "day")

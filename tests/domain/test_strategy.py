@@ -11,8 +11,8 @@ from pydantic import ValidationError
 from autoquant.domain.bars import Bar
 from autoquant.domain.decisions import Action
 from autoquant.domain.ids import decision_id
-from autoquant.domain.strategy import Reason, StrategyState, hold, order, time_in_force_for
-from autoquant.domain.values import Side, TimeInForce
+from autoquant.domain.strategy import Holdings, StrategyState, hold, order
+from autoquant.domain.values import OrderType, Side, TimeInForce
 
 T0 = datetime(2024, 1, 2, 15, 0, tzinfo=UTC)
 
@@ -35,11 +35,8 @@ def bar(i: int, symbol: str = "AAPL", close: str = "100") -> Bar:
 def state(bars: tuple[Bar, ...], now_offset_s: int = 0, max_age_s: int = 5) -> StrategyState:
     return StrategyState.assemble(
         strategy_id="s1",
-        symbol="AAPL",
-        bars=bars,
-        position_qty=Decimal(0),
-        open_order_count=0,
-        open_order_qty=Decimal(0),
+        symbols=("AAPL",),
+        bars={"AAPL": bars},
         now_ns=bars[-1].close_ns + now_offset_s * 1_000_000_000,
         max_data_age_ns=max_age_s * 1_000_000_000,
     )
@@ -48,7 +45,7 @@ def state(bars: tuple[Bar, ...], now_offset_s: int = 0, max_age_s: int = 5) -> S
 def test_assemble_derives_decision_id_and_freshness_from_newest_bar() -> None:
     """The decision id is ids.decision_id on the newest bar's close; age is measured from it."""
     s = state((bar(0), bar(1)), now_offset_s=3)
-    assert s.decision_id == decision_id("s1", "AAPL", bar(1).close_time)
+    assert s.decision_id() == decision_id("s1", "AAPL", bar(1).close_time)
     assert s.data_age_ns == 3_000_000_000
     assert s.data_fresh
 
@@ -68,11 +65,8 @@ def test_bars_must_be_this_symbol_and_increasing() -> None:
     with pytest.raises(ValueError, match="bars"):
         StrategyState.assemble(
             strategy_id="s1",
-            symbol="AAPL",
-            bars=(),
-            position_qty=Decimal(0),
-            open_order_count=0,
-            open_order_qty=Decimal(0),
+            symbols=("AAPL",),
+            bars={"AAPL": ()},
             now_ns=0,
             max_data_age_ns=1,
         )
@@ -81,19 +75,72 @@ def test_bars_must_be_this_symbol_and_increasing() -> None:
 def test_hold_and_order_build_consistent_decisions() -> None:
     """hold() has no intent; order() carries an intent on the bar's close time with the same id."""
     s = state((bar(0), bar(1)))
-    h = hold(s, Reason.NO_CROSS, {"x": "1"})
+    h = hold(s, "no_cross", {"x": "1"})
     assert (h.action, h.reason, h.intent, h.data_time) == (Action.HOLD, "no_cross", None, bar(1).close_time)
-    o = order(s, Side.SELL, Decimal(3), Reason.BEARISH_CROSS)
+    o = order(s, Side.SELL, Decimal(3), "bearish_cross")
     assert o.action is Action.SELL
     assert o.intent is not None
     assert (o.intent.decision_id, o.intent.qty, o.intent.data_time) == (
-        s.decision_id,
+        s.decision_id(),
         Decimal(3),
         bar(1).close_time,
     )
 
 
-def test_crypto_orders_are_good_till_canceled() -> None:
-    """Alpaca refuses day orders for crypto, so crypto symbols get gtc and stocks day."""
-    assert time_in_force_for("BTC/USD") is TimeInForce.GTC
-    assert time_in_force_for("AAPL") is TimeInForce.DAY
+def test_order_types_carry_their_prices_and_refuse_missing_ones() -> None:
+    """limit, stop and stop_limit intents carry the prices their type needs; a missing one is refused."""
+    s = state((bar(0), bar(1)))
+    limit = order(s, Side.BUY, Decimal(1), "dip", order_type=OrderType.LIMIT, limit_price=Decimal("99"))
+    assert limit.intent is not None and limit.intent.limit_price == Decimal("99")
+    stop = order(
+        s,
+        Side.SELL,
+        Decimal(1),
+        "protect",
+        order_type=OrderType.STOP_LIMIT,
+        stop_price=Decimal("95"),
+        limit_price=Decimal("94"),
+        time_in_force=TimeInForce.GTC,
+    )
+    assert stop.intent is not None
+    assert (stop.intent.stop_price, stop.intent.time_in_force) == (Decimal("95"), TimeInForce.GTC)
+    with pytest.raises(ValidationError, match="stop_price is required"):
+        order(s, Side.SELL, Decimal(1), "protect", order_type=OrderType.STOP)
+    with pytest.raises(ValidationError, match="limit_price is only"):
+        order(s, Side.SELL, Decimal(1), "x", order_type=OrderType.STOP, stop_price=D1, limit_price=D1)
+
+
+D1 = Decimal(1)
+
+
+def two_symbol_state() -> StrategyState:
+    return StrategyState.assemble(
+        strategy_id="pair",
+        symbols=("AAPL", "MSFT"),
+        bars={"AAPL": (bar(0), bar(1)), "MSFT": (bar(0, "MSFT"), bar(1, "MSFT"))},
+        holdings={"MSFT": Holdings(position_qty=Decimal(2))},
+        now_ns=bar(1).close_ns,
+        max_data_age_ns=1,
+    )
+
+
+def test_a_multi_symbol_state_decides_per_symbol() -> None:
+    """Several symbols: holdings per symbol, one decision id per (strategy, symbol, bar time)."""
+    s = two_symbol_state()
+    assert (s.held("MSFT").position_qty, s.held("AAPL").position_qty) == (Decimal(2), Decimal(0))
+    sell = order(s, Side.SELL, Decimal(2), "rotate_out", symbol="MSFT")
+    buy = order(s, Side.BUY, Decimal(1), "rotate_in", symbol="AAPL")
+    assert sell.decision_id != buy.decision_id
+    assert sell.decision_id == decision_id("pair", "MSFT", bar(1).close_time)
+    with pytest.raises(ValueError, match="not one of"):
+        order(s, Side.BUY, Decimal(1), "x", symbol="TSLA")
+
+
+def test_reasons_are_the_strategys_own_short_words() -> None:
+    """Any short reason is accepted as the strategy's own; an empty or overlong one is refused."""
+    s = state((bar(0),))
+    assert hold(s, "waiting_for_the_moon").reason == "waiting_for_the_moon"
+    with pytest.raises(ValueError, match="reason"):
+        hold(s, "")
+    with pytest.raises(ValueError, match="reason"):
+        hold(s, "x" * 65)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
+from autoquant.domain.bars import Bar
 from autoquant.domain.broker import BrokerAccount
 from autoquant.domain.controls import Control, ControlKind, TradingState
 from autoquant.domain.decisions import Action, Decision
@@ -81,7 +82,18 @@ async def populate(ledger: Ledger) -> None:
         reason="no_cross",
         data_time=T0,
     )
-    await ledger.record_decision(decision, 1)
+    seen_bar = Bar(
+        symbol="AAPL",
+        open_time=T0 - timedelta(minutes=1),
+        close_time=T0,
+        open=Decimal(1),
+        high=Decimal(1),
+        low=Decimal(1),
+        close=Decimal(1),
+        volume=Decimal(0),
+        source="test",
+    )
+    await ledger.record_decision(decision, 1, bars=(seen_bar,), state_json="{}")
     await ledger.reserve(reservation())
     await ledger.apply_update(event(OrderEventKind.FILL, "10"), fill("x1", "10"))
     await ledger.append_control(Control(kind=ControlKind.PAUSE, reason="r", actor="op", local_ts_ns=1))

@@ -13,10 +13,11 @@ from hypothesis import strategies as st
 from autoquant.domain.bars import Bar
 from autoquant.domain.decisions import Action
 from autoquant.domain.indicators import sma
-from autoquant.domain.strategy import Reason, StrategyState
+from autoquant.domain.strategy import Holdings, StrategyState, decisions_of
 from autoquant.errors import ConfigError
 from autoquant.runtime.config import SmaCrossSettings
 from autoquant.strategies import SmaCross, build_strategy
+from autoquant.strategies import sma_cross as Reason
 
 T0 = datetime(2024, 1, 2, 15, 0, tzinfo=UTC)
 D = Decimal
@@ -51,11 +52,9 @@ def state(
     history = bars(closes)
     return StrategyState.assemble(
         strategy_id="sma",
-        symbol="AAPL",
-        bars=history,
-        position_qty=D(position),
-        open_order_count=open_orders,
-        open_order_qty=D(0),
+        symbols=("AAPL",),
+        bars={"AAPL": history},
+        holdings={"AAPL": Holdings(position_qty=D(position), open_order_count=open_orders)},
         now_ns=history[-1].close_ns + (0 if fresh else 120_000_000_000),
         max_data_age_ns=60_000_000_000,
     )
@@ -102,12 +101,12 @@ def test_bearish_cross_when_long_sells_the_whole_position() -> None:
     ],
 )
 def test_holds_carry_their_reason(
-    closes: list[str], position: str, open_orders: int, fresh: bool, reason: Reason
+    closes: list[str], position: str, open_orders: int, fresh: bool, reason: str
 ) -> None:
     """Every situation that does not trade holds with one reason from the fixed vocabulary."""
     decision = STRATEGY.decide(state(closes, position, open_orders, fresh))
     assert decision.action is Action.HOLD
-    assert decision.reason == reason.value
+    assert decision.reason == reason
     assert decision.intent is None
 
 
@@ -134,24 +133,18 @@ def test_fast_must_be_less_than_slow() -> None:
 
 def test_factory_builds_sma_cross_from_settings() -> None:
     """build_strategy turns a [[strategies]] entry into a working strategy."""
-    settings = SmaCrossSettings(id="sma", kind="sma_cross", symbol="AAPL", fast=2, slow=3, qty=D(10))
+    settings = SmaCrossSettings(
+        id="sma", kind="sma_cross", symbol="AAPL", params={"fast": 2, "slow": 3, "qty": D(10)}
+    )
     strategy = build_strategy(settings)
-    assert (strategy.id, strategy.symbol, strategy.warmup) == ("sma", "AAPL", 4)
-    assert strategy.decide(state(BULLISH)).action is Action.BUY
+    assert (strategy.id, strategy.symbols, strategy.warmup) == ("sma", ("AAPL",), 4)
+    assert decisions_of(strategy.decide(state(BULLISH)))[0].action is Action.BUY
 
 
 def test_factory_refuses_unknown_kind_naming_the_key() -> None:
     """An unknown kind is a ConfigError that names strategies[id].kind."""
-    # model_construct skips validation: config's Literal refuses the kind before the factory could.
-    fields: dict[str, Any] = {
-        "id": "x",
-        "kind": "momentum",
-        "symbol": "AAPL",
-        "fast": 1,
-        "slow": 2,
-        "qty": D(1),
-    }
-    settings = SmaCrossSettings.model_construct(**fields)
+    fields: dict[str, Any] = {"fast": 1, "slow": 2, "qty": D(1)}
+    settings = SmaCrossSettings(id="x", kind="momentum", symbol="AAPL", params=fields)
     with pytest.raises(ConfigError, match=r"strategies\[x\]\.kind 'momentum'"):
         build_strategy(settings)
 

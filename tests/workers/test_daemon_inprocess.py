@@ -118,30 +118,33 @@ async def test_malformed_csv_row_fails_the_start_naming_the_line(tmp_path: Path)
 @pytest.mark.parametrize(
     ("strategy", "key"),
     [
-        ({"fast": 4, "slow": 4}, "strategies.0"),
-        ({"fast": 5, "slow": 4}, "strategies.0"),
-        ({"qty": "0"}, "strategies.0.qty"),
-        ({"qty": "-1"}, "strategies.0.qty"),
-        ({"kind": "momentum"}, "strategies.0.kind"),
+        ({"fast": 4, "slow": 4}, "invalid strategies[sma-aapl].params: fast (4)"),
+        ({"fast": 5, "slow": 4}, "invalid strategies[sma-aapl].params: fast (5)"),
+        ({"qty": "0"}, "invalid strategies[sma-aapl].params.qty"),
+        ({"qty": "-1"}, "invalid strategies[sma-aapl].params.qty"),
+        ({"fast": "two"}, "invalid strategies[sma-aapl].params.fast"),
+        ({"slowest": 9}, "unknown key strategies[sma-aapl].params.slowest"),
+        ({"kind": "momentum"}, "unknown strategies[sma-aapl].kind 'momentum'"),
     ],
 )
 def test_invalid_strategy_config_is_refused_naming_the_key(
     tmp_path: Path, strategy: dict[str, object], key: str
 ) -> None:
-    """slow <= fast, qty <= 0 and an unknown kind are ConfigErrors that name the offending key."""
+    """Wrong parameters and an unknown kind are ConfigErrors naming the key, before any ledger exists."""
     entry = {"id": "sma-aapl", "kind": "sma_cross", "symbol": "AAPL", "fast": 2, "slow": 4, "qty": "3"}
     data = settings(tmp_path, strategies=[{**entry, **strategy}])
     with pytest.raises(ConfigError) as raised:
-        parse(data, tmp_path / "autoquant.toml")
+        make_daemon(parse(data, tmp_path / "autoquant.toml"))
     message = str(raised.value)
-    assert f"invalid {key}" in message and "autoquant.toml" in message
+    assert key in message and "autoquant.toml" in message
+    assert not (tmp_path / "ledger.db").exists()
 
 
 class ExplodingStrategy:
     """A strategy with a bug: every decision raises."""
 
     id = "sma-aapl"
-    symbol = "AAPL"
+    symbols = ("AAPL",)
     warmup = 1
 
     def __init__(self) -> None:

@@ -108,7 +108,7 @@ async def test_bullish_cross_records_decision_risk_event_reservation_and_submits
     """A bullish cross becomes one decision, one allowed risk event, one reservation and one submit call."""
     desk = await make()
     desk.feed("AAPL", BULLISH)
-    decision = await desk.worker.decide(desk.worker.strategies[0])
+    (decision,) = await desk.worker.decide(desk.worker.strategies[0])
     assert decision is not None and decision.reason == "bullish_cross"
     assert await desk.rows("SELECT decision_id, action, reason FROM decisions") == [
         (decision.decision_id, "buy", "bullish_cross")
@@ -141,7 +141,7 @@ async def test_stale_data_holds_stale_data_and_is_recorded(make: Make) -> None:
     desk.feed("AAPL", BULLISH)
     desk.clock.advance(5.001)
     assert not desk.market.freshness.is_fresh("AAPL")
-    decision = await desk.worker.decide(desk.worker.strategies[0])
+    (decision,) = await desk.worker.decide(desk.worker.strategies[0])
     assert decision is not None and decision.reason == "stale_data"
     assert desk.worker.holds == {"stale_data": 1}
     assert await desk.rows("SELECT action, reason FROM decisions") == [("hold", "stale_data")]
@@ -153,7 +153,7 @@ async def test_data_exactly_max_age_old_is_still_fresh(make: Make) -> None:
     desk = await make(max_data_age_s=5.0)
     desk.feed("AAPL", BULLISH)
     desk.clock.advance(5.0)
-    decision = await desk.worker.decide(desk.worker.strategies[0])
+    (decision,) = await desk.worker.decide(desk.worker.strategies[0])
     assert decision is not None and decision.reason == "bullish_cross"
     assert len(desk.submitted) == 1
 
@@ -166,7 +166,7 @@ async def test_paused_strategy_intent_is_denied_with_the_pause_named(make: Make)
     )
     await desk.gate.refresh_controls()
     desk.feed("AAPL", BULLISH)
-    decision = await desk.worker.decide(desk.worker.strategies[0])
+    (decision,) = await desk.worker.decide(desk.worker.strategies[0])
     assert decision is not None and decision.action.value == "buy"
     risk = await desk.rows("SELECT stage, allowed, reason, client_order_id FROM risk_events")
     assert len(risk) == 1
@@ -195,7 +195,7 @@ async def test_same_bar_decided_again_after_restart_reserves_nothing(make: Make)
     )
     restarted = await make()
     restarted.feed("AAPL", BULLISH)
-    decision = await restarted.worker.decide(restarted.worker.strategies[0])
+    (decision,) = await restarted.worker.decide(restarted.worker.strategies[0])
     assert decision is not None and decision.reason == "bullish_cross"
     assert restarted.submitted == [] and restarted.worker.orders == 0
     assert await restarted.rows("SELECT count(*) FROM orders") == [(1,)]

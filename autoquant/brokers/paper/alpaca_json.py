@@ -104,7 +104,7 @@ def order_json(order: BrokerOrderState, links: OrderLinks | None = None) -> dict
         "position_intent": position_intent(order.side),
         "time_in_force": order.time_in_force.value,
         "limit_price": _dec(order.limit_price),
-        "stop_price": None,
+        "stop_price": _dec(order.stop_price),
         "status": STATUS_WORD[status],
         "extended_hours": False,
         "legs": None,

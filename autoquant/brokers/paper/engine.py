@@ -10,6 +10,15 @@ What it does, so that code tested against it meets the same shapes as at Alpaca:
   A market order for a symbol with no price yet waits until one arrives. Limit orders fill only while
   marketable (buy: price <= limit; sell: price >= limit), at the better of the limit and the slipped
   price. The fee is ``fee_bps`` of each execution's notional.
+- **Stops.** A stop (stop-limit) order waits until the price trades at or through its stop (a buy at
+  or above, a sell at or below), then works as a market (limit) order; the trigger is persisted.
+- **Fill rule.** ``fill_rule = "last_price"`` (the default) works orders against each price point
+  (``set_price``, a bar's close) as above. ``fill_rule = "next_bar"`` (the backtest's) works them
+  against each bar's range instead: an order trades only on a bar released after it was accepted —
+  a market order at that bar's open, a limit or stop when the bar's range reaches it (at its price, or
+  at the open when the bar gaps through it); see ``bar_fills``. A day order then lives until the end
+  of the UTC day of the first bar it could trade on (an order decided after the close waits for the
+  next session, as Alpaca queues it).
 - **Partial fills.** With ``partial_fill_probability`` an order's first execution is 20–80 % of its
   quantity; the remainder keeps working and fills at the next ``process()`` at least ``latency_s``
   later. Orders of one unit of their smallest digit (1 share, 0.1 coin) are never split.
@@ -49,6 +58,7 @@ from collections.abc import Callable, Sequence
 from decimal import Decimal, localcontext
 from typing import Any, Literal
 
+from autoquant.brokers.paper.bar_fills import BarPath, stop_reached, trade_in_bar
 from autoquant.brokers.paper.fanout import UpdateFanout
 from autoquant.brokers.paper.fill_model import (
     chance,
@@ -83,7 +93,7 @@ from autoquant.domain.clock import Clock
 from autoquant.domain.fills import Fill
 from autoquant.domain.orders import OrderEventKind, OrderStatus
 from autoquant.domain.positions import Position, apply_fill
-from autoquant.domain.values import Side, TimeInForce
+from autoquant.domain.values import Side, TimeInForce, to_ns
 
 DAY_NS = 86_400 * 1_000_000_000
 
@@ -116,12 +126,26 @@ class PaperExchange:
         self._prices: dict[str, Decimal] = self._store.prices()
         self._fanout = UpdateFanout()
         self._configuration: dict[str, Any] = json.loads(self._store.meta("account_configurations") or "{}")
+        self._by_bar = settings.fill_rule == "next_bar"
 
     # --- prices ------------------------------------------------------------------------------
 
     def on_bar(self, bar: Bar) -> list[OrderUpdate]:
-        """Take the bar's close as the symbol's price and work the orders."""
-        return self.set_price(bar.symbol, bar.close)
+        """Work the orders against the bar (``next_bar``: its range; ``last_price``: its close), then
+        take its close as the symbol's price."""
+        if not self._by_bar:
+            return self.set_price(bar.symbol, bar.close)
+        require_symbol(self.symbols, bar.symbol)
+        now = self.clock.now_ns()
+        updates: list[OrderUpdate] = []
+        for record in list(self._open.values()):
+            if record.state.symbol == bar.symbol and record.state.created_ns < bar.close_ns:
+                updates.extend(self._work_bar(record, bar, now))
+        with self._store.transaction() as writer:
+            writer.set_price(bar.symbol, bar.close, now)
+        self._prices[bar.symbol] = bar.close
+        self._fanout.poke()
+        return updates
 
     def set_price(self, symbol: str, price: Decimal) -> list[OrderUpdate]:
         """Set the symbol's current price (persisted) and work the orders."""
@@ -158,7 +182,9 @@ class PaperExchange:
         )
         now = self.clock.now_ns()
         state = accepted_state(request, str(uuid.uuid4()), now)
-        expires = end_of_utc_day_ns(now) if request.time_in_force is TimeInForce.DAY else None
+        day = request.time_in_force is TimeInForce.DAY
+        # next_bar: a day order's day is that of the first bar it can trade on (set by _work_bar).
+        expires = end_of_utc_day_ns(now) if day and not self._by_bar else None
         record = OrderRecord(state=state, due_ns=now + self._latency_ns, expires_ns=expires)
         self._commit(record, [order_update(OrderEventKind.ACCEPTED, state, now)])
         self._fanout.poke()
@@ -313,6 +339,8 @@ class PaperExchange:
 
     def process(self) -> list[OrderUpdate]:
         """Advance to ``clock.now_ns()``: expire day orders, fill due and marketable orders."""
+        if self._by_bar:
+            return []  # orders trade on bars only (on_bar); nothing moves with time alone
         now = self.clock.now_ns()
         updates: list[OrderUpdate] = []
         for record in list(self._open.values()):
@@ -321,6 +349,8 @@ class PaperExchange:
 
     def next_due_ns(self) -> int | None:
         """When ``process()`` next has work, if known; a time in the past means now."""
+        if self._by_bar:
+            return None
         now = self.clock.now_ns()
         due: list[int] = []
         for record in self._open.values():
@@ -357,7 +387,12 @@ class PaperExchange:
         if record.state.time_in_force in _IMMEDIATE and record.fills_done == 0:
             return True
         price = self._prices.get(record.state.symbol)
-        return price is not None and is_marketable(record.state.side, price, record.state.limit_price)
+        if price is None:
+            return False
+        state = record.state
+        if state.stop_price is not None and not record.triggered:
+            return stop_reached(state.side, price, state.stop_price)
+        return is_marketable(state.side, price, state.limit_price)
 
     def _work(self, record: OrderRecord, now: int) -> list[OrderUpdate]:
         state = record.state
@@ -367,9 +402,42 @@ class PaperExchange:
             return []
         immediate = state.time_in_force in _IMMEDIATE
         price = self._prices.get(state.symbol)
+        if price is not None and state.stop_price is not None and not record.triggered:
+            if not stop_reached(state.side, price, state.stop_price):
+                return self._finish(record, OrderEventKind.CANCELED, now) if immediate else []
+            record = record.with_trigger()
+            self._commit(record, [])
         if price is None or not is_marketable(state.side, price, state.limit_price):
             return self._finish(record, OrderEventKind.CANCELED, now) if immediate else []
         return self._fill(record, price, now)
+
+    def _work_bar(self, record: OrderRecord, bar: Bar, now: int) -> list[OrderUpdate]:
+        """The ``next_bar`` rule: expire a day order whose day is over, else trade it in the bar."""
+        state = record.state
+        if now < record.due_ns:
+            return []
+        if state.time_in_force is TimeInForce.DAY:
+            open_ns = to_ns(bar.open_time)
+            if record.expires_ns is None:
+                record = record.with_expiry(end_of_utc_day_ns(open_ns))
+            elif open_ns >= record.expires_ns:
+                return self._finish(record, OrderEventKind.EXPIRED, now)
+        outcome = trade_in_bar(
+            state.order_type,
+            state.side,
+            BarPath(bar.open, bar.high, bar.low),
+            limit_price=state.limit_price,
+            stop_price=state.stop_price,
+            triggered=record.triggered,
+        )
+        if outcome.triggered and not record.triggered:
+            record = record.with_trigger()
+        if outcome.price is None:
+            if state.time_in_force in _IMMEDIATE:
+                return self._finish(record, OrderEventKind.CANCELED, now)
+            self._commit(record, [])  # the expiry or the trigger it acquired, kept
+            return []
+        return self._fill(record, outcome.price, now)
 
     def _fill(self, record: OrderRecord, price: Decimal, now: int) -> list[OrderUpdate]:
         state, settings = record.state, self.settings
@@ -414,6 +482,7 @@ class PaperExchange:
             expires_ns=record.expires_ns,
             fills_done=record.fills_done + 1,
             filled_notional=total_notional,
+            triggered=record.triggered,
         )
         kind = OrderEventKind.FILL if done else OrderEventKind.PARTIAL_FILL
         update = order_update(kind, new_state, now, fill)
@@ -426,7 +495,14 @@ class PaperExchange:
         state = finished_state(record.state, kind, now)
         update = order_update(kind, state, now)
         self._commit(
-            OrderRecord(state, record.due_ns, record.expires_ns, record.fills_done, record.filled_notional),
+            OrderRecord(
+                state,
+                record.due_ns,
+                record.expires_ns,
+                record.fills_done,
+                record.filled_notional,
+                record.triggered,
+            ),
             [update],
         )
         return [update]

@@ -73,6 +73,7 @@ def accepted_state(request: OrderRequest, broker_order_id: str, now: int) -> Bro
         order_type=request.order_type,
         time_in_force=request.time_in_force,
         limit_price=request.limit_price,
+        stop_price=request.stop_price,
         status=OrderStatus.ACCEPTED,
         created_ns=now,
         updated_ns=now,

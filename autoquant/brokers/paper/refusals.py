@@ -71,7 +71,7 @@ def require_symbol(symbols: frozenset[str], symbol: str) -> None:
 def buy_commitment(record: OrderRecord, prices: Mapping[str, Decimal], settings: PaperSettings) -> Decimal:
     """What the rest of an open buy may still cost (zero for sells and for unpriced market buys)."""
     state = record.state
-    reference = state.limit_price or prices.get(state.symbol)
+    reference = state.limit_price or state.stop_price or prices.get(state.symbol)
     if state.side is Side.SELL or reference is None:
         return Decimal(0)
     remaining = state.qty - state.filled_qty
@@ -98,7 +98,7 @@ def check_funds(
 ) -> None:
     """Raise ``BrokerRejected`` (403) when the account cannot pay for, or deliver, ``request``."""
     if request.side is Side.BUY:
-        reference = request.limit_price or prices.get(request.symbol)
+        reference = request.limit_price or request.stop_price or prices.get(request.symbol)
         if reference is None:
             return  # checked again when it fills
         with localcontext() as ctx:

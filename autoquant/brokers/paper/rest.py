@@ -88,7 +88,7 @@ def parse_order_body(body: bytes) -> OrderRequest:
     if data.get("time_in_force") in (None, ""):
         raise invalid("time_in_force is required: day, gtc, ioc or fok")
     if data.get("type", data.get("order_type")) in (None, ""):
-        raise invalid("type is required: market or limit")
+        raise invalid("type is required: market, limit, stop or stop_limit")
     return _order_request(
         {
             "client_order_id": data.get("client_order_id") or str(uuid.uuid4()),
@@ -98,6 +98,7 @@ def parse_order_body(body: bytes) -> OrderRequest:
             "order_type": data.get("type", data.get("order_type")),
             "time_in_force": data.get("time_in_force"),
             "limit_price": data.get("limit_price"),
+            "stop_price": data.get("stop_price"),
         }
     )
 
@@ -105,9 +106,11 @@ def parse_order_body(body: bytes) -> OrderRequest:
 def parse_replace_body(body: bytes, old: BrokerOrderState) -> OrderRequest:
     """Alpaca's replace JSON (``PATCH /v2/orders/{id}``) over ``old``: the new order's terms."""
     data = _json_object(body)
-    for name in ("stop_price", "trail", "notional"):
+    for name in ("trail", "notional"):
         if data.get(name) is not None:
             raise invalid(f"{name} cannot be changed on a {old.order_type.value} order")
+    if data.get("stop_price") is not None and old.stop_price is None:
+        raise invalid(f"stop_price cannot be set on a {old.order_type.value} order")
     unknown = set(data) - REPLACE_FIELDS
     if unknown:
         raise invalid(f"{sorted(unknown)[0]}: not a field of a replace request")
@@ -124,6 +127,7 @@ def parse_replace_body(body: bytes, old: BrokerOrderState) -> OrderRequest:
             "limit_price": data.get("limit_price")
             if data.get("limit_price") is not None
             else old.limit_price,
+            "stop_price": data.get("stop_price") if data.get("stop_price") is not None else old.stop_price,
         }
     )
 

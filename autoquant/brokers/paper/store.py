@@ -8,6 +8,7 @@ Closed orders and fills are read back from the file on demand, so memory grows w
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -35,7 +36,8 @@ CREATE TABLE IF NOT EXISTS orders (
     expires_ns INTEGER,
     fills_done INTEGER NOT NULL,
     filled_notional TEXT NOT NULL,
-    state TEXT NOT NULL
+    state TEXT NOT NULL,
+    triggered INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS orders_open ON orders (is_open);
 CREATE INDEX IF NOT EXISTS orders_created ON orders (created_ns);
@@ -79,6 +81,14 @@ class OrderRecord:
     fills_done: int = 0
     #: Sum of qty * price over the fills, for the exact cumulative average price.
     filled_notional: Decimal = Decimal(0)
+    #: A stop or stop-limit order whose stop price has traded: it now works as a market or limit order.
+    triggered: bool = False
+
+    def with_trigger(self) -> OrderRecord:
+        return dataclasses.replace(self, triggered=True)
+
+    def with_expiry(self, expires_ns: int) -> OrderRecord:
+        return dataclasses.replace(self, expires_ns=expires_ns)
 
 
 @dataclass(frozen=True)
@@ -100,10 +110,12 @@ class Writer:
         state = record.state
         self._sqlite.execute(
             "INSERT INTO orders (broker_order_id, client_order_id, symbol, is_open, created_ns, due_ns,"
-            " expires_ns, fills_done, filled_notional, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " expires_ns, fills_done, filled_notional, state, triggered)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (broker_order_id) DO UPDATE SET is_open = excluded.is_open,"
-            " due_ns = excluded.due_ns, fills_done = excluded.fills_done,"
-            " filled_notional = excluded.filled_notional, state = excluded.state",
+            " due_ns = excluded.due_ns, expires_ns = excluded.expires_ns,"
+            " fills_done = excluded.fills_done, filled_notional = excluded.filled_notional,"
+            " state = excluded.state, triggered = excluded.triggered",
             (
                 state.broker_order_id,
                 state.client_order_id,
@@ -115,6 +127,7 @@ class Writer:
                 record.fills_done,
                 str(record.filled_notional),
                 state.model_dump_json(),
+                int(record.triggered),
             ),
         )
 
@@ -165,6 +178,9 @@ class PaperStore:
         self._sqlite.execute("PRAGMA journal_mode=WAL")
         self._sqlite.execute("PRAGMA synchronous=NORMAL")
         self._sqlite.executescript(_SCHEMA)
+        columns = {row[1] for row in self._sqlite.execute("PRAGMA table_info(orders)")}
+        if "triggered" not in columns:  # a file written before stop orders existed
+            self._sqlite.execute("ALTER TABLE orders ADD COLUMN triggered INTEGER NOT NULL DEFAULT 0")
         with self.transaction() as _:
             self._sqlite.execute(
                 "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
@@ -227,12 +243,19 @@ class PaperStore:
 
     def open_orders(self) -> list[OrderRecord]:
         rows = self._sqlite.execute(
-            "SELECT state, due_ns, expires_ns, fills_done, filled_notional FROM orders"
+            "SELECT state, due_ns, expires_ns, fills_done, filled_notional, triggered FROM orders"
             " WHERE is_open = 1 ORDER BY seq"
         ).fetchall()
         return [
-            OrderRecord(BrokerOrderState.model_validate_json(state), due, expires, done, Decimal(notional))
-            for state, due, expires, done, notional in rows
+            OrderRecord(
+                BrokerOrderState.model_validate_json(state),
+                due,
+                expires,
+                done,
+                Decimal(notional),
+                bool(fired),
+            )
+            for state, due, expires, done, notional, fired in rows
         ]
 
     def positions(self) -> dict[str, Position]:

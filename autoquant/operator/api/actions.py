@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import ValidationError
 
 from autoquant.domain.bars import Bar
+from autoquant.errors import ConfigError
 from autoquant.operator import commands
 from autoquant.operator.api.guards import limit_writes, require_token
 from autoquant.operator.api.models import (
@@ -23,6 +24,7 @@ from autoquant.operator.api.state import ApiState
 from autoquant.operator.backtest_jobs import Job
 from autoquant.operator.signal import run_signal
 from autoquant.operator.simulate import simulate
+from autoquant.strategies import build_strategies
 
 router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_token)], tags=["compute"])
 
@@ -70,14 +72,19 @@ async def backtest_start(state: State, body: BacktestRequest) -> BacktestJob:
     if base is None:
         raise commands.CommandInvalid(f"{body.strategy!r} is not a configured strategy", "strategy")
     try:
-        settings = type(base).model_validate(base.model_dump() | body.overrides)
+        settings = type(base).model_validate(base.model_dump() | {"params": base.params | body.overrides})
         bars = [Bar(source="api", **bar.model_dump()) for bar in body.bars]
     except ValidationError as error:
         first: dict[str, Any] = dict(error.errors()[0])
         where = ".".join(str(p) for p in first["loc"])
         raise commands.CommandInvalid(f"{where}: {first['msg']}", where) from None
-    if any(bar.symbol != settings.symbol for bar in bars):
-        raise commands.CommandInvalid(f"bars: every bar must be of {settings.symbol}", "bars")
+    try:
+        build_strategies([settings], state.config.source)  # parameters are checked as at start-up
+    except ConfigError as error:
+        raise commands.CommandInvalid(str(error), "overrides") from None
+    traded = set(settings.traded)
+    if any(bar.symbol not in traded for bar in bars):
+        raise commands.CommandInvalid(f"bars: every bar must be of {', '.join(sorted(traded))}", "bars")
     return _job(state.jobs.start(settings, bars))
 
 

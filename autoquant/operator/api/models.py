@@ -248,13 +248,19 @@ class SignalRequest(Request):
     strategy: str = Field(max_length=100, description="a configured strategy id")
 
 
-class SignalResponse(Response):
-    strategy_id: str
+class SignalDecision(BaseModel):
     symbol: str
     action: str
     reason: str
     inputs: dict[str, Any]
     intent: dict[str, Any] | None
+
+
+class SignalResponse(Response):
+    strategy_id: str
+    symbols: list[str]
+    #: One per symbol the strategy decided on (a multi-symbol strategy may decide several).
+    decisions: list[SignalDecision]
     bars_used: int
     bars_source: str
     data_age_s: float

@@ -43,7 +43,7 @@ class ApiState:
         self.config = config
         self.token = token
         self.limiter = WriteLimiter(config.api.writes_per_minute)
-        self.jobs = BacktestJobs()
+        self.jobs = BacktestJobs(config)
         self._reader: LedgerReader | None = None
         self._opening = asyncio.Lock()
 
