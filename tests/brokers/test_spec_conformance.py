@@ -29,11 +29,6 @@ MARKET_DATA = "urn:alpaca:market-data-api"
 #: error shape instead of 200. Issue 11/13 adds these order types; when one is accepted, this test
 #: fails until it is taken off the list.
 EXPECTED_GAPS: dict[str, tuple[dict[str, Any], str]] = {
-    "stop": ({"type": "stop", "stop_price": "90"}, "stop orders are not served by the paper server yet"),
-    "stop_limit": (
-        {"type": "stop_limit", "stop_price": "90", "limit_price": "89"},
-        "stop-limit orders are not served by the paper server yet",
-    ),
     "trailing_stop": (
         {"type": "trailing_stop", "trail_percent": "2"},
         "trailing-stop orders are not served by the paper server yet",
@@ -178,6 +173,11 @@ async def walk_every_route(server: PaperServer, client: httpx.AsyncClient) -> di
     assert (await client.delete(f"/v2/orders/{ids['replacement']}")).status_code == 204
     assert (await client.delete(f"/v2/orders/{ids['replacement']}")).status_code == 422
     await client.post("/v2/orders", json=order_body(type="limit", limit_price="1", time_in_force="gtc"))
+    # Buy stop and stop-limit orders rest until the price (100 here) rises to their stop.
+    stop = order_body(type="stop", stop_price="110", time_in_force="gtc")
+    assert (await client.post("/v2/orders", json=stop)).status_code == 200
+    stop_limit = order_body(type="stop_limit", stop_price="110", limit_price="111", time_in_force="gtc")
+    assert (await client.post("/v2/orders", json=stop_limit)).status_code == 200
     assert (await client.delete("/v2/orders")).status_code == 207
 
     # Errors a client meets: each must be Alpaca's {code, message}.
