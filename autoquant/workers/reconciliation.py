@@ -328,24 +328,25 @@ class Reconciler:
     ) -> tuple[list[Fill], list[BrokerPosition], frozenset[str]]:
         """The broker's fills and its positions as of those fills, and the symbols still moving.
 
-        Positions are read between two reads of the fills; if both list the same executions, no fill
-        landed in between and the positions are exactly what those fills made. Otherwise it reads again
-        (``SETTLE_ATTEMPTS`` times); the symbols whose fills still moved are returned, not judged.
+        Positions are read between two reads of the fills; if the second (of the last seconds only, less
+        the slack for clocks: a fill that lands now is timed now) lists nothing new, no fill landed in
+        between and the positions are exactly what the fills made. Otherwise the new fills join the list
+        and the positions are read again (``SETTLE_ATTEMPTS`` times in all); the symbols whose fills
+        still moved are returned, for the next run to judge.
         """
+        recent_ns = self.clock.now_ns() - self.cash_slack_ns
+        if since_ns is not None:
+            recent_ns = max(recent_ns, since_ns)
         fills = await self.broker.fills(since_ns=since_ns)
+        seen = {f.execution_id for f in fills}
         moved: frozenset[str] = frozenset()
         positions: list[BrokerPosition] = []
         for _ in range(SETTLE_ATTEMPTS):
             positions = await self.broker.positions()
-            again = await self.broker.fills(since_ns=since_ns)
-            before = {f.execution_id: f.symbol for f in fills}
-            after = {f.execution_id: f.symbol for f in again}
-            moved = frozenset(
-                symbol
-                for execution_id, symbol in (before | after).items()
-                if (execution_id in before) != (execution_id in after)
-            )
-            fills = again
+            landed = [f for f in await self.broker.fills(since_ns=recent_ns) if f.execution_id not in seen]
+            fills.extend(landed)
+            seen.update(f.execution_id for f in landed)
+            moved = frozenset(f.symbol for f in landed)
             if not moved:
                 break
         if moved:
