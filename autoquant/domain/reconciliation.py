@@ -18,7 +18,11 @@ Everything else is an incident for the operator, with the action that clears it:
 - ``fill_mismatch``: a fill names an order the ledger knows, but with another symbol or side.
 - ``illegal_transition``: the broker's state would move an order by an event the state table refuses.
 - ``position_mismatch``: after the repairs, the ledger's quantity in a symbol is not the broker's, and no
-  fill of an unknown order explains the difference.
+  fill of an unknown order explains the difference. Both sides are taken as of the same fills: the
+  ledger's fills appended after the broker was asked (``LedgerView.later_fills``) that the broker's
+  report does not list happened after its reads, so they are taken out of the ledger's side; a symbol
+  whose broker fills moved while its positions were read (``BrokerReport.unsettled_symbols``) is left
+  to the next run.
 - ``cash_mismatch``: the broker's cash moved since the last run by an amount the fills do not explain.
 
 Repairs are returned even when there are incidents: a fill the broker reports happened, whatever else
@@ -320,16 +324,33 @@ def _signed_totals(fills: Iterable[Fill]) -> dict[str, Decimal]:
     return totals
 
 
+def _as_of_report(view: LedgerView, report: BrokerReport) -> dict[str, Decimal]:
+    """The ledger's positions as of the broker's fills: without the ledger's later fills the report does
+    not list (they landed after the broker's reads, so its positions cannot hold them yet).
+
+    A fill the ledger had before the broker was asked is never taken out, so a position the broker moved
+    without a fill the ledger knows still differs.
+    """
+    reported = {fill.execution_id for fill in report.fills}
+    unreported = {f.execution_id: f for f in view.later_fills if f.execution_id not in reported}
+    positions = dict(view.positions)
+    for symbol, qty in _signed_totals(unreported.values()).items():
+        positions[symbol] = positions.get(symbol, _ZERO) - qty
+    return positions
+
+
 def _positions(
     view: LedgerView, report: BrokerReport, missed: list[Fill], unknown_fills: list[Fill]
 ) -> list[IncidentDraft]:
-    repaired = dict(view.positions)
+    repaired = _as_of_report(view, report)
     for symbol, qty in _signed_totals(missed).items():
         repaired[symbol] = repaired.get(symbol, _ZERO) + qty
     explained = _signed_totals(unknown_fills)
     broker = {position.symbol: position.qty for position in report.positions}
     incidents = []
     for symbol in sorted(set(repaired) | set(broker)):
+        if symbol in report.unsettled_symbols:
+            continue
         ledger_qty = repaired.get(symbol, _ZERO)
         broker_qty = broker.get(symbol, _ZERO)
         if ledger_qty + explained.get(symbol, _ZERO) == broker_qty:

@@ -42,8 +42,13 @@ class LedgerView(BaseModel):
     known_orders: dict[str, Order] = {}
     #: The execution ids, among those the broker reported, that the ledger already has.
     execution_ids: frozenset[str] = frozenset()
-    #: Account-level quantity per symbol, summed over strategies.
+    #: Account-level quantity per symbol, summed over strategies, read in the same snapshot as
+    #: ``execution_ids`` and ``later_fills``.
     positions: dict[str, Money] = {}
+    #: The ledger's fills appended after the broker was first asked (its fill cursor before the broker
+    #: reads), all of them, in the same snapshot: ``positions`` includes them, and those the broker's
+    #: report does not list landed after the broker's reads, so the comparison takes them out again.
+    later_fills: tuple[Fill, ...] = ()
     #: The strategies configured to trade each symbol.
     strategies_by_symbol: dict[str, frozenset[str]] = {}
     cash: CashBaseline | None = None
@@ -66,6 +71,9 @@ class BrokerReport(BaseModel):
     #: Every execution since the window start, each with its execution id.
     fills: tuple[Fill, ...] = ()
     positions: tuple[BrokerPosition, ...] = ()
+    #: Symbols whose fills kept changing while the positions were read (a remote broker asked several
+    #: times): their positions cannot be judged against ``fills`` in this run; the next run does.
+    unsettled_symbols: frozenset[str] = frozenset()
     account: BrokerAccount | None = None
     as_of_ns: int
 

@@ -23,6 +23,7 @@ from autoquant.domain.positions import Position
 from autoquant.domain.strategy import StrategyState
 from autoquant.ledger import history, seen, surface
 from autoquant.ledger.connection import ReaderThread, connect_reader, translate
+from autoquant.ledger.fill_snapshot import FillSnapshot, read_fill_snapshot
 from autoquant.ledger.history import LedgerEvent, RealizedMarks, StoredFill
 from autoquant.ledger.projection import Projection
 from autoquant.ledger.records import CancelRequest, Incident, ReconciliationCursor, ReconciliationRun
@@ -145,6 +146,11 @@ class LedgerReader:
             return known
 
         return await self._reader.read(read)
+
+    async def fill_snapshot(self, fills_seq: int, execution_ids: Iterable[str]) -> FillSnapshot:
+        """Known execution ids, positions and the fills after ``fills_seq``, all from one moment."""
+        wanted = list(execution_ids)
+        return await self._reader.read(lambda conn: read_fill_snapshot(conn, fills_seq, wanted))
 
     async def fills_for_order(self, client_order_id: str) -> list[Fill]:
         def read(conn: sqlite3.Connection) -> list[Fill]:

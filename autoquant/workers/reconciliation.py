@@ -2,10 +2,12 @@
 
 One run:
 
-1. read the ledger's open orders, then ask the broker for its account, its open orders, each ledger-open
-   order by client order id, every fill since the window start, and its positions;
-2. read the ledger's side of what the broker mentioned (orders it knows, execution ids it has, positions,
-   the cash baseline of the previous run) and ``diff`` the two;
+1. read the ledger's open orders and its fill cursor, then ask the broker for its account, its open
+   orders, each ledger-open order by client order id, every fill since the window start, and its
+   positions between two reads of the fills (so the positions are those fills' doing);
+2. read the ledger's side of what the broker mentioned (orders it knows; and in one snapshot, the
+   execution ids it has, its positions and every fill it appended after the cursor; the cash baseline
+   of the previous run) and ``diff`` the two, so positions are compared as of the same fills;
 3. append the repairs (fills by execution id, so twice is once; events through the state table);
 4. a run that finds incidents looks again once, after its repairs: only incidents seen both times are
    opened, so an update that lands between the broker read and the ledger read is not an accusation;
@@ -27,9 +29,10 @@ from typing import Any
 import structlog
 
 from autoquant.brokers.port import Broker
-from autoquant.domain.broker import BrokerOrderState
+from autoquant.domain.broker import BrokerOrderState, BrokerPosition
 from autoquant.domain.clock import Clock
 from autoquant.domain.controls import ACCOUNT, Control, ControlKind
+from autoquant.domain.fills import Fill
 from autoquant.domain.orders import Order
 from autoquant.domain.reconciliation import (
     BrokerReport,
@@ -52,6 +55,8 @@ log = structlog.get_logger("autoquant.reconciliation")
 SECOND_NS = 1_000_000_000
 #: The first retry after a failed run (seconds); it doubles up to the periodic interval.
 RETRY_S = 1.0
+#: Reads of (positions, fills) before a symbol whose fills keep moving is left to the next run.
+SETTLE_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,8 @@ class _Pass:
     fills_seq: int
     fills_appended: int
     events_applied: int
+    #: Ledger fills appended after the broker's reads (not in its report), left out of the comparison.
+    later_fills: int = 0
 
 
 class Reconciler:
@@ -147,6 +154,10 @@ class Reconciler:
             "orders_checked": len(report.order_states),
             "broker_fills": len(report.fills),
         }
+        if final.later_fills:
+            summary["fills_after_broker_read"] = final.later_fills
+        if report.unsettled_symbols:
+            summary["positions_unsettled"] = sorted(report.unsettled_symbols)
         if adopted:
             summary["adopted_after_restore"] = adopted
         cursor = None
@@ -267,8 +278,13 @@ class Reconciler:
         states: dict[str, BrokerOrderState | None] = {}
         for order in open_orders:
             states[order.client_order_id] = await self.broker.get_by_client_order_id(order.client_order_id)
-        fills = await self.broker.fills(since_ns=self._window_start(open_orders, previous))
-        positions = await self.broker.positions()
+        fills, positions, unsettled = await self._fills_and_positions(
+            self._window_start(open_orders, previous)
+        )
+        # The ledger's side in one snapshot, with every fill appended since the cursor taken before the
+        # broker was asked: those the broker did not list landed after its reads (see ``diff``).
+        snapshot = await self.ledger.fill_snapshot(fills_seq, (f.execution_id for f in fills))
+        execution_ids = snapshot.known_execution_ids
 
         open_ids = {order.client_order_id for order in open_orders}
         mentioned = {s.client_order_id for s in broker_open} | {f.client_order_id for f in fills}
@@ -277,7 +293,6 @@ class Reconciler:
             found = await self.ledger.get_order(coid)
             if found is not None:
                 known[coid] = found
-        execution_ids = await self.ledger.known_execution_ids(f.execution_id for f in fills)
         listed = {s.client_order_id for s in broker_open}
         for coid in sorted(known):
             missed = any(f.client_order_id == coid and f.execution_id not in execution_ids for f in fills)
@@ -287,8 +302,9 @@ class Reconciler:
         view = LedgerView(
             open_orders=tuple(open_orders),
             known_orders=known,
-            execution_ids=frozenset(execution_ids),
-            positions=await self.ledger.account_positions(),
+            execution_ids=execution_ids,
+            positions=snapshot.positions,
+            later_fills=snapshot.later_fills,
             strategies_by_symbol=self.strategies_by_symbol,
             cash=await self._cash_baseline(previous),
         )
@@ -297,12 +313,45 @@ class Reconciler:
             order_states=states,
             fills=tuple(fills),
             positions=tuple(positions),
+            unsettled_symbols=unsettled,
             account=account,
             as_of_ns=as_of,
         )
         result = diff(view, report)
         appended, applied = await self._repair(result)
-        return _Pass(result, report, fills_seq, appended, applied)
+        reported = {f.execution_id for f in fills}
+        later = sum(1 for f in snapshot.later_fills if f.execution_id not in reported)
+        return _Pass(result, report, fills_seq, appended, applied, later)
+
+    async def _fills_and_positions(
+        self, since_ns: int | None
+    ) -> tuple[list[Fill], list[BrokerPosition], frozenset[str]]:
+        """The broker's fills and its positions as of those fills, and the symbols still moving.
+
+        Positions are read between two reads of the fills; if the second (of the last seconds only, less
+        the slack for clocks: a fill that lands now is timed now) lists nothing new, no fill landed in
+        between and the positions are exactly what the fills made. Otherwise the new fills join the list
+        and the positions are read again (``SETTLE_ATTEMPTS`` times in all); the symbols whose fills
+        still moved are returned, for the next run to judge.
+        """
+        recent_ns = self.clock.now_ns() - self.cash_slack_ns
+        if since_ns is not None:
+            recent_ns = max(recent_ns, since_ns)
+        fills = await self.broker.fills(since_ns=since_ns)
+        seen = {f.execution_id for f in fills}
+        moved: frozenset[str] = frozenset()
+        positions: list[BrokerPosition] = []
+        for _ in range(SETTLE_ATTEMPTS):
+            positions = await self.broker.positions()
+            landed = [f for f in await self.broker.fills(since_ns=recent_ns) if f.execution_id not in seen]
+            fills.extend(landed)
+            seen.update(f.execution_id for f in landed)
+            moved = frozenset(f.symbol for f in landed)
+            if not moved:
+                break
+        if moved:
+            log.info("reconciliation_positions_unsettled", symbols=sorted(moved))
+        return fills, positions, moved
 
     def _window_start(self, open_orders: list[Order], previous: ReconciliationRun | None) -> int | None:
         if previous is None:

@@ -449,3 +449,98 @@ def test_an_injected_position_offset_yields_exactly_its_incident(world: World, o
     result = diff(world.view(), world.report(offset=offset))
     assert kinds(result) == [("position_mismatch", "MSFT", "s-msft")]
     assert result.incidents[0].details["difference"] == str(offset)
+
+
+# -- positions as of the same fills (fills landing while reconciliation reads) ---------------------------
+
+fill_specs = st.lists(
+    st.tuples(st.sampled_from(("AAPL", "MSFT")), st.sampled_from((Side.BUY, Side.SELL)), st.integers(1, 5)),
+    max_size=8,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    broker_specs=fill_specs,
+    extra_specs=fill_specs,
+    roles=st.lists(st.sampled_from(("before", "during", "lost")), min_size=8, max_size=8),
+    offsets=st.tuples(st.integers(-3, 3), st.integers(-3, 3)),
+    unsettled=st.sets(st.sampled_from(("AAPL", "MSFT"))),
+)
+def test_positions_are_compared_as_of_the_brokers_fills(
+    broker_specs: list[tuple[str, Side, int]],
+    extra_specs: list[tuple[str, Side, int]],
+    roles: list[str],
+    offsets: tuple[int, int],
+    unsettled: set[str],
+) -> None:
+    """The ledger's fills the broker's report does not list (appended after its reads) are left out, the
+    ones it lists count once, and only a broker position no fill explains is a position_mismatch."""
+    broker_fills = [
+        fill(f"x{i}", f"o{i}", str(q), symbol=s, side=d) for i, (s, d, q) in enumerate(broker_specs)
+    ]
+    extra = [fill(f"y{i}", f"p{i}", str(q), symbol=s, side=d) for i, (s, d, q) in enumerate(extra_specs)]
+    orders = {
+        f.client_order_id: ledger_order(
+            f.client_order_id,
+            OrderStatus.FILLED,
+            filled=str(f.qty),
+            qty=str(f.qty),
+            symbol=f.symbol,
+            side=f.side,
+        )
+        for f in (*broker_fills, *extra)
+    }
+    # Each broker fill reached the ledger before the cursor, after it (during the reads), or not at all.
+    before = [f for f, role in zip(broker_fills, roles, strict=False) if role == "before"]
+    during = [f for f, role in zip(broker_fills, roles, strict=False) if role == "during"]
+    held = {"AAPL": D(7), "MSFT": D(-2)}  # what older fills, outside the window, made on both sides
+
+    def totals(fills: list[Fill]) -> dict[str, Decimal]:
+        out = dict(held)
+        for f in fills:
+            out[f.symbol] += f.signed_qty
+        return out
+
+    view = LedgerView(
+        open_orders=(),
+        known_orders=orders,
+        execution_ids=frozenset(f.execution_id for f in (*before, *during)),
+        positions=totals([*before, *during, *extra]),
+        later_fills=(*during, *extra),
+        strategies_by_symbol=STRATEGIES,
+    )
+    broker = totals(broker_fills)
+    broker["AAPL"] += offsets[0]
+    broker["MSFT"] += offsets[1]
+    report = BrokerReport(
+        fills=tuple(broker_fills),
+        positions=tuple(
+            BrokerPosition(symbol=s, qty=q, avg_entry_price=D(1)) for s, q in broker.items() if q
+        ),
+        unsettled_symbols=frozenset(unsettled),
+        as_of_ns=NOW,
+    )
+    result = diff(view, report)
+    mismatched = {
+        i.subject: D(i.details["difference"]) for i in result.incidents if i.kind == "position_mismatch"
+    }
+    expected = {s: D(o) for s, o in zip(("AAPL", "MSFT"), offsets, strict=True) if o and s not in unsettled}
+    assert mismatched == expected
+    assert {f.execution_id for f in result.fills_to_append} == {
+        f.execution_id for f in broker_fills if f not in before and f not in during
+    }
+
+
+def test_a_ledger_fill_from_before_the_cursor_that_the_broker_lacks_is_a_mismatch() -> None:
+    """Only fills appended after the cursor are left out: a ledger fill from before it (in its positions,
+    not in ``later_fills``) that the broker never reported is a position_mismatch."""
+    view = LedgerView(
+        open_orders=(),
+        known_orders={"o1": ledger_order("o1", OrderStatus.FILLED, filled="4", qty="4")},
+        execution_ids=frozenset(),
+        positions={"AAPL": D(4)},
+        strategies_by_symbol=STRATEGIES,
+    )
+    result = diff(view, BrokerReport(as_of_ns=NOW))
+    assert kinds(result) == [("position_mismatch", "AAPL", "s-aapl")]
