@@ -37,6 +37,7 @@ OUTPUTS = (
     "paper.db",
     "paper.db-wal",
     "paper.db-shm",
+    "paper.db.lock",
     "report.json",
     "report.html",
     "trades.csv",

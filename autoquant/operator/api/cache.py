@@ -28,6 +28,9 @@ class ReadCache:
         self.entries: dict[tuple[str, bytes], tuple[float, list[Message]]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] != "GET":
+            # A write through this API is seen by the next read (read-your-writes): forget the answers.
+            self.entries.clear()
         if self.ttl_s <= 0 or not _cacheable(scope):
             await self.app(scope, receive, send)
             return
