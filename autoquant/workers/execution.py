@@ -171,16 +171,20 @@ class ExecutionWorker:
             self.heartbeat()
             # Sweep on a fixed period even while fresh orders keep coming, so an UNKNOWN order is
             # never starved of its lookup by a busy market.
+            sweep_due = False
             try:
                 async with clock.timeout(max(0.0, next_sweep - clock.monotonic())):
                     coid = await self._fresh.get()
             except TimeoutError:
-                coid = None
+                # The timer was set for the sweep: it is due, even if the clock reads a hair short of it
+                # (asyncio runs a timer within its clock resolution of now; a virtual clock would never
+                # move on while this loop keeps re-arming a timer that is already due).
+                coid, sweep_due = None, True
             if coid is not None:
                 order = await self.ledger.get_order(coid)
                 if order is not None:
                     await self.process(order)
-            if clock.monotonic() >= next_sweep:
+            if sweep_due or clock.monotonic() >= next_sweep:
                 await self.carry_out_cancels()
                 await self.resolve_pending()
                 next_sweep = clock.monotonic() + self.sweep_interval_s
