@@ -174,7 +174,12 @@ class Daemon:
                 if "backup" in specs:  # [backup] dir: scheduled backups, off the loop
                     supervisor.start(group, specs["backup"])
                 # Operators' manual orders reach the outbox only once it runs (after start-up resolution).
-                manual = ManualOrders(system.ledger, system.execution, self.clock)
+                manual = ManualOrders(
+                    system.ledger,
+                    system.execution,
+                    self.clock,
+                    heartbeat=supervisor.heartbeat("manual_orders"),
+                )
                 supervisor.start(group, WorkerSpec("manual_orders", manual.run))
                 if self.notifier.enabled and self.notifier.watchdog_interval_s() is not None:
                     pinger = WatchdogPinger(self.notifier, supervisor.healthy, clock=self.clock)
@@ -212,6 +217,7 @@ class Daemon:
     async def _start_extras(self, group: asyncio.TaskGroup, system: System) -> None:
         """The loop-lag probe, alerts and the dead-man's switch (issue 12): none can stop trading."""
         config, supervisor = self.config, system.supervisor
+        self.loop_lag.heartbeat = supervisor.heartbeat("looplag")
         supervisor.start(group, WorkerSpec("looplag", self.loop_lag.run))
         if alerting_enabled(config):
             worker = alert_worker(config, system.ledger, self.clock)

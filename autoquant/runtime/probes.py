@@ -4,6 +4,7 @@ event loop's lag (how late a short timer fires) and the ledger's recent commit t
 from __future__ import annotations
 
 import collections
+from collections.abc import Callable
 from typing import Any
 
 from autoquant.domain.clock import Clock
@@ -19,9 +20,12 @@ class LoopLag:
     def __init__(self, clock: Clock) -> None:
         self.clock = clock
         self.samples: collections.deque[float] = collections.deque(maxlen=WINDOW)
+        #: The supervisor's heartbeat for this worker (set when it is started).
+        self.heartbeat: Callable[[], None] = lambda: None
 
     async def run(self) -> None:
         while True:
+            self.heartbeat()
             before = self.clock.monotonic()
             await self.clock.sleep(PROBE_S)  # the probe's own timer: its lateness is what is measured
             self.samples.append(max(0.0, self.clock.monotonic() - before - PROBE_S))

@@ -111,10 +111,11 @@ def test_workers_as_they_are(paper_daemon: DaemonProcess) -> None:
 
     def moved() -> dict[str, Any] | None:
         now = {w["name"]: w for w in status_json(daemon)["daemon"]["workers"]}
-        ok = all(now[n]["last_heartbeat"] > beats[n] for n in ("reconciliation", "status", "killswitch"))
+        beating = ("reconciliation", "status", "killswitch", "looplag", "manual_orders")
+        ok = all(now[n]["last_heartbeat"] > beats[n] for n in beating)
         return now if ok else None
 
-    workers = wait_for(moved, 20, "reconciliation, status and killswitch heartbeats to move")
+    workers = wait_for(moved, 20, "every polling worker's heartbeat to move")
     assert all(w["state"] == "running" for w in workers.values() if w["name"] != "marketdata")
     human = daemon.cli("status").stdout
     assert human.startswith("daemon:          running (pid "), human
