@@ -43,10 +43,10 @@ class RawCommits:
 
     def __init__(self, path: Path) -> None:
         self.samples: list[int] = []
-        self._conn = sqlite3.connect(path, isolation_level=None)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=FULL")
-        self._conn.execute(
+        self._db = sqlite3.connect(path, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute(
             "CREATE TABLE events (seq INTEGER PRIMARY KEY, name TEXT NOT NULL, ts INTEGER NOT NULL)"
         )
 
@@ -54,17 +54,15 @@ class RawCommits:
         count = 0
         while time.perf_counter() < deadline:
             began = time.perf_counter_ns()
-            self._conn.execute("BEGIN IMMEDIATE")
-            self._conn.execute(
-                "INSERT INTO events (name, ts) VALUES (?, ?)", (f"e-{len(self.samples)}", began)
-            )
-            self._conn.execute("COMMIT")
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute("INSERT INTO events (name, ts) VALUES (?, ?)", (f"e-{len(self.samples)}", began))
+            self._db.execute("COMMIT")
             self.samples.append(time.perf_counter_ns() - began)
             count += 1
         return count
 
     def close(self) -> None:
-        self._conn.close()
+        self._db.close()
 
 
 def hold_decisions(strategy_id: str, count: int, offset: int = 0) -> list[Decision]:

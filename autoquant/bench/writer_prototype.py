@@ -29,9 +29,9 @@ class PrototypeWriter:
 
     def __init__(self, path: Path) -> None:
         migrate_file(path)
-        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=FULL")
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="bench-prototype-writer", daemon=True)
         self._thread.start()
@@ -48,12 +48,12 @@ class PrototypeWriter:
                     self._jobs.put(None)
                     break
                 batch.append(job)
-            self._conn.execute("BEGIN IMMEDIATE")
-            results = [fn(self._conn) for fn, _, _ in batch]
-            self._conn.execute("COMMIT")
+            self._db.execute("BEGIN IMMEDIATE")
+            results = [fn(self._db) for fn, _, _ in batch]
+            self._db.execute("COMMIT")
             for (_, loop, future), result in zip(batch, results, strict=True):
                 loop.call_soon_threadsafe(future.set_result, result)
-        self._conn.close()
+        self._db.close()
 
     async def write(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
         loop = asyncio.get_running_loop()
