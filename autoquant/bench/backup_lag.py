@@ -3,7 +3,7 @@
 The ledger is the start-up bench's history (``history``: a million fills with their orders, events
 and decisions, built with direct SQL in the ledger's schema), copied to a scratch folder and migrated
 forward. The ledger is open as the daemon holds it, a task appends a hold decision every 10 ms (a
-trading loop's most frequent durable write), and the lag sampler (``logging_cost._sample_lag``: how
+trading loop's most frequent durable write), and the lag sampler (``common.sample_loop_lag``: how
 late a 1 ms sleep wakes) runs twice: alone for a baseline, then while ``take_backup`` (the SQLite
 backup API, verification and hashing) runs on a background thread (``in_background``, nice 10), as
 the daemon's scheduled backups do.
@@ -20,9 +20,8 @@ import shutil
 import time
 from datetime import UTC, datetime
 
-from autoquant.bench.common import Sizes, percentile, progress, scratch_dir
+from autoquant.bench.common import Sizes, percentile, progress, sample_loop_lag, scratch_dir
 from autoquant.bench.history import cached_history, history_summary
-from autoquant.bench.logging_cost import _sample_lag
 from autoquant.domain.decisions import Action, Decision
 from autoquant.ledger import Ledger
 from autoquant.ledger.backup import in_background, take_backup
@@ -59,13 +58,13 @@ async def run(sizes: Sizes) -> dict[str, object]:
         async with await Ledger.open(path) as ledger:
             stop = asyncio.Event()
             writer = asyncio.create_task(_keep_deciding(ledger, stop))
-            quiet = await _sample_lag(sizes.lag_seconds)
+            quiet = await sample_loop_lag(sizes.lag_seconds)
             before = await ledger.last_seq()
             started = time.perf_counter()
             backup = asyncio.create_task(in_background(take_backup, path, scratch / "backup.db"))
             lags: list[float] = []
             while not backup.done():
-                lags.extend(await _sample_lag(0.05))
+                lags.extend(await sample_loop_lag(0.05))
             info = await backup
             took = time.perf_counter() - started
             during = await ledger.last_seq() - before

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import os
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -154,3 +156,14 @@ def scratch_dir(name: str) -> Iterator[Path]:
     BENCH_DIR.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f"tmp-{name}-", dir=BENCH_DIR) as tmp:
         yield Path(tmp)
+
+
+async def sample_loop_lag(duration_s: float, tick_s: float = 0.001) -> list[float]:
+    """How late (seconds) each ``sleep(tick_s)`` of this event loop woke, for ``duration_s``."""
+    lags: list[float] = []
+    clock = time.perf_counter
+    end = clock() + duration_s
+    while (before := clock()) < end:
+        await asyncio.sleep(tick_s)
+        lags.append(clock() - before - tick_s)
+    return lags

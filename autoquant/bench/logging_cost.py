@@ -27,7 +27,7 @@ from pathlib import Path
 
 from structlog.typing import FilteringBoundLogger
 
-from autoquant.bench.common import Sizes, percentile, progress, scratch_dir
+from autoquant.bench.common import Sizes, percentile, progress, sample_loop_lag, scratch_dir
 from autoquant.logs import (
     DEFAULT_QUEUE_SIZE,
     LoggingHandle,
@@ -88,17 +88,6 @@ async def _calls_per_s(directory: Path, calls: int) -> tuple[float, float]:
     return calls / called, calls / written
 
 
-async def _sample_lag(duration_s: float) -> list[float]:
-    """How late (seconds) each ``sleep(TICK_S)`` woke, for ``duration_s``."""
-    lags: list[float] = []
-    clock = time.perf_counter
-    end = clock() + duration_s
-    while (before := clock()) < end:
-        await asyncio.sleep(TICK_S)
-        lags.append(clock() - before - TICK_S)
-    return lags
-
-
 async def _log_heavily(stop: asyncio.Event) -> int:
     """Log at ``HEAVY_LINES_PER_S`` in batches of at most ``BATCH``, yielding after each; lines logged."""
     bind_worker("execution")
@@ -123,7 +112,7 @@ async def _lag_with_logging(directory: Path, duration_s: float) -> tuple[list[fl
         logger = asyncio.create_task(_log_heavily(stop))
         started = time.perf_counter()
         try:
-            lags = await _sample_lag(duration_s)
+            lags = await sample_loop_lag(duration_s, TICK_S)
         finally:
             stop.set()
             logged = await logger
@@ -136,7 +125,7 @@ async def run(sizes: Sizes) -> dict[str, object]:
     with scratch_dir("logging") as directory:
         calls_per_s, written_per_s = await _calls_per_s(directory / "calls", sizes.log_calls)
         progress(f"logging: {calls_per_s:,.0f} calls/s, {written_per_s:,.0f} lines/s written")
-        quiet = await _sample_lag(sizes.lag_seconds)
+        quiet = await sample_loop_lag(sizes.lag_seconds, TICK_S)
         busy, rate, dropped = await _lag_with_logging(directory / "lag", sizes.lag_seconds)
     quiet_p99 = percentile(quiet, 0.99) * 1000
     busy_p99 = percentile(busy, 0.99) * 1000

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from autoquant.bench.common import daemon_logging, percentile, progress, scratch_dir
+from autoquant.bench.common import daemon_logging, percentile, progress, sample_loop_lag, scratch_dir
 from autoquant.ledger.connection import readonly_uri
 from autoquant.runtime.config import Config, parse
 from autoquant.runtime.daemon import Daemon, prefer_loop_latency
@@ -88,16 +88,6 @@ def counts(path: Path) -> tuple[int, int]:
     return fills, open_incidents
 
 
-async def _lags(duration_s: float) -> list[float]:
-    lags: list[float] = []
-    clock = time.perf_counter
-    end = clock() + duration_s
-    while (before := clock()) < end:
-        await asyncio.sleep(TICK_S)
-        lags.append(clock() - before - TICK_S)
-    return lags
-
-
 async def soak(root: Path, seconds: float, sample_s: float) -> list[Sample]:
     config = soak_config(root)
     daemon = Daemon(config, notifier=Notifier(None))
@@ -111,7 +101,7 @@ async def soak(root: Path, seconds: float, sample_s: float) -> list[Sample]:
             await asyncio.sleep(0.05)  # start-up polling; the soak's clock starts when it is ready
         started = time.monotonic()
         while (elapsed := time.monotonic() - started) < seconds:
-            lags = await _lags(min(sample_s, seconds - elapsed))
+            lags = await sample_loop_lag(min(sample_s, seconds - elapsed), TICK_S)
             if task.done():
                 raise RuntimeError(f"the daemon stopped during the soak: {task.exception()!r}")
             fills, open_incidents = counts(config.ledger.path)
