@@ -219,11 +219,14 @@ class _JumpingSelector(selectors.BaseSelector):
         if ready:
             return ready
         # Idle: no callback ready, nothing arrived within the threshold. The loop would now wait
-        # `timeout` for its next timer; jump there instead. Far from the start (months of virtual
-        # time) a timeout below the float's resolution would not move the clock at all, and the loop
-        # would spin: always move by at least one representable step.
+        # `timeout` for its next timer; jump there instead, and a few representable steps past it: a
+        # deadline computed by other float arithmetic than the timer's (`start + delay` against
+        # `now + (deadline - now)`) may lie an ulp or two later, and landing exactly on the timer
+        # would wake code that checks `monotonic() >= deadline` a hair short of it, to re-arm an
+        # already-due timer for ever. (Tens of nanoseconds at most over a year of virtual time.)
         before = self._clock.elapsed_s
-        self._clock.elapsed_s = max(before + timeout, math.nextafter(before, math.inf))
+        target = before + timeout
+        self._clock.elapsed_s = max(target + 4 * math.ulp(target), math.nextafter(before, math.inf))
         self._clock.jumps += 1
         return []
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 
@@ -128,3 +129,37 @@ def test_hold_time_is_a_no_op_on_an_ordinary_loop() -> None:
         hold_time(asyncio.get_running_loop())()
 
     asyncio.run(main())
+
+
+def _deadline_misses(start_s: float, delays: list[float]) -> list[tuple[float, float]]:
+    """Under a VirtualClock started ``start_s`` in, set a deadline ``delay`` ahead, sleep a third of it,
+    then wait out the rest with a timeout set for the deadline; return every (now, deadline) where the
+    timeout fired before the clock reached it."""
+    clock = VirtualClock(START_NS)
+    clock.advance(start_s)
+    misses: list[tuple[float, float]] = []
+
+    async def main() -> None:
+        never = asyncio.Event()
+        for delay in delays:
+            deadline = clock.monotonic() + delay
+            await clock.sleep(delay / 3)
+            with contextlib.suppress(TimeoutError):
+                async with clock.timeout(deadline - clock.monotonic()):
+                    await never.wait()
+            if clock.monotonic() < deadline:
+                misses.append((clock.monotonic(), deadline))
+
+    clock.run(main())
+    return misses
+
+
+def test_a_timeout_set_for_a_deadline_wakes_with_the_deadline_reached() -> None:
+    """Float rounding in a jump never leaves the clock a hair short of the deadline its timer was set for
+    (the loops that re-armed such an already-due timer spun for ever, with virtual time stuck)."""
+    # Each pair was found to land a jump one ulp short of the deadline before the fix.
+    for start_s, delay in [(0.825, 25.375), (0.581, 52.886), (0.445, 6.033), (0.907, 13.377), (0.063, 52.204)]:
+        assert _deadline_misses(start_s, [delay]) == []
+    delays = [0.1, 0.3, 0.7, 1 / 3, 0.05, 2.2, 0.001, 59.9, 0.25, 1e-4] * 20
+    for start_s in (0.0, 0.1, 1234.567, 86_400.3, 3_000_000.7):
+        assert _deadline_misses(start_s, delays) == []
