@@ -158,7 +158,8 @@ def test_a_timeout_set_for_a_deadline_wakes_with_the_deadline_reached() -> None:
     """Float rounding in a jump never leaves the clock a hair short of the deadline its timer was set for
     (the loops that re-armed such an already-due timer spun for ever, with virtual time stuck)."""
     # Each pair was found to land a jump one ulp short of the deadline before the fix.
-    for start_s, delay in [(0.825, 25.375), (0.581, 52.886), (0.445, 6.033), (0.907, 13.377), (0.063, 52.204)]:
+    missed_before = [(0.825, 25.375), (0.581, 52.886), (0.445, 6.033), (0.907, 13.377), (0.063, 52.204)]
+    for start_s, delay in missed_before:
         assert _deadline_misses(start_s, [delay]) == []
     delays = [0.1, 0.3, 0.7, 1 / 3, 0.05, 2.2, 0.001, 59.9, 0.25, 1e-4] * 20
     for start_s in (0.0, 0.1, 1234.567, 86_400.3, 3_000_000.7):
