@@ -16,6 +16,7 @@ REQUIRED = {
     "ledger_vs_raw",
     "ledger_append_concurrent_per_s",
     "concurrent_vs_raw",
+    "concurrent_appends_per_commit",
     "prototype_vs_raw",
     "ledger_vs_prototype",
     "risk_check_p50_us",

@@ -44,6 +44,7 @@ GROUPS: list[tuple[str, Callable[[Sizes], Any], tuple[str, ...]]] = [
             "ledger_vs_raw_offloop_ceiling",
             "ledger_append_concurrent_per_s",
             "concurrent_vs_raw",
+            "concurrent_appends_per_commit",
         ),
     ),
     ("risk check", risk_latency.run, ("risk_check_p50_us", "risk_check_p99_us")),

@@ -495,6 +495,11 @@ class Ledger(LedgerReader):
         """The p99 duration of the latest write batches (BEGIN to COMMIT), seconds."""
         return self._writer.commit_p99_s()
 
+    @property
+    def write_batches(self) -> int:
+        """Write transactions run since the ledger opened (one fsync each; the bench divides by appends)."""
+        return self._writer.batches
+
     async def request_manual_order(self, order: surface.ManualOrder) -> tuple[bool, surface.ManualOrder]:
         """Record an operator's order request; (new?, the request already under its client order id)."""
         return await self._writer.write(lambda conn: surface.insert_manual_order(conn, order))

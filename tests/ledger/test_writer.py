@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
-from autoquant.ledger.connection import ExternalWrites, connect_writer, migrate_file, run_write_batch
+from autoquant.ledger.connection import (
+    ExternalWrites,
+    WriterThread,
+    connect_writer,
+    migrate_file,
+    run_write_batch,
+)
 
 
 def insert_control(reason: str, fail: bool = False) -> Callable[[sqlite3.Connection], int]:
@@ -85,3 +92,51 @@ def test_a_foreign_commit_just_after_ours_is_not_absorbed_as_ours(tmp_path: Path
         external.close()
         other.close()
         writer.close()
+
+
+async def test_the_writes_of_one_loop_turn_share_one_transaction(tmp_ledger_path: Path) -> None:
+    """64 tasks writing in the same loop turn commit as one batch (one fsync), each with its own result."""
+    migrate_file(tmp_ledger_path)
+    writer = WriterThread(connect_writer(tmp_ledger_path), tmp_ledger_path)
+    try:
+        results = await asyncio.gather(*(writer.write(insert_control(f"r{n}")) for n in range(64)))
+        assert sorted(results) == list(range(1, 65))
+        assert writer.batches == 1
+        await asyncio.gather(*(writer.write(insert_control(f"s{n}")) for n in range(64)))
+        assert writer.batches == 2
+    finally:
+        await writer.close()
+    conn = sqlite3.connect(tmp_ledger_path)
+    try:
+        assert conn.execute("SELECT count(*) FROM controls").fetchone()[0] == 128
+    finally:
+        conn.close()
+
+
+async def test_a_failed_write_in_a_turns_batch_fails_only_its_caller(tmp_ledger_path: Path) -> None:
+    """In a batch formed by one loop turn, the failing write's caller gets its error; the others commit."""
+    migrate_file(tmp_ledger_path)
+    writer = WriterThread(connect_writer(tmp_ledger_path), tmp_ledger_path)
+    try:
+        outcomes = await asyncio.gather(
+            writer.write(insert_control("a")),
+            writer.write(insert_control("b", fail=True)),
+            writer.write(insert_control("c")),
+            return_exceptions=True,
+        )
+        assert isinstance(outcomes[1], ValueError)
+        assert [outcomes[0], outcomes[2]] == [1, 2]
+        assert writer.batches == 1
+    finally:
+        await writer.close()
+
+
+async def test_a_write_submitted_in_the_turn_that_closes_the_writer_is_committed(
+    tmp_ledger_path: Path,
+) -> None:
+    """close() hands over the jobs submitted earlier in the same loop turn before it stops the thread."""
+    migrate_file(tmp_ledger_path)
+    writer = WriterThread(connect_writer(tmp_ledger_path), tmp_ledger_path)
+    future = writer.submit(insert_control("last"))
+    await writer.close()
+    assert await future == 1
