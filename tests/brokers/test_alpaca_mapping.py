@@ -184,7 +184,7 @@ def test_unknown_event_raises_typed_error_carrying_payload() -> None:
 
 
 def test_missing_field_raises_typed_error_naming_it() -> None:
-    """An order without qty (a notional order) is refused with the field named."""
+    """An order with neither qty nor notional is refused with the field named."""
     raw = order_json(_order())
     raw["qty"] = None
     with pytest.raises(AlpacaPayloadError, match="qty"):
@@ -192,11 +192,34 @@ def test_missing_field_raises_typed_error_naming_it() -> None:
 
 
 def test_unsupported_order_type_raises_typed_error() -> None:
-    """A trailing stop (which autoquant never sends) is refused by name, not mapped to something else."""
+    """An order type Alpaca does not publish is refused by name, not mapped to something else."""
     raw = order_json(_order())
-    raw["type"] = raw["order_type"] = "trailing_stop"
+    raw["type"] = raw["order_type"] = "pegged"
     with pytest.raises(AlpacaPayloadError, match="type"):
         parse_order(raw)
+
+
+def test_trailing_stop_maps_with_its_trail_mark_and_stop() -> None:
+    """A trailing stop from Alpaca keeps trail_percent, hwm and the stop it has moved to, exactly."""
+    raw = order_json(_order())
+    raw.update(type="trailing_stop", order_type="trailing_stop", trail_percent="2.5", hwm="101.20")
+    raw.update(stop_price="98.67", limit_price=None, side="sell")
+    state = parse_order(raw)
+    assert state.order_type is OrderType.TRAILING_STOP
+    assert (state.trail_percent, state.trail_price) == (Decimal("2.5"), None)
+    assert (state.hwm, state.stop_price) == (Decimal("101.20"), Decimal("98.67"))
+
+
+def test_notional_order_maps_with_qty_unknown_until_filled() -> None:
+    """A notional order (Alpaca's qty null) reads qty 0 while open and its filled qty once filled."""
+    raw = order_json(_order())
+    raw.update(qty=None, notional="50", filled_qty="0", status="new", limit_price=None)
+    raw["type"] = raw["order_type"] = "market"
+    pending = parse_order(raw)
+    assert (pending.qty, pending.notional, pending.status) == (Decimal(0), Decimal(50), OrderStatus.ACCEPTED)
+    raw.update(filled_qty="0.333333333", filled_avg_price="150", status="filled")
+    done = parse_order(raw)
+    assert (done.qty, done.status) == (Decimal("0.333333333"), OrderStatus.FILLED)
 
 
 def test_stop_limit_order_maps_with_both_prices() -> None:

@@ -58,6 +58,7 @@ from collections.abc import Callable, Sequence
 from decimal import Decimal, localcontext
 from typing import Any, Literal
 
+from autoquant.brokers.paper.admission import admit, end_of_utc_day_ns
 from autoquant.brokers.paper.bar_fills import BarPath, stop_reached, trade_in_bar
 from autoquant.brokers.paper.fanout import UpdateFanout
 from autoquant.brokers.paper.fill_model import (
@@ -65,9 +66,11 @@ from autoquant.brokers.paper.fill_model import (
     fee_for,
     fill_price,
     is_marketable,
+    notional_qty,
     partial_qty,
 )
-from autoquant.brokers.paper.order_updates import accepted_state, filled_state, finished_state, order_update
+from autoquant.brokers.paper.order_rules import AUCTIONS, check_order, check_replace
+from autoquant.brokers.paper.order_updates import filled_state, finished_state, order_update
 from autoquant.brokers.paper.refusals import (
     MONEY_PRECISION,
     buying_power,
@@ -80,6 +83,7 @@ from autoquant.brokers.paper.refusals import (
     trading_suspended,
 )
 from autoquant.brokers.paper.store import OrderLinks, OrderRecord, PaperStore
+from autoquant.brokers.paper.trailing import marked, trail_in_bar
 from autoquant.brokers.settings import PaperSettings
 from autoquant.domain.bars import Bar
 from autoquant.domain.broker import (
@@ -93,16 +97,13 @@ from autoquant.domain.clock import Clock
 from autoquant.domain.fills import Fill
 from autoquant.domain.orders import OrderEventKind, OrderStatus
 from autoquant.domain.positions import Position, apply_fill
-from autoquant.domain.values import Side, TimeInForce, to_ns
+from autoquant.domain.values import OrderType, Side, TimeInForce, to_ns
 
-DAY_NS = 86_400 * 1_000_000_000
+__all__ = ["PaperExchange", "end_of_utc_day_ns"]
 
 _IMMEDIATE = frozenset({TimeInForce.IOC, TimeInForce.FOK})
-
-
-def end_of_utc_day_ns(ns: int) -> int:
-    """The next 00:00 UTC after ``ns``: when a day order created at ``ns`` expires."""
-    return (ns // DAY_NS + 1) * DAY_NS
+#: Orders filled whole or not at all: fok, the auctions, and notional ones (sized when they fill).
+_WHOLE = frozenset({TimeInForce.FOK, *AUCTIONS})
 
 
 class PaperExchange:
@@ -172,6 +173,7 @@ class PaperExchange:
         if self._store.order(client_order_id=request.client_order_id) is not None:
             raise duplicate(request.client_order_id)
         require_symbol(self.symbols, request.symbol)
+        check_order(request)
         check_funds(
             request,
             cash=self._cash,
@@ -180,13 +182,9 @@ class PaperExchange:
             position_qty=self.position_qty(request.symbol),
             settings=self.settings,
         )
-        now = self.clock.now_ns()
-        state = accepted_state(request, str(uuid.uuid4()), now)
-        day = request.time_in_force is TimeInForce.DAY
-        # next_bar: a day order's day is that of the first bar it can trade on (set by _work_bar).
-        expires = end_of_utc_day_ns(now) if day and not self._by_bar else None
-        record = OrderRecord(state=state, due_ns=now + self._latency_ns, expires_ns=expires)
-        self._commit(record, [order_update(OrderEventKind.ACCEPTED, state, now)])
+        record = self._admit(request)
+        state = record.state
+        self._commit(record, [order_update(OrderEventKind.ACCEPTED, state, state.created_ns)])
         self._fanout.poke()
         return state
 
@@ -249,6 +247,7 @@ class PaperExchange:
             raise not_replaceable("order is partially filled: cancel it and submit the rest")
         if self._store.order(client_order_id=request.client_order_id) is not None:
             raise duplicate(request.client_order_id)
+        check_replace(record.state, request)
         check_funds(
             request,
             cash=self._cash,
@@ -257,11 +256,10 @@ class PaperExchange:
             position_qty=self.position_qty(request.symbol),
             settings=self.settings,
         )
-        now = self.clock.now_ns()
+        new = self._admit(request, replaces=record.state)
+        state = new.state
+        now = state.created_ns
         old = OrderRecord(finished_state(record.state, OrderEventKind.REPLACED, now), record.due_ns, None)
-        state = accepted_state(request, str(uuid.uuid4()), now)
-        expires = end_of_utc_day_ns(now) if request.time_in_force is TimeInForce.DAY else None
-        new = OrderRecord(state=state, due_ns=now + self._latency_ns, expires_ns=expires)
         updates = [
             order_update(OrderEventKind.REPLACED, old.state, now),
             order_update(OrderEventKind.ACCEPTED, state, now),
@@ -382,14 +380,29 @@ class PaperExchange:
 
     # --- internals -----------------------------------------------------------------------------
 
+    def _admit(self, request: OrderRequest, replaces: BrokerOrderState | None = None) -> OrderRecord:
+        return admit(
+            request,
+            str(uuid.uuid4()),
+            now=self.clock.now_ns(),
+            latency_ns=self._latency_ns,
+            by_bar=self._by_bar,
+            price=self._prices.get(request.symbol),
+            replaces=replaces,
+        )
+
     def _would_act(self, record: OrderRecord) -> bool:
         """Whether a due order would change at a ``process()`` now (so it is due, not waiting)."""
-        if record.state.time_in_force in _IMMEDIATE and record.fills_done == 0:
+        state = record.state
+        if state.time_in_force in _IMMEDIATE and record.fills_done == 0:
             return True
-        price = self._prices.get(record.state.symbol)
+        if state.time_in_force in AUCTIONS:
+            return True  # its auction has come: it trades or is canceled
+        price = self._prices.get(state.symbol)
         if price is None:
             return False
-        state = record.state
+        if state.stop_price is None and state.order_type is OrderType.TRAILING_STOP:
+            return True  # its first mark
         if state.stop_price is not None and not record.triggered:
             return stop_reached(state.side, price, state.stop_price)
         return is_marketable(state.side, price, state.limit_price)
@@ -398,10 +411,16 @@ class PaperExchange:
         state = record.state
         if record.expires_ns is not None and now >= record.expires_ns:
             return self._finish(record, OrderEventKind.EXPIRED, now)
+        price = self._prices.get(state.symbol)
+        if price is not None and state.order_type is OrderType.TRAILING_STOP and not record.triggered:
+            moved = marked(state, price)
+            if moved is not state:  # the mark (and the stop) moved: kept, no update is sent
+                record, state = record.with_state(moved), moved
+                self._commit(record, [])
         if now < record.due_ns:
             return []
-        immediate = state.time_in_force in _IMMEDIATE
-        price = self._prices.get(state.symbol)
+        # An auction order meets its auction once: it trades there or is canceled, like an ioc.
+        immediate = state.time_in_force in _IMMEDIATE or state.time_in_force in AUCTIONS
         if price is not None and state.stop_price is not None and not record.triggered:
             if not stop_reached(state.side, price, state.stop_price):
                 return self._finish(record, OrderEventKind.CANCELED, now) if immediate else []
@@ -422,10 +441,24 @@ class PaperExchange:
                 record = record.with_expiry(end_of_utc_day_ns(open_ns))
             elif open_ns >= record.expires_ns:
                 return self._finish(record, OrderEventKind.EXPIRED, now)
+        if state.time_in_force in AUCTIONS:
+            # The first bar at or after the auction: the open's price is its open, the close's its close.
+            auction = bar.open if state.time_in_force is TimeInForce.OPG else bar.close
+            if not is_marketable(state.side, auction, state.limit_price):
+                return self._finish(record, OrderEventKind.CANCELED, now)
+            return self._fill(record, auction, now)
+        path = BarPath(bar.open, bar.high, bar.low)
+        if state.order_type is OrderType.TRAILING_STOP and not record.triggered:
+            trail = trail_in_bar(state, path)
+            record = record.with_state(trail.state)
+            if trail.price is None:
+                self._commit(record, [])  # the expiry and the mark, kept
+                return []
+            return self._fill(record.with_trigger(), trail.price, now)
         outcome = trade_in_bar(
             state.order_type,
             state.side,
-            BarPath(bar.open, bar.high, bar.low),
+            path,
             limit_price=state.limit_price,
             stop_price=state.stop_price,
             triggered=record.triggered,
@@ -441,16 +474,24 @@ class PaperExchange:
 
     def _fill(self, record: OrderRecord, price: Decimal, now: int) -> list[OrderUpdate]:
         state, settings = record.state, self.settings
+        with localcontext() as ctx:
+            ctx.prec = MONEY_PRECISION
+            px = fill_price(state.side, price, state.limit_price, settings.slippage_bps)
+        if state.notional is not None and state.filled_qty == 0:
+            held = self.position_qty(state.symbol) if state.side is Side.SELL else None
+            sized = notional_qty(state.notional, px, held)
+            if sized is None:
+                return self._finish(record, OrderEventKind.REJECTED, now)
+            state = state.model_copy(update={"qty": sized})
         remaining = state.qty - state.filled_qty
         qty = remaining
-        splittable = record.fills_done == 0 and state.time_in_force is not TimeInForce.FOK
+        splittable = record.fills_done == 0 and state.time_in_force not in _WHOLE and state.notional is None
         if splittable and chance(
             settings.seed, state.client_order_id, "partial", settings.partial_fill_probability
         ):
             qty = partial_qty(remaining, settings.seed, state.client_order_id) or remaining
         with localcontext() as ctx:
             ctx.prec = MONEY_PRECISION
-            px = fill_price(state.side, price, state.limit_price, settings.slippage_bps)
             fee = fee_for(qty, px, settings.fee_bps)
             notional = qty * px
             if state.side is Side.BUY and notional + fee > self._cash:
