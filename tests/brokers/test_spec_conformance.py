@@ -210,7 +210,7 @@ async def walk_every_order_type(client: httpx.AsyncClient, ids: dict[str, str]) 
     trailing = order_body(side="sell", qty="2", type="trailing_stop", trail_percent="2", time_in_force="gtc")
     answer = await client.post("/v2/orders", json=trailing)
     assert answer.status_code == 200, answer.text
-    assert (answer.json()["hwm"], answer.json()["stop_price"]) == ("100", "98.00")
+    assert (answer.json()["hwm"], answer.json()["stop_price"]) == ("100", "98")
     ids["trailing"] = answer.json()["id"]
     retrailed = await client.patch(f"/v2/orders/{ids['trailing']}", json={"trail": "3"})
     assert retrailed.status_code == 200, retrailed.text

@@ -64,8 +64,9 @@ def asset_class(symbol: str) -> str:
 
 
 def plain(value: Decimal) -> str:
-    """A decimal as Alpaca writes numbers: positional, never ``0E-9`` or ``1E+2`` (the spec's pattern)."""
-    return format(value, "f")
+    """A decimal as Alpaca writes numbers: positional, never ``0E-9`` or ``1E+2`` (the spec's pattern),
+    without trailing zeros (``"150"``, not ``"150.0"`` as a float-sending client's echo would be)."""
+    return format(value.normalize(), "f")
 
 
 def _dec(value: Decimal | None) -> str | None:
