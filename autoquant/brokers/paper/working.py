@@ -7,7 +7,8 @@ Two rules (``PaperSettings.fill_rule``):
   Once due: a stop triggers at or through its stop; a market order fills, a limit one while
   marketable. ioc/fok, and opg/cls at their auction, end canceled when they cannot trade.
 - ``step_in_bar`` (``next_bar``): within one bar's range (``bar_fills``, ``trailing``); an opg order
-  trades at the open of the first bar at or after its auction, a cls order at that bar's close.
+  trades at the open of the first bar that ends after its auction, a cls order at the close of the
+  first bar that ends at or after it.
 
 The returned record carries what the order acquired on the way (a trigger, a mark, an expiry), so
 the exchange keeps it whether the order then fills, ends or waits.
@@ -89,6 +90,18 @@ def step_at_price(record: OrderRecord, price: Decimal | None, now: int) -> Step:
 def step_in_bar(record: OrderRecord, bar: Bar, now: int) -> Step:
     """The ``next_bar`` rule: expire a day order whose day is over, else trade it in the bar."""
     state = record.state
+    if state.time_in_force in AUCTIONS:
+        # Its auction is its due time, told by the bar's own times (not the clock's): opg trades in
+        # the first bar that ends after it (one ending at 9:30 is pre-market), cls in the first bar
+        # that ends at or after it.
+        opg = state.time_in_force is TimeInForce.OPG
+        bar_end = to_ns(bar.close_time)
+        if bar_end < record.due_ns or (opg and bar_end == record.due_ns):
+            return Step(record, Action.WAIT)
+        auction = bar.open if opg else bar.close
+        if not is_marketable(state.side, auction, state.limit_price):
+            return Step(record, Action.CANCEL)
+        return Step(record, Action.FILL, auction)
     if now < record.due_ns:
         return Step(record, Action.WAIT)
     if state.time_in_force is TimeInForce.DAY:
@@ -99,11 +112,6 @@ def step_in_bar(record: OrderRecord, bar: Bar, now: int) -> Step:
             record = record.with_expiry(end_of_utc_day_ns(open_ns))
         elif open_ns >= record.expires_ns:
             return Step(record, Action.EXPIRE)
-    if state.time_in_force in AUCTIONS:
-        auction = bar.open if state.time_in_force is TimeInForce.OPG else bar.close
-        if not is_marketable(state.side, auction, state.limit_price):
-            return Step(record, Action.CANCEL)
-        return Step(record, Action.FILL, auction)
     path = BarPath(bar.open, bar.high, bar.low)
     if state.order_type is OrderType.TRAILING_STOP and not record.triggered:
         trail = trail_in_bar(state, path)
