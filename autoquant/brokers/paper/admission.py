@@ -5,6 +5,8 @@
 - A ``day`` order expires at the end of the UTC day it was accepted in (24/7 clock), unless the fill
   rule is ``next_bar``, where its day is that of the first bar it can trade on (set when that bar
   comes). Auction orders do not expire: they trade or are canceled in their auction.
+- With ``market_hours`` (``market_hours``), a stock order sent while its session is closed waits for
+  the next open, and a day order expires at its session's close.
 - A trailing stop takes the current price, if there is one, as its high-water mark (``trailing``).
 """
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from autoquant.brokers.paper.auctions import auction_ns
+from autoquant.brokers.paper.market_hours import Hours
 from autoquant.brokers.paper.order_rules import AUCTIONS
 from autoquant.brokers.paper.order_updates import accepted_state
 from autoquant.brokers.paper.sessions import nyse
@@ -37,6 +40,7 @@ def admit(
     latency_ns: int,
     by_bar: bool,
     price: Decimal | None,
+    hours: Hours,
     replaces: BrokerOrderState | None = None,
 ) -> OrderRecord:
     """The record of ``request`` accepted at ``now`` (``replaces``: the order it replaces, whose mark a
@@ -51,7 +55,10 @@ def admit(
     due = now + latency_ns
     expires = None
     if request.time_in_force in AUCTIONS:
-        due = max(due, auction_ns(nyse(), request.time_in_force, now))
-    elif request.time_in_force is TimeInForce.DAY and not by_bar:
-        expires = end_of_utc_day_ns(now)
+        return OrderRecord(state, max(due, auction_ns(nyse(), request.time_in_force, now)), None)
+    closed_until = hours.closed_until(request.symbol, request.extended_hours, now)
+    if closed_until is not None:
+        due = max(due, closed_until)  # queued for the next open
+    if request.time_in_force is TimeInForce.DAY and not by_bar:
+        expires = hours.day_close(request.symbol, request.extended_hours, now) or end_of_utc_day_ns(now)
     return OrderRecord(state=state, due_ns=due, expires_ns=expires)

@@ -8,7 +8,8 @@ The venue's state and its transactions are here; each rule lives in its own modu
   duplicate client order ids (422, 40010001), ``suspend_trade`` (403).
 - **How an accepted order starts** (``admission``): it may trade ``latency_s`` after acceptance (an
   ``opg``/``cls`` order at its auction, ``auctions``, against the NYSE calendar); a ``day`` order
-  expires at the end of its UTC day (the clock is 24/7); a trailing stop takes its first mark.
+  expires at the end of its UTC day (the clock is 24/7 unless ``market_hours``: then stock orders
+  trade only in their session and day orders expire at its close); a trailing stop takes its mark.
 - **What an open order does next** (``working``): ``fill_rule = "last_price"`` (the default) works
   orders against each price point (``set_price``, a bar's close); ``"next_bar"`` (the backtest's)
   against each bar's range (``bar_fills``, ``trailing``). Stops trigger at or through their stop, a
@@ -42,6 +43,7 @@ from typing import Any, Literal
 from autoquant.brokers.paper.admission import admit, end_of_utc_day_ns
 from autoquant.brokers.paper.executions import execute
 from autoquant.brokers.paper.fanout import UpdateFanout
+from autoquant.brokers.paper.market_hours import Hours
 from autoquant.brokers.paper.order_rules import check_order, check_replace
 from autoquant.brokers.paper.order_updates import finished_state, order_update
 from autoquant.brokers.paper.refusals import (
@@ -97,6 +99,7 @@ class PaperExchange:
         self._fanout = UpdateFanout()
         self._configuration: dict[str, Any] = json.loads(self._store.meta("account_configurations") or "{}")
         self._by_bar = settings.fill_rule == "next_bar"
+        self._hours = Hours(settings.market_hours and not self._by_bar)
 
     # --- prices ------------------------------------------------------------------------------
 
@@ -357,11 +360,15 @@ class PaperExchange:
             latency_ns=self._latency_ns,
             by_bar=self._by_bar,
             price=self._prices.get(request.symbol),
+            hours=self._hours,
             replaces=replaces,
         )
 
     def _work(self, record: OrderRecord, now: int) -> list[OrderUpdate]:
-        return self._apply(record, step_at_price(record, self._prices.get(record.state.symbol), now), now)
+        state = record.state
+        closed_until = self._hours.closed_until(state.symbol, state.extended_hours, now)
+        step = step_at_price(record, self._prices.get(state.symbol), now, closed_until=closed_until)
+        return self._apply(record, step, now)
 
     def _work_bar(self, record: OrderRecord, bar: Bar, now: int) -> list[OrderUpdate]:
         return self._apply(record, step_in_bar(record, bar, now), now)

@@ -16,6 +16,7 @@ the exchange keeps it whether the order then fills, ends or waits.
 
 from __future__ import annotations
 
+import dataclasses
 from decimal import Decimal
 from enum import Enum
 from typing import NamedTuple
@@ -65,11 +66,16 @@ def would_act(record: OrderRecord, price: Decimal | None) -> bool:
     return is_marketable(state.side, price, state.limit_price)
 
 
-def step_at_price(record: OrderRecord, price: Decimal | None, now: int) -> Step:
-    """The ``last_price`` rule (see the module docstring)."""
+def step_at_price(
+    record: OrderRecord, price: Decimal | None, now: int, *, closed_until: int | None = None
+) -> Step:
+    """The ``last_price`` rule (see the module docstring); ``closed_until``: the order's session is
+    closed until then (``market_hours``), so it waits, its mark included."""
     state = record.state
     if record.expires_ns is not None and now >= record.expires_ns:
         return Step(record, Action.EXPIRE)
+    if closed_until is not None and state.time_in_force not in AUCTIONS:
+        return Step(dataclasses.replace(record, due_ns=max(record.due_ns, closed_until)), Action.WAIT)
     if price is not None and state.order_type is OrderType.TRAILING_STOP and not record.triggered:
         state = marked(state, price)
         record = record.with_state(state)

@@ -1,6 +1,7 @@
-"""opg and cls orders in the paper exchange, on a fake clock against the NYSE calendar: Alpaca's closed
-windows refuse them, the rest wait for their auction and trade there (or are canceled), under both
-fill rules. Monday 2026-03-02 is a trading day in EST: the open is 14:30 UTC, the close 21:00 UTC."""
+"""opg and cls orders and ``[paper] market_hours``, on a fake clock against the NYSE calendar:
+Alpaca's closed windows refuse auction orders, the rest wait for their auction and trade there (or
+are canceled), under both fill rules; with market hours, orders wait for their session.
+Monday 2026-03-02 is a trading day in EST: the open is 14:30 UTC, the close 21:00 UTC."""
 
 from __future__ import annotations
 
@@ -169,3 +170,49 @@ def test_next_bar_auctions_trade_at_the_sessions_first_open_and_last_close(
         clock.set(bar.close_time)
         updates = exchange.on_bar(bar)
     assert [(u.order.client_order_id, u.order.filled_avg_price) for u in updates] == [("moc", D("105.5"))]
+
+
+def test_market_hours_queue_orders_sent_while_closed_and_expire_day_orders_at_the_close(
+    make: Factory, clock: FakeClock
+) -> None:
+    """[paper] market_hours: a market buy sent at 8:00 ET waits for the 9:30 open and fills there; a
+    day limit that never trades expires at the 16:00 close (not at midnight UTC); crypto is 24/7."""
+    exchange = make(market_hours=True)
+    clock.set(MONDAY.replace(hour=13))
+    exchange.set_price("AAPL", D(100))
+    exchange.submit(auction("early", TimeInForce.DAY))
+    exchange.submit(auction("far", TimeInForce.DAY, limit="50"))
+    assert exchange.process() == []
+    assert exchange.next_due_ns() == to_ns(OPEN)
+    clock.set(OPEN)
+    (filled,) = exchange.process()
+    assert (filled.order.client_order_id, filled.kind) == ("early", OrderEventKind.FILL)
+    clock.set(CLOSE)
+    (expired,) = exchange.process()
+    assert (expired.order.client_order_id, expired.kind) == ("far", OrderEventKind.EXPIRED)
+
+
+def test_market_hours_let_extended_hours_orders_trade_from_four_to_eight(
+    make: Factory, clock: FakeClock
+) -> None:
+    """[paper] market_hours: at 17:00 ET a regular gtc limit waits for the next open while an
+    extended-hours one trades at once."""
+    exchange = make(market_hours=True)
+    clock.set(MONDAY + timedelta(hours=22))  # 17:00 ET
+    exchange.set_price("AAPL", D(100))
+    for coid, extended in (("regular", False), ("extended", True)):
+        exchange.submit(
+            OrderRequest(
+                client_order_id=coid,
+                symbol="AAPL",
+                side=Side.BUY,
+                qty=D(1),
+                order_type=OrderType.LIMIT,
+                limit_price=D(101),
+                time_in_force=TimeInForce.GTC,
+                extended_hours=extended,
+            )
+        )
+    (filled,) = exchange.process()
+    assert filled.order.client_order_id == "extended"
+    assert exchange.next_due_ns() == to_ns(OPEN + timedelta(days=1))
