@@ -5,48 +5,23 @@ Monday 2026-03-02 is a trading day in EST: the open is 14:30 UTC, the close 21:0
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
-from typing import Any
 
 import pytest
 
-from autoquant.brokers.paper.engine import PaperExchange
 from autoquant.clocks import FakeClock
 from autoquant.domain.bars import Bar
 from autoquant.domain.broker import OrderRequest
 from autoquant.domain.orders import OrderEventKind, OrderStatus
 from autoquant.domain.values import OrderType, Side, TimeInForce, to_ns
 from autoquant.errors import BrokerRejected
-from autoquant.runtime.config import PaperSettings
+from tests.brokers.paper_rig import ExchangeFactory
 
 D = Decimal
-Factory = Callable[..., PaperExchange]
 MONDAY = datetime(2026, 3, 2, tzinfo=UTC)
 OPEN = MONDAY.replace(hour=14, minute=30)
 CLOSE = MONDAY.replace(hour=21)
-
-
-@pytest.fixture
-def make(tmp_path: Path, clock: FakeClock) -> Iterator[Factory]:
-    opened: list[PaperExchange] = []
-
-    def factory(**overrides: Any) -> PaperExchange:
-        values: dict[str, Any] = {
-            "state_path": tmp_path / "paper.db",
-            "latency_s": 0.0,
-            "slippage_bps": D(0),
-            "partial_fill_probability": 0.0,
-        } | overrides
-        exchange = PaperExchange(PaperSettings(**values), clock, ("AAPL",))
-        opened.append(exchange)
-        return exchange
-
-    yield factory
-    for exchange in opened:
-        exchange.close()
 
 
 def auction(coid: str, tif: TimeInForce, limit: str | None = None) -> OrderRequest:
@@ -75,7 +50,7 @@ def auction(coid: str, tif: TimeInForce, limit: str | None = None) -> OrderReque
     ],
 )
 def test_auction_orders_are_refused_in_alpacas_closed_window(
-    make: Factory, clock: FakeClock, tif: TimeInForce, sent_at: datetime, refused: bool
+    make: ExchangeFactory, clock: FakeClock, tif: TimeInForce, sent_at: datetime, refused: bool
 ) -> None:
     """opg is refused from 9:28 to 19:00 New York time on a trading day, cls from 15:50 to 19:00;
     outside those windows (and on closed days) both are accepted."""
@@ -91,7 +66,7 @@ def test_auction_orders_are_refused_in_alpacas_closed_window(
 
 
 def test_opg_market_order_waits_for_the_open_and_fills_at_the_first_price(
-    make: Factory, clock: FakeClock
+    make: ExchangeFactory, clock: FakeClock
 ) -> None:
     """An opg buy sent at 8:00 ET is due at the open (next_due_ns), ignores the pre-open prices and fills
     at the price the open brings."""
@@ -111,7 +86,9 @@ def test_opg_market_order_waits_for_the_open_and_fills_at_the_first_price(
     )
 
 
-def test_an_unmarketable_limit_on_open_is_canceled_at_the_open(make: Factory, clock: FakeClock) -> None:
+def test_an_unmarketable_limit_on_open_is_canceled_at_the_open(
+    make: ExchangeFactory, clock: FakeClock
+) -> None:
     """A limit-on-open buy at 99 is canceled at an open of 101: it meets only the opening auction."""
     exchange = make()
     clock.set(MONDAY.replace(hour=13))
@@ -121,7 +98,7 @@ def test_an_unmarketable_limit_on_open_is_canceled_at_the_open(make: Factory, cl
     assert (canceled.kind, canceled.order.filled_qty) == (OrderEventKind.CANCELED, D(0))
 
 
-def test_cls_market_order_fills_at_the_close_not_before(make: Factory, clock: FakeClock) -> None:
+def test_cls_market_order_fills_at_the_close_not_before(make: ExchangeFactory, clock: FakeClock) -> None:
     """A cls buy sent at noon ET trades nothing during the session and fills at the close's price."""
     exchange = make()
     clock.set(MONDAY.replace(hour=17))
@@ -149,7 +126,7 @@ def minute_bar(start: datetime, o: str, c: str) -> Bar:
 
 
 def test_next_bar_auctions_trade_at_the_sessions_first_open_and_last_close(
-    make: Factory, clock: FakeClock
+    make: ExchangeFactory, clock: FakeClock
 ) -> None:
     """next_bar rule: opg fills at the open of the session's first bar (9:30), cls at the close of the
     bar that ends at 16:00; the bars before them do not touch either."""
@@ -173,7 +150,7 @@ def test_next_bar_auctions_trade_at_the_sessions_first_open_and_last_close(
 
 
 def test_market_hours_queue_orders_sent_while_closed_and_expire_day_orders_at_the_close(
-    make: Factory, clock: FakeClock
+    make: ExchangeFactory, clock: FakeClock
 ) -> None:
     """[paper] market_hours: a market buy sent at 8:00 ET waits for the 9:30 open and fills there; a
     day limit that never trades expires at the 16:00 close (not at midnight UTC); crypto is 24/7."""
@@ -193,7 +170,7 @@ def test_market_hours_queue_orders_sent_while_closed_and_expire_day_orders_at_th
 
 
 def test_market_hours_let_extended_hours_orders_trade_from_four_to_eight(
-    make: Factory, clock: FakeClock
+    make: ExchangeFactory, clock: FakeClock
 ) -> None:
     """[paper] market_hours: at 17:00 ET a regular gtc limit waits for the next open while an
     extended-hours one trades at once."""

@@ -4,10 +4,8 @@ on which combinations of type, time in force, asset class and quantity are taken
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,36 +13,14 @@ import pytest
 from autoquant.brokers.paper import PaperBroker
 from autoquant.brokers.paper.engine import PaperExchange
 from autoquant.clocks import FakeClock
-from autoquant.domain.bars import Bar
 from autoquant.domain.broker import BrokerOrderState, OrderRequest
 from autoquant.domain.orders import OrderEventKind, OrderStatus
 from autoquant.domain.values import OrderType, Side, TimeInForce
 from autoquant.errors import BrokerRejected
-from autoquant.runtime.config import PaperSettings
+from tests.brokers.paper_rig import ExchangeFactory, daily_bar
 
 D = Decimal
-Factory = Callable[..., PaperExchange]
 T = TimeInForce
-
-
-@pytest.fixture
-def make(tmp_path: Path, clock: FakeClock) -> Iterator[Factory]:
-    opened: list[PaperExchange] = []
-
-    def factory(**overrides: Any) -> PaperExchange:
-        values: dict[str, Any] = {
-            "state_path": tmp_path / "paper.db",
-            "latency_s": 0.0,
-            "slippage_bps": D(0),
-            "partial_fill_probability": 0.0,
-        } | overrides
-        exchange = PaperExchange(PaperSettings(**values), clock, ("AAPL", "BTC/USD"))
-        opened.append(exchange)
-        return exchange
-
-    yield factory
-    for exchange in opened:
-        exchange.close()
 
 
 def req(coid: str, side: str = "buy", **terms: Any) -> OrderRequest:
@@ -68,7 +44,7 @@ def mark(exchange: PaperExchange, coid: str) -> tuple[Decimal | None, Decimal | 
     return state.hwm, state.stop_price
 
 
-def test_a_trailing_sell_follows_the_high_and_sells_when_the_price_turns(make: Factory) -> None:
+def test_a_trailing_sell_follows_the_high_and_sells_when_the_price_turns(make: ExchangeFactory) -> None:
     """A sell trailing 5 % marks 100 (stop 95), rises with the price to 110 (stop 104.5), keeps its
     mark through a dip to 106, and sells at market at 104."""
     exchange = make()
@@ -87,7 +63,7 @@ def test_a_trailing_sell_follows_the_high_and_sells_when_the_price_turns(make: F
     )
 
 
-def test_a_trailing_stop_sent_before_any_price_marks_the_first_one(make: Factory) -> None:
+def test_a_trailing_stop_sent_before_any_price_marks_the_first_one(make: ExchangeFactory) -> None:
     """With no price yet a trailing buy has no mark and no stop; the first price sets both ($2 above)."""
     exchange = make()
     exchange.submit(trailing("t", "buy", trail_price="2"))
@@ -96,7 +72,7 @@ def test_a_trailing_stop_sent_before_any_price_marks_the_first_one(make: Factory
     assert mark(exchange, "t") == (D(50), D(52))
 
 
-def test_the_mark_survives_a_restart(make: Factory) -> None:
+def test_the_mark_survives_a_restart(make: ExchangeFactory) -> None:
     """A mark raised to 120 is in the state file: after reopening, the stop is still 118 and a fall to
     117 sells."""
     exchange = make()
@@ -110,7 +86,7 @@ def test_the_mark_survives_a_restart(make: Factory) -> None:
     assert filled.order.filled_avg_price == D(117)
 
 
-def test_replacing_the_trail_keeps_the_mark(make: Factory) -> None:
+def test_replacing_the_trail_keeps_the_mark(make: ExchangeFactory) -> None:
     """Replacing trail_price 2 by 6 after the mark reached 110 gives a new order marked 110, stop 104."""
     exchange = make()
     holding(exchange)
@@ -122,46 +98,31 @@ def test_replacing_the_trail_keeps_the_mark(make: Factory) -> None:
     assert replaced is not None and replaced.status is OrderStatus.REPLACED
 
 
-def day_bar(day: int, o: str, h: str, low: str, c: str) -> Bar:
-    start = datetime(2026, 3, 2, tzinfo=UTC) + timedelta(days=day)
-    return Bar(
-        symbol="AAPL",
-        open_time=start,
-        close_time=start + timedelta(days=1),
-        open=D(o),
-        high=D(h),
-        low=D(low),
-        close=D(c),
-        volume=D(1),
-        source="test",
-    )
-
-
 def test_next_bar_trailing_stop_raises_its_mark_in_one_bar_and_triggers_in_the_next(
-    make: Factory, clock: FakeClock
+    make: ExchangeFactory, clock: FakeClock
 ) -> None:
     """next_bar rule: a sell trailing $5 sent at a close of 108 (stop 103) survives the next bar's low
     of 104, then marks that bar's high (112, stop 107); the bar after reaches 107 and fills there."""
     exchange = make(fill_rule="next_bar")
     clock.set(datetime(2026, 3, 1, tzinfo=UTC))
     exchange.submit(req("own", qty=D(5)))
-    bar = day_bar(0, "100", "110", "99", "108")
+    bar = daily_bar(0, "100", "110", "99", "108")
     clock.set(bar.close_time)
     exchange.on_bar(bar)
     exchange.submit(trailing("t", trail_price="5"))
     assert mark(exchange, "t") == (D(108), D(103))
-    bar = day_bar(1, "108", "112", "104", "110")
+    bar = daily_bar(1, "108", "112", "104", "110")
     clock.set(bar.close_time)
     assert exchange.on_bar(bar) == []
     assert mark(exchange, "t") == (D(112), D(107))
-    bar = day_bar(2, "110", "111", "106", "108")
+    bar = daily_bar(2, "110", "111", "106", "108")
     clock.set(bar.close_time)
     (filled,) = exchange.on_bar(bar)
     assert filled.order.filled_avg_price == D(107)
 
 
 def test_a_notional_buy_is_sized_at_the_fill_and_reported_without_qty(
-    make: Factory, clock: FakeClock
+    make: ExchangeFactory, clock: FakeClock
 ) -> None:
     """$50 of AAPL at 150 buys 0.333333333 (rounded down to 9 decimals) in one fill; open, its qty is 0."""
     exchange = make(latency_s=1.0, partial_fill_probability=1.0)
@@ -178,7 +139,7 @@ def test_a_notional_buy_is_sized_at_the_fill_and_reported_without_qty(
     )
 
 
-def test_a_notional_sell_is_bounded_by_the_position(make: Factory) -> None:
+def test_a_notional_sell_is_bounded_by_the_position(make: ExchangeFactory) -> None:
     """A $300 sell of 2 shares at 100 is refused (403); $150 sells 1.5."""
     exchange = make()
     holding(exchange, qty="2")
@@ -233,7 +194,9 @@ def test_a_notional_sell_is_bounded_by_the_position(make: Factory) -> None:
         ),
     ],
 )
-def test_alpacas_combination_rules_refuse_with_422(make: Factory, terms: dict[str, Any], words: str) -> None:
+def test_alpacas_combination_rules_refuse_with_422(
+    make: ExchangeFactory, terms: dict[str, Any], words: str
+) -> None:
     """Each combination Alpaca refuses is refused with 422, code 42210000, a message naming the rule,
     and no order."""
     exchange = make()
@@ -265,7 +228,7 @@ def test_alpacas_combination_rules_refuse_with_422(make: Factory, terms: dict[st
         "trail-day",
     ],
 )
-def test_combinations_alpaca_takes_are_accepted(make: Factory, terms: dict[str, Any]) -> None:
+def test_combinations_alpaca_takes_are_accepted(make: ExchangeFactory, terms: dict[str, Any]) -> None:
     """Crypto fractions, notional and stop-limit; a fractional day market order; an extended-hours gtc
     limit; a day trailing stop: all accepted."""
     exchange = make()
@@ -275,7 +238,7 @@ def test_combinations_alpaca_takes_are_accepted(make: Factory, terms: dict[str, 
     assert state.status is OrderStatus.ACCEPTED
 
 
-async def test_the_paper_broker_sends_a_crypto_day_order_as_gtc(make: Factory) -> None:
+async def test_the_paper_broker_sends_a_crypto_day_order_as_gtc(make: ExchangeFactory) -> None:
     """Like AlpacaBroker, PaperBroker sends a strategy's day order for a pair as gtc, so it is taken."""
     exchange = make()
     broker = PaperBroker(exchange)
