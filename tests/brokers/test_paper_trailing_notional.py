@@ -63,6 +63,18 @@ def test_a_trailing_sell_follows_the_high_and_sells_when_the_price_turns(make: E
     )
 
 
+def test_a_trailing_buy_needs_the_cash_for_its_stop_not_the_price(make: ExchangeFactory) -> None:
+    """950 shares trailing $10 at 100 would cost 104,500 at the stop (110): refused with 403, though
+    they cost 95,000 at the price; 900 (99,000 at the stop) are accepted."""
+    exchange = make()
+    exchange.set_price("AAPL", D(100))
+    with pytest.raises(BrokerRejected) as refused:
+        exchange.submit(trailing("big", "buy", trail_price="10").model_copy(update={"qty": D(950)}))
+    assert refused.value.status == 403
+    ok = exchange.submit(trailing("ok", "buy", trail_price="10").model_copy(update={"qty": D(900)}))
+    assert ok.stop_price == D(110)
+
+
 def test_a_trailing_stop_sent_before_any_price_marks_the_first_one(make: ExchangeFactory) -> None:
     """With no price yet a trailing buy has no mark and no stop; the first price sets both ($2 above)."""
     exchange = make()

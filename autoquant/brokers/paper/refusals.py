@@ -3,8 +3,8 @@
 The checks are pure functions over the exchange's working set (open orders, prices, positions, cash),
 so the rules read in one place:
 
-- a buy needs buying power: its estimated cost (qty at the limit, or at the current price, with
-  slippage and fee) may not exceed cash minus the estimated cost of the open buys (403, 40310000);
+- a buy needs buying power: its estimated cost (qty at the limit, the stop, a trailing stop's first
+  stop, or the current price, with slippage and fee; a notional buy's amount and fee) may not exceed cash minus the estimated cost of the open buys (403, 40310000);
   a market buy for a symbol with no price yet cannot be priced and is checked again when it fills;
 - **no short selling**: a sell may not exceed the position minus the open sells (403, 40310000);
 - unknown symbols are 422; a known client order id is 422, 40010001; unknown order ids are 404.
@@ -17,9 +17,10 @@ from decimal import Decimal, localcontext
 
 from autoquant.brokers.paper.fill_model import cost_estimate
 from autoquant.brokers.paper.store import OrderRecord
+from autoquant.brokers.paper.trailing import trail_stop
 from autoquant.brokers.settings import PaperSettings
 from autoquant.domain.broker import BrokerOrderState, OrderRequest
-from autoquant.domain.values import Side
+from autoquant.domain.values import OrderType, Side
 from autoquant.errors import BrokerNotFound, BrokerRejected, DuplicateClientOrderId
 
 CODE_DUPLICATE = 40010001
@@ -118,6 +119,8 @@ def check_funds(
         qty = request.notional / price
     if request.side is Side.BUY:
         reference = request.limit_price or request.stop_price or price
+        if request.order_type is OrderType.TRAILING_STOP and price is not None:
+            reference = trail_stop(Side.BUY, price, request.trail_price, request.trail_percent)
         if reference is None and request.notional is None:
             return  # checked again when it fills
         with localcontext() as ctx:
