@@ -4,8 +4,9 @@ The checks are pure functions over the exchange's working set (open orders, pric
 so the rules read in one place:
 
 - a buy needs buying power: its estimated cost (qty at the limit, the stop, a trailing stop's first
-  stop, or the current price, with slippage and fee; a notional buy's amount and fee) may not exceed cash minus the estimated cost of the open buys (403, 40310000);
-  a market buy for a symbol with no price yet cannot be priced and is checked again when it fills;
+  stop, or the current price, with slippage and fee; a notional buy's amount and fee) may not
+  exceed cash minus the estimated cost of the open buys (403, 40310000); a market buy for a symbol
+  with no price yet cannot be priced and is checked again when it fills;
 - **no short selling**: a sell may not exceed the position minus the open sells (403, 40310000);
 - unknown symbols are 422; a known client order id is 422, 40010001; unknown order ids are 404.
 """
