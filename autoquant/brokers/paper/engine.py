@@ -366,8 +366,12 @@ class PaperExchange:
 
     def _work(self, record: OrderRecord, now: int) -> list[OrderUpdate]:
         state = record.state
-        closed_until = self._hours.closed_until(state.symbol, state.extended_hours, now)
+        closed_until = None
+        if self._hours.enabled:
+            closed_until = self._hours.closed_until(state.symbol, state.extended_hours, now)
         step = step_at_price(record, self._prices.get(state.symbol), now, closed_until=closed_until)
+        if step.action is Action.WAIT and step.record is record:
+            return []  # the common case, a resting order: nothing to write
         return self._apply(record, step, now)
 
     def _work_bar(self, record: OrderRecord, bar: Bar, now: int) -> list[OrderUpdate]:
@@ -382,7 +386,7 @@ class PaperExchange:
             return self._finish(record, OrderEventKind.CANCELED, now)
         if step.action is Action.FILL and step.price is not None:
             return self._fill(record, step.price, now)
-        if record != before:
+        if record is not before:  # working returns the same record when nothing was acquired
             self._commit(record, [])
         return []
 

@@ -31,6 +31,8 @@ from autoquant.domain.bars import Bar
 from autoquant.domain.values import OrderType, TimeInForce, to_ns
 
 IMMEDIATE = frozenset({TimeInForce.IOC, TimeInForce.FOK})
+#: ioc/fok trade at their first chance, an auction order in its auction: else they are canceled.
+ONCE = IMMEDIATE | AUCTIONS
 
 
 class Action(Enum):
@@ -47,15 +49,10 @@ class Step(NamedTuple):
     price: Decimal | None = None
 
 
-def _meets_once(record: OrderRecord) -> bool:
-    """ioc/fok trade at their first chance, an auction order in its auction: else they are canceled."""
-    return record.state.time_in_force in IMMEDIATE or record.state.time_in_force in AUCTIONS
-
-
 def would_act(record: OrderRecord, price: Decimal | None) -> bool:
     """Whether a due order would change at ``price`` now (so it is due, not waiting)."""
     state = record.state
-    if _meets_once(record) and record.fills_done == 0:
+    if state.time_in_force in ONCE and record.fills_done == 0:
         return True
     if price is None:
         return False
@@ -75,13 +72,16 @@ def step_at_price(
     if record.expires_ns is not None and now >= record.expires_ns:
         return Step(record, Action.EXPIRE)
     if closed_until is not None and state.time_in_force not in AUCTIONS:
-        return Step(dataclasses.replace(record, due_ns=max(record.due_ns, closed_until)), Action.WAIT)
+        if closed_until > record.due_ns:
+            record = dataclasses.replace(record, due_ns=closed_until)
+        return Step(record, Action.WAIT)
     if price is not None and state.order_type is OrderType.TRAILING_STOP and not record.triggered:
-        state = marked(state, price)
-        record = record.with_state(state)
+        moved = marked(state, price)
+        if moved is not state:
+            record, state = record.with_state(moved), moved
     if now < record.due_ns:
         return Step(record, Action.WAIT)
-    give_up = Action.CANCEL if _meets_once(record) else Action.WAIT
+    give_up = Action.CANCEL if state.time_in_force in ONCE else Action.WAIT
     if price is None:
         return Step(record, give_up)
     if state.stop_price is not None and not record.triggered:
@@ -121,7 +121,8 @@ def step_in_bar(record: OrderRecord, bar: Bar, now: int) -> Step:
     path = BarPath(bar.open, bar.high, bar.low)
     if state.order_type is OrderType.TRAILING_STOP and not record.triggered:
         trail = trail_in_bar(state, path)
-        record = record.with_state(trail.state)
+        if trail.state is not state:
+            record = record.with_state(trail.state)
         if trail.price is None:
             return Step(record, Action.WAIT)
         return Step(record.with_trigger(), Action.FILL, trail.price)
