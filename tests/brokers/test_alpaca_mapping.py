@@ -26,6 +26,7 @@ from autoquant.brokers.alpaca_mapping import (
     parse_time_ns,
     parse_trade_update,
 )
+from autoquant.brokers.alpaca_orders import order_body
 from autoquant.brokers.paper.alpaca_json import (
     EVENT_WORD,
     account_json,
@@ -34,7 +35,7 @@ from autoquant.brokers.paper.alpaca_json import (
     position_json,
     trade_update_json,
 )
-from autoquant.domain.broker import BrokerAccount, BrokerOrderState, BrokerPosition, OrderUpdate
+from autoquant.domain.broker import BrokerAccount, BrokerOrderState, BrokerPosition, OrderRequest, OrderUpdate
 from autoquant.domain.fills import Fill
 from autoquant.domain.orders import OrderEventKind, OrderStatus
 from autoquant.domain.values import OrderType, Side, TimeInForce
@@ -374,3 +375,38 @@ def test_a_day_order_for_crypto_goes_out_good_till_canceled() -> None:
     crypto = OrderRequest(client_order_id="aq-2", symbol="BTC/USD", side="buy", qty=Decimal("0.1"))
     stock = OrderRequest(client_order_id="aq-3", symbol="AAPL", side="buy", qty=Decimal(1))
     assert (order_body(crypto)["time_in_force"], order_body(stock)["time_in_force"]) == ("gtc", "day")
+
+
+def test_order_bodies_carry_every_type_in_exact_decimals() -> None:
+    """alpaca-py's request models shape each type; amounts go out as our exact strings: a trailing stop
+    its trail, a notional order its amount and no qty, a crypto day order as gtc."""
+    base = {"client_order_id": "c", "symbol": "AAPL", "side": Side.SELL}
+    trailing = order_body(
+        OrderRequest(
+            **base, qty=Decimal("3"), order_type=OrderType.TRAILING_STOP, trail_percent=Decimal("1.25")
+        )
+    )
+    assert (trailing["type"], trailing["trail_percent"], trailing["qty"]) == ("trailing_stop", "1.25", "3")
+    assert "trail_price" not in trailing and "stop_price" not in trailing
+    notional = order_body(OrderRequest(**base, notional=Decimal("100.10")))
+    assert (notional["type"], notional["notional"], "qty" in notional) == ("market", "100.10", False)
+    crypto = order_body(
+        OrderRequest(
+            client_order_id="b",
+            symbol="BTC/USD",
+            side=Side.BUY,
+            qty=Decimal("0.001"),
+            time_in_force=TimeInForce.DAY,
+        )
+    )
+    assert (crypto["time_in_force"], crypto["qty"]) == ("gtc", "0.001")
+    extended = order_body(
+        OrderRequest(
+            **base,
+            qty=Decimal(1),
+            order_type=OrderType.LIMIT,
+            limit_price=Decimal("9.5"),
+            extended_hours=True,
+        )
+    )
+    assert extended["extended_hours"] is True

@@ -12,6 +12,7 @@ import pytest
 
 from autoquant.brokers.paper import PaperBroker
 from autoquant.brokers.paper.engine import PaperExchange
+from autoquant.brokers.paper.trailing import trail_stop
 from autoquant.clocks import FakeClock
 from autoquant.domain.broker import BrokerOrderState, OrderRequest
 from autoquant.domain.orders import OrderEventKind, OrderStatus
@@ -257,3 +258,23 @@ async def test_the_paper_broker_sends_a_crypto_day_order_as_gtc(make: ExchangeFa
     state = await broker.submit(req("btc", symbol="BTC/USD", qty=D("0.01"), time_in_force=T.DAY))
     assert (state.status, state.time_in_force) == (OrderStatus.ACCEPTED, T.GTC)
     await broker.close()
+
+
+@pytest.mark.parametrize(
+    ("side", "hwm", "trail_price", "trail_percent", "stop"),
+    [
+        (Side.SELL, "100", "2", None, "98"),
+        (Side.BUY, "100", "2", None, "102"),
+        (Side.SELL, "123.45", None, "1.5", "121.60"),  # 121.598… to the cent
+        (Side.BUY, "0.5", None, "3", "0.515"),  # under $1: hundredths of a cent
+        (Side.SELL, "1", "5", None, "0.0001"),  # never at or below zero
+    ],
+)
+def test_trail_stop_is_on_the_price_grid(
+    side: Side, hwm: str, trail_price: str | None, trail_percent: str | None, stop: str
+) -> None:
+    """The stop is the trail away from the mark (below for a sell, above for a buy), rounded to the
+    equity tick (a cent from $1, 0.0001 below), and stays positive."""
+    price = None if trail_price is None else D(trail_price)
+    percent = None if trail_percent is None else D(trail_percent)
+    assert trail_stop(side, D(hwm), price, percent) == D(stop)
