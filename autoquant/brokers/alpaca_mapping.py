@@ -207,10 +207,21 @@ def _enum(raw: Mapping[str, Any], names: tuple[str, ...], enum: type[Side | Orde
         ) from None
 
 
+#: A notional order's quantity while it is not known: more than any fill, so a fill word reads "partial".
+_UNKNOWN_QTY = Decimal("Infinity")
+
+
 def parse_order(raw: Mapping[str, Any]) -> BrokerOrderState:
-    """An Alpaca order object as a ``BrokerOrderState``."""
-    qty = _decimal(raw, "qty")
+    """An Alpaca order object as a ``BrokerOrderState``.
+
+    A notional order has no ``qty`` (Alpaca writes null) until it is known: its filled quantity once
+    it has filled, zero before (``BrokerOrderState`` reads zero as "not known yet")."""
     filled_qty = _decimal(raw, "filled_qty") if raw.get("filled_qty") is not None else Decimal(0)
+    notional = _optional_price(raw, "notional")
+    if raw.get("qty") is None and notional is not None:
+        qty = filled_qty if raw.get("status") == "filled" else Decimal(0)
+    else:
+        qty = _decimal(raw, "qty")
     raw_status = str(_field(raw, "status"))
     created_ns = parse_time_ns(_field(raw, "created_at"), "created_at")
     try:
@@ -224,7 +235,12 @@ def parse_order(raw: Mapping[str, Any]) -> BrokerOrderState:
             time_in_force=_enum(raw, ("time_in_force",), TimeInForce),
             limit_price=_optional_price(raw, "limit_price"),
             stop_price=_optional_price(raw, "stop_price"),
-            status=map_status(raw_status, filled_qty=filled_qty, qty=qty),
+            notional=notional,
+            trail_price=_optional_price(raw, "trail_price"),
+            trail_percent=_optional_price(raw, "trail_percent"),
+            hwm=_optional_price(raw, "hwm"),
+            extended_hours=raw.get("extended_hours") is True,
+            status=map_status(raw_status, filled_qty=filled_qty, qty=qty if qty > 0 else _UNKNOWN_QTY),
             filled_qty=filled_qty,
             filled_avg_price=_optional_price(raw, "filled_avg_price"),
             created_ns=created_ns,

@@ -71,6 +71,10 @@ class PaperSettings(Section):
     #: range of each bar released after they were accepted (market at the next open; limits and stops
     #: when the range reaches them, at the open on a gap). The backtest uses "next_bar".
     fill_rule: Literal["last_price", "next_bar"] = "last_price"
+    #: true: stock orders trade only while the NYSE session is open (extended-hours orders 4:00-20:00
+    #: New York time), orders sent while it is closed wait for the open, day orders expire at the
+    #: close. false (the default): the venue trades around the clock.
+    market_hours: bool = False
     faults: FaultSettings = FaultSettings()
 
     @field_validator("starting_cash")

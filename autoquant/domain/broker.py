@@ -33,15 +33,29 @@ class OrderRequest(BaseModel):
     client_order_id: str
     symbol: Symbol
     side: Side
-    qty: Quantity
+    #: Exactly one of ``qty`` and ``notional`` (a dollar amount: market orders only, at Alpaca).
+    qty: Quantity | None = None
     order_type: OrderType = OrderType.MARKET
     time_in_force: TimeInForce = TimeInForce.DAY
     limit_price: Price | None = None
     stop_price: Price | None = None
+    notional: Price | None = None
+    #: A trailing stop's distance from its high-water mark: exactly one of the two.
+    trail_price: Price | None = None
+    trail_percent: Price | None = None
+    #: Eligible outside the regular session (Alpaca: limit orders, day or gtc, only).
+    extended_hours: bool = False
 
     @model_validator(mode="after")
     def _limit_price(self) -> OrderRequest:
         check_limit_price(self.order_type, self.limit_price, self.stop_price)
+        if (self.qty is None) == (self.notional is None):
+            raise ValueError("exactly one of qty and notional is required")
+        trails = (self.trail_price is not None) + (self.trail_percent is not None)
+        if self.order_type is OrderType.TRAILING_STOP and trails != 1:
+            raise ValueError("a trailing_stop order needs exactly one of trail_price and trail_percent")
+        if self.order_type is not OrderType.TRAILING_STOP and trails:
+            raise ValueError("trail_price and trail_percent are only for trailing_stop orders")
         # Alpaca takes up to 128; the ids the daemon makes are shorter (domain.ids, at most 48).
         if len(self.client_order_id) > 128:
             raise ValueError("client_order_id must be at most 128 characters")
@@ -57,11 +71,19 @@ class BrokerOrderState(BaseModel):
     client_order_id: str
     symbol: Symbol
     side: Side
-    qty: Quantity
+    #: Zero only for a notional order not filled yet: its quantity is known when it fills.
+    qty: NonNegative
     order_type: OrderType
     time_in_force: TimeInForce
     limit_price: Price | None = None
+    #: For a trailing stop: where its stop stands now (it moves with ``hwm``).
     stop_price: Price | None = None
+    notional: Price | None = None
+    trail_price: Price | None = None
+    trail_percent: Price | None = None
+    #: A trailing stop's high-water mark: the best price since acceptance (a sell's highest, a buy's lowest).
+    hwm: Price | None = None
+    extended_hours: bool = False
     status: OrderStatus
     filled_qty: NonNegative = Decimal(0)
     filled_avg_price: Price | None = None

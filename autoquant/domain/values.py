@@ -36,6 +36,9 @@ class OrderType(StrEnum):
     STOP = "stop"
     #: Becomes a limit order at ``limit_price`` once the price trades at or through ``stop_price``.
     STOP_LIMIT = "stop_limit"
+    #: A stop that follows the price: ``trail_price`` (dollars) or ``trail_percent`` away from the
+    #: high-water mark (a sell's highest price since acceptance, a buy's lowest); then a market order.
+    TRAILING_STOP = "trailing_stop"
 
     @property
     def needs_limit_price(self) -> bool:
@@ -51,6 +54,10 @@ class TimeInForce(StrEnum):
     GTC = "gtc"
     IOC = "ioc"
     FOK = "fok"
+    #: Market (limit) on open: trades only in the opening auction of the next regular session.
+    OPG = "opg"
+    #: Market (limit) on close: trades only in the closing auction of the session.
+    CLS = "cls"
 
 
 def to_decimal(value: Any) -> Decimal:

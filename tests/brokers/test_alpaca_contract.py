@@ -13,10 +13,11 @@ from autoquant.brokers.alpaca import AlpacaBroker, stream_url_for
 from autoquant.brokers.port import Broker
 from autoquant.runtime.config import AlpacaBrokerSettings
 from tests.brokers.contract import BrokerContract, BrokerHarness
+from tests.brokers.contract_order_types import OrderTypesContract
 from tests.brokers.server_harness import TEST_KEYS, alpaca_broker_for, paper_server
 
 
-class TestAlpacaBrokerContract(BrokerContract):
+class TestAlpacaBrokerContract(BrokerContract, OrderTypesContract):
     @pytest.fixture
     async def harness(self, tmp_path: Path) -> AsyncIterator[BrokerHarness]:
         async with paper_server(

@@ -26,6 +26,7 @@ from autoquant.brokers.alpaca_mapping import (
     parse_time_ns,
     parse_trade_update,
 )
+from autoquant.brokers.alpaca_orders import order_body
 from autoquant.brokers.paper.alpaca_json import (
     EVENT_WORD,
     account_json,
@@ -34,7 +35,7 @@ from autoquant.brokers.paper.alpaca_json import (
     position_json,
     trade_update_json,
 )
-from autoquant.domain.broker import BrokerAccount, BrokerOrderState, BrokerPosition, OrderUpdate
+from autoquant.domain.broker import BrokerAccount, BrokerOrderState, BrokerPosition, OrderRequest, OrderUpdate
 from autoquant.domain.fills import Fill
 from autoquant.domain.orders import OrderEventKind, OrderStatus
 from autoquant.domain.values import OrderType, Side, TimeInForce
@@ -184,7 +185,7 @@ def test_unknown_event_raises_typed_error_carrying_payload() -> None:
 
 
 def test_missing_field_raises_typed_error_naming_it() -> None:
-    """An order without qty (a notional order) is refused with the field named."""
+    """An order with neither qty nor notional is refused with the field named."""
     raw = order_json(_order())
     raw["qty"] = None
     with pytest.raises(AlpacaPayloadError, match="qty"):
@@ -192,11 +193,34 @@ def test_missing_field_raises_typed_error_naming_it() -> None:
 
 
 def test_unsupported_order_type_raises_typed_error() -> None:
-    """A trailing stop (which autoquant never sends) is refused by name, not mapped to something else."""
+    """An order type Alpaca does not publish is refused by name, not mapped to something else."""
     raw = order_json(_order())
-    raw["type"] = raw["order_type"] = "trailing_stop"
+    raw["type"] = raw["order_type"] = "pegged"
     with pytest.raises(AlpacaPayloadError, match="type"):
         parse_order(raw)
+
+
+def test_trailing_stop_maps_with_its_trail_mark_and_stop() -> None:
+    """A trailing stop from Alpaca keeps trail_percent, hwm and the stop it has moved to, exactly."""
+    raw = order_json(_order())
+    raw.update(type="trailing_stop", order_type="trailing_stop", trail_percent="2.5", hwm="101.20")
+    raw.update(stop_price="98.67", limit_price=None, side="sell")
+    state = parse_order(raw)
+    assert state.order_type is OrderType.TRAILING_STOP
+    assert (state.trail_percent, state.trail_price) == (Decimal("2.5"), None)
+    assert (state.hwm, state.stop_price) == (Decimal("101.20"), Decimal("98.67"))
+
+
+def test_notional_order_maps_with_qty_unknown_until_filled() -> None:
+    """A notional order (Alpaca's qty null) reads qty 0 while open and its filled qty once filled."""
+    raw = order_json(_order())
+    raw.update(qty=None, notional="50", filled_qty="0", status="new", limit_price=None)
+    raw["type"] = raw["order_type"] = "market"
+    pending = parse_order(raw)
+    assert (pending.qty, pending.notional, pending.status) == (Decimal(0), Decimal(50), OrderStatus.ACCEPTED)
+    raw.update(filled_qty="0.333333333", filled_avg_price="150", status="filled")
+    done = parse_order(raw)
+    assert (done.qty, done.status) == (Decimal("0.333333333"), OrderStatus.FILLED)
 
 
 def test_stop_limit_order_maps_with_both_prices() -> None:
@@ -262,7 +286,7 @@ def test_fill_activities_round_trip_with_cumulative_quantities() -> None:
     fills = [_fill("e1", Decimal("0.4")), _fill("e2", Decimal("0.6"))]
     activities = fill_activities_json(fills, {order.broker_order_id: order})
     assert [a["type"] for a in activities] == ["partial_fill", "fill"]
-    assert [a["cum_qty"] for a in activities] == ["0.4", "1.0"]
+    assert [a["cum_qty"] for a in activities] == ["0.4", "1"]  # Alpaca writes no trailing zeros
     parsed = [parse_fill_activity(a, client_order_id="c-1", local_ts_ns=7) for a in activities]
     assert parsed == fills
     assert (
@@ -351,3 +375,38 @@ def test_a_day_order_for_crypto_goes_out_good_till_canceled() -> None:
     crypto = OrderRequest(client_order_id="aq-2", symbol="BTC/USD", side="buy", qty=Decimal("0.1"))
     stock = OrderRequest(client_order_id="aq-3", symbol="AAPL", side="buy", qty=Decimal(1))
     assert (order_body(crypto)["time_in_force"], order_body(stock)["time_in_force"]) == ("gtc", "day")
+
+
+def test_order_bodies_carry_every_type_in_exact_decimals() -> None:
+    """alpaca-py's request models shape each type; amounts go out as our exact strings: a trailing stop
+    its trail, a notional order its amount and no qty, a crypto day order as gtc."""
+    base = {"client_order_id": "c", "symbol": "AAPL", "side": Side.SELL}
+    trailing = order_body(
+        OrderRequest(
+            **base, qty=Decimal("3"), order_type=OrderType.TRAILING_STOP, trail_percent=Decimal("1.25")
+        )
+    )
+    assert (trailing["type"], trailing["trail_percent"], trailing["qty"]) == ("trailing_stop", "1.25", "3")
+    assert "trail_price" not in trailing and "stop_price" not in trailing
+    notional = order_body(OrderRequest(**base, notional=Decimal("100.10")))
+    assert (notional["type"], notional["notional"], "qty" in notional) == ("market", "100.10", False)
+    crypto = order_body(
+        OrderRequest(
+            client_order_id="b",
+            symbol="BTC/USD",
+            side=Side.BUY,
+            qty=Decimal("0.001"),
+            time_in_force=TimeInForce.DAY,
+        )
+    )
+    assert (crypto["time_in_force"], crypto["qty"]) == ("gtc", "0.001")
+    extended = order_body(
+        OrderRequest(
+            **base,
+            qty=Decimal(1),
+            order_type=OrderType.LIMIT,
+            limit_price=Decimal("9.5"),
+            extended_hours=True,
+        )
+    )
+    assert extended["extended_hours"] is True

@@ -17,9 +17,10 @@ from autoquant.domain.orders import OrderEventKind
 from autoquant.domain.values import Side
 from autoquant.runtime.config import PaperSettings
 from tests.brokers.contract import BrokerContract, BrokerHarness
+from tests.brokers.contract_order_types import OrderTypesContract
 
 
-class TestPaperBrokerContract(BrokerContract):
+class TestPaperBrokerContract(BrokerContract, OrderTypesContract):
     @pytest.fixture
     async def harness(self, tmp_path: Path) -> AsyncIterator[BrokerHarness]:
         settings = PaperSettings(

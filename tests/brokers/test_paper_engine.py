@@ -324,7 +324,7 @@ def test_ten_fills_of_a_tenth_make_exactly_one(make: Factory, clock: FakeClock) 
     exchange = make()
     exchange.set_price("BTC/USD", D("0.1"))
     for i in range(10):
-        exchange.submit(order(f"o{i}", qty="0.1", symbol="BTC/USD"))
+        exchange.submit(order(f"o{i}", qty="0.1", symbol="BTC/USD", tif=TimeInForce.GTC))
     settle(exchange, clock)
     assert exchange.position_qty("BTC/USD") == D("1")
     assert exchange.account().cash == D("99999.9")

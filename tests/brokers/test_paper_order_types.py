@@ -4,46 +4,17 @@ that was already known when the order arrived."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
-from pathlib import Path
-from typing import Any
 
-import pytest
-
-from autoquant.brokers.paper.engine import PaperExchange
 from autoquant.clocks import FakeClock
 from autoquant.domain.bars import Bar
 from autoquant.domain.broker import OrderRequest
 from autoquant.domain.orders import OrderEventKind, OrderStatus
 from autoquant.domain.values import OrderType, Side, TimeInForce, to_ns
-from autoquant.runtime.config import PaperSettings
+from tests.brokers.paper_rig import DAY0, ExchangeFactory, daily_bar
 
 D = Decimal
-Factory = Callable[..., PaperExchange]
-DAY0 = datetime(2026, 3, 2, tzinfo=UTC)
-
-
-@pytest.fixture
-def make(tmp_path: Path, clock: FakeClock) -> Iterator[Factory]:
-    opened: list[PaperExchange] = []
-
-    def factory(**overrides: Any) -> PaperExchange:
-        values: dict[str, Any] = {
-            "state_path": tmp_path / "paper.db",
-            "latency_s": 0.0,
-            "slippage_bps": D(0),
-            "fee_bps": D(0),
-            "partial_fill_probability": 0.0,
-        } | overrides
-        exchange = PaperExchange(PaperSettings(**values), clock, ("AAPL",))
-        opened.append(exchange)
-        return exchange
-
-    yield factory
-    for exchange in opened:
-        exchange.close()
 
 
 def request(coid: str, side: str, order_type: OrderType, **prices: str) -> OrderRequest:
@@ -58,27 +29,14 @@ def request(coid: str, side: str, order_type: OrderType, **prices: str) -> Order
     )
 
 
-def daily_bar(day: int, o: str, h: str, low: str, c: str) -> Bar:
-    start = DAY0 + timedelta(days=day)
-    return Bar(
-        symbol="AAPL",
-        open_time=start,
-        close_time=start + timedelta(days=1),
-        open=D(o),
-        high=D(h),
-        low=D(low),
-        close=D(c),
-        volume=D(1),
-        source="test",
-    )
-
-
 def at_close(clock: FakeClock, bar: Bar) -> Bar:
     clock.set(bar.close_time)
     return bar
 
 
-def test_a_stop_loss_waits_for_its_price_then_sells_at_market(make: Factory, clock: FakeClock) -> None:
+def test_a_stop_loss_waits_for_its_price_then_sells_at_market(
+    make: ExchangeFactory, clock: FakeClock
+) -> None:
     """last_price rule: a sell stop at 95 does nothing at 97, triggers at 94 and fills there."""
     exchange = make()
     exchange.set_price("AAPL", D(100))
@@ -92,7 +50,9 @@ def test_a_stop_loss_waits_for_its_price_then_sells_at_market(make: Factory, clo
     assert (filled.kind, filled.order.filled_avg_price) == (OrderEventKind.FILL, D(94))
 
 
-def test_a_triggered_stop_limit_keeps_its_trigger_across_a_restart(make: Factory, clock: FakeClock) -> None:
+def test_a_triggered_stop_limit_keeps_its_trigger_across_a_restart(
+    make: ExchangeFactory, clock: FakeClock
+) -> None:
     """A buy stop-limit (stop 105, limit 104) triggers at 106 but cannot fill there; after a restart it
     is still a live limit and fills when the price comes back under it (at 103, the better price)."""
     exchange = make()
@@ -107,7 +67,7 @@ def test_a_triggered_stop_limit_keeps_its_trigger_across_a_restart(make: Factory
 
 
 def test_next_bar_market_order_fills_at_the_next_open_not_the_known_close(
-    make: Factory, clock: FakeClock
+    make: ExchangeFactory, clock: FakeClock
 ) -> None:
     """next_bar rule: an order sent after a bar closed fills at the next bar's open, never at the close."""
     exchange = make(fill_rule="next_bar")
@@ -120,7 +80,7 @@ def test_next_bar_market_order_fills_at_the_next_open_not_the_known_close(
 
 
 def test_next_bar_limit_buy_gaps_through_and_day_orders_live_one_session(
-    make: Factory, clock: FakeClock
+    make: ExchangeFactory, clock: FakeClock
 ) -> None:
     """A limit buy at 98 fills at a 96 open (gap through); another one that is never reached expires
     with the first session it could trade in, not at the midnight after it was sent."""

@@ -25,19 +25,6 @@ from tests.brokers.spec_check import SpecChecker, problems, stream_bar_schema, t
 HEADERS = {"APCA-API-KEY-ID": TEST_KEYS.key_id, "APCA-API-SECRET-KEY": TEST_KEYS.secret_key}
 MARKET_DATA = "urn:alpaca:market-data-api"
 
-#: Orders the spec allows that the paper server does not serve yet: each answers 422 in Alpaca's
-#: error shape instead of 200. Issue 11/13 adds these order types; when one is accepted, this test
-#: fails until it is taken off the list.
-EXPECTED_GAPS: dict[str, tuple[dict[str, Any], str]] = {
-    "trailing_stop": (
-        {"type": "trailing_stop", "trail_percent": "2"},
-        "trailing-stop orders are not served by the paper server yet",
-    ),
-    "notional": ({"qty": None, "notional": "50"}, "notional orders are not served by the paper server yet"),
-    "opg": ({"time_in_force": "opg"}, "opg (market-on-open) is not served by the paper server yet"),
-    "cls": ({"time_in_force": "cls"}, "cls (market-on-close) is not served by the paper server yet"),
-}
-
 #: The operations the session must have met, each with the status it must have answered.
 REQUIRED = {
     ("GET", "/v2/account", 200),
@@ -178,6 +165,7 @@ async def walk_every_route(server: PaperServer, client: httpx.AsyncClient) -> di
     assert (await client.post("/v2/orders", json=stop)).status_code == 200
     stop_limit = order_body(type="stop_limit", stop_price="110", limit_price="111", time_in_force="gtc")
     assert (await client.post("/v2/orders", json=stop_limit)).status_code == 200
+    await walk_every_order_type(client, ids)
     assert (await client.delete("/v2/orders")).status_code == 207
 
     # Errors a client meets: each must be Alpaca's {code, message}.
@@ -217,6 +205,40 @@ async def walk_every_route(server: PaperServer, client: httpx.AsyncClient) -> di
     return ids
 
 
+async def walk_every_order_type(client: httpx.AsyncClient, ids: dict[str, str]) -> None:
+    """Every other order type and time in force the spec has, each accepted (opg and cls by the hour)."""
+    trailing = order_body(side="sell", qty="2", type="trailing_stop", trail_percent="2", time_in_force="gtc")
+    answer = await client.post("/v2/orders", json=trailing)
+    assert answer.status_code == 200, answer.text
+    assert (answer.json()["hwm"], answer.json()["stop_price"]) == ("100", "98")
+    ids["trailing"] = answer.json()["id"]
+    retrailed = await client.patch(f"/v2/orders/{ids['trailing']}", json={"trail": "3"})
+    assert retrailed.status_code == 200, retrailed.text
+    assert (retrailed.json()["trail_percent"], retrailed.json()["hwm"]) == ("3", "100")
+    by_price = order_body(type="trailing_stop", trail_price="1.5", time_in_force="day")
+    assert (await client.post("/v2/orders", json=by_price)).status_code == 200
+    notional = await client.post("/v2/orders", json=order_body(qty=None, notional="50"))
+    assert notional.status_code == 200, notional.text
+    assert (notional.json()["qty"], notional.json()["notional"]) == (None, "50")
+    ids["notional"] = notional.json()["id"]
+    assert (await client.post("/v2/orders", json=order_body(qty="0.5"))).status_code == 200
+    extended = order_body(type="limit", limit_price="90", extended_hours=True)
+    assert (await client.post("/v2/orders", json=extended)).json()["extended_hours"] is True
+    for tif in ("opg", "cls"):  # refused (422) in Alpaca's closed window, which depends on the hour
+        answer = await client.post("/v2/orders", json=order_body(time_in_force=tif))
+        assert answer.status_code in (200, 422), answer.text
+    # Alpaca's refusals of these types, each Alpaca-shaped.
+    for bad in (
+        order_body(type="trailing_stop", time_in_force="gtc"),
+        order_body(qty=None, notional="50", type="limit", limit_price="10"),
+        order_body(qty="0.5", time_in_force="gtc"),
+        order_body(symbol="BTC/USD", time_in_force="day"),
+        order_body(type="market", extended_hours=True),
+    ):
+        assert (await client.post("/v2/orders", json=bad)).status_code == 422, bad
+    assert (await client.patch(f"/v2/orders/{ids['notional']}", json={"qty": "1"})).status_code == 422
+
+
 async def _no_open_orders(client: httpx.AsyncClient) -> bool:
     return bool((await client.get("/v2/orders", params={"status": "open"})).json() == [])
 
@@ -243,6 +265,7 @@ async def test_every_answer_matches_alpacas_spec(tmp_path: Path) -> None:
     assert stream_problems == []
     events = {(f["data"]["event"], f["data"]["order"]["id"]) for f in frames}
     assert {("replaced", ids["limit"]), ("new", ids["replacement"]), ("fill", ids["market"])} <= events
+    assert {("replaced", ids["trailing"]), ("new", ids["notional"])} <= events
     replaced = next(f["data"]["order"] for f in frames if f["data"]["event"] == "replaced")
     assert (replaced["status"], replaced["replaced_by"]) == ("replaced", ids["replacement"])
 
@@ -275,21 +298,6 @@ async def test_every_error_is_alpaca_shaped(tmp_path: Path) -> None:
         assert set(body) == {"code", "message"}, body
         assert 10_000_000 <= body["code"] <= 99_999_999  # Alpaca's eight-digit codes
         assert int(answer.headers["X-RateLimit-Limit"]) == 200
-    assert recorder.problems == []
-
-
-async def test_order_types_not_yet_served_are_the_named_gaps(tmp_path: Path) -> None:
-    """Each order the spec allows but the server does not serve yet is refused in Alpaca's shape and is
-    on EXPECTED_GAPS with its reason; one that starts being accepted must come off the list."""
-    recorder = Recorder()
-    async with paper_server(tmp_path) as server, checked_client(server, recorder) as client:
-        server.exchange.set_price("AAPL", Decimal("100"))
-        for name, (changes, reason) in EXPECTED_GAPS.items():
-            answer = await client.post(
-                "/v2/orders", json=order_body(client_order_id=f"gap-{name}", **changes)
-            )
-            assert answer.status_code == 422, f"{name} is now accepted: take it off EXPECTED_GAPS ({reason})"
-            assert set(answer.json()) == {"code", "message"}
     assert recorder.problems == []
 
 

@@ -63,8 +63,14 @@ def asset_class(symbol: str) -> str:
     return "crypto" if "/" in symbol else "us_equity"
 
 
+def plain(value: Decimal) -> str:
+    """A decimal as Alpaca writes numbers: positional, never ``0E-9`` or ``1E+2`` (the spec's pattern),
+    without trailing zeros (``"150"``, not ``"150.0"`` as a float-sending client's echo would be)."""
+    return format(value.normalize(), "f")
+
+
 def _dec(value: Decimal | None) -> str | None:
-    return None if value is None else str(value)
+    return None if value is None else plain(value)
 
 
 def position_intent(side: Side) -> str:
@@ -93,9 +99,10 @@ def order_json(order: BrokerOrderState, links: OrderLinks | None = None) -> dict
         "asset_id": asset_id(order.symbol),
         "symbol": order.symbol,
         "asset_class": asset_class(order.symbol),
-        "notional": None,
-        "qty": str(order.qty),
-        "filled_qty": str(order.filled_qty),
+        # Alpaca writes a notional order's qty as null, whether or not it has filled.
+        "notional": _dec(order.notional),
+        "qty": None if order.notional is not None else plain(order.qty),
+        "filled_qty": plain(order.filled_qty),
         "filled_avg_price": _dec(order.filled_avg_price),
         "order_class": "simple",
         "order_type": order.order_type.value,
@@ -106,11 +113,11 @@ def order_json(order: BrokerOrderState, links: OrderLinks | None = None) -> dict
         "limit_price": _dec(order.limit_price),
         "stop_price": _dec(order.stop_price),
         "status": STATUS_WORD[status],
-        "extended_hours": False,
+        "extended_hours": order.extended_hours,
         "legs": None,
-        "trail_percent": None,
-        "trail_price": None,
-        "hwm": None,
+        "trail_percent": _dec(order.trail_percent),
+        "trail_price": _dec(order.trail_price),
+        "hwm": _dec(order.hwm),
         "subtag": None,
         "source": None,
     }
@@ -125,12 +132,12 @@ def trade_update_json(
         "event": EVENT_WORD[update.kind],
         "order": order_json(update.order, links),
         "timestamp": format_time_ns(ts),
-        "position_qty": str(position_qty),
+        "position_qty": plain(position_qty),
     }
     if update.fill is not None:
         data["execution_id"] = update.fill.execution_id
-        data["price"] = str(update.fill.price)
-        data["qty"] = str(update.fill.qty)
+        data["price"] = plain(update.fill.price)
+        data["qty"] = plain(update.fill.qty)
     return {"stream": "trade_updates", "data": data}
 
 
@@ -142,15 +149,15 @@ def position_json(position: BrokerPosition, last_price: Decimal | None) -> dict[
     unrealized = market_value - cost_basis
     plpc = (unrealized / abs(cost_basis)).quantize(Decimal("0.0001")) if cost_basis else Decimal(0)
     values = {
-        "avg_entry_price": str(position.avg_entry_price),
-        "market_value": str(market_value),
-        "cost_basis": str(cost_basis),
-        "unrealized_pl": str(unrealized),
-        "unrealized_plpc": str(plpc),
-        "unrealized_intraday_pl": str(unrealized),
-        "unrealized_intraday_plpc": str(plpc),
-        "current_price": str(price),
-        "lastday_price": str(price),
+        "avg_entry_price": plain(position.avg_entry_price),
+        "market_value": plain(market_value),
+        "cost_basis": plain(cost_basis),
+        "unrealized_pl": plain(unrealized),
+        "unrealized_plpc": plain(plpc),
+        "unrealized_intraday_pl": plain(unrealized),
+        "unrealized_intraday_plpc": plain(plpc),
+        "current_price": plain(price),
+        "lastday_price": plain(price),
         "change_today": "0",
     }
     return {
@@ -159,8 +166,8 @@ def position_json(position: BrokerPosition, last_price: Decimal | None) -> dict[
         "exchange": "CRYPTO" if "/" in position.symbol else "NASDAQ",
         "asset_class": asset_class(position.symbol),
         "asset_marginable": False,
-        "qty": str(qty),
-        "qty_available": str(qty),
+        "qty": plain(qty),
+        "qty_available": plain(qty),
         "side": "long" if qty >= 0 else "short",
         **values,
         "usd": values,
@@ -168,7 +175,7 @@ def position_json(position: BrokerPosition, last_price: Decimal | None) -> dict[
 
 
 def account_json(account: BrokerAccount, *, long_value: Decimal, short_value: Decimal) -> dict[str, Any]:
-    cash, equity, bp = str(account.cash), str(account.equity), str(account.buying_power)
+    cash, equity, bp = plain(account.cash), plain(account.equity), plain(account.buying_power)
     return {
         "id": "00000000-0000-4000-8000-00000000a11c",
         "account_number": "PAPER0001",
@@ -185,8 +192,8 @@ def account_json(account: BrokerAccount, *, long_value: Decimal, short_value: De
         "portfolio_value": equity,
         "equity": equity,
         "last_equity": equity,
-        "long_market_value": str(long_value),
-        "short_market_value": str(short_value),
+        "long_market_value": plain(long_value),
+        "short_market_value": plain(short_value),
         "initial_margin": "0",
         "maintenance_margin": "0",
         "last_maintenance_margin": "0",
@@ -224,13 +231,13 @@ def fill_activities_json(fills: Sequence[Fill], orders: dict[str, BrokerOrderSta
                 "activity_type": "FILL",
                 "transaction_time": format_time_ns(ts),
                 "type": "fill" if leaves == 0 else "partial_fill",
-                "price": str(fill.price),
-                "qty": str(fill.qty),
+                "price": plain(fill.price),
+                "qty": plain(fill.qty),
                 "side": fill.side.value,
                 "symbol": fill.symbol,
-                "leaves_qty": str(leaves),
+                "leaves_qty": plain(leaves),
                 "order_id": order_id,
-                "cum_qty": str(cum),
+                "cum_qty": plain(cum),
                 "order_status": "filled" if leaves == 0 else "partially_filled",
             }
         )

@@ -82,7 +82,7 @@ def trade_in_bar(
         if trigger is None:
             return BarOutcome(None, False)
         start = trigger
-    if order_type is OrderType.STOP:
+    if order_type in (OrderType.STOP, OrderType.TRAILING_STOP):  # a triggered trailing stop's remainder
         return BarOutcome(start, True)
     assert limit_price is not None  # a stop-limit has both prices
     return BarOutcome(_limit_in_bar(side, bar, limit_price, start), True)

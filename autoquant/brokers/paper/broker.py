@@ -14,6 +14,7 @@ from collections import deque
 from types import TracebackType
 
 from autoquant.brokers.paper.engine import PaperExchange
+from autoquant.brokers.paper.order_rules import venue_time_in_force
 from autoquant.domain.broker import (
     BrokerAccount,
     BrokerOrderState,
@@ -86,6 +87,10 @@ class PaperBroker:
         exchange.add_watcher(self._wake.set)
 
     async def submit(self, request: OrderRequest) -> BrokerOrderState:
+        """Submit, with the venue's time in force for crypto (day becomes gtc), as ``AlpacaBroker`` does."""
+        tif = venue_time_in_force(request.symbol, request.time_in_force)
+        if tif is not request.time_in_force:
+            request = request.model_copy(update={"time_in_force": tif})
         return self.exchange.submit(request)
 
     async def get_by_client_order_id(self, client_order_id: str) -> BrokerOrderState | None:

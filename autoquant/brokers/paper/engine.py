@@ -1,52 +1,34 @@
 """The paper exchange: a simulated venue that fills orders against the last price it was given.
 
-What it does, so that code tested against it meets the same shapes as at Alpaca:
+The venue's state and its transactions are here; each rule lives in its own module:
 
-- **Latency.** An accepted order may fill no earlier than ``latency_s`` after acceptance. Nothing
-  happens by itself: ``process()`` advances the venue to ``clock.now_ns()``; ``set_price``/``on_bar``
-  call it, and ``PaperBroker.run`` calls it when ``next_due_ns()`` comes due.
-- **Prices.** A symbol's price is the last ``set_price`` / bar close, persisted. Market orders fill at
-  it with ``slippage_bps`` against the taker (buys pay up, sells receive less), quantized to 0.0001.
-  A market order for a symbol with no price yet waits until one arrives. Limit orders fill only while
-  marketable (buy: price <= limit; sell: price >= limit), at the better of the limit and the slipped
-  price. The fee is ``fee_bps`` of each execution's notional.
-- **Stops.** A stop (stop-limit) order waits until the price trades at or through its stop (a buy at
-  or above, a sell at or below), then works as a market (limit) order; the trigger is persisted.
-- **Fill rule.** ``fill_rule = "last_price"`` (the default) works orders against each price point
-  (``set_price``, a bar's close) as above. ``fill_rule = "next_bar"`` (the backtest's) works them
-  against each bar's range instead: an order trades only on a bar released after it was accepted —
-  a market order at that bar's open, a limit or stop when the bar's range reaches it (at its price, or
-  at the open when the bar gaps through it); see ``bar_fills``. A day order then lives until the end
-  of the UTC day of the first bar it could trade on (an order decided after the close waits for the
-  next session, as Alpaca queues it).
-- **Partial fills.** With ``partial_fill_probability`` an order's first execution is 20–80 % of its
-  quantity; the remainder keeps working and fills at the next ``process()`` at least ``latency_s``
-  later. Orders of one unit of their smallest digit (1 share, 0.1 coin) are never split.
-- **Time in force.** ``day`` orders expire at the end of the UTC day they were created in (the next
-  00:00 UTC), whatever the exchange calendar says; ``gtc`` orders stay. ``ioc`` and ``fok`` are decided
-  at their first due ``process()``: ioc fills what it can (a partial fill included) and cancels the
-  rest; fok fills all or is canceled; with no price or an unmarketable limit both are canceled.
-- **Refusals at submit.** A known client order id: ``DuplicateClientOrderId`` (422, 40010001). An
-  unknown symbol: ``BrokerRejected`` 422. A buy whose estimated cost (qty at the limit, or at the
-  current price, with slippage and fee) exceeds cash minus the estimated cost of the open buys:
-  ``BrokerRejected`` 403, 40310000 "insufficient buying power". **No short selling**: a sell for more
-  than the position minus the open sells is refused with 403, 40310000 "insufficient qty available".
-  A market buy accepted before any price exists is checked again at fill time; if the cash is not
-  there then, it is rejected (nothing filled yet) or its remainder canceled.
-- **Determinism.** Whether and how an order is split is a function of (``seed``, client order id),
-  so restarts and re-runs do not change outcomes. Broker order ids and execution ids are uuid4.
-- **Replace.** An open, unfilled order can be replaced (Alpaca's ``PATCH /v2/orders/{id}``): checked
-  like a submit (without the old order's commitment), the old order ends REPLACED and the new one is
-  accepted in one transaction; ``links`` tells which order replaced which.
-- **Account.** ``configure`` keeps Alpaca's account configurations; ``suspend_trade`` refuses new
-  orders (403). Equity is sampled whenever a price or the cash moves (the last sample of a minute
-  stands), for the portfolio history.
-- **Persistence.** Everything (orders, fills, cash, positions, prices, the sequence of updates) is
-  in ``state_path``; reopening restores it and open orders keep working. The file's cash wins over a
-  changed ``starting_cash``.
+- **Which orders it takes** (``order_rules``): Alpaca's combinations of type, time in force, asset
+  class, notional/fractional quantities and extended hours; refusals are 422, 42210000. **Whether the
+  account can** (``refusals``): buying power (403), no short selling (403), unknown symbols (422),
+  duplicate client order ids (422, 40010001), ``suspend_trade`` (403).
+- **How an accepted order starts** (``admission``): it may trade ``latency_s`` after acceptance (an
+  ``opg``/``cls`` order at its auction, ``auctions``, against the NYSE calendar); a ``day`` order
+  expires at the end of its UTC day (the clock is 24/7 unless ``market_hours``: then stock orders
+  trade only in their session and day orders expire at its close); a trailing stop takes its mark.
+- **What an open order does next** (``working``): ``fill_rule = "last_price"`` (the default) works
+  orders against each price point (``set_price``, a bar's close); ``"next_bar"`` (the backtest's)
+  against each bar's range (``bar_fills``, ``trailing``). Stops trigger at or through their stop, a
+  trailing stop's stop follows its high-water mark; ioc/fok and auction orders are canceled when they
+  cannot trade at their one chance.
+- **One execution** (``executions``): slippage, fee, partial fills (deterministic per seed and client
+  order id), notional sizing, the cash check at fill time.
+- **Replace** (``PATCH /v2/orders/{id}``): an open, unfilled order, checked like a submit (without the
+  old order's commitment); the old order ends REPLACED and the new one is accepted in one transaction;
+  a trailing stop keeps its mark. ``links`` tells which order replaced which.
+- **Account**: ``configure`` keeps Alpaca's account configurations; equity is sampled whenever a price
+  or the cash moves (the last sample of a minute stands), for the portfolio history.
+- **Persistence**: everything (orders, fills, cash, positions, prices, the update log) is in
+  ``state_path`` (``store``); reopening restores it and open orders keep working. Broker order ids and
+  execution ids are uuid4.
 
-What updates an order gets, and how they are worded, is in ``order_updates``; who receives them (update
-queues, and the pump's wake-up watchers) is in ``fanout``.
+Nothing happens by itself: ``process()`` advances the venue to ``clock.now_ns()``; ``set_price`` and
+``on_bar`` call it, and ``PaperBroker.run`` calls it when ``next_due_ns()`` comes due. What updates an
+order gets is in ``order_updates``; who receives them is in ``fanout``.
 """
 
 from __future__ import annotations
@@ -58,16 +40,12 @@ from collections.abc import Callable, Sequence
 from decimal import Decimal, localcontext
 from typing import Any, Literal
 
-from autoquant.brokers.paper.bar_fills import BarPath, stop_reached, trade_in_bar
+from autoquant.brokers.paper.admission import admit, end_of_utc_day_ns
+from autoquant.brokers.paper.executions import execute
 from autoquant.brokers.paper.fanout import UpdateFanout
-from autoquant.brokers.paper.fill_model import (
-    chance,
-    fee_for,
-    fill_price,
-    is_marketable,
-    partial_qty,
-)
-from autoquant.brokers.paper.order_updates import accepted_state, filled_state, finished_state, order_update
+from autoquant.brokers.paper.market_hours import Hours
+from autoquant.brokers.paper.order_rules import check_order, check_replace
+from autoquant.brokers.paper.order_updates import finished_state, order_update
 from autoquant.brokers.paper.refusals import (
     MONEY_PRECISION,
     buying_power,
@@ -80,6 +58,7 @@ from autoquant.brokers.paper.refusals import (
     trading_suspended,
 )
 from autoquant.brokers.paper.store import OrderLinks, OrderRecord, PaperStore
+from autoquant.brokers.paper.working import Action, Step, step_at_price, step_in_bar, would_act
 from autoquant.brokers.settings import PaperSettings
 from autoquant.domain.bars import Bar
 from autoquant.domain.broker import (
@@ -92,17 +71,10 @@ from autoquant.domain.broker import (
 from autoquant.domain.clock import Clock
 from autoquant.domain.fills import Fill
 from autoquant.domain.orders import OrderEventKind, OrderStatus
-from autoquant.domain.positions import Position, apply_fill
-from autoquant.domain.values import Side, TimeInForce, to_ns
+from autoquant.domain.positions import Position
+from autoquant.domain.values import TimeInForce
 
-DAY_NS = 86_400 * 1_000_000_000
-
-_IMMEDIATE = frozenset({TimeInForce.IOC, TimeInForce.FOK})
-
-
-def end_of_utc_day_ns(ns: int) -> int:
-    """The next 00:00 UTC after ``ns``: when a day order created at ``ns`` expires."""
-    return (ns // DAY_NS + 1) * DAY_NS
+__all__ = ["PaperExchange", "end_of_utc_day_ns"]
 
 
 class PaperExchange:
@@ -127,6 +99,7 @@ class PaperExchange:
         self._fanout = UpdateFanout()
         self._configuration: dict[str, Any] = json.loads(self._store.meta("account_configurations") or "{}")
         self._by_bar = settings.fill_rule == "next_bar"
+        self._hours = Hours(settings.market_hours and not self._by_bar)
 
     # --- prices ------------------------------------------------------------------------------
 
@@ -172,6 +145,7 @@ class PaperExchange:
         if self._store.order(client_order_id=request.client_order_id) is not None:
             raise duplicate(request.client_order_id)
         require_symbol(self.symbols, request.symbol)
+        check_order(request)
         check_funds(
             request,
             cash=self._cash,
@@ -180,13 +154,9 @@ class PaperExchange:
             position_qty=self.position_qty(request.symbol),
             settings=self.settings,
         )
-        now = self.clock.now_ns()
-        state = accepted_state(request, str(uuid.uuid4()), now)
-        day = request.time_in_force is TimeInForce.DAY
-        # next_bar: a day order's day is that of the first bar it can trade on (set by _work_bar).
-        expires = end_of_utc_day_ns(now) if day and not self._by_bar else None
-        record = OrderRecord(state=state, due_ns=now + self._latency_ns, expires_ns=expires)
-        self._commit(record, [order_update(OrderEventKind.ACCEPTED, state, now)])
+        record = self._admit(request)
+        state = record.state
+        self._commit(record, [order_update(OrderEventKind.ACCEPTED, state, state.created_ns)])
         self._fanout.poke()
         return state
 
@@ -249,6 +219,7 @@ class PaperExchange:
             raise not_replaceable("order is partially filled: cancel it and submit the rest")
         if self._store.order(client_order_id=request.client_order_id) is not None:
             raise duplicate(request.client_order_id)
+        check_replace(record.state, request)
         check_funds(
             request,
             cash=self._cash,
@@ -257,11 +228,10 @@ class PaperExchange:
             position_qty=self.position_qty(request.symbol),
             settings=self.settings,
         )
-        now = self.clock.now_ns()
+        new = self._admit(request, replaces=record.state)
+        state = new.state
+        now = state.created_ns
         old = OrderRecord(finished_state(record.state, OrderEventKind.REPLACED, now), record.due_ns, None)
-        state = accepted_state(request, str(uuid.uuid4()), now)
-        expires = end_of_utc_day_ns(now) if request.time_in_force is TimeInForce.DAY else None
-        new = OrderRecord(state=state, due_ns=now + self._latency_ns, expires_ns=expires)
         updates = [
             order_update(OrderEventKind.REPLACED, old.state, now),
             order_update(OrderEventKind.ACCEPTED, state, now),
@@ -356,7 +326,7 @@ class PaperExchange:
         for record in self._open.values():
             if record.expires_ns is not None:
                 due.append(record.expires_ns)
-            if record.due_ns > now or self._would_act(record):
+            if record.due_ns > now or would_act(record, self._prices.get(record.state.symbol)):
                 due.append(record.due_ns)
         return min(due, default=None)
 
@@ -382,113 +352,63 @@ class PaperExchange:
 
     # --- internals -----------------------------------------------------------------------------
 
-    def _would_act(self, record: OrderRecord) -> bool:
-        """Whether a due order would change at a ``process()`` now (so it is due, not waiting)."""
-        if record.state.time_in_force in _IMMEDIATE and record.fills_done == 0:
-            return True
-        price = self._prices.get(record.state.symbol)
-        if price is None:
-            return False
-        state = record.state
-        if state.stop_price is not None and not record.triggered:
-            return stop_reached(state.side, price, state.stop_price)
-        return is_marketable(state.side, price, state.limit_price)
+    def _admit(self, request: OrderRequest, replaces: BrokerOrderState | None = None) -> OrderRecord:
+        return admit(
+            request,
+            str(uuid.uuid4()),
+            now=self.clock.now_ns(),
+            latency_ns=self._latency_ns,
+            by_bar=self._by_bar,
+            price=self._prices.get(request.symbol),
+            hours=self._hours,
+            replaces=replaces,
+        )
 
     def _work(self, record: OrderRecord, now: int) -> list[OrderUpdate]:
         state = record.state
-        if record.expires_ns is not None and now >= record.expires_ns:
-            return self._finish(record, OrderEventKind.EXPIRED, now)
-        if now < record.due_ns:
-            return []
-        immediate = state.time_in_force in _IMMEDIATE
-        price = self._prices.get(state.symbol)
-        if price is not None and state.stop_price is not None and not record.triggered:
-            if not stop_reached(state.side, price, state.stop_price):
-                return self._finish(record, OrderEventKind.CANCELED, now) if immediate else []
-            record = record.with_trigger()
-            self._commit(record, [])
-        if price is None or not is_marketable(state.side, price, state.limit_price):
-            return self._finish(record, OrderEventKind.CANCELED, now) if immediate else []
-        return self._fill(record, price, now)
+        closed_until = None
+        if self._hours.enabled:
+            closed_until = self._hours.closed_until(state.symbol, state.extended_hours, now)
+        step = step_at_price(record, self._prices.get(state.symbol), now, closed_until=closed_until)
+        if step.action is Action.WAIT and step.record is record:
+            return []  # the common case, a resting order: nothing to write
+        return self._apply(record, step, now)
 
     def _work_bar(self, record: OrderRecord, bar: Bar, now: int) -> list[OrderUpdate]:
-        """The ``next_bar`` rule: expire a day order whose day is over, else trade it in the bar."""
-        state = record.state
-        if now < record.due_ns:
-            return []
-        if state.time_in_force is TimeInForce.DAY:
-            open_ns = to_ns(bar.open_time)
-            if record.expires_ns is None:
-                record = record.with_expiry(end_of_utc_day_ns(open_ns))
-            elif open_ns >= record.expires_ns:
-                return self._finish(record, OrderEventKind.EXPIRED, now)
-        outcome = trade_in_bar(
-            state.order_type,
-            state.side,
-            BarPath(bar.open, bar.high, bar.low),
-            limit_price=state.limit_price,
-            stop_price=state.stop_price,
-            triggered=record.triggered,
-        )
-        if outcome.triggered and not record.triggered:
-            record = record.with_trigger()
-        if outcome.price is None:
-            if state.time_in_force in _IMMEDIATE:
-                return self._finish(record, OrderEventKind.CANCELED, now)
-            self._commit(record, [])  # the expiry or the trigger it acquired, kept
-            return []
-        return self._fill(record, outcome.price, now)
+        return self._apply(record, step_in_bar(record, bar, now), now)
+
+    def _apply(self, before: OrderRecord, step: Step, now: int) -> list[OrderUpdate]:
+        """Carry out what ``working`` decided; a wait keeps what the order acquired (mark, trigger…)."""
+        record = step.record
+        if step.action is Action.EXPIRE:
+            return self._finish(record, OrderEventKind.EXPIRED, now)
+        if step.action is Action.CANCEL:
+            return self._finish(record, OrderEventKind.CANCELED, now)
+        if step.action is Action.FILL and step.price is not None:
+            return self._fill(record, step.price, now)
+        if record is not before:  # working returns the same record when nothing was acquired
+            self._commit(record, [])
+        return []
 
     def _fill(self, record: OrderRecord, price: Decimal, now: int) -> list[OrderUpdate]:
-        state, settings = record.state, self.settings
-        remaining = state.qty - state.filled_qty
-        qty = remaining
-        splittable = record.fills_done == 0 and state.time_in_force is not TimeInForce.FOK
-        if splittable and chance(
-            settings.seed, state.client_order_id, "partial", settings.partial_fill_probability
-        ):
-            qty = partial_qty(remaining, settings.seed, state.client_order_id) or remaining
-        with localcontext() as ctx:
-            ctx.prec = MONEY_PRECISION
-            px = fill_price(state.side, price, state.limit_price, settings.slippage_bps)
-            fee = fee_for(qty, px, settings.fee_bps)
-            notional = qty * px
-            if state.side is Side.BUY and notional + fee > self._cash:
-                kind = OrderEventKind.REJECTED if state.filled_qty == 0 else OrderEventKind.CANCELED
-                return self._finish(record, kind, now)
-            cash = self._cash - notional - fee if state.side is Side.BUY else self._cash + notional - fee
-            filled = state.filled_qty + qty
-            total_notional = record.filled_notional + notional
-            ctx.prec = 34
-            average = total_notional / filled
-        new_state = filled_state(state, filled, average, now)
-        done = new_state.status is OrderStatus.FILLED
-        fill = Fill(
-            execution_id=str(uuid.uuid4()),
-            client_order_id=state.client_order_id,
-            broker_order_id=state.broker_order_id,
-            symbol=state.symbol,
-            side=state.side,
-            qty=qty,
-            price=px,
-            fee=fee,
-            broker_ts_ns=now,
-            local_ts_ns=now,
+        symbol = record.state.symbol
+        done = execute(
+            record,
+            price,
+            now,
+            settings=self.settings,
+            cash=self._cash,
+            position=self._positions.get(symbol, Position(symbol=symbol)),
+            latency_ns=self._latency_ns,
         )
-        position = apply_fill(self._positions.get(state.symbol, Position(symbol=state.symbol)), fill)
-        new_record = OrderRecord(
-            state=new_state,
-            due_ns=now + self._latency_ns,
-            expires_ns=record.expires_ns,
-            fills_done=record.fills_done + 1,
-            filled_notional=total_notional,
-            triggered=record.triggered,
-        )
-        kind = OrderEventKind.FILL if done else OrderEventKind.PARTIAL_FILL
-        update = order_update(kind, new_state, now, fill)
-        self._commit(new_record, [update], fill=fill, position=position, cash=cash)
-        if not done and state.time_in_force is TimeInForce.IOC:
-            return [update, *self._finish(new_record, OrderEventKind.CANCELED, now)]
+        if isinstance(done, OrderEventKind):
+            return self._finish(record, done, now)
+        state = done.record.state
+        kind = OrderEventKind.FILL if state.status is OrderStatus.FILLED else OrderEventKind.PARTIAL_FILL
+        update = order_update(kind, state, now, done.fill)
+        self._commit(done.record, [update], fill=done.fill, position=done.position, cash=done.cash)
+        if kind is OrderEventKind.PARTIAL_FILL and state.time_in_force is TimeInForce.IOC:
+            return [update, *self._finish(done.record, OrderEventKind.CANCELED, now)]
         return [update]
 
     def _finish(self, record: OrderRecord, kind: OrderEventKind, now: int) -> list[OrderUpdate]:

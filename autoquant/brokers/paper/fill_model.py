@@ -77,3 +77,15 @@ def partial_qty(qty: Decimal, seed: int, client_order_id: str) -> Decimal | None
     if part <= 0 or part >= qty:
         return None
     return part
+
+
+QTY_QUANTUM = Decimal("0.000000001")
+
+
+def notional_qty(notional: Decimal, price: Decimal, position: Decimal | None) -> Decimal | None:
+    """What a notional order buys or sells at ``price``: the amount's worth, rounded down to 9 decimals
+    (Alpaca's precision), a sell no more than the ``position``; None when that is nothing."""
+    qty = (notional / price).quantize(QTY_QUANTUM, rounding=ROUND_DOWN)
+    if position is not None:
+        qty = min(qty, position)
+    return qty if qty > 0 else None

@@ -3,9 +3,10 @@
 The checks are pure functions over the exchange's working set (open orders, prices, positions, cash),
 so the rules read in one place:
 
-- a buy needs buying power: its estimated cost (qty at the limit, or at the current price, with
-  slippage and fee) may not exceed cash minus the estimated cost of the open buys (403, 40310000);
-  a market buy for a symbol with no price yet cannot be priced and is checked again when it fills;
+- a buy needs buying power: its estimated cost (qty at the limit, the stop, a trailing stop's first
+  stop, or the current price, with slippage and fee; a notional buy's amount and fee) may not
+  exceed cash minus the estimated cost of the open buys (403, 40310000); a market buy for a symbol
+  with no price yet cannot be priced and is checked again when it fills;
 - **no short selling**: a sell may not exceed the position minus the open sells (403, 40310000);
 - unknown symbols are 422; a known client order id is 422, 40010001; unknown order ids are 404.
 """
@@ -17,9 +18,10 @@ from decimal import Decimal, localcontext
 
 from autoquant.brokers.paper.fill_model import cost_estimate
 from autoquant.brokers.paper.store import OrderRecord
+from autoquant.brokers.paper.trailing import trail_stop
 from autoquant.brokers.settings import PaperSettings
-from autoquant.domain.broker import OrderRequest
-from autoquant.domain.values import Side
+from autoquant.domain.broker import BrokerOrderState, OrderRequest
+from autoquant.domain.values import OrderType, Side
 from autoquant.errors import BrokerNotFound, BrokerRejected, DuplicateClientOrderId
 
 CODE_DUPLICATE = 40010001
@@ -68,9 +70,16 @@ def require_symbol(symbols: frozenset[str], symbol: str) -> None:
         )
 
 
+def notional_cost(notional: Decimal, settings: PaperSettings) -> Decimal:
+    """What a notional buy may cost: its amount and the fee on it."""
+    return notional + notional * settings.fee_bps / 10_000
+
+
 def buy_commitment(record: OrderRecord, prices: Mapping[str, Decimal], settings: PaperSettings) -> Decimal:
     """What the rest of an open buy may still cost (zero for sells and for unpriced market buys)."""
     state = record.state
+    if state.side is Side.BUY and state.notional is not None:
+        return notional_cost(state.notional, settings) if state.filled_qty == 0 else Decimal(0)
     reference = state.limit_price or state.stop_price or prices.get(state.symbol)
     if state.side is Side.SELL or reference is None:
         return Decimal(0)
@@ -96,14 +105,32 @@ def check_funds(
     position_qty: Decimal,
     settings: PaperSettings,
 ) -> None:
-    """Raise ``BrokerRejected`` (403) when the account cannot pay for, or deliver, ``request``."""
+    """Raise ``BrokerRejected`` (403) when the account cannot pay for, or deliver, ``request``.
+
+    A notional sell is measured at the current price; with none yet it is refused (422)."""
+    price = prices.get(request.symbol)
+    qty = request.qty
+    if request.notional is not None and request.side is Side.SELL:
+        if price is None:
+            raise BrokerRejected(
+                f"no price for {request.symbol} yet: a notional sell cannot be sized, send qty",
+                status=422,
+                code=CODE_UNPROCESSABLE,
+            )
+        qty = request.notional / price
     if request.side is Side.BUY:
-        reference = request.limit_price or request.stop_price or prices.get(request.symbol)
-        if reference is None:
+        reference = request.limit_price or request.stop_price or price
+        if request.order_type is OrderType.TRAILING_STOP and price is not None:
+            reference = trail_stop(Side.BUY, price, request.trail_price, request.trail_percent)
+        if reference is None and request.notional is None:
             return  # checked again when it fills
         with localcontext() as ctx:
             ctx.prec = MONEY_PRECISION
-            needed = cost_estimate(request.qty, reference, settings.slippage_bps, settings.fee_bps)
+            if request.notional is not None:
+                needed = notional_cost(request.notional, settings)
+            else:
+                assert qty is not None and reference is not None  # OrderRequest: qty or notional
+                needed = cost_estimate(qty, reference, settings.slippage_bps, settings.fee_bps)
             available = buying_power(cash, open_orders, prices, settings)
         if needed > available:
             raise BrokerRejected(
@@ -112,19 +139,28 @@ def check_funds(
                 code=CODE_FORBIDDEN,
             )
         return
+    assert qty is not None  # OrderRequest: qty or notional, and a notional sell was sized above
     committed = sum(
         (
-            r.state.qty - r.state.filled_qty
+            _remaining_qty(r.state, prices)
             for r in open_orders
             if r.state.symbol == request.symbol and r.state.side is Side.SELL
         ),
         Decimal(0),
     )
     available = position_qty - committed
-    if request.qty > available:
+    if qty > available:
         raise BrokerRejected(
-            f"insufficient qty available for order (requested: {request.qty}, available: {available});"
+            f"insufficient qty available for order (requested: {qty}, available: {available});"
             " short selling is not supported",
             status=403,
             code=CODE_FORBIDDEN,
         )
+
+
+def _remaining_qty(state: BrokerOrderState, prices: Mapping[str, Decimal]) -> Decimal:
+    """What an open order may still trade: a notional one's size at the current price."""
+    if state.notional is not None and state.filled_qty == 0:
+        price = prices.get(state.symbol)
+        return state.notional / price if price else Decimal(0)
+    return state.qty - state.filled_qty

@@ -43,6 +43,7 @@ from autoquant.brokers.paper.rest_positions import build_positions_router
 from autoquant.brokers.paper.rest_reference import build_reference_router
 from autoquant.brokers.settings import Secrets
 from autoquant.domain.broker import BrokerOrderState, OrderRequest
+from autoquant.domain.values import OrderType
 from autoquant.errors import BrokerError
 
 __all__ = ["CODE_INVALID", "AlpacaHTTPError", "build_router", "error_response", "parse_order_body"]
@@ -80,15 +81,16 @@ def _order_request(fields: dict[str, Any]) -> OrderRequest:
 def parse_order_body(body: bytes) -> OrderRequest:
     """Alpaca's order JSON as an ``OrderRequest``; numbers are read as exact decimals."""
     data = _json_object(body)
-    if data.get("notional") is not None:
-        raise invalid("notional orders are not supported by the paper exchange: send qty")
     if data.get("order_class") not in (None, "", "simple"):
         raise invalid(f"order_class {data['order_class']!r} is not supported")
     # Both required by Alpaca's spec (CreateOrderRequest): no default stands in for either.
     if data.get("time_in_force") in (None, ""):
-        raise invalid("time_in_force is required: day, gtc, ioc or fok")
+        raise invalid("time_in_force is required: day, gtc, opg, cls, ioc or fok")
     if data.get("type", data.get("order_type")) in (None, ""):
-        raise invalid("type is required: market, limit, stop or stop_limit")
+        raise invalid("type is required: market, limit, stop, stop_limit or trailing_stop")
+    extended = data.get("extended_hours")
+    if extended is not None and not isinstance(extended, bool):
+        raise invalid("extended_hours must be true or false")
     return _order_request(
         {
             "client_order_id": data.get("client_order_id") or str(uuid.uuid4()),
@@ -99,6 +101,10 @@ def parse_order_body(body: bytes) -> OrderRequest:
             "time_in_force": data.get("time_in_force"),
             "limit_price": data.get("limit_price"),
             "stop_price": data.get("stop_price"),
+            "notional": data.get("notional"),
+            "trail_price": data.get("trail_price"),
+            "trail_percent": data.get("trail_percent"),
+            "extended_hours": extended,
         }
     )
 
@@ -106,10 +112,12 @@ def parse_order_body(body: bytes) -> OrderRequest:
 def parse_replace_body(body: bytes, old: BrokerOrderState) -> OrderRequest:
     """Alpaca's replace JSON (``PATCH /v2/orders/{id}``) over ``old``: the new order's terms."""
     data = _json_object(body)
-    for name in ("trail", "notional"):
-        if data.get(name) is not None:
-            raise invalid(f"{name} cannot be changed on a {old.order_type.value} order")
-    if data.get("stop_price") is not None and old.stop_price is None:
+    trailing = old.order_type is OrderType.TRAILING_STOP
+    if data.get("notional") is not None:
+        raise invalid("notional can be changed only on an IPO indication of interest")
+    if data.get("trail") is not None and not trailing:
+        raise invalid(f"trail cannot be changed on a {old.order_type.value} order")
+    if data.get("stop_price") is not None and (old.stop_price is None or trailing):
         raise invalid(f"stop_price cannot be set on a {old.order_type.value} order")
     unknown = set(data) - REPLACE_FIELDS
     if unknown:
@@ -121,15 +129,29 @@ def parse_replace_body(body: bytes, old: BrokerOrderState) -> OrderRequest:
             "client_order_id": data.get("client_order_id") or str(uuid.uuid4()),
             "symbol": old.symbol,
             "side": old.side,
-            "qty": data.get("qty") if data.get("qty") is not None else old.qty,
             "order_type": old.order_type,
             "time_in_force": data.get("time_in_force") or old.time_in_force,
-            "limit_price": data.get("limit_price")
-            if data.get("limit_price") is not None
-            else old.limit_price,
-            "stop_price": data.get("stop_price") if data.get("stop_price") is not None else old.stop_price,
+            "limit_price": _changed(data, "limit_price", old.limit_price),
+            "stop_price": None if trailing else _changed(data, "stop_price", old.stop_price),
+            "notional": old.notional,
+            "qty": None if old.notional is not None else _changed(data, "qty", old.qty),
+            **_trail(data.get("trail"), old),
+            "extended_hours": old.extended_hours,
         }
     )
+
+
+def _changed(data: dict[str, Any], name: str, old: Decimal | None) -> Any:
+    return data.get(name) if data.get(name) is not None else old
+
+
+def _trail(trail: Any, old: BrokerOrderState) -> dict[str, Any]:
+    """A trailing stop's new trail: ``trail`` replaces whichever of trail_price and trail_percent it had."""
+    if old.order_type is not OrderType.TRAILING_STOP:
+        return {}
+    if old.trail_price is not None:
+        return {"trail_price": old.trail_price if trail is None else trail}
+    return {"trail_percent": old.trail_percent if trail is None else trail}
 
 
 def make_guard(

@@ -81,11 +81,14 @@ class OrderRecord:
     fills_done: int = 0
     #: Sum of qty * price over the fills, for the exact cumulative average price.
     filled_notional: Decimal = Decimal(0)
-    #: A stop or stop-limit order whose stop price has traded: it now works as a market or limit order.
+    #: A stop, stop-limit or trailing stop whose stop has traded: it now works as a market or limit order.
     triggered: bool = False
 
     def with_trigger(self) -> OrderRecord:
         return dataclasses.replace(self, triggered=True)
+
+    def with_state(self, state: BrokerOrderState) -> OrderRecord:
+        return dataclasses.replace(self, state=state)
 
     def with_expiry(self, expires_ns: int) -> OrderRecord:
         return dataclasses.replace(self, expires_ns=expires_ns)
