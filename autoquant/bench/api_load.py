@@ -49,7 +49,13 @@ qty = "10"
 path = "{root}/api.log"
 [api]
 listen = "127.0.0.1:{port}"
-"""
+{priority}"""
+
+#: Extra ``[api]`` lines (the API's CPU priority); empty: the shipped defaults, as production runs them.
+API_PRIORITY = ""
+#: The clients' own priority: they stand for dashboards on other hosts, so on this one they take only
+#: CPU time the trading loop leaves (``nice``, ``idle`` as in ``runtime/priority.py``).
+CLIENTS_NICE, CLIENTS_IDLE = 10, False
 
 
 def _free_port() -> int:
@@ -62,7 +68,9 @@ def _api_config(ledger: Path, port: int) -> Path:
     config = ledger.with_name("api.toml")
     # Absolute: a config's relative paths resolve against the config file's own directory.
     absolute = ledger.resolve()
-    config.write_text(API_CONFIG.format(ledger=absolute, root=absolute.parent, port=port))
+    config.write_text(
+        API_CONFIG.format(ledger=absolute, root=absolute.parent, port=port, priority=API_PRIORITY)
+    )
     return config
 
 
@@ -151,8 +159,9 @@ class Condition:
         try:
             await _wait(serving, 30, "the API to serve the bench's ledger")
             # The clients stand for dashboards on other hosts: on this one they yield the CPU like the API.
-            client_command = ["nice", "-n", "10", sys.executable, "-m", "autoquant.bench.api_clients"]
-            processes.append(_spawn(ledger, [*client_command, base, str(CLIENTS), str(counter)], token))
+            client_command = [sys.executable, "-m", "autoquant.bench.api_clients", base, str(CLIENTS)]
+            priority = [str(CLIENTS_NICE), "idle" if CLIENTS_IDLE else "normal"]
+            processes.append(_spawn(ledger, [*client_command, str(counter), *priority], token))
             await _wait(lambda: _count(counter) > 5 * CLIENTS, 30, "client load")
         except BaseException:
             for process in processes:
