@@ -1,8 +1,9 @@
-"""``python -m autoquant.bench.api_clients BASE_URL N COUNT_FILE``: N concurrent clients hammering the
-operator API (status, open orders, positions, metrics, decisions, in turn, as fast as it answers) until
-SIGTERM; the running request count is written to COUNT_FILE every 0.2 s. The token is read from
-``$AUTOQUANT_API_TOKEN``. It runs in its own process so the load costs the bench's process nothing but
-the machine's CPU, as real clients on other hosts would cost the API."""
+"""``python -m autoquant.bench.api_clients BASE_URL N COUNT_FILE [NICE [idle]]``: N concurrent clients
+hammering the operator API (status, open orders, positions, metrics, decisions, in turn, as fast as it
+answers) until SIGTERM; the running request count is written to COUNT_FILE every 0.2 s. The token is read
+from ``$AUTOQUANT_API_TOKEN``. It runs in its own process so the load costs the bench's process nothing
+but the machine's CPU, as real clients on other hosts would cost the API; NICE (and ``idle``:
+SCHED_IDLE) lower its own priority, so on this host it takes only the CPU time trading leaves."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ import sys
 from pathlib import Path
 
 import httpx
+
+from autoquant.runtime.priority import yield_cpu
 
 PATHS = ("/api/v1/status", "/api/v1/orders?open=true", "/api/v1/positions", "/metrics", "/api/v1/decisions")
 
@@ -54,4 +57,6 @@ async def main(base: str, clients: int, count_file: Path) -> None:
 
 
 if __name__ == "__main__":
+    if len(sys.argv) > 4:  # the load generator's own priority (every thread: runtime/priority.py)
+        yield_cpu(int(sys.argv[4]), idle=sys.argv[5:6] == ["idle"])
     asyncio.run(main(sys.argv[1], int(sys.argv[2]), Path(sys.argv[3])))

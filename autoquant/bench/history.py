@@ -7,6 +7,9 @@ position the ledger would have written; one order in four fills in two execution
 decision, its events (with ``status_after``) and a closure; an open-orders checkpoint follows the
 closed history, and the still-open orders come after it, as the ledger would leave them.
 
+Each order also has the account snapshot and the reconciliation run a busy account records beside
+it (tables that grow for as long as the ledger lives, as the fills do).
+
 The open orders are also live on a paper exchange state file next to the ledger (submitted there
 first, so their broker order ids match), so the daemon's start-up reconciliation finds them.
 Built files are cached under ``.bench/`` by size: reruns reuse them.
@@ -29,7 +32,7 @@ from autoquant.ledger.connection import migrate_file
 from autoquant.runtime.config import PaperSettings
 
 #: Bump when the shape of the built history changes, so stale caches are not reused.
-VERSION = 2
+VERSION = 3
 KEYS = (("sma-aapl", "AAPL"), ("sma-msft", "MSFT"), ("mr-aapl", "AAPL"), ("mr-msft", "MSFT"))
 _BUY, _SELL, _QTY = "100.00", "101.00", 10
 _NS = 1_000_000_000
@@ -47,14 +50,20 @@ def cached_history(fills: int, open_orders: int) -> Path:
     shutil.rmtree(building, ignore_errors=True)
     building.mkdir()
     started = time.perf_counter()
-    broker_ids = _open_on_paper(building / "paper.db", open_orders)
-    _build_ledger(building / "ledger.db", fills, broker_ids)
+    build_history(building, fills, open_orders)
     (building / "done").write_text("ok\n")
     shutil.rmtree(target, ignore_errors=True)
     building.rename(target)
     took = time.perf_counter() - started
     progress(f"built a ledger of {fills} fills and {open_orders} open orders in {took:.1f}s")
     return target
+
+
+def build_history(directory: Path, fills: int, open_orders: int, *, seconds_apart: int = 1) -> None:
+    """Write ``ledger.db`` and ``paper.db`` of this size into ``directory`` (which must exist), one fill
+    every ``seconds_apart`` seconds up to now."""
+    broker_ids = _open_on_paper(directory / "paper.db", open_orders)
+    _build_ledger(directory / "ledger.db", fills, broker_ids, seconds_apart)
 
 
 def open_order_id(n: int) -> str:
@@ -88,23 +97,26 @@ def _open_on_paper(path: Path, count: int) -> list[str]:
         exchange.close()
 
 
-def _build_ledger(path: Path, fills: int, open_broker_ids: list[str]) -> None:
+def _build_ledger(path: Path, fills: int, open_broker_ids: list[str], seconds_apart: int = 1) -> None:
     migrate_file(path)
     conn = sqlite3.connect(path, isolation_level=None)
     try:
         conn.execute("PRAGMA synchronous=OFF")
         conn.execute("BEGIN")
-        _insert_history(conn, fills, open_broker_ids)
+        _insert_history(conn, fills, open_broker_ids, seconds_apart * _NS)
         conn.execute("COMMIT")
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
         conn.close()
 
 
-def _insert_history(conn: sqlite3.Connection, fill_count: int, open_broker_ids: list[str]) -> None:
+def _insert_history(
+    conn: sqlite3.Connection, fill_count: int, open_broker_ids: list[str], step_ns: int
+) -> None:
     now = time.time_ns()
-    start = now - fill_count * _NS  # one fill a second, ending now
+    start = now - fill_count * step_ns  # one fill a step, ending now
     decisions: list[tuple[object, ...]] = []
+    accounts: list[tuple[object, ...]] = []
     orders: list[tuple[object, ...]] = []
     events: list[tuple[object, ...]] = []
     closures: list[tuple[object, ...]] = []
@@ -121,7 +133,7 @@ def _insert_history(conn: sqlite3.Connection, fill_count: int, open_broker_ids: 
         strategy_id, symbol = KEYS[key]
         side = "sell" if long[key] else "buy"
         price = _SELL if side == "sell" else _BUY
-        ts = start + made * _NS
+        ts = start + made * step_ns
         coid, did, boid = f"aq-h{n:09d}", f"d-h{n:09d}", f"b-h{n:09d}"
         decisions.append(
             (
@@ -137,6 +149,7 @@ def _insert_history(conn: sqlite3.Connection, fill_count: int, open_broker_ids: 
             )
         )
         orders.append((coid, did, strategy_id, symbol, side, str(_QTY), "market", "day", None, ts))
+        accounts.append(("100000", "100000", "100000", ts))
         events.append((coid, "accepted", "accepted", "0", boid, None, None, ts, ts))
         parts = [4, 6] if n % 4 == 3 and made + 2 <= fill_count else [_QTY]
         done = 0
@@ -177,7 +190,9 @@ def _insert_history(conn: sqlite3.Connection, fill_count: int, open_broker_ids: 
         n += 1
         if len(orders) >= CHUNK:
             _flush(conn, decisions, orders, events, closures, fills)
+            _flush_accounts(conn, accounts)
     _flush(conn, decisions, orders, events, closures, fills)
+    _flush_accounts(conn, accounts)
     conn.executemany("INSERT INTO position_keys (strategy_id, symbol) VALUES (?, ?)", [list(k) for k in KEYS])
     conn.execute(
         "INSERT INTO open_order_checkpoints (orders_seq, closures_seq, open_ids_json, local_ts_ns)"
@@ -223,6 +238,20 @@ def _flush(conn: sqlite3.Connection, *rows: list[tuple[object, ...]]) -> None:
     )
     for collected in rows:
         collected.clear()
+
+
+def _flush_accounts(conn: sqlite3.Connection, accounts: list[tuple[object, ...]]) -> None:
+    """One account snapshot and one clean reconciliation run per collected order, then forget them."""
+    conn.executemany(
+        "INSERT INTO account_snapshots (cash, equity, buying_power, local_ts_ns) VALUES (?, ?, ?, ?)",
+        accounts,
+    )
+    conn.executemany(
+        "INSERT INTO reconciliations (trigger, clean, summary_json, started_ns, finished_ns)"
+        " VALUES ('periodic', 1, '{}', ?, ?)",
+        [(row[-1], row[-1]) for row in accounts],
+    )
+    accounts.clear()
 
 
 def _insert_events(conn: sqlite3.Connection, events: Sequence[tuple[object, ...]]) -> None:

@@ -82,9 +82,13 @@ def bench_config(directory: Path) -> Config:
 
 
 async def run(
-    sizes: Sizes, beside: Callable[[Path], AbstractAsyncContextManager[object]] | None = None
+    sizes: Sizes,
+    beside: Callable[[Path], AbstractAsyncContextManager[object]] | None = None,
+    tag: Callable[[], str | None] | None = None,
 ) -> dict[str, object]:
-    """``beside``, given the ledger's path, runs something around the ticks (the API-load group's clients)."""
+    """``beside``, given the ledger's path, runs something around the ticks (the API-load group's clients);
+    ``tag``, read as each tick starts, files its latency under that name in ``tick_latencies_ns_by_tag``
+    (None: not kept there), for a caller that alternates conditions within the run."""
     with scratch_dir("tick") as directory, daemon_logging(directory):
         clock = SystemClock()
         config = bench_config(directory)
@@ -92,6 +96,7 @@ async def run(
         exchange = bench_exchange(directory, clock, [SYMBOL])
         broker = TimedPaperBroker(exchange)
         latencies: list[int] = []
+        by_tag: dict[str, list[int]] = {}
         no_order = 0
         try:
             around = beside(config.ledger.path) if beside is not None else contextlib.nullcontext()
@@ -103,6 +108,7 @@ async def run(
                 for index in range(warmup + sizes.ticks):
                     submitted, skipped = len(broker.submitted_ns), _not_ordered(worker)
                     bar = zigzag_bar(index, clock.now_ns())
+                    label = tag() if tag is not None else None
                     start = time.perf_counter_ns()
                     market.observe(bar)
                     exchange.on_bar(bar)
@@ -127,6 +133,8 @@ async def run(
                     await system.execution.idle()
                     if index >= warmup:
                         latencies.append(broker.submitted_ns[coid] - start)
+                        if label is not None:
+                            by_tag.setdefault(label, []).append(latencies[-1])
         finally:
             exchange.close()
             await ledger.close()
@@ -134,9 +142,12 @@ async def run(
         raise RuntimeError(f"no tick led to an order ({no_order} ticks without one)")
     p50, p99 = percentile(latencies, 0.50) / 1e6, percentile(latencies, 0.99) / 1e6
     progress(f"tick to submit: p50 {p50:.2f} ms, p99 {p99:.2f} ms over {len(latencies)} orders")
-    return {
+    result: dict[str, object] = {
         "tick_to_submit_p50_ms": round(p50, 3),
         "tick_to_submit_p99_ms": round(p99, 3),
         "tick_to_submit_orders": len(latencies),
         "tick_to_submit_ticks_without_order": no_order,
     }
+    if tag is not None:
+        result["tick_latencies_ns_by_tag"] = by_tag
+    return result

@@ -1,5 +1,7 @@
 """Is the ledger whole? ``autoquant doctor`` lists every problem (``verify.problems``), and
-``autoquant run`` refuses to start on any but pending migrations (it applies those itself)."""
+``autoquant run`` refuses to start on any but pending migrations (it applies those itself). The start's
+check is the shallow one (schema, migrations, guard triggers): its cost does not grow with the history,
+while ``doctor`` and backups run the whole-file ``integrity_check``."""
 
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ def refuse_unsafe(path: Path) -> None:
     (missing guard triggers, an edited or unknown migration, corruption); pending migrations pass."""
     if not path.exists() or path.stat().st_size == 0:
         return
-    problems = [p for p in verify.problems(path) if not p.startswith(PENDING)]
+    problems = [p for p in verify.problems(path, deep=False) if not p.startswith(PENDING)]
     if problems:
         raise LedgerCorrupt(
             f"ledger {path} is not safe to run on: {problems[0]}"

@@ -46,9 +46,9 @@ from autoquant.ledger.projection import (
 from autoquant.ledger.reads import (
     Book,
     LedgerReader,
-    _equity_rows,
     _order_key,
     account_totals,
+    equity_rows,
     open_reader_thread,
 )
 from autoquant.ledger.records import ReconciliationCursor, ReconciliationRun, RiskEvent
@@ -234,7 +234,7 @@ class Ledger(LedgerReader):
         if self._external.changed():
             await self.last_control_seq()  # another process (the CLI) wrote: fold in its controls
         if projection.equity_day != day_start_ns:
-            rows = await self._reader.read(lambda conn: _equity_rows(conn, day_start_ns))
+            rows = await self._reader.read(lambda conn: equity_rows(conn, day_start_ns))
             projection.set_equity_day(day_start_ns, rows)
         return Book(
             positions=dict(projection.positions),

@@ -396,7 +396,7 @@ class LedgerReader:
 
     async def equity_since(self, since_ns: int) -> tuple[Decimal, Decimal, Decimal] | None:
         """(first, peak, latest) account equity recorded at or after ``since_ns``, or None."""
-        values = [e for _, e in await self._reader.read(lambda c: _equity_rows(c, since_ns))]
+        values = [e for _, e in await self._reader.read(lambda c: equity_rows(c, since_ns))]
         return (values[0], max(values), values[-1]) if values else None
 
     async def projection(self) -> Projection:
@@ -434,9 +434,14 @@ def _order_key(order: Order) -> tuple[int, str]:
     return order.created_ns, order.client_order_id
 
 
-def _equity_rows(conn: sqlite3.Connection, since_ns: int) -> list[tuple[int, Decimal]]:
+def equity_rows(conn: sqlite3.Connection, since_ns: int) -> list[tuple[int, Decimal]]:
+    """Account snapshots (seq, equity) taken at or after ``since_ns``, oldest first."""
+    # INDEXED BY: left to itself SQLite walks the whole table in seq order (no sort) rather than the
+    # day's index range, and the table gains a row per reconciliation run for as long as the ledger lives.
     cursor = conn.execute(
-        "SELECT seq, equity FROM account_snapshots WHERE local_ts_ns >= ? ORDER BY seq", (since_ns,)
+        "SELECT seq, equity FROM account_snapshots INDEXED BY account_snapshots_by_time"
+        " WHERE local_ts_ns >= ? ORDER BY seq",
+        (since_ns,),
     )
     return [(int(s), Decimal(e)) for s, e in cursor.fetchall()]
 

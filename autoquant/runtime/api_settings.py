@@ -26,6 +26,11 @@ class ApiSettings(Section):
     cache_s: float = Field(default=0.5, ge=0)
     #: The API process's niceness: the kernel lets trading run first when CPU is short (0 = as trading).
     nice: int = Field(default=10, ge=0, le=19)
+    #: Linux's SCHED_IDLE for the API process: it runs only on CPU time nothing at normal priority wants,
+    #: and a waking trading thread preempts it at once. Off by default: on a host kept busy by other
+    #: work the API then answers nothing (measured: 5 s timeouts at load 9 on 2 cores); for a host that
+    #: runs the daemon alone.
+    idle: bool = False
 
     @model_validator(mode="after")
     def _listen(self) -> ApiSettings:

@@ -28,9 +28,11 @@ def _write_config(root: Path, port: int, extra: str = "") -> Path:
 
 
 @pytest.fixture
-def lone_api(tmp_path: Path) -> Iterator[str]:
+def lone_api_process(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     port = free_port()
-    config = _write_config(tmp_path, port)
+    config = _write_config(tmp_path, port, getattr(request, "param", ""))
     migrated = subprocess.run(
         [sys.executable, "-m", "autoquant", "--config", str(config), "migrate"],
         capture_output=True,
@@ -54,9 +56,28 @@ def lone_api(tmp_path: Path) -> Iterator[str]:
             return False
 
     wait_for(up, 30, "autoquant api to answer")
-    yield base
+    yield base, process
     process.terminate()
     process.wait(timeout=10)
+
+
+@pytest.fixture
+def lone_api(lone_api_process: tuple[str, subprocess.Popen[bytes]]) -> str:
+    return lone_api_process[0]
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="SCHED_IDLE is Linux's")
+@pytest.mark.parametrize("lone_api_process", ["nice = 12\nidle = true\n"], indirect=True)
+def test_every_thread_of_the_api_yields_the_cpu_to_trading(
+    lone_api_process: tuple[str, subprocess.Popen[bytes]],
+) -> None:
+    """With [api] idle and nice set, every thread of the API process runs under SCHED_IDLE at nice 12."""
+    _, process = lone_api_process
+    threads = [int(entry.name) for entry in Path(f"/proc/{process.pid}/task").iterdir()]
+    assert len(threads) > 1
+    for tid in threads:
+        assert os.sched_getscheduler(tid) == os.SCHED_IDLE, f"thread {tid} is not SCHED_IDLE"
+        assert os.getpriority(os.PRIO_PROCESS, tid) >= 12, f"thread {tid} is not niced"
 
 
 def test_the_api_answers_while_the_daemon_is_down_and_limits_writes(lone_api: str) -> None:

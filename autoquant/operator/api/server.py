@@ -14,6 +14,7 @@ from autoquant.operator.api.app import create_app
 from autoquant.operator.api.state import ApiState
 from autoquant.runtime.api_settings import is_loopback, split_listen
 from autoquant.runtime.config import Config
+from autoquant.runtime.priority import yield_cpu
 
 log = structlog.get_logger("autoquant.api")
 
@@ -52,8 +53,9 @@ async def serve(config: Config, listen: str | None = None) -> None:
     token = api_token(config)
     if not is_loopback(host):
         log.warning("api_serving_remote", host=host, port=port, note="reachable beyond this host")
-    if config.api.nice and hasattr(os, "nice"):
-        os.nice(config.api.nice)  # the operator surface yields the CPU to trading when it is short
+    # The operator surface yields the CPU to trading (runtime/priority.py): every thread, before serving.
+    yielded = yield_cpu(config.api.nice, config.api.idle)
+    log.info("api_priority", nice=yielded.nice, sched_idle=yielded.idle, threads=yielded.threads)
     app = create_app(ApiState(config, token))
     server = uvicorn.Server(
         uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="on")
