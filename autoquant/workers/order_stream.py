@@ -1,10 +1,12 @@
 """The order-update worker: the consumer of the broker's order-update stream.
 
 Order updates and fills from the stream are appended in whatever order they arrive; the ledger counts a
-fill once by its execution id. An update for an order this ledger never reserved, or one that cannot be
-read, is recorded as an incident rather than guessed at. When the stream ends (a disconnect) the consumer
-asks for a reconciliation and subscribes again, with jittered backoff. It shares nothing with the
-execution worker but the ledger: its counters are its own, its incidents go through the reporter.
+fill once by its execution id. An update for an order this ledger never reserved is adopted when it is a
+replace done at the broker or a flatten's closing order (``broker_requests.adopt_unknown``); any other,
+or one that cannot be read, is recorded as an incident rather than guessed at. When the stream ends (a
+disconnect) the consumer asks for a reconciliation and subscribes again, with jittered backoff. It shares
+nothing with the execution worker but the ledger: its counters are its own, its incidents go through the
+reporter.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from autoquant.domain.clock import Clock
 from autoquant.errors import BrokerError, BrokerPayloadInvalid
 from autoquant.ledger import Ledger
 from autoquant.workers.adoption import event_for_update
+from autoquant.workers.broker_requests import adopt_unknown
 from autoquant.workers.crashpoints import crashpoint
 from autoquant.workers.incidents import IncidentReporter
 from autoquant.workers.reachability import BrokerReachability
@@ -62,6 +65,9 @@ class OrderStream:
         self.stats.updates += 1
         coid = update.order.client_order_id
         order = await self.ledger.get_order(coid)
+        if order is None:
+            # A replace done at the broker, or a flatten's closing order: the ledger's own after all.
+            order = await adopt_unknown(self.ledger, self.broker, update.order)
         if order is None:
             log.error(
                 "update_for_unknown_order", client_order_id=coid, broker_order_id=update.order.broker_order_id

@@ -29,6 +29,7 @@ from typing import Any
 import structlog
 
 from autoquant.brokers.port import Broker
+from autoquant.domain.adoption import is_closing_order
 from autoquant.domain.broker import BrokerOrderState, BrokerPosition
 from autoquant.domain.clock import Clock
 from autoquant.domain.controls import ACCOUNT, Control, ControlKind
@@ -45,6 +46,7 @@ from autoquant.domain.reconciliation import (
 from autoquant.errors import BrokerError
 from autoquant.ledger import Ledger
 from autoquant.ledger.records import ReconciliationCursor, ReconciliationRun
+from autoquant.workers.broker_requests import adopt_unknown
 from autoquant.workers.crashpoints import crashpoint
 from autoquant.workers.incidents import IncidentReporter
 from autoquant.workers.reachability import BrokerReachability
@@ -130,6 +132,7 @@ class Reconciler:
         started = self.clock.now_ns()
         previous = await self.ledger.last_reconciliation()
         adopted = await self._adopt()
+        adopted_own = await self._adopt_own(previous)
         first = await self._pass(previous)
         # Repairs of the first pass are appended; the run is not recorded, incidents not opened.
         crashpoint("during_reconciliation")
@@ -160,6 +163,8 @@ class Reconciler:
             summary["positions_unsettled"] = sorted(report.unsettled_symbols)
         if adopted:
             summary["adopted_after_restore"] = adopted
+        if adopted_own:
+            summary["adopted_from_broker"] = adopted_own
         cursor = None
         if report.account is not None:
             # The next run's cash baseline: the cash read at as_of_ns, and the ledger's last fill before it,
@@ -271,6 +276,22 @@ class Reconciler:
                     details={"restore_seq": restore.seq, "client_order_ids": adopted},
                 )
             )
+        return adopted
+
+    async def _adopt_own(self, previous: ReconciliationRun | None) -> list[str]:
+        """The broker's orders since the window start that the ledger never reserved but are its own: a
+        replace done at the broker, a flatten's closing order (``adopt_unknown``). Reserved here, their
+        states and fills follow in the pass, so none is reported as an unknown order."""
+        since = self._window_start(await self.ledger.open_orders(), previous)
+        adopted = []
+        for state in await self.broker.list_orders(open_only=False, since_ns=since):
+            if state.replaces is None and not is_closing_order(state):
+                continue
+            if await self.ledger.get_order(state.client_order_id) is not None:
+                continue
+            order = await adopt_unknown(self.ledger, self.broker, state, linked=True)
+            if order is not None:
+                adopted.append(order.client_order_id)
         return adopted
 
     # -- one pass ----------------------------------------------------------------------------------
