@@ -10,10 +10,10 @@ from decimal import Decimal
 from typing import Any
 
 from autoquant.brokers.paper import PaperBroker
-from autoquant.domain.broker import BrokerOrderState, OrderRequest
+from autoquant.domain.broker import BrokerOrderState, OrderRequest, OrderUpdate
 from autoquant.domain.decisions import Action, Decision, OrderIntent
 from autoquant.domain.ids import replacement_client_order_id
-from autoquant.domain.orders import Order, OrderStatus
+from autoquant.domain.orders import Order, OrderEventKind, OrderStatus
 from autoquant.domain.values import OrderType, Side, from_ns
 from autoquant.errors import BrokerAmbiguous
 from autoquant.workers.broker_requests import BrokerRequests
@@ -294,3 +294,33 @@ async def test_a_stranger_order_outside_any_flatten_is_still_an_incident(make: M
     await rig.deliver()
     assert await rig.ledger.get_order("someone-else") is None
     assert await incidents(rig) == ["unknown_order"]
+
+
+async def test_a_replaced_event_that_carries_the_new_order_ends_the_old_one(make: MakeRig) -> None:
+    """A ``replaced`` event carrying the replacement: the old order ends REPLACED, the new one is ACCEPTED."""
+    rig = await make()
+    placed = await place_limit(rig)
+    assert placed.broker_order_id is not None
+    new_state = rig.exchange.replace(
+        placed.broker_order_id,
+        OrderRequest(
+            client_order_id="web-ui-3",
+            symbol="AAPL",
+            side=Side.BUY,
+            qty=Decimal(4),
+            order_type=OrderType.LIMIT,
+            limit_price=Decimal(92),
+        ),
+    )
+    while not rig.updates.empty():
+        rig.updates.get_nowait()  # the venue's own wording of the replace is not the one under test
+    carried = new_state.model_copy(update={"replaces": placed.broker_order_id})
+    await rig.stream.handle_update(
+        OrderUpdate(
+            kind=OrderEventKind.REPLACED, order=carried, local_ts_ns=rig.clock.now_ns(), raw_event="replaced"
+        )
+    )
+    old, new = await rig.ledger.get_order("aq-1"), await rig.ledger.get_order("web-ui-3")
+    assert old is not None and old.status is OrderStatus.REPLACED
+    assert new is not None and new.status is OrderStatus.ACCEPTED and new.replaces == "aq-1"
+    assert await incidents(rig) == []
