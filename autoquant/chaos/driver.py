@@ -93,8 +93,8 @@ ORDER BY o.seq DESC LIMIT 5
 
 
 def replace_resting(daemon: DaemonProcess, rng: random.Random, err: TextIO) -> bool:
-    """``autoquant replace`` one of the daemon's resting limit or stop orders, moved to the last close
-    (a stop-limit's limit 1 % past it); False if there is none or the request was refused."""
+    """``autoquant replace`` one of the daemon's resting limit or stop orders: a limit 1 % through the last
+    close, a stop at it (a stop-limit's limit 1 % through); False if there is none or it was refused."""
     if not daemon.ledger.exists():
         return False
     try:
@@ -109,11 +109,12 @@ def replace_resting(daemon: DaemonProcess, rng: random.Random, err: TextIO) -> b
     if close is None:
         return False
     price = Decimal(close).quantize(Decimal("0.01"))
-    past = (price * (Decimal("1.01") if side == "buy" else Decimal("0.99"))).quantize(Decimal("0.01"))
+    # 1 % through the last close: a limit becomes marketable, a stop-limit's limit is no bar to filling.
+    through = (price * (Decimal("1.01") if side == "buy" else Decimal("0.99"))).quantize(Decimal("0.01"))
     terms = {
-        "limit": ["--limit-price", str(price)],
+        "limit": ["--limit-price", str(through)],
         "stop": ["--stop-price", str(price)],
-        "stop_limit": ["--stop-price", str(price), "--limit-price", str(past)],
+        "stop_limit": ["--stop-price", str(price), "--limit-price", str(through)],
     }[order_type]
     result = daemon.cli("replace", coid, *terms, "--reason", "chaos: move it to the market")
     if result.returncode != 0:

@@ -3,7 +3,7 @@
 Flat and no order open: buy ``qty``; long: sell the position. The order type is picked by the bar's close
 time (market, limit, stop, stop-limit, each as often), at prices ``offset_bps`` from the close: a limit
 buy rests below the close and a limit sell above it, a stop buy triggers above and a stop sell below, a
-stop-limit's limit lies a further ``offset_bps`` past its stop. So limit and stop orders rest a while on
+stop-limit's limit lies ten times ``offset_bps`` past its stop. So limit and stop orders rest a while on
 the synthetic walk, some fill and some are still working when the chaos driver replaces them (``autoquant
 replace``) or kills the daemon. While an order is open it holds. Loaded by the daemon as ``kind =
 "autoquant.chaos.mixed_orders:MixedOrders"`` (the runtime never imports the tooling itself).
@@ -48,7 +48,8 @@ def prices(
     if order_type is OrderType.STOP:
         return None, at(-away)
     if order_type is OrderType.STOP_LIMIT:
-        return at(-2 * away), at(-away)
+        # Its limit lies well past the stop, so a move that gaps through the stop still fills it mostly.
+        return at(-10 * away), at(-away)
     return None, None
 
 
