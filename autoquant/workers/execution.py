@@ -335,7 +335,10 @@ class ExecutionWorker:
         if old.status.is_terminal:
             raise BrokerRejected(f"the order it replaces ({order.replaces}) is already {old.status.value}")
         log.info("order_replacing", replaces=old.client_order_id, old_broker_order_id=old.broker_order_id)
-        return await self.broker.replace(old.broker_order_id, request_for(order))
+        try:
+            return await self.broker.replace(old.broker_order_id, request_for(order))
+        except BrokerNotFound as error:
+            raise BrokerRejected(f"the broker does not know the order it replaces ({error})") from error
 
     async def _replaced(self, client_order_id: str, new: BrokerOrderState) -> None:
         """The replaced order ends REPLACED (the broker's ``replaced`` event says the same; twice is once)."""

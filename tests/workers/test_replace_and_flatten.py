@@ -13,7 +13,7 @@ from autoquant.brokers.paper import PaperBroker
 from autoquant.domain.broker import BrokerOrderState, OrderRequest, OrderUpdate
 from autoquant.domain.decisions import Action, Decision, OrderIntent
 from autoquant.domain.ids import replacement_client_order_id
-from autoquant.domain.orders import Order, OrderEventKind, OrderStatus
+from autoquant.domain.orders import Order, OrderEvent, OrderEventKind, OrderStatus
 from autoquant.domain.values import OrderType, Side, from_ns
 from autoquant.errors import BrokerAmbiguous
 from autoquant.workers.broker_requests import BrokerRequests
@@ -324,3 +324,32 @@ async def test_a_replaced_event_that_carries_the_new_order_ends_the_old_one(make
     assert old is not None and old.status is OrderStatus.REPLACED
     assert new is not None and new.status is OrderStatus.ACCEPTED and new.replaces == "aq-1"
     assert await incidents(rig) == []
+
+
+async def test_a_replace_of_an_order_the_broker_does_not_know_is_rejected(make: MakeRig) -> None:
+    """The broker has no order under the old broker id: the replacement is REJECTED, the worker lives on."""
+    rig = await make()
+    stranger = Order(
+        client_order_id="aq-2",
+        strategy_id="s1",
+        symbol="AAPL",
+        side=Side.BUY,
+        qty=Decimal(1),
+        order_type=OrderType.LIMIT,
+        limit_price=Decimal(80),
+        created_ns=rig.clock.now_ns(),
+    )
+    assert await rig.ledger.reserve(stranger)
+    await rig.ledger.apply_event(
+        OrderEvent(
+            client_order_id="aq-2", kind=OrderEventKind.ACCEPTED, broker_order_id="nowhere", local_ts_ns=1
+        )
+    )
+    new_id = await request_replace(rig, "aq-2", qty="3")
+    await BrokerRequests(rig.ledger, rig.broker, rig.clock, rig.worker).carry_out()
+    await send_fresh(rig)
+    refused = await rig.ledger.get_order(new_id)
+    assert refused is not None and refused.status is OrderStatus.REJECTED
+    assert "does not know" in (refused.reason or "")
+    old = await rig.ledger.get_order("aq-2")
+    assert old is not None and old.status is OrderStatus.ACCEPTED
