@@ -1,18 +1,23 @@
 """Every order type the daemon places (market, limit, stop, stop-limit) end to end: a strategy's intent
 through the risk gate (a limit or stop price is the notional basis), the ledger, the execution worker,
-the Alpaca adapter over loopback and the paper exchange behind paper-server, back to a FILLED order
-whose fills the ledger counts once."""
+the Alpaca adapter over loopback to paper-server (and the in-process paper broker), the paper exchange,
+back to a FILLED order whose fills the ledger counts once."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from autoquant.brokers.paper import PaperBroker, PaperExchange
+from autoquant.brokers.port import Broker
 from autoquant.clocks import SystemClock
 from autoquant.domain.bars import Bar
 from autoquant.domain.decisions import Decision, OrderIntent
@@ -20,7 +25,7 @@ from autoquant.domain.orders import OrderStatus
 from autoquant.domain.strategy import StrategyState, order
 from autoquant.domain.values import OrderType, Side, from_ns
 from autoquant.ledger import Ledger
-from autoquant.runtime.config import RiskSettings
+from autoquant.runtime.config import PaperSettings, RiskSettings
 from autoquant.workers.execution import ExecutionWorker
 from autoquant.workers.market import MarketState
 from autoquant.workers.reconciliation import Reconciler
@@ -105,19 +110,48 @@ async def test_the_notional_basis_is_the_limit_else_the_stop_else_the_last_price
         assert not refused.allowed and "notional" in (refused.reason or "")
 
 
+@asynccontextmanager
+async def venue(kind: str, tmp_path: Path) -> AsyncIterator[tuple[Broker, PaperExchange]]:
+    """The broker under test and the exchange behind it: the Alpaca adapter over loopback to
+    paper-server, or the in-process paper broker with its pump running."""
+    paper: dict[str, Any] = {"latency_s": 0.01, "slippage_bps": D(0), "partial_fill_probability": 0.0}
+    if kind == "alpaca":
+        async with paper_server(tmp_path, **paper) as server:
+            alpaca = alpaca_broker_for(server)
+            try:
+                yield alpaca, server.exchange
+            finally:
+                await alpaca.close()
+        return
+    exchange = PaperExchange(
+        PaperSettings(state_path=tmp_path / "paper.db", **paper), SystemClock(), ["AAPL"]
+    )
+    broker = PaperBroker(exchange)
+    pump = asyncio.create_task(broker.run())
+    try:
+        yield broker, exchange
+    finally:
+        await broker.close()
+        await pump
+        exchange.close()
+
+
+@pytest.mark.parametrize("kind", ["alpaca", "paper"])
 @pytest.mark.parametrize(("order_type", "limit", "stop", "trigger"), CASES)
-async def test_an_intent_of_each_type_fills_through_the_alpaca_adapter(
-    tmp_path: Path, order_type: OrderType, limit: Decimal | None, stop: Decimal | None, trigger: Decimal
+async def test_an_intent_of_each_type_fills_at_the_venue(
+    tmp_path: Path,
+    kind: str,
+    order_type: OrderType,
+    limit: Decimal | None,
+    stop: Decimal | None,
+    trigger: Decimal,
 ) -> None:
-    """Decided, gated, reserved with its prices, sent through the adapter, worked at the venue, FILLED."""
+    """Decided, gated, reserved with its prices, sent through the broker, worked at the venue, FILLED."""
     clock = SystemClock()
-    async with paper_server(
-        tmp_path, latency_s=0.01, slippage_bps=D(0), partial_fill_probability=0.0
-    ) as server:
-        broker = alpaca_broker_for(server)
+    async with venue(kind, tmp_path) as (broker, exchange):
         ledger = await Ledger.open(tmp_path / "ledger.db")
         try:
-            server.exchange.set_price("AAPL", D(100))
+            exchange.set_price("AAPL", D(100))
             settings = RiskSettings(max_order_notional=D(1100), max_position_notional=D(5000))
             market = MarketState(clock, ["AAPL"], settings.max_data_age_s)
             market.observe(bar(D(100)))
@@ -148,7 +182,7 @@ async def test_an_intent_of_each_type_fills_through_the_alpaca_adapter(
                 stop,
             )
 
-            server.exchange.set_price("AAPL", trigger)
+            exchange.set_price("AAPL", trigger)
             deadline = time.monotonic() + 10
             while (state := await broker.get_by_client_order_id(reserved.client_order_id)) is None or (
                 state.status is not OrderStatus.FILLED
@@ -165,4 +199,3 @@ async def test_an_intent_of_each_type_fills_through_the_alpaca_adapter(
                 assert all(f.price <= limit for f in fills)
         finally:
             await ledger.close()
-            await broker.close()
