@@ -22,6 +22,7 @@ so a run costs what happened since the last one, not the whole history. Broker e
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable, Mapping, Set
 from dataclasses import dataclass, field
 from typing import Any
@@ -84,6 +85,8 @@ class _Pass:
     events_applied: int
     #: Ledger fills appended after the broker's reads (not in its report), left out of the comparison.
     later_fills: int = 0
+    #: Broker orders adopted as the ledger's own in this pass (``Reconciler._adopt_own``).
+    adopted: tuple[str, ...] = ()
 
 
 class Reconciler:
@@ -132,7 +135,6 @@ class Reconciler:
         started = self.clock.now_ns()
         previous = await self.ledger.last_reconciliation()
         adopted = await self._adopt()
-        adopted_own = await self._adopt_own(previous)
         first = await self._pass(previous)
         # Repairs of the first pass are appended; the run is not recorded, incidents not opened.
         crashpoint("during_reconciliation")
@@ -163,6 +165,7 @@ class Reconciler:
             summary["positions_unsettled"] = sorted(report.unsettled_symbols)
         if adopted:
             summary["adopted_after_restore"] = adopted
+        adopted_own = [*first.adopted, *(final.adopted if final is not first else ())]
         if adopted_own:
             summary["adopted_from_broker"] = adopted_own
         cursor = None
@@ -278,16 +281,16 @@ class Reconciler:
             )
         return adopted
 
-    async def _adopt_own(self, previous: ReconciliationRun | None) -> list[str]:
-        """The broker's orders since the window start that the ledger never reserved but are its own: a
-        replace done at the broker, a flatten's closing order (``adopt_unknown``). Reserved here, their
-        states and fills follow in the pass, so none is reported as an unknown order."""
-        since = self._window_start(await self.ledger.open_orders(), previous)
+    async def _adopt_own(self, unknown: set[str], broker_open: list[BrokerOrderState]) -> list[str]:
+        """Of the broker's orders the ledger never reserved (``unknown``: listed open, or named by a
+        fill), those that are its own after all: a replace done at the broker, a flatten's closing order
+        (``adopt_unknown``). Reserved here; the pass is then run again, so their states and fills are
+        repaired like any order's and none is reported as an unknown order."""
+        listed = {state.client_order_id: state for state in broker_open}
         adopted = []
-        for state in await self.broker.list_orders(open_only=False, since_ns=since):
-            if state.replaces is None and not is_closing_order(state):
-                continue
-            if await self.ledger.get_order(state.client_order_id) is not None:
+        for coid in sorted(unknown):
+            state = listed.get(coid) or await self.broker.get_by_client_order_id(coid)
+            if state is None or (state.replaces is None and not is_closing_order(state)):
                 continue
             order = await adopt_unknown(self.ledger, self.broker, state, linked=True)
             if order is not None:
@@ -296,7 +299,7 @@ class Reconciler:
 
     # -- one pass ----------------------------------------------------------------------------------
 
-    async def _pass(self, previous: ReconciliationRun | None) -> _Pass:
+    async def _pass(self, previous: ReconciliationRun | None, *, adopting: bool = True) -> _Pass:
         open_orders = await self.ledger.open_orders()
         fills_seq = await self._last_fill_seq()
         as_of = self.clock.now_ns()
@@ -316,10 +319,18 @@ class Reconciler:
         open_ids = {order.client_order_id for order in open_orders}
         mentioned = {s.client_order_id for s in broker_open} | {f.client_order_id for f in fills}
         known = {}
+        unknown = set()
         for coid in sorted(mentioned - open_ids):
             found = await self.ledger.get_order(coid)
             if found is not None:
                 known[coid] = found
+            else:
+                unknown.add(coid)
+        if unknown and adopting:
+            adopted = await self._adopt_own(unknown, broker_open)
+            if adopted:
+                again = await self._pass(previous, adopting=False)
+                return dataclasses.replace(again, adopted=(*adopted, *again.adopted))
         listed = {s.client_order_id for s in broker_open}
         for coid in sorted(known):
             missed = any(f.client_order_id == coid and f.execution_id not in execution_ids for f in fills)
