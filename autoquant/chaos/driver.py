@@ -5,11 +5,11 @@ One paper-server process lives through the whole run with its faults on (dropped
 daemon on the same ledger and SIGKILLs it after a random 0.5–3 s, counted from the spawn in a quarter of
 the cycles (start-up, the start-up reconciliation) and from readiness in the rest (trading: submits,
 fills, periodic reconciliations), since start-up alone takes 1–2 s. MSFT is traded with every order type
-(``mixed_orders.MixedOrders``: market, limit, stop, stop-limit), and in half the trading cycles the
-driver replaces one of the daemon's resting limit or stop orders (``autoquant replace``, moved to the
-last close) before the kill, so kills land in replaces too. Then the exchange is restarted **with faults
-off** (its state is in its SQLite file, so nothing is lost) and a clean run follows: start, trade a few
-seconds, SIGTERM (exit 0 expected), ``autoquant reconcile`` (exit 0 expected). The final check runs
+(``mixed_orders.MixedOrders``: market, limit, stop, stop-limit), and in three trading cycles in four the
+driver replaces one of the daemon's resting limit or stop orders (``autoquant replace``, made to fill at
+the last close) before the kill, so kills land in replaces too. Then the exchange is restarted **with
+faults off** (its state is in its SQLite file, so nothing is lost) and a clean run follows: start, trade
+a few seconds, SIGTERM (exit 0 expected), ``autoquant reconcile`` (exit 0 expected). The final check runs
 against a quiet exchange so that what it judges is what the chaos left behind, not a fault injected at
 the very moment of the check.
 
@@ -44,6 +44,8 @@ from autoquant.ledger.connection import readonly_uri
 KILL_AFTER_S = (0.5, 3.0)
 #: The share of cycles whose kill delay counts from the spawn rather than from readiness.
 STARTUP_SHARE = 0.25
+#: The share of trading cycles in which a resting order is replaced before the kill.
+REPLACE_SHARE = 0.75
 
 
 @dataclass
@@ -93,8 +95,8 @@ ORDER BY o.seq DESC LIMIT 5
 
 
 def replace_resting(daemon: DaemonProcess, rng: random.Random, err: TextIO) -> bool:
-    """``autoquant replace`` one of the daemon's resting limit or stop orders: a limit 1 % through the last
-    close, a stop at it (a stop-limit's limit 1 % through); False if there is none or it was refused."""
+    """``autoquant replace`` one of the daemon's resting limit or stop orders, made to fill: its limit 1 %
+    through the last close, its stop 1 % on the triggered side; False if there is none or it was refused."""
     if not daemon.ledger.exists():
         return False
     try:
@@ -108,13 +110,15 @@ def replace_resting(daemon: DaemonProcess, rng: random.Random, err: TextIO) -> b
     coid, order_type, side, close = rng.choice(resting)
     if close is None:
         return False
-    price = Decimal(close).quantize(Decimal("0.01"))
-    # 1 % through the last close: a limit becomes marketable, a stop-limit's limit is no bar to filling.
-    through = (price * (Decimal("1.01") if side == "buy" else Decimal("0.99"))).quantize(Decimal("0.01"))
+    price = Decimal(close)
+    up, down = (Decimal("1.01"), Decimal("0.99")) if side == "buy" else (Decimal("0.99"), Decimal("1.01"))
+    # 1 % through the last close: a limit becomes marketable and a stop is triggered (a buy stop below
+    # the market, a sell stop above it), so the order fills and the strategy moves on to the next type.
+    through, triggered = (str((price * f).quantize(Decimal("0.01"))) for f in (up, down))
     terms = {
-        "limit": ["--limit-price", str(through)],
-        "stop": ["--stop-price", str(price)],
-        "stop_limit": ["--stop-price", str(price), "--limit-price", str(through)],
+        "limit": ["--limit-price", through],
+        "stop": ["--stop-price", triggered],
+        "stop_limit": ["--stop-price", triggered, "--limit-price", through],
     }[order_type]
     result = daemon.cli("replace", coid, *terms, "--reason", "chaos: move it to the market")
     if result.returncode != 0:
@@ -138,7 +142,7 @@ def kill_cycles(
             except TimeoutError:
                 say(f"cycle {cycle}: not ready after 90 s", err)
             report.trading_kills += 1
-            if rng.random() < 0.5 and replace_resting(daemon, rng, err):
+            if rng.random() < REPLACE_SHARE and replace_resting(daemon, rng, err):
                 report.replaces += 1
         # The kill moment is the experiment's random variable, not a condition to wait for.
         time.sleep(rng.uniform(*KILL_AFTER_S))
