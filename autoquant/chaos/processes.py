@@ -42,6 +42,7 @@ latency_s = 0.02
 [marketdata]
 symbols = ["AAPL", "MSFT"]
 bar_seconds = {bar_seconds}
+{marketdata_extra}
 [[strategies]]
 id = "sma-aapl"
 kind = "sma_cross"
@@ -87,8 +88,18 @@ def daemon_config(
     ``mixed_orders`` MSFT is traded by ``MixedOrders`` (every order type) instead of an SMA cross."""
     strategy = MIXED_MSFT if mixed_orders else SMA_MSFT
     kind, extra = ("paper", "") if url is None else ("alpaca", f'url = "{url}"\ntimeout_s = 3.0')
+    # Limit and stop prices mean something only against the exchange's own prices: with mixed orders the
+    # daemon trades on paper-server's market-data stream rather than on synthetic bars of its own.
+    market = ""
+    if mixed_orders and url is not None:
+        market = f'source = "alpaca"\nurl = "{url.replace("http://", "ws://", 1)}"'
     return DAEMON_CONFIG.format(
-        root=root, kind=kind, broker_extra=extra, bar_seconds=bar_seconds, msft_strategy=strategy
+        root=root,
+        kind=kind,
+        broker_extra=extra,
+        bar_seconds=bar_seconds,
+        msft_strategy=strategy,
+        marketdata_extra=market,
     )
 
 
