@@ -39,7 +39,7 @@ from autoquant.brokers.alpaca_mapping import (
     parse_position,
     parse_time_ns,
 )
-from autoquant.brokers.alpaca_orders import order_body
+from autoquant.brokers.alpaca_orders import order_body, replace_body
 from autoquant.brokers.alpaca_stream import AlpacaUpdateStream
 from autoquant.brokers.settings import AlpacaBrokerSettings, Secrets
 from autoquant.clocks import SystemClock
@@ -47,6 +47,7 @@ from autoquant.domain.broker import (
     BrokerAccount,
     BrokerOrderState,
     BrokerPosition,
+    FlattenResult,
     OrderRequest,
 )
 from autoquant.domain.clock import Clock
@@ -137,6 +138,35 @@ class AlpacaBroker:
 
     async def cancel(self, broker_order_id: str) -> None:
         await self._http.delete("cancel", f"/orders/{quote(broker_order_id, safe='')}")
+
+    async def replace(self, broker_order_id: str, request: OrderRequest) -> BrokerOrderState:
+        """``PATCH /v2/orders/{id}``: as ``submit``, never resent here after it may have arrived."""
+        path = f"/orders/{quote(broker_order_id, safe='')}"
+        raw = await self._http.submit("replace", path, replace_body(request), method="PATCH")
+        try:
+            return parse_order(expect_object(raw, "order"))
+        except AlpacaPayloadError as error:
+            raise BrokerAmbiguous(f"replace: the order was answered but unreadable: {error}") from error
+
+    async def close_all_positions(self, *, cancel_orders: bool = True) -> FlattenResult:
+        """``DELETE /v2/positions``: Alpaca answers 207 with ``{symbol, status, body}`` per position,
+        the body the closing order (200) or the refusal."""
+        params = {"cancel_orders": "true" if cancel_orders else "false"}
+        raw = await self._http.delete("close_all_positions", "/positions", params, submit=True)
+        try:
+            results = expect_list(raw if raw is not None else [], "positions closed")
+            orders = []
+            failed: dict[str, str] = {}
+            for entry in results:
+                body = entry.get("body")
+                if entry.get("status") == 200 and isinstance(body, dict):
+                    orders.append(parse_order(body))
+                else:
+                    message = body.get("message") if isinstance(body, dict) else body
+                    failed[str(entry.get("symbol"))] = str(message)
+        except AlpacaPayloadError as error:
+            raise BrokerAmbiguous(f"close all positions: answered but unreadable: {error}") from error
+        return FlattenResult(orders=tuple(orders), failed=failed)
 
     async def positions(self) -> list[BrokerPosition]:
         raw = expect_list(await self._http.get("positions", "/positions"), "positions")

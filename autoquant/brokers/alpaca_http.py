@@ -192,13 +192,17 @@ class AlpacaTransport:
         """GET ``path``; its JSON (retried while transient)."""
         return await self._call(what, "GET", path, params=params)
 
-    async def delete(self, what: str, path: str) -> Any:
-        """DELETE ``path``; its JSON, or None for an empty answer (retried while transient)."""
-        return await self._call(what, "DELETE", path)
+    async def delete(
+        self, what: str, path: str, params: Mapping[str, Any] | None = None, *, submit: bool = False
+    ) -> Any:
+        """DELETE ``path``; its JSON, or None for an empty answer (retried while transient). With
+        ``submit`` (a DELETE that places orders, such as closing positions) as ``submit`` is."""
+        return await self._call(what, "DELETE", path, params=params, submit=submit)
 
-    async def submit(self, what: str, path: str, body: Mapping[str, Any]) -> Any:
-        """POST ``body`` to ``path``; retried only when the request surely never reached the broker."""
-        return await self._call(what, "POST", path, body=body, submit=True)
+    async def submit(self, what: str, path: str, body: Mapping[str, Any], *, method: str = "POST") -> Any:
+        """POST (or PATCH, a replace) ``body`` to ``path``; retried only when the request surely never
+        reached the broker."""
+        return await self._call(what, method, path, body=body, submit=True)
 
     async def aclose(self) -> None:
         await self._client.aclose()

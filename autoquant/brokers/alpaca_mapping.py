@@ -246,9 +246,20 @@ def parse_order(raw: Mapping[str, Any]) -> BrokerOrderState:
             created_ns=created_ns,
             updated_ns=parse_time_ns(raw.get("updated_at") or raw["created_at"], "updated_at"),
             raw_status=raw_status,
+            replaces=_optional_id(raw, "replaces"),
+            replaced_by=_optional_id(raw, "replaced_by"),
         )
     except ValidationError as error:
         raise _invalid("order", error, dict(raw)) from None
+
+
+def _optional_id(raw: Mapping[str, Any], name: str) -> str | None:
+    value = raw.get(name)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise AlpacaPayloadError(f"{name}: expected an order id, got {value!r}", dict(raw))
+    return value
 
 
 def parse_trade_update(message: Mapping[str, Any], *, local_ts_ns: int) -> OrderUpdate | None:

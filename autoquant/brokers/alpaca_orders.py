@@ -82,3 +82,18 @@ def order_body(request: OrderRequest) -> dict[str, Any]:
     }
     body.update({name: str(value) for name, value in exact.items() if value is not None})
     return body
+
+
+def replace_body(request: OrderRequest) -> dict[str, Any]:
+    """The JSON body of Alpaca's ``PATCH /v2/orders/{id}``: the new terms and the new client order id
+    (the order type, symbol and side cannot change); money as exact decimal strings."""
+    body: dict[str, Any] = {
+        "qty": str(request.qty),
+        "time_in_force": venue_time_in_force(request.symbol, request.time_in_force).value,
+        "client_order_id": request.client_order_id,
+    }
+    if request.limit_price is not None:
+        body["limit_price"] = str(request.limit_price)
+    if request.stop_price is not None:
+        body["stop_price"] = str(request.stop_price)
+    return body

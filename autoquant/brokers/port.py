@@ -3,7 +3,8 @@
 Every implementation raises the ``autoquant.errors.BrokerError`` family with these meanings:
 ``submit`` raises ``BrokerAmbiguous`` when the order may or may not have reached the broker (timeout,
 5xx, dropped connection), ``DuplicateClientOrderId`` when the id is already known there,
-``BrokerRejected`` for any other refusal, and ``BrokerTransient`` only when nothing can have changed.
+``BrokerRejected`` for any other refusal, and ``BrokerTransient`` only when nothing can have changed;
+``replace`` and ``close_all_positions`` raise the same way.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from autoquant.domain.broker import (
     BrokerAccount,
     BrokerOrderState,
     BrokerPosition,
+    FlattenResult,
     OrderRequest,
     OrderUpdate,
 )
@@ -39,6 +41,17 @@ class Broker(Protocol):
 
     async def cancel(self, broker_order_id: str) -> None:
         """Request a cancel; the outcome arrives on the update stream. Unknown id: BrokerNotFound."""
+        ...
+
+    async def replace(self, broker_order_id: str, request: OrderRequest) -> BrokerOrderState:
+        """Replace an open order by ``request`` (new terms, a new client order id); return the new
+        order. Raises as ``submit`` does (``BrokerAmbiguous`` when the outcome is not known), and
+        ``BrokerNotFound`` / ``BrokerRejected`` when the old order cannot be replaced."""
+        ...
+
+    async def close_all_positions(self, *, cancel_orders: bool = True) -> FlattenResult:
+        """Cancel every open order (with ``cancel_orders``) and close every position by a market order
+        the broker places itself. An outcome that is not known raises ``BrokerAmbiguous``."""
         ...
 
     async def positions(self) -> list[BrokerPosition]: ...

@@ -4,8 +4,9 @@ One function, ``check_convergence``, compares a ledger file (read-only) with wha
 any Alpaca-shaped API) reports over REST, so the crash suite and the chaos driver cannot drift apart:
 
 - **orphans**: an order at the exchange whose client order id the ledger never reserved;
-- **duplicates**: a decision with more than one order (in the ledger, or at the exchange), and an
-  execution id the ledger counts more than once;
+- **duplicates**: a decision with more than one original order (in the ledger, or at the exchange; a
+  replacement rides its original's decision and is not counted), an order replaced more than once at
+  the exchange, and an execution id the ledger counts more than once;
 - **mismatches**: execution ids on one side only; per-symbol positions that differ (the ledger's is the
   latest ``position_qty`` of each (strategy, symbol), summed per symbol); an order whose filled quantity
   differs; a ledger order that says the exchange has it (accepted, filled, ...) when it does not;
@@ -83,6 +84,8 @@ class LedgerOrder:
     client_order_id: str
     decision_id: str | None
     status: str
+    #: The client order id of the order this one replaces, if it is a replacement.
+    replaces: str | None = None
 
 
 @dataclass(frozen=True)
@@ -167,10 +170,13 @@ def read_ledger(path: Path) -> LedgerSnapshot:
         rows = conn.execute(
             "SELECT o.client_order_id, o.decision_id,"
             " (SELECT e.status_after FROM order_events e WHERE e.client_order_id = o.client_order_id"
-            "  ORDER BY e.seq DESC LIMIT 1)"
+            "  ORDER BY e.seq DESC LIMIT 1), o.replaces"
             " FROM orders o ORDER BY o.seq"
         ).fetchall()
-        orders = {coid: LedgerOrder(coid, decision, status or "reserved") for coid, decision, status in rows}
+        orders = {
+            coid: LedgerOrder(coid, decision, status or "reserved", replaces)
+            for coid, decision, status, replaces in rows
+        }
         execution_ids = [row[0] for row in conn.execute("SELECT execution_id FROM fills ORDER BY seq")]
         fill_qty: dict[str, Decimal] = defaultdict(Decimal)
         for coid, qty in conn.execute("SELECT client_order_id, qty FROM fills"):
@@ -191,14 +197,25 @@ def compare(ledger: LedgerSnapshot, exchange: ExchangeView) -> Convergence:
     orphans = sorted(coid for coid in at_exchange if coid not in ledger.orders)
 
     duplicates = []
-    per_decision = Counter(o.decision_id for o in ledger.orders.values() if o.decision_id is not None)
+    originals = [o for o in ledger.orders.values() if o.replaces is None]
+    per_decision = Counter(o.decision_id for o in originals if o.decision_id is not None)
     duplicates += [f"decision {d} has {n} ledger orders" for d, n in sorted(per_decision.items()) if n > 1]
     sent = Counter(
         ledger.orders[coid].decision_id
         for coid in at_exchange
-        if coid in ledger.orders and ledger.orders[coid].decision_id is not None
+        if coid in ledger.orders
+        and ledger.orders[coid].decision_id is not None
+        and ledger.orders[coid].replaces is None
     )
     duplicates += [f"decision {d} has {n} exchange orders" for d, n in sorted(sent.items()) if n > 1]
+    replaced = Counter(
+        ledger.orders[coid].replaces
+        for coid in at_exchange
+        if coid in ledger.orders and ledger.orders[coid].replaces is not None
+    )
+    duplicates += [
+        f"order {c} replaced {n} times at the exchange" for c, n in sorted(replaced.items()) if n > 1
+    ]
     duplicates += [
         f"execution {e} counted {n} times in the ledger"
         for e, n in sorted(Counter(ledger.execution_ids).items())

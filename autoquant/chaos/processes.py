@@ -42,6 +42,7 @@ latency_s = 0.02
 [marketdata]
 symbols = ["AAPL", "MSFT"]
 bar_seconds = {bar_seconds}
+{marketdata_extra}
 [[strategies]]
 id = "sma-aapl"
 kind = "sma_cross"
@@ -49,14 +50,7 @@ symbol = "AAPL"
 fast = 2
 slow = 4
 qty = "3"
-[[strategies]]
-id = "sma-msft"
-kind = "sma_cross"
-symbol = "MSFT"
-fast = 2
-slow = 5
-qty = "2"
-[risk]
+{msft_strategy}[risk]
 max_orders_per_minute = 600
 [reconcile]
 interval_s = 2.0
@@ -67,12 +61,46 @@ level = "info"
 """
 
 
-def daemon_config(root: Path, *, url: str | None = None, bar_seconds: float = 0.1) -> str:
-    """The daemon's config: against paper-server at ``url``, else the embedded paper exchange."""
-    if url is None:
-        return DAEMON_CONFIG.format(root=root, kind="paper", broker_extra="", bar_seconds=bar_seconds)
-    extra = f'url = "{url}"\ntimeout_s = 3.0'
-    return DAEMON_CONFIG.format(root=root, kind="alpaca", broker_extra=extra, bar_seconds=bar_seconds)
+SMA_MSFT = """\
+[[strategies]]
+id = "sma-msft"
+kind = "sma_cross"
+symbol = "MSFT"
+fast = 2
+slow = 5
+qty = "2"
+"""
+
+#: The crash and chaos suites' MSFT strategy: market, limit, stop and stop-limit orders in turn.
+MIXED_MSFT = """\
+[[strategies]]
+id = "mixed-msft"
+kind = "autoquant.chaos.mixed_orders:MixedOrders"
+symbol = "MSFT"
+qty = "2"
+"""
+
+
+def daemon_config(
+    root: Path, *, url: str | None = None, bar_seconds: float = 0.1, mixed_orders: bool = False
+) -> str:
+    """The daemon's config: against paper-server at ``url``, else the embedded paper exchange. With
+    ``mixed_orders`` MSFT is traded by ``MixedOrders`` (every order type) instead of an SMA cross."""
+    strategy = MIXED_MSFT if mixed_orders else SMA_MSFT
+    kind, extra = ("paper", "") if url is None else ("alpaca", f'url = "{url}"\ntimeout_s = 3.0')
+    # Limit and stop prices mean something only against the exchange's own prices: with mixed orders the
+    # daemon trades on paper-server's market-data stream rather than on synthetic bars of its own.
+    market = ""
+    if mixed_orders and url is not None:
+        market = f'source = "alpaca"\nurl = "{url.replace("http://", "ws://", 1)}"'
+    return DAEMON_CONFIG.format(
+        root=root,
+        kind=kind,
+        broker_extra=extra,
+        bar_seconds=bar_seconds,
+        msft_strategy=strategy,
+        marketdata_extra=market,
+    )
 
 
 SERVER_CONFIG = """\
@@ -230,12 +258,18 @@ class DaemonProcess:
     keys: Secrets = CHAOS_KEYS
     #: More environment for every run and CLI call (e.g. NOTIFY_SOCKET).
     extra_env: dict[str, str] = field(default_factory=dict)
+    #: Trade MSFT with every order type (``MixedOrders``), as the crash and chaos suites do.
+    mixed_orders: bool = False
     process: subprocess.Popen[bytes] | None = None
     runs: int = 0
 
     def __post_init__(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        self.config.write_text(daemon_config(self.root, url=self.url, bar_seconds=self.bar_seconds))
+        self.config.write_text(
+            daemon_config(
+                self.root, url=self.url, bar_seconds=self.bar_seconds, mixed_orders=self.mixed_orders
+            )
+        )
 
     @property
     def config(self) -> Path:

@@ -91,6 +91,20 @@ class BrokerOrderState(BaseModel):
     updated_ns: int
     #: The broker's raw status word, kept for the trace when it was mapped.
     raw_status: str | None = None
+    #: The broker order id of the order this one replaced (Alpaca's ``replaces``), if any.
+    replaces: str | None = None
+    #: The broker order id of the order that replaced this one (Alpaca's ``replaced_by``), if any.
+    replaced_by: str | None = None
+
+
+class FlattenResult(BaseModel):
+    """What closing every position did: the closing orders the broker placed, and the symbols it
+    could not close (with the broker's reason)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    orders: tuple[BrokerOrderState, ...] = ()
+    failed: dict[str, str] = {}
 
 
 class OrderUpdate(BaseModel):

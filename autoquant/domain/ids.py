@@ -45,3 +45,12 @@ def follows_scheme(client_order_id: str) -> bool:
     """
     digest = client_order_id.removeprefix("aq-")
     return len(client_order_id) == 43 and len(digest) == 40 and set(digest) <= _HEX
+
+
+def replacement_client_order_id(replaced: str, request_seq: int) -> str:
+    """The client order id of the order that replaces ``replaced`` for the operator's request
+    ``request_seq``: the same shape as ``client_order_id`` (``aq-`` and 40 hex digits), so a restored
+    ledger adopts it like any of ours, and the same request carried out twice is one order."""
+    if request_seq < 0:
+        raise ValueError("request_seq must not be negative")
+    return f"aq-{_digest('replace-v1', replaced, str(request_seq))[:40]}"

@@ -184,6 +184,8 @@ class Order(BaseModel):
     reason: str | None = None
     created_ns: int = 0
     updated_ns: int = 0
+    #: The client order id of the order this one replaces (same decision, new terms), if any.
+    replaces: str | None = None
 
     @model_validator(mode="after")
     def _limit_price(self) -> Order:

@@ -52,6 +52,9 @@ class RiskLimits(BaseModel):
     #: Rejects in a row that halt trading.
     max_consecutive_rejects: int = Field(default=5, gt=0)
     cancel_all_on_halt: bool = False
+    #: When the kill switch trips (HALT or REDUCE on its own triggers), also flatten the account: cancel
+    #: every open order and close every position (Alpaca's ``DELETE /v2/positions?cancel_orders=true``).
+    flatten_on_trip: bool = False
 
 
 class OpenOrderExposure(BaseModel):

@@ -26,7 +26,7 @@ from autoquant.domain.fills import Fill
 from autoquant.domain.orders import Order, OrderEvent, OrderEventKind, OrderStatus, apply
 from autoquant.domain.positions import Position
 from autoquant.errors import LedgerError, LedgerFull
-from autoquant.ledger import oversight, restores, seen, surface
+from autoquant.ledger import oversight, requests, restores, seen, surface
 from autoquant.ledger.backup import BackupInfo, insert_backup
 from autoquant.ledger.connection import (
     ExternalWrites,
@@ -490,6 +490,38 @@ class Ledger(LedgerReader):
         await self._writer.write(
             lambda conn: oversight.insert_cancel_outcome(conn, request_seq, canceled, detail, local_ts_ns)
         )
+
+    # -- requests carried out at the broker: replace, flatten (SQL in ``requests``) -----------------
+
+    async def request_at_broker(
+        self, kind: str, target: str, params: dict[str, str], reason: str, actor: str, local_ts_ns: int
+    ) -> int:
+        """An operator's replace (target: a client order id) or flatten (target ``*``); its seq."""
+        return await self._writer.write(
+            lambda conn: requests.insert_request(conn, kind, target, params, reason, actor, local_ts_ns)
+        )
+
+    async def record_request_outcome(self, request_seq: int, ok: bool, detail: str, local_ts_ns: int) -> bool:
+        """The outcome of a broker request; False if it already has one."""
+        return await self._writer.write(
+            lambda conn: requests.insert_outcome(conn, request_seq, ok, detail, local_ts_ns)
+        )
+
+    async def reserve_replacement(self, order: Order, request_seq: int, local_ts_ns: int) -> bool:
+        """Reserve a replacement and close the request that asked for it, in one transaction; False
+        if that request already has its outcome."""
+
+        def write(conn: sqlite3.Connection) -> tuple[bool, OrderCommitted | None]:
+            if not requests.reserve_replacement(conn, order, request_seq, local_ts_ns):
+                return False, None
+            stored = load_order(conn, order.client_order_id)
+            return True, None if stored is None else OrderCommitted(stored)
+
+        def on_commit(result: tuple[bool, OrderCommitted | None]) -> None:
+            self._projection.order_committed(result[1])
+
+        done, _ = await self._writer.write(write, on_commit)
+        return done
 
     def commit_p99_s(self) -> float | None:
         """The p99 duration of the latest write batches (BEGIN to COMMIT), seconds."""

@@ -21,12 +21,18 @@ from autoquant.domain.fills import Fill
 from autoquant.domain.orders import Order
 from autoquant.domain.positions import Position
 from autoquant.domain.strategy import StrategyState
-from autoquant.ledger import history, seen, surface
+from autoquant.ledger import history, requests, seen, surface
 from autoquant.ledger.connection import ReaderThread, connect_reader, translate
 from autoquant.ledger.fill_snapshot import FillSnapshot, read_fill_snapshot
 from autoquant.ledger.history import LedgerEvent, RealizedMarks, StoredFill
 from autoquant.ledger.projection import Projection
-from autoquant.ledger.records import CancelRequest, Incident, ReconciliationCursor, ReconciliationRun
+from autoquant.ledger.records import (
+    BrokerRequest,
+    CancelRequest,
+    Incident,
+    ReconciliationCursor,
+    ReconciliationRun,
+)
 from autoquant.ledger.restores import RestoreRecord, read_open_restore
 from autoquant.ledger.rows import (
     ORDER_COLUMNS,
@@ -378,6 +384,18 @@ class LedgerReader:
             )
 
         return await self._reader.read(read)
+
+    async def pending_broker_requests(self) -> list[BrokerRequest]:
+        """Replace and flatten requests the daemon has not carried out yet, oldest first."""
+        return await self._reader.read(requests.read_pending)
+
+    async def broker_request(self, seq: int) -> tuple[BrokerRequest, tuple[bool, str] | None] | None:
+        """One replace or flatten request and its outcome (ok, detail), if it has one yet."""
+        return await self._reader.read(lambda conn: requests.read_request(conn, seq))
+
+    async def flatten_covers(self, created_ns: int, margin_ns: int) -> bool:
+        """Whether a flatten was under way when a broker order was created at ``created_ns``."""
+        return await self._reader.read(lambda conn: requests.flatten_covers(conn, created_ns, margin_ns))
 
     async def pending_cancel_requests(self) -> list[CancelRequest]:
         """Requests the daemon has not carried out yet, oldest first."""

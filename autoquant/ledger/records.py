@@ -74,3 +74,16 @@ class CancelRequest:
     reason: str
     actor: str
     local_ts_ns: int
+
+
+@dataclass(frozen=True)
+class BrokerRequest:
+    """An operator's request the daemon carries out at the broker: a replace or a flatten."""
+
+    seq: int
+    kind: str
+    target: str
+    params: dict[str, str]
+    reason: str
+    actor: str
+    local_ts_ns: int

@@ -30,7 +30,7 @@ ORDER_COLUMNS = """
     o.client_order_id, o.decision_id, o.strategy_id, o.symbol, o.side, o.qty, o.order_type,
     o.time_in_force, o.limit_price, o.local_ts_ns,
     e.status_after, e.filled_qty_after, e.broker_order_id, e.order_reason_after, e.local_ts_ns,
-    o.stop_price
+    o.stop_price, o.replaces
 """
 ORDER_FROM = """
     FROM orders o LEFT JOIN order_events e ON e.seq = (
@@ -56,6 +56,7 @@ def order_from_row(row: Sequence[Any]) -> Order:
         reason=row[13],
         updated_ns=row[14] or row[9],
         stop_price=row[15],
+        replaces=row[16],
     )
 
 
@@ -121,8 +122,8 @@ def insert_decision(conn: sqlite3.Connection, decision: Decision, local_ts_ns: i
 def insert_order(conn: sqlite3.Connection, order: Order) -> bool:
     cursor = conn.execute(
         "INSERT INTO orders (client_order_id, decision_id, strategy_id, symbol, side, qty,"
-        " order_type, time_in_force, limit_price, local_ts_ns, stop_price)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (client_order_id) DO NOTHING",
+        " order_type, time_in_force, limit_price, local_ts_ns, stop_price, replaces)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (client_order_id) DO NOTHING",
         (
             order.client_order_id,
             order.decision_id,
@@ -135,6 +136,7 @@ def insert_order(conn: sqlite3.Connection, order: Order) -> bool:
             None if order.limit_price is None else str(order.limit_price),
             order.created_ns,
             None if order.stop_price is None else str(order.stop_price),
+            order.replaces,
         ),
     )
     if cursor.rowcount != 1:

@@ -100,6 +100,9 @@ def _control(kind: ControlKind) -> Callable[[Config, argparse.Namespace, TextIO]
         async def write(ledger: Ledger) -> int:
             outcome = await commands.apply_control(ledger, control, force=getattr(args, "force", False))
             out.write(outcome.message + "\n")
+            if getattr(args, "flatten", False):
+                flattened = await commands.flatten(ledger, control.reason, control.actor, control.local_ts_ns)
+                out.write(flattened.message + "\n")
             return EXIT_OK
 
         return asyncio.run(with_ledger(config, write))
@@ -128,6 +131,35 @@ def cmd_cancel(config: Config, args: argparse.Namespace, out: TextIO) -> int:
 
     async def write(ledger: Ledger) -> int:
         out.write((await commands.cancel(ledger, target, reason, actor(), time.time_ns())).message + "\n")
+        return EXIT_OK
+
+    return asyncio.run(with_ledger(config, write))
+
+
+def cmd_replace(config: Config, args: argparse.Namespace, out: TextIO) -> int:
+    """Ask the running daemon to replace an open order by new terms (it sends it at most once)."""
+    from decimal import Decimal, InvalidOperation
+
+    def number(value: str | None, flag: str) -> Decimal | None:
+        try:
+            return None if value is None else Decimal(value)
+        except InvalidOperation:
+            raise AutoquantError(
+                f"{flag} must be a decimal number, e.g. 10 or 187.25, got {value!r}"
+            ) from None
+
+    terms = commands.check_replace(
+        args.client_order_id,
+        qty=number(args.qty, "--qty"),
+        limit_price=number(args.limit_price, "--limit-price"),
+        stop_price=number(args.stop_price, "--stop-price"),
+        reason=args.reason,
+    )
+    if not config.ledger.path.exists():
+        raise AutoquantError(f"no ledger at {config.ledger.path}: there are no orders to replace")
+
+    async def write(ledger: Ledger) -> int:
+        out.write((await commands.replace(ledger, terms, actor(), time.time_ns())).message + "\n")
         return EXIT_OK
 
     return asyncio.run(with_ledger(config, write))
@@ -312,6 +344,10 @@ def build_parser() -> argparse.ArgumentParser:
             command.add_argument(
                 "--force", action="store_true", help="resume even while incidents are open (they are listed)"
             )
+        if kind is ControlKind.HALT:
+            command.add_argument(
+                "--flatten", action="store_true", help="also cancel every open order and close every position"
+            )
         command.set_defaults(handler=_control(kind))
 
     status = sub.add_parser("status", help="daemon, trading state, pauses, reconciliation, incidents, P&L")
@@ -363,6 +399,14 @@ def build_parser() -> argparse.ArgumentParser:
     cancel.add_argument("--all", action="store_true", help="every open order")
     cancel.add_argument("--reason", required=True, help="why (recorded)")
     cancel.set_defaults(handler=cmd_cancel)
+
+    replace = sub.add_parser("replace", help="replace an open order by new terms (same decision, new order)")
+    replace.add_argument("client_order_id", metavar="CLIENT_ORDER_ID")
+    replace.add_argument("--qty", help="the new quantity")
+    replace.add_argument("--limit-price", help="the new limit price (limit and stop-limit orders)")
+    replace.add_argument("--stop-price", help="the new stop price (stop and stop-limit orders)")
+    replace.add_argument("--reason", required=True, help="why (recorded)")
+    replace.set_defaults(handler=cmd_replace)
 
     order = sub.add_parser("order", help="a manual order, sent by the running daemon through the risk gate")
     order.add_argument("client_order_id", metavar="CLIENT_ORDER_ID", help="your id for it (idempotency key)")

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from autoquant.domain.controls import ACCOUNT, Control, ControlKind
+from autoquant.domain.ids import replacement_client_order_id
 from autoquant.errors import AutoquantError, LedgerError
 from autoquant.ledger import Ledger
 from autoquant.ledger.surface import ManualOrder
@@ -252,3 +253,107 @@ async def submit_manual_order(ledger: Ledger, order: ManualOrder) -> Outcome:
     else:
         message = f"order {order.client_order_id} was already requested (now {state}); nothing new was placed"
     return Outcome(message, changed=new, trading_state=state)
+
+
+@dataclass(frozen=True)
+class ReplaceTerms:
+    """A replace request, checked: the order and its new terms (None: unchanged)."""
+
+    client_order_id: str
+    qty: Decimal | None
+    limit_price: Decimal | None
+    stop_price: Decimal | None
+    reason: str
+
+    def params(self) -> dict[str, str]:
+        given = {"qty": self.qty, "limit_price": self.limit_price, "stop_price": self.stop_price}
+        return {name: str(value) for name, value in given.items() if value is not None}
+
+
+def _positive(value: Decimal | None, name: str) -> Decimal | None:
+    if value is None:
+        return None
+    if not value.is_finite() or value <= 0:
+        raise CommandInvalid(f"{name} must be a positive number, got {value}", field=name)
+    exponent = value.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -9:
+        raise CommandInvalid(f"{name} has more than 9 decimal places: give one a broker takes", field=name)
+    return value
+
+
+def check_replace(
+    client_order_id: str,
+    *,
+    qty: Decimal | None,
+    limit_price: Decimal | None,
+    stop_price: Decimal | None,
+    reason: str,
+) -> ReplaceTerms:
+    """A replace request, validated without the ledger: an order id, at least one new term, a reason."""
+    if not client_order_id.strip():
+        raise CommandInvalid(
+            "the client order id is empty: `autoquant orders --open` lists them", "client_order_id"
+        )
+    if qty is None and limit_price is None and stop_price is None:
+        raise CommandInvalid("give at least one of --qty, --limit-price, --stop-price: the new terms", "qty")
+    given = _reason(reason, "--reason", "why")
+    assert given is not None
+    return ReplaceTerms(
+        client_order_id.strip(),
+        _positive(qty, "qty"),
+        _positive(limit_price, "limit_price"),
+        _positive(stop_price, "stop_price"),
+        given,
+    )
+
+
+async def replace(ledger: Ledger, terms: ReplaceTerms, actor: str, now_ns: int) -> Outcome:
+    """Ask the running daemon to replace an open order by new terms (``PATCH /v2/orders/{id}`` at the
+    broker): the replacement is a new order on the same decision, the old one ends REPLACED."""
+    target = terms.client_order_id
+    order = await ledger.get_order(target)
+    if order is None:
+        raise CommandNotFound(
+            f"no order {target} in the ledger: `autoquant orders --open` lists them", field="client_order_id"
+        )
+    if order.status.is_terminal:
+        raise CommandConflict(
+            f"order {target} is already {order.status.value}: there is nothing to replace", "client_order_id"
+        )
+    if order.broker_order_id is None:
+        raise CommandConflict(
+            f"order {target} is {order.status.value}: the broker has not acknowledged it yet; try again "
+            "in a moment",
+            field="client_order_id",
+        )
+    if terms.limit_price is not None and not order.order_type.needs_limit_price:
+        raise CommandInvalid(
+            f"order {target} is a {order.order_type.value} order: it has no limit price", "limit_price"
+        )
+    if terms.stop_price is not None and not order.order_type.needs_stop_price:
+        raise CommandInvalid(
+            f"order {target} is a {order.order_type.value} order: it has no stop price", "stop_price"
+        )
+    if terms.qty is not None and terms.qty <= order.filled_qty:
+        raise CommandInvalid(
+            f"qty {terms.qty} is not more than the {order.filled_qty} already filled: cancel the order "
+            "instead",
+            field="qty",
+        )
+    seq = await ledger.request_at_broker("replace", target, terms.params(), terms.reason, actor, now_ns)
+    new_id = replacement_client_order_id(target, seq)
+    return Outcome(
+        f"replace of {target} requested; the running daemon sends it within a second as order {new_id} "
+        f"(`autoquant trace {new_id}` follows it)"
+    )
+
+
+async def flatten(ledger: Ledger, reason: str, actor: str, now_ns: int) -> Outcome:
+    """Ask the running daemon to cancel every open order and close every position at the broker."""
+    given = _reason(reason, "--reason", "why")
+    assert given is not None
+    await ledger.request_at_broker("flatten", CANCEL_ALL, {}, given, actor, now_ns)
+    return Outcome(
+        "flatten requested: the running daemon cancels every open order and closes every position within "
+        "a second (`autoquant orders` and `autoquant positions` show it)"
+    )

@@ -33,6 +33,7 @@ from autoquant.runtime.lock import PaperStateLock
 from autoquant.runtime.supervisor import Supervisor, WorkerSpec
 from autoquant.strategies import build_strategies
 from autoquant.workers.backups import BackupWorker
+from autoquant.workers.broker_requests import BrokerRequests
 from autoquant.workers.execution import ExecutionWorker
 from autoquant.workers.incidents import IncidentReporter
 from autoquant.workers.killswitch import KillSwitch
@@ -194,6 +195,7 @@ def build_system(
         resubmit_grace_s=config.reconcile.resubmit_grace_s,
         heartbeat=supervisor.heartbeat("execution"),
     )
+    execution.also_on_sweep(BrokerRequests(ledger, broker.broker, clock, execution, incidents).carry_out)
     order_stream = OrderStream(
         ledger,
         broker.broker,

@@ -104,6 +104,12 @@ class ExecutionWorker:
         self._draining = False
         self._started = asyncio.Event()
         self._processing = asyncio.Lock()
+        self._on_sweep: list[Callable[[], Awaitable[int]]] = []
+
+    def also_on_sweep(self, task: Callable[[], Awaitable[int]]) -> None:
+        """Run ``task`` on every sweep, after the cancels (the composition root adds the replace and
+        flatten requests here: they need this worker, so it cannot be given them when it is built)."""
+        self._on_sweep.append(task)
 
     # -- the strategy side's entry point ----------------------------------------------------------
 
@@ -186,6 +192,11 @@ class ExecutionWorker:
                     await self.process(order)
             if sweep_due or clock.monotonic() >= next_sweep:
                 await self.carry_out_cancels()
+                for task in self._on_sweep:
+                    try:
+                        await task()
+                    except (BrokerTransient, BrokerAmbiguous) as error:
+                        log.warning("sweep_task_deferred", error=str(error))
                 await self.resolve_pending()
                 next_sweep = clock.monotonic() + self.sweep_interval_s
 
@@ -269,7 +280,7 @@ class ExecutionWorker:
         self.stats.submitted += 1
         self.stats.last_submit_ns[order.client_order_id] = self.clock.now_ns()
         try:
-            state = await self.broker.submit(request_for(order))
+            state = await self._send(order)
         except DuplicateClientOrderId:
             existing = await self.broker.get_by_client_order_id(order.client_order_id)
             if existing is None:
@@ -306,8 +317,40 @@ class ExecutionWorker:
         log.info("order_submitted", broker_order_id=state.broker_order_id, status=state.status.value)
         # The pre-submit check is recorded with the acknowledgement: one commit, before after_ack.
         adopted = await self.adopt(order, state, risk)
+        if order.replaces is not None:
+            await self._replaced(order.replaces, state)
         crashpoint("after_ack")
         return adopted
+
+    async def _send(self, order: Order) -> BrokerOrderState:
+        """Submit the order, or, for a replacement, replace the order it names (under the
+        replacement's own client order id, so a lookup resolves an ambiguous replace)."""
+        if order.replaces is None:
+            return await self.broker.submit(request_for(order))
+        old = await self.ledger.get_order(order.replaces)
+        if old is None or old.broker_order_id is None:
+            raise BrokerRejected(
+                f"the order it replaces ({order.replaces}) was never acknowledged by the broker"
+            )
+        if old.status.is_terminal:
+            raise BrokerRejected(f"the order it replaces ({order.replaces}) is already {old.status.value}")
+        log.info("order_replacing", replaces=old.client_order_id, old_broker_order_id=old.broker_order_id)
+        try:
+            return await self.broker.replace(old.broker_order_id, request_for(order))
+        except BrokerNotFound as error:
+            raise BrokerRejected(f"the broker does not know the order it replaces ({error})") from error
+
+    async def _replaced(self, client_order_id: str, new: BrokerOrderState) -> None:
+        """The replaced order ends REPLACED (the broker's ``replaced`` event says the same; twice is once)."""
+        await self._apply(
+            OrderEvent(
+                client_order_id=client_order_id,
+                kind=OrderEventKind.REPLACED,
+                reason=f"replaced by {new.client_order_id}",
+                broker_ts_ns=new.created_ns,
+                local_ts_ns=self.clock.now_ns(),
+            )
+        )
 
     async def _unknown(self, order: Order, why: str, risk: RiskEvent | None = None) -> Order | None:
         self.stats.unknown += 1

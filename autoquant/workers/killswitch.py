@@ -94,6 +94,12 @@ class KillSwitch:
         await self.ledger.append_control(
             Control(kind=kind, scope=ACCOUNT, reason=reason, actor=ACTOR, local_ts_ns=self.clock.now_ns())
         )
+        if self.settings.flatten_on_trip:
+            # Carried out by the execution worker on its next sweep, like `autoquant halt --flatten`.
+            await self.ledger.request_at_broker(
+                "flatten", "*", {}, f"kill switch: {reason}", ACTOR, self.clock.now_ns()
+            )
+            log.warning("flatten_requested_on_trip", to=kind.value)
         await self.refresh()
 
     async def check(self) -> None:

@@ -1,10 +1,12 @@
 """The order-update worker: the consumer of the broker's order-update stream.
 
 Order updates and fills from the stream are appended in whatever order they arrive; the ledger counts a
-fill once by its execution id. An update for an order this ledger never reserved, or one that cannot be
-read, is recorded as an incident rather than guessed at. When the stream ends (a disconnect) the consumer
-asks for a reconciliation and subscribes again, with jittered backoff. It shares nothing with the
-execution worker but the ledger: its counters are its own, its incidents go through the reporter.
+fill once by its execution id. An update for an order this ledger never reserved is adopted when it is a
+replace done at the broker or a flatten's closing order (``broker_requests.adopt_unknown``); any other,
+or one that cannot be read, is recorded as an incident rather than guessed at. When the stream ends (a
+disconnect) the consumer asks for a reconciliation and subscribes again, with jittered backoff. It shares
+nothing with the execution worker but the ledger: its counters are its own, its incidents go through the
+reporter.
 """
 
 from __future__ import annotations
@@ -19,9 +21,11 @@ import structlog
 from autoquant.brokers.port import Broker
 from autoquant.domain.broker import OrderUpdate
 from autoquant.domain.clock import Clock
+from autoquant.domain.orders import OrderEvent, OrderEventKind, OrderStatus
 from autoquant.errors import BrokerError, BrokerPayloadInvalid
 from autoquant.ledger import Ledger
-from autoquant.workers.adoption import event_for_update
+from autoquant.workers.adoption import event_for_state, event_for_update
+from autoquant.workers.broker_requests import adopt_unknown
 from autoquant.workers.crashpoints import crashpoint
 from autoquant.workers.incidents import IncidentReporter
 from autoquant.workers.reachability import BrokerReachability
@@ -63,6 +67,9 @@ class OrderStream:
         coid = update.order.client_order_id
         order = await self.ledger.get_order(coid)
         if order is None:
+            # A replace done at the broker, or a flatten's closing order: the ledger's own after all.
+            order = await adopt_unknown(self.ledger, self.broker, update.order)
+        if order is None:
             log.error(
                 "update_for_unknown_order", client_order_id=coid, broker_order_id=update.order.broker_order_id
             )
@@ -74,6 +81,8 @@ class OrderStream:
                 {"client_order_id": coid, "symbol": update.order.symbol, "side": update.order.side.value},
             )
             return
+        if update.kind is OrderEventKind.REPLACED and update.order.status is not OrderStatus.REPLACED:
+            update = await self._replacing(update)
         event = event_for_update(update)
         if update.fill is not None:
             crashpoint("before_fill_stored")
@@ -91,6 +100,24 @@ class OrderStream:
             )
         if result.illegal is not None:
             await self.incidents.illegal_transition(event, str(result.illegal))
+
+    async def _replacing(self, update: OrderUpdate) -> OrderUpdate:
+        """A ``replaced`` event that carries the replacing order (not the replaced one): the order it
+        names (``replaces``) ends REPLACED, and the carried order advances to the state it reports."""
+        if update.order.replaces is not None:
+            replaced = await self.ledger.get_order_by_broker_id(update.order.replaces)
+            if replaced is not None:
+                await self.ledger.apply_event(
+                    OrderEvent(
+                        client_order_id=replaced.client_order_id,
+                        kind=OrderEventKind.REPLACED,
+                        reason=f"replaced by {update.order.client_order_id}",
+                        broker_ts_ns=update.broker_ts_ns,
+                        local_ts_ns=update.local_ts_ns,
+                    )
+                )
+        kind = event_for_state(update.order, update.local_ts_ns).kind
+        return update.model_copy(update={"kind": kind})
 
     async def _confirmed(self, subscription: object) -> None:
         """Once the broker confirms the subscription (a websocket's ``listening()``, where there is

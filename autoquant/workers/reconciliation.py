@@ -22,6 +22,7 @@ so a run costs what happened since the last one, not the whole history. Broker e
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable, Mapping, Set
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +30,7 @@ from typing import Any
 import structlog
 
 from autoquant.brokers.port import Broker
+from autoquant.domain.adoption import is_closing_order
 from autoquant.domain.broker import BrokerOrderState, BrokerPosition
 from autoquant.domain.clock import Clock
 from autoquant.domain.controls import ACCOUNT, Control, ControlKind
@@ -45,6 +47,7 @@ from autoquant.domain.reconciliation import (
 from autoquant.errors import BrokerError
 from autoquant.ledger import Ledger
 from autoquant.ledger.records import ReconciliationCursor, ReconciliationRun
+from autoquant.workers.broker_requests import adopt_unknown
 from autoquant.workers.crashpoints import crashpoint
 from autoquant.workers.incidents import IncidentReporter
 from autoquant.workers.reachability import BrokerReachability
@@ -82,6 +85,8 @@ class _Pass:
     events_applied: int
     #: Ledger fills appended after the broker's reads (not in its report), left out of the comparison.
     later_fills: int = 0
+    #: Broker orders adopted as the ledger's own in this pass (``Reconciler._adopt_own``).
+    adopted: tuple[str, ...] = ()
 
 
 class Reconciler:
@@ -160,6 +165,9 @@ class Reconciler:
             summary["positions_unsettled"] = sorted(report.unsettled_symbols)
         if adopted:
             summary["adopted_after_restore"] = adopted
+        adopted_own = [*first.adopted, *(final.adopted if final is not first else ())]
+        if adopted_own:
+            summary["adopted_from_broker"] = adopted_own
         cursor = None
         if report.account is not None:
             # The next run's cash baseline: the cash read at as_of_ns, and the ledger's last fill before it,
@@ -273,9 +281,25 @@ class Reconciler:
             )
         return adopted
 
+    async def _adopt_own(self, unknown: set[str], broker_open: list[BrokerOrderState]) -> list[str]:
+        """Of the broker's orders the ledger never reserved (``unknown``: listed open, or named by a
+        fill), those that are its own after all: a replace done at the broker, a flatten's closing order
+        (``adopt_unknown``). Reserved here; the pass is then run again, so their states and fills are
+        repaired like any order's and none is reported as an unknown order."""
+        listed = {state.client_order_id: state for state in broker_open}
+        adopted = []
+        for coid in sorted(unknown):
+            state = listed.get(coid) or await self.broker.get_by_client_order_id(coid)
+            if state is None or (state.replaces is None and not is_closing_order(state)):
+                continue
+            order = await adopt_unknown(self.ledger, self.broker, state, linked=True)
+            if order is not None:
+                adopted.append(order.client_order_id)
+        return adopted
+
     # -- one pass ----------------------------------------------------------------------------------
 
-    async def _pass(self, previous: ReconciliationRun | None) -> _Pass:
+    async def _pass(self, previous: ReconciliationRun | None, *, adopting: bool = True) -> _Pass:
         open_orders = await self.ledger.open_orders()
         fills_seq = await self._last_fill_seq()
         as_of = self.clock.now_ns()
@@ -295,10 +319,18 @@ class Reconciler:
         open_ids = {order.client_order_id for order in open_orders}
         mentioned = {s.client_order_id for s in broker_open} | {f.client_order_id for f in fills}
         known = {}
+        unknown = set()
         for coid in sorted(mentioned - open_ids):
             found = await self.ledger.get_order(coid)
             if found is not None:
                 known[coid] = found
+            else:
+                unknown.add(coid)
+        if unknown and adopting:
+            adopted = await self._adopt_own(unknown, broker_open)
+            if adopted:
+                again = await self._pass(previous, adopting=False)
+                return dataclasses.replace(again, adopted=(*adopted, *again.adopted))
         listed = {s.client_order_id for s in broker_open}
         # One pass over the fills (a pass per known order made each run quadratic in the window's fills,
         # on the loop: 0.5-1.6 s per run once a soak had a couple of thousand fills in its window).

@@ -89,12 +89,18 @@ class RiskGate:
         """The pre-submit re-check of a reserved order (the order's own exposure is not double counted)."""
         snapshot = await self.snapshot()
         # The order being submitted is still open in the ledger: drop one matching exposure so it is
-        # not counted twice (once as open, once as the new order).
-        kept, removed = [], False
+        # not counted twice (once as open, once as the new order). A replacement drops the order it
+        # replaces too: the broker ends that one as it accepts this one.
+        drop = [order.remaining_qty]
+        if order.replaces is not None:
+            replaced = await self.ledger.get_order(order.replaces)
+            if replaced is not None and replaced.status.is_open:
+                drop.append(replaced.remaining_qty)
+        kept = []
         for exposure in snapshot.open_orders:
             same = exposure.symbol == order.symbol and exposure.side is order.side
-            if not removed and same and exposure.remaining_qty == order.remaining_qty:
-                removed = True
+            if same and exposure.remaining_qty in drop:
+                drop.remove(exposure.remaining_qty)
                 continue
             kept.append(exposure)
         snapshot = snapshot.model_copy(update={"open_orders": tuple(kept)})

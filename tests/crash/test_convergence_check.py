@@ -151,3 +151,16 @@ def test_read_ledger_projects_status_fills_and_positions(tmp_path: Path) -> None
     assert snapshot.execution_ids == ["e1", "e2", "e3"]
     assert snapshot.fill_qty_by_order == {"c1": Decimal(1), "c2": Decimal(2), "c3": Decimal("0.5")}
     assert snapshot.positions == {"AAPL": Decimal("3.5")}
+
+
+def test_a_replacement_rides_its_original_decision_but_a_double_replace_is_a_duplicate() -> None:
+    """An original and its replacement on one decision converge; two replacements of one order at the
+    exchange are reported as a duplicate."""
+    ledger, exchange = converged_pair()
+    ledger.orders["c7"] = LedgerOrder("c7", "d7", "replaced")
+    ledger.orders["c8"] = LedgerOrder("c8", "d7", "accepted", replaces="c7")
+    exchange.orders.extend([exchange_order("c7"), exchange_order("c8")])
+    assert compare(ledger, exchange).converged, compare(ledger, exchange).describe()
+    ledger.orders["c9"] = LedgerOrder("c9", "d7", "accepted", replaces="c7")
+    exchange.orders.append(exchange_order("c9"))
+    assert compare(ledger, exchange).duplicates == ["order c7 replaced 2 times at the exchange"]

@@ -49,7 +49,7 @@ def server(tmp_path: Path) -> Iterator[ServerProcess]:
 
 @pytest.fixture
 def daemon(tmp_path: Path, server: ServerProcess) -> Iterator[DaemonProcess]:
-    process = DaemonProcess(tmp_path / "daemon", server.url)
+    process = DaemonProcess(tmp_path / "daemon", server.url, mixed_orders=True)
     yield process
     process.kill()
 

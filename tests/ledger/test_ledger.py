@@ -124,6 +124,8 @@ async def populate(ledger: Ledger) -> None:
     await ledger.record_account(BrokerAccount(cash=Decimal(1), equity=Decimal(1), buying_power=Decimal(1)), 1)
     request = await ledger.request_cancel("aq-1", "r", "op", 1)
     await ledger.record_cancel_outcome(request, 0, "already filled", 2)
+    flatten = await ledger.request_at_broker("flatten", "*", {}, "r", "op", 3)
+    await ledger.record_request_outcome(flatten, True, "0 closing order(s)", 4)
     await ledger.record_backup(BackupInfo(Path("b.db"), 1, 1, 1, "0" * 64), "cli", 3)
     await asyncio.to_thread(_insert_restore, ledger.path)
     await ledger.adopt_order(reservation("aq-2"), "b-2", 1, 4)

@@ -26,6 +26,7 @@ from autoquant.errors import LedgerError
 from autoquant.ledger import Ledger
 from autoquant.runtime.config import Config, LedgerSettings, MarketDataSettings, PaperSettings, RiskSettings
 from autoquant.runtime.system import BrokerHandle, build_system
+from autoquant.workers.broker_requests import BrokerRequests
 from autoquant.workers.execution import ExecutionWorker
 from autoquant.workers.killswitch import KillSwitch
 from autoquant.workers.market import MarketState
@@ -434,6 +435,32 @@ async def test_halt_cancels_open_orders_when_configured(make: Make) -> None:
     for coid in ("aq-w1", "aq-w2"):
         order = await board.ledger.get_order(coid)
         assert order is not None and order.status is OrderStatus.CANCELED
+
+
+async def test_a_trip_flattens_the_account_when_configured(make: Make) -> None:
+    """With flatten_on_trip, the kill switch's trip flattens: the position is closed, every fill booked."""
+    board = await make(flatten_on_trip=True)
+    await board.send("aq-p1", qty="3")
+    board.clock.advance(1)
+    board.exchange.process()
+    await board.deliver()
+    assert (await board.ledger.account_positions())["AAPL"] == 3
+    await board.killswitch.trip(ControlKind.REDUCE, "daily loss beyond the limit")
+    requests = BrokerRequests(board.ledger, board.broker, board.clock, board.execution)
+    assert await requests.carry_out() == 1, "the trip's flatten is one ledger request"
+    board.clock.advance(1)
+    board.exchange.process()
+    await board.deliver()
+    assert board.exchange.positions() == []
+    assert (await board.ledger.account_positions())["AAPL"] == 0
+    assert await board.ledger.incidents(open_only=True) == []
+
+
+async def test_a_trip_leaves_positions_by_default(make: Make) -> None:
+    """Without flatten_on_trip, a trip records no flatten request."""
+    board = await make()
+    await board.killswitch.trip(ControlKind.HALT, "test halt")
+    assert await board.ledger.pending_broker_requests() == []
 
 
 async def test_halt_leaves_open_orders_by_default(make: Make) -> None:

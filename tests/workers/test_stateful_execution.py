@@ -24,10 +24,11 @@ from autoquant.brokers.paper import PaperBroker, PaperExchange
 from autoquant.clocks import FakeClock
 from autoquant.domain.broker import BrokerOrderState, OrderRequest, OrderUpdate
 from autoquant.domain.orders import Order, OrderStatus
-from autoquant.domain.values import Side
+from autoquant.domain.values import OrderType, Side
 from autoquant.errors import BrokerAmbiguous, BrokerTransient
 from autoquant.ledger import Ledger
 from autoquant.runtime.config import PaperSettings
+from autoquant.workers.broker_requests import BrokerRequests
 from autoquant.workers.execution import ExecutionWorker
 from autoquant.workers.incidents import IncidentReporter
 from autoquant.workers.order_stream import OrderStream
@@ -53,6 +54,15 @@ class FlakyBroker(PaperBroker):
         state = await super().submit(request)
         if mode == "drop":
             raise BrokerAmbiguous("connection dropped after the order was sent")
+        return state
+
+    async def replace(self, broker_order_id: str, request: OrderRequest) -> BrokerOrderState:
+        mode, self.mode = self.mode, "ok"
+        if mode == "refuse":
+            raise BrokerTransient("rate limited", status=429)
+        state = await super().replace(broker_order_id, request)
+        if mode == "drop":
+            raise BrokerAmbiguous("connection dropped after the replace was sent")
         return state
 
 
@@ -179,6 +189,50 @@ class OrderPathMachine(RuleBasedStateMachine):
         order = data.draw(st.sampled_from(open_orders), label="cancel")
         self.run(self.worker.cancel(order.client_order_id, "test cancel"))
 
+    @rule(
+        symbol=st.sampled_from(sorted(PRICES)),
+        qty=st.integers(1, 5),
+        marketable=st.booleans(),
+        mode=st.sampled_from(["ok", "ok", "drop", "refuse"]),
+    )
+    def replace(self, symbol: str, qty: int, marketable: bool, mode: str) -> None:
+        """A resting limit buy, then an operator's replace of it (new quantity and limit, marketable or
+        not), carried out at once through a broker that may lose the answer or refuse before sending."""
+        price = PRICES[symbol]
+        if self.exchange.account().buying_power < price * 12:
+            return
+        self.counter += 1
+        resting = Order(
+            client_order_id=f"sm-{self.counter}",
+            strategy_id=next(iter(STRATEGIES[symbol])),
+            symbol=symbol,
+            side=Side.BUY,
+            qty=D(qty + 1),
+            order_type=OrderType.LIMIT,
+            limit_price=price / 2,
+            created_ns=self.clock.now_ns(),
+        )
+        new_limit = price if marketable else price * D("0.6")
+
+        async def go() -> None:
+            assert await self.ledger.reserve(resting)
+            self.worker.submit_soon(resting.client_order_id)
+            await self.worker.process(resting)
+            params = {"qty": str(qty), "limit_price": str(new_limit)}
+            await self.ledger.request_at_broker(
+                "replace", resting.client_order_id, params, "test", "op", self.clock.now_ns()
+            )
+            await BrokerRequests(self.ledger, self.broker, self.clock, self.worker).carry_out()
+            self.broker.mode = mode
+            for fresh in await self.ledger.open_orders():
+                if fresh.replaces == resting.client_order_id and fresh.status is OrderStatus.RESERVED:
+                    self.worker.submit_soon(fresh.client_order_id)
+                    after = await self.worker.process(fresh)
+                    event(f"replace ({mode}) left the replacement {after.status.value if after else None}")
+            self.broker.mode = "ok"
+
+        self.run(go())
+
     @rule()
     def resolve(self) -> None:
         self.run(self.worker.resolve_pending())
@@ -284,7 +338,7 @@ class OrderPathMachine(RuleBasedStateMachine):
 
 
 def test_order_path_keeps_its_promises_under_faults_and_restarts() -> None:
-    """Under lost answers, 429s, messy streams, cancels and restarts: one order per id, fills once."""
+    """Lost answers, 429s, messy streams, cancels, replaces and restarts: one order per id, fills once."""
     run_state_machine_as_test(
         OrderPathMachine,
         settings=settings(

@@ -13,12 +13,14 @@ import asyncio
 from collections import deque
 from types import TracebackType
 
+from autoquant.brokers.paper.closing import close_all
 from autoquant.brokers.paper.engine import PaperExchange
 from autoquant.brokers.paper.order_rules import venue_time_in_force
 from autoquant.domain.broker import (
     BrokerAccount,
     BrokerOrderState,
     BrokerPosition,
+    FlattenResult,
     OrderRequest,
     OrderUpdate,
 )
@@ -94,19 +96,36 @@ class PaperBroker:
         return self.exchange.submit(request)
 
     async def get_by_client_order_id(self, client_order_id: str) -> BrokerOrderState | None:
-        return self.exchange.get_by_client_order_id(client_order_id)
+        found = self.exchange.get_by_client_order_id(client_order_id)
+        return None if found is None else self._linked([found])[0]
 
     async def list_orders(
         self, *, open_only: bool = True, since_ns: int | None = None
     ) -> list[BrokerOrderState]:
         """Open orders (oldest first), or every order created at or after ``since_ns``."""
         after = None if since_ns is None else since_ns - 1
-        return self.exchange.list_orders(
-            status="open" if open_only else "all", after_ns=after, direction="asc"
+        return self._linked(
+            self.exchange.list_orders(status="open" if open_only else "all", after_ns=after, direction="asc")
         )
 
     async def cancel(self, broker_order_id: str) -> None:
         self.exchange.cancel(broker_order_id)
+
+    async def replace(self, broker_order_id: str, request: OrderRequest) -> BrokerOrderState:
+        return self._linked([self.exchange.replace(broker_order_id, request)])[0]
+
+    async def close_all_positions(self, *, cancel_orders: bool = True) -> FlattenResult:
+        return close_all(self.exchange, cancel_orders=cancel_orders)
+
+    def _linked(self, orders: list[BrokerOrderState]) -> list[BrokerOrderState]:
+        """The orders with their replace links (``replaces``/``replaced_by``), as Alpaca reports them."""
+        links = self.exchange.links([o.broker_order_id for o in orders])
+        return [
+            o
+            if (found := links.get(o.broker_order_id)) is None
+            else o.model_copy(update={"replaces": found.replaces, "replaced_by": found.replaced_by})
+            for o in orders
+        ]
 
     async def positions(self) -> list[BrokerPosition]:
         return self.exchange.positions()

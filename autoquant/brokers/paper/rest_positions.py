@@ -9,15 +9,15 @@ first, so shares held by open sells are free to go.
 
 from __future__ import annotations
 
-import uuid
 from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from autoquant.brokers.paper.alpaca_json import asset_class, order_json, position_json
+from autoquant.brokers.paper.alpaca_json import order_json, position_json
 from autoquant.brokers.paper.assets import find_asset
+from autoquant.brokers.paper.closing import closing_request
 from autoquant.brokers.paper.engine import PaperExchange
 from autoquant.brokers.paper.http_errors import (
     CODE_FORBIDDEN,
@@ -28,8 +28,7 @@ from autoquant.brokers.paper.http_errors import (
     invalid,
     not_found,
 )
-from autoquant.domain.broker import BrokerOrderState, BrokerPosition, OrderRequest
-from autoquant.domain.values import OrderType, Side, TimeInForce
+from autoquant.domain.broker import BrokerOrderState, BrokerPosition
 from autoquant.errors import BrokerError
 
 NINE_PLACES = Decimal("0.000000001")
@@ -68,17 +67,8 @@ def closing_qty(position: BrokerPosition, qty: Decimal | None, percentage: Decim
 
 def close_position(exchange: PaperExchange, position: BrokerPosition, qty: Decimal) -> BrokerOrderState:
     """Submit the market order that closes ``qty`` of ``position``."""
-    crypto = asset_class(position.symbol) == "crypto"
-    request = OrderRequest(
-        client_order_id=str(uuid.uuid4()),
-        symbol=position.symbol,
-        side=Side.SELL if position.qty > 0 else Side.BUY,
-        qty=qty,
-        order_type=OrderType.MARKET,
-        time_in_force=TimeInForce.GTC if crypto else TimeInForce.DAY,
-    )
     try:
-        return exchange.submit(request)
+        return exchange.submit(closing_request(position, qty))
     except BrokerError as error:
         raise from_broker_error(error) from None
 

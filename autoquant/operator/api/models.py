@@ -198,6 +198,25 @@ class ReasonRequest(Request):
     reason: str = Field(max_length=500, description="why (recorded in the ledger)")
 
 
+class HaltRequest(Request):
+    reason: str = Field(max_length=500, description="why (recorded in the ledger)")
+    flatten: bool = Field(
+        default=False, description="also cancel every open order and close every position at the broker"
+    )
+
+
+class ReplaceRequest(Request):
+    client_order_id: str = Field(max_length=48, description="the open order to replace")
+    qty: Decimal | None = Field(default=None, gt=0, description="the new quantity")
+    limit_price: Decimal | None = Field(
+        default=None, gt=0, description="the new limit price (limit and stop-limit orders)"
+    )
+    stop_price: Decimal | None = Field(
+        default=None, gt=0, description="the new stop price (stop and stop-limit orders)"
+    )
+    reason: str = Field(max_length=500, description="why (recorded in the ledger)")
+
+
 class CancelRequest(Request):
     client_order_id: str | None = Field(default=None, max_length=48)
     all: bool = False

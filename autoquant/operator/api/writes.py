@@ -18,7 +18,9 @@ from autoquant.operator.api.models import (
     CancelRequest,
     CommandResult,
     ControlRequest,
+    HaltRequest,
     ReasonRequest,
+    ReplaceRequest,
     ResolveRequest,
     SubmitRequest,
 )
@@ -82,9 +84,32 @@ async def resume(state: State, request: Request, body: ControlRequest) -> Comman
 
 
 @router.post("/halt", response_model=CommandResult)
-async def halt(state: State, request: Request, body: ReasonRequest) -> CommandResult:
-    """Kill switch: refuse all new orders until resume."""
-    return await _control(ControlKind.HALT, state, request, ControlRequest(reason=body.reason))
+async def halt(state: State, request: Request, body: HaltRequest) -> CommandResult:
+    """Kill switch: refuse all new orders until resume. With `flatten`, also cancel every open order and
+    close every position at the broker (the running daemon records each closing order and fill)."""
+    result = await _control(ControlKind.HALT, state, request, ControlRequest(reason=body.reason))
+    if not body.flatten:
+        return result
+    actor = _actor(request)
+    flattened = await _write(
+        state, lambda ledger: commands.flatten(ledger, body.reason, actor, time.time_ns())
+    )
+    return result.model_copy(update={"message": f"{result.message}; {flattened.message}"})
+
+
+@router.post("/replace", response_model=CommandResult, status_code=202)
+async def replace(state: State, request: Request, body: ReplaceRequest) -> CommandResult:
+    """Replace an open order by new terms (`qty`, `limit_price`, `stop_price`: at least one): the running
+    daemon sends it to the broker once, as a new order on the same decision; the old one ends replaced."""
+    terms = commands.check_replace(
+        body.client_order_id,
+        qty=body.qty,
+        limit_price=body.limit_price,
+        stop_price=body.stop_price,
+        reason=body.reason,
+    )
+    actor = _actor(request)
+    return await _write(state, lambda ledger: commands.replace(ledger, terms, actor, time.time_ns()))
 
 
 @router.post("/reduce", response_model=CommandResult)
