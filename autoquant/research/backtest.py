@@ -127,6 +127,8 @@ async def _run(
             system.market_data.reorder = ReorderBuffer(window=0, interval_s=bar_s, report_holes=False)
             # The source hands each bar to the exchange before the strategies see it (see source.py).
             system.market_data.on_bar = [system.strategy_worker.on_bar]
+            # Holds go to the ledger in batches, ahead of the next acting decision (see StrategyWorker).
+            system.strategy_worker.defer_holds = True
             specs = system.worker_specs()
             supervisor = system.supervisor
             async with asyncio.TaskGroup() as group:
@@ -148,6 +150,7 @@ async def _run(
                 system.strategy_worker.enabled.clear()
                 async with system.strategy_worker.busy:
                     await supervisor.stop("strategy")
+                await ledger.flush()
                 await system.execution.settle()
                 final = await system.reconciler.run("backtest_end")
                 await supervisor.stop_all()

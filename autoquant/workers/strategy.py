@@ -78,6 +78,11 @@ class StrategyWorker:
         self.orders = 0
         self.denied = 0
         self.decisions = 0
+        #: Hand holds to the ledger without waiting for each to commit (``Ledger.defer_decision``): a
+        #: backtest's. An acting decision is still recorded, and waited for, before it acts; the holds
+        #: queued before it commit first. The daemon leaves this off: each hold is durable before the
+        #: next bar is looked at.
+        self.defer_holds = False
 
     def on_bar(self, bar: Bar) -> None:
         """Called by the market-data worker for each released bar; never blocks it."""
@@ -193,6 +198,14 @@ class StrategyWorker:
         self.decisions += 1
         bars, state_json = seen
         if decision.action is Action.HOLD or decision.intent is None:
+            if self.defer_holds:
+                # Marked recorded now: the ledger writes them ahead of any later write, and a failed
+                # write fails the run (``defer_decision`` raises it), so no later decision relies on it.
+                self._bars_committed(bars)
+                self.ledger.defer_decision(
+                    decision, now, bars=bars, state_json=state_json, on_commit=self._hold_recorder(decision)
+                )
+                return
             if await self.ledger.record_decision(decision, now, bars=bars, state_json=state_json):
                 self._bars_committed(bars)
                 crashpoint("after_decision")
@@ -237,6 +250,14 @@ class StrategyWorker:
                     qty=order.qty,
                     reason=decision.reason,
                 )
+
+    def _hold_recorder(self, decision: Decision) -> Callable[[bool], None]:
+        def recorded(new: bool) -> None:
+            if new:
+                self.holds[decision.reason] += 1
+                self.by_reason[(decision.action.value, decision.reason)] += 1
+
+        return recorded
 
     async def _record(
         self,

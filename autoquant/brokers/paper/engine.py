@@ -42,8 +42,9 @@ What it does, so that code tested against it meets the same shapes as at Alpaca:
   orders (403). Equity is sampled whenever a price or the cash moves (the last sample of a minute
   stands), for the portfolio history.
 - **Persistence.** Everything (orders, fills, cash, positions, prices, the sequence of updates) is
-  in ``state_path``; reopening restores it and open orders keep working. The file's cash wins over a
-  changed ``starting_cash``.
+  in ``state_path``; reopening restores it and open orders keep working. Under ``next_bar`` a bar's
+  price is written with the next order change (or at close), not in a transaction of its own. The
+  file's cash wins over a changed ``starting_cash``.
 
 What updates an order gets, and how they are worded, is in ``order_updates``; who receives them (update
 queues, and the pump's wake-up watchers) is in ``fanout``.
@@ -79,7 +80,7 @@ from autoquant.brokers.paper.refusals import (
     require_symbol,
     trading_suspended,
 )
-from autoquant.brokers.paper.store import OrderLinks, OrderRecord, PaperStore
+from autoquant.brokers.paper.store import OrderLinks, OrderRecord, PaperStore, Writer
 from autoquant.brokers.settings import PaperSettings
 from autoquant.domain.bars import Bar
 from autoquant.domain.broker import (
@@ -127,6 +128,8 @@ class PaperExchange:
         self._fanout = UpdateFanout()
         self._configuration: dict[str, Any] = json.loads(self._store.meta("account_configurations") or "{}")
         self._by_bar = settings.fill_rule == "next_bar"
+        #: ``next_bar`` prices not written yet: (price, time) per symbol, saved by the next commit.
+        self._unsaved_prices: dict[str, tuple[Decimal, int]] = {}
 
     # --- prices ------------------------------------------------------------------------------
 
@@ -141,10 +144,12 @@ class PaperExchange:
         for record in list(self._open.values()):
             if record.state.symbol == bar.symbol and record.state.created_ns < bar.close_ns:
                 updates.extend(self._work_bar(record, bar, now))
-        with self._store.transaction() as writer:
-            writer.set_price(bar.symbol, bar.close, now)
+        # Written with the next change that commits anyway (an order's, or at close), not per bar: a
+        # price alone moves nothing under this rule, and a transaction per bar was most of its cost.
         self._prices[bar.symbol] = bar.close
-        self._fanout.poke()
+        self._unsaved_prices[bar.symbol] = (bar.close, now)
+        # No poke: under this rule nothing is ever due by time alone (``next_due_ns`` is None), so a
+        # pump woken per bar would only find nothing to do.
         return updates
 
     def set_price(self, symbol: str, price: Decimal) -> list[OrderUpdate]:
@@ -378,7 +383,15 @@ class PaperExchange:
 
     def close(self) -> None:
         self._fanout.clear()
+        if self._unsaved_prices:
+            with self._store.transaction() as writer:
+                self._save_prices(writer)
         self._store.close()
+
+    def _save_prices(self, writer: Writer) -> None:
+        for symbol, (price, ts_ns) in self._unsaved_prices.items():
+            writer.set_price(symbol, price, ts_ns)
+        self._unsaved_prices.clear()
 
     # --- internals -----------------------------------------------------------------------------
 
@@ -518,6 +531,7 @@ class PaperExchange:
     ) -> None:
         """Write one event durably, then make it visible in memory and to subscribers."""
         with self._store.transaction() as writer:
+            self._save_prices(writer)
             writer.put_order(record)
             if fill is not None:
                 writer.add_fill(fill)
