@@ -248,7 +248,7 @@ class _SqliteThread:
         self._before_batch = before_batch
         self._path = path
         self._max_batch = max_batch
-        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Job | list[_Job] | None] = queue.SimpleQueue()
         self._closed = False
         self._thread = threading.Thread(target=self._loop, name=f"{self.name} {path.name}", daemon=True)
         self._thread.start()
@@ -262,6 +262,15 @@ class _SqliteThread:
         future: asyncio.Future[T] = loop.create_future()
         self._queue.put(_Job(fn, on_commit, future, loop, hold_time(loop)))
         return future
+
+    def submit_many(self, writes: list[tuple[Write, OnCommit | None]]) -> list[asyncio.Future[Any]]:
+        """Several jobs queued in order with one hand-over to the thread (each wakes it otherwise)."""
+        if self._closed:
+            raise LedgerError(f"ledger {self._path} is closed")
+        loop = asyncio.get_running_loop()
+        jobs = [_Job(fn, on_commit, loop.create_future(), loop, hold_time(loop)) for fn, on_commit in writes]
+        self._queue.put(jobs)
+        return [job.future for job in jobs]
 
     async def close(self) -> None:
         """Finish every queued job, then close the connection."""
@@ -278,7 +287,7 @@ class _SqliteThread:
                 first = self._queue.get()
                 if first is None:
                     break
-                batch = [first]
+                batch = list(first) if isinstance(first, list) else [first]
                 while len(batch) < self._max_batch:
                     try:
                         job = self._queue.get_nowait()
@@ -287,7 +296,10 @@ class _SqliteThread:
                     if job is None:
                         stopping = True
                         break
-                    batch.append(job)
+                    if isinstance(job, list):
+                        batch.extend(job)
+                    else:
+                        batch.append(job)
                 if self._before_batch is not None:
                     self._before_batch()
                 try:
@@ -354,8 +366,12 @@ class WriterThread(_SqliteThread):
     full_since: LedgerFull | None = None
 
     async def write(self, fn: Callable[[sqlite3.Connection], T], on_commit: OnCommit | None = None) -> T:
+        return await self.settle(self.submit(fn, on_commit))
+
+    async def settle(self, future: asyncio.Future[T]) -> T:
+        """Wait for a submitted write (``submit``, ``submit_many``); note a disk that is full."""
         try:
-            result = await self.submit(fn, on_commit)
+            result = await future
         except LedgerFull as error:
             self.full = error
             if self.full_since is None:

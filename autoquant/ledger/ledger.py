@@ -338,8 +338,13 @@ class Ledger(LedgerReader):
 
     async def _write(self, fn: Callable[[sqlite3.Connection], T], on_commit: OnCommit | None = None) -> T:
         """Every write: the deferred holds go first (queued ahead of it, so they commit no later)."""
-        self._submit_deferred()
-        return await self._writer.write(fn, on_commit)
+        if not self._deferred:
+            return await self._writer.write(fn, on_commit)
+        # One hand-over to the writer thread for both (each wakes it otherwise).
+        deferred, write = self._writer.submit_many([self._take_deferred(), (fn, on_commit)])
+        deferred.add_done_callback(self._deferred_done)
+        result: T = await self._writer.settle(write)
+        return result
 
     def defer_decision(
         self,
@@ -372,6 +377,12 @@ class Ledger(LedgerReader):
     def _submit_deferred(self) -> asyncio.Future[list[bool]] | None:
         if not self._deferred:
             return None
+        future: asyncio.Future[list[bool]] = self._writer.submit(*self._take_deferred())
+        future.add_done_callback(self._deferred_done)
+        return future
+
+    def _take_deferred(self) -> tuple[Callable[[sqlite3.Connection], list[bool]], OnCommit]:
+        """The queued holds as one write (and its on-commit), and the queue emptied."""
         items, self._deferred = self._deferred, []
 
         def write(conn: sqlite3.Connection) -> list[bool]:
@@ -388,13 +399,11 @@ class Ledger(LedgerReader):
                 if item.on_commit is not None:
                     item.on_commit(new)
 
-        def done(future: asyncio.Future[list[bool]]) -> None:
-            if not future.cancelled() and future.exception() is not None:
-                self._deferred_failed = future.exception()
+        return write, on_commit
 
-        future = self._writer.submit(write, on_commit)
-        future.add_done_callback(done)
-        return future
+    def _deferred_done(self, future: asyncio.Future[Any]) -> None:
+        if not future.cancelled() and future.exception() is not None:
+            self._deferred_failed = future.exception()
 
     # -- decisions and reservations ------------------------------------------------------------
 
