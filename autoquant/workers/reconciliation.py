@@ -294,15 +294,13 @@ class Reconciler:
 
         open_ids = {order.client_order_id for order in open_orders}
         mentioned = {s.client_order_id for s in broker_open} | {f.client_order_id for f in fills}
-        known = {}
-        for coid in sorted(mentioned - open_ids):
-            found = await self.ledger.get_order(coid)
-            if found is not None:
-                known[coid] = found
+        # One read for them all, not one per order (a backtest's closing run sees every order it made).
+        found = await self.ledger.get_orders(sorted(mentioned - open_ids))
+        known = {coid: found[coid] for coid in sorted(found)}
         listed = {s.client_order_id for s in broker_open}
+        with_missed_fill = {f.client_order_id for f in fills if f.execution_id not in execution_ids}
         for coid in sorted(known):
-            missed = any(f.client_order_id == coid and f.execution_id not in execution_ids for f in fills)
-            if missed and coid not in listed:
+            if coid in with_missed_fill and coid not in listed:
                 # A closed order with a fill the ledger lacks: its final state comes with the fill.
                 states[coid] = await self.broker.get_by_client_order_id(coid)
         view = LedgerView(
