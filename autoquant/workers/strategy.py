@@ -5,7 +5,8 @@ Per bar and strategy: assemble the state (bars per symbol, this strategy's posit
 from the ledger, freshness), ``decide``, run the risk gate on each intent, then record the decision,
 what it saw (the bars, its holdings: for ``autoquant replay``), the risk event and (when allowed) the
 reservation in one transaction, and only then hand the order to the execution worker. Holds are
-recorded too and counted by reason. Decision ids are deterministic per (strategy, symbol, bar time),
+recorded too and counted by reason (a backtest, ``defer_holds``, hands them over without waiting:
+they commit ahead of the next write). Decision ids are deterministic per (strategy, symbol, bar time),
 so a bar replayed after a restart is recognised and not acted on twice.
 
 A strategy over several symbols decides once per bar time, when every one of its symbols has a bar
