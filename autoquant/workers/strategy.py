@@ -136,8 +136,11 @@ class StrategyWorker:
         decisions = decisions_of(strategy.decide(state))
         seen = self._seen(state)
         for decision in decisions:
-            with bound(decision_id=decision.decision_id):
-                await self._act(decision, book, seen)
+            if self.defer_holds and decision.intent is None:
+                self._defer(decision, seen)  # logs nothing: no log context to bind
+            else:
+                with bound(decision_id=decision.decision_id):
+                    await self._act(decision, book, seen)
             seen = ((), seen[1])  # the bars go in with the first decision of the batch
         return decisions
 
@@ -199,14 +202,6 @@ class StrategyWorker:
         self.decisions += 1
         bars, state_json = seen
         if decision.action is Action.HOLD or decision.intent is None:
-            if self.defer_holds:
-                # Marked recorded now: the ledger writes them ahead of any later write, and a failed
-                # write fails the run (``defer_decision`` raises it), so no later decision relies on it.
-                self._bars_committed(bars)
-                self.ledger.defer_decision(
-                    decision, now, bars=bars, state_json=state_json, on_commit=self._hold_recorder(decision)
-                )
-                return
             if await self.ledger.record_decision(decision, now, bars=bars, state_json=state_json):
                 self._bars_committed(bars)
                 crashpoint("after_decision")
@@ -251,6 +246,21 @@ class StrategyWorker:
                     qty=order.qty,
                     reason=decision.reason,
                 )
+
+    def _defer(self, decision: Decision, seen: tuple[tuple[Bar, ...], str | None]) -> None:
+        """A hold handed to the ledger without waiting (``defer_holds``)."""
+        self.decisions += 1
+        bars, state_json = seen
+        # Marked recorded now: the ledger writes them ahead of any later write, and a failed write
+        # fails the run (``defer_decision`` raises it), so no later decision relies on it.
+        self._bars_committed(bars)
+        self.ledger.defer_decision(
+            decision,
+            self.clock.now_ns(),
+            bars=bars,
+            state_json=state_json,
+            on_commit=self._hold_recorder(decision),
+        )
 
     def _hold_recorder(self, decision: Decision) -> Callable[[bool], None]:
         def recorded(new: bool) -> None:
