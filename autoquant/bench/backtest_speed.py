@@ -81,6 +81,8 @@ def peak_rss_mb() -> float:
 
 def child(bars: str, workdir: str) -> None:
     """Run one backtest in this process; print its report and peak RSS as one JSON line."""
+    from autoquant.logs import configure_logging
+    from autoquant.logs.settings import LoggingSettings
     from autoquant.research.backtest import backtest_config, run_backtest
     from autoquant.research.bars import check_bars
     from autoquant.research.report import ledger_fills, round_trips
@@ -92,7 +94,14 @@ def child(bars: str, workdir: str) -> None:
     config = load(config_path)
     summary = check_bars(Path(bars), 60)
     run_config = backtest_config(config, summary, directory)
-    outcome = run_backtest(run_config, summary)
+    # Logged as `autoquant backtest` logs (warnings, to a file): not structlog's default console.
+    logging = configure_logging(
+        LoggingSettings(path=directory / "backtest.log", level="warning"), renderer_process=False
+    )
+    try:
+        outcome = run_backtest(run_config, summary)
+    finally:
+        logging.close()
     trades, _ = round_trips(ledger_fills(run_config.ledger.path))
     print(
         json.dumps(

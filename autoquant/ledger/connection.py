@@ -156,7 +156,9 @@ class ExternalWrites:
     A commit by another process that lands between our COMMIT and ``absorb`` would be absorbed with
     ours; the writer connection's own ``data_version`` (which moves only for *other* connections'
     commits) catches it: ``absorb`` reads it after re-reading our view, and any move marks a foreign
-    commit that ``changed`` then reports.
+    commit that ``changed`` then reports. For the same reason ``changed`` does not judge a move it
+    sees while our batch runs (``batch_starting`` to ``absorb``): it may be our own COMMIT, and
+    ``absorb`` will tell (taking it for a foreign commit cost a needless read of the controls).
     """
 
     def __init__(self, path: Path, writer: sqlite3.Connection) -> None:
@@ -169,6 +171,7 @@ class ExternalWrites:
         )
         self._lock = threading.Lock()
         self._closed = False
+        self._committing = False
         self._version = self._read()
 
     def _read(self) -> int:
@@ -178,14 +181,23 @@ class ExternalWrites:
         with self._lock:
             if self._closed:
                 return False
+            if self._committing:
+                changed, self._foreign = self._foreign, False
+                return changed
             version = self._read()
             changed = version != self._version or self._foreign
             self._version, self._foreign = version, False
         return changed
 
+    def batch_starting(self) -> None:
+        """On the writer thread, before a batch: what moves from here to ``absorb`` may be ours."""
+        with self._lock:
+            self._committing = True
+
     def absorb(self, writer: sqlite3.Connection) -> None:
         """On the writer thread, right after its COMMIT: our own commit is not a change."""
         with self._lock:
+            self._committing = False
             if self._closed:
                 return
             self._version = self._read()
@@ -229,9 +241,11 @@ class _SqliteThread:
         path: Path,
         max_batch: int = 256,
         on_batch: Callable[[sqlite3.Connection], None] | None = None,
+        before_batch: Callable[[], None] | None = None,
     ) -> None:
         self._sqlite = conn
         self._on_batch = on_batch
+        self._before_batch = before_batch
         self._path = path
         self._max_batch = max_batch
         #: Each item is the jobs one loop turn submitted (``_hand_over``), or ``_STOP``.
@@ -256,18 +270,21 @@ class _SqliteThread:
         free on the other core, start a commit with the first few while the loop was still queuing
         the rest: a second fsync for the same turn's writes.
         """
+        return self.submit_many([(fn, on_commit)])[0]
+
+    def submit_many(self, writes: list[tuple[Write, OnCommit | None]]) -> list[asyncio.Future[Any]]:
+        """Several jobs queued in order, handed over with the rest of this turn's (see ``submit``)."""
         if self._closed:
             raise LedgerError(f"ledger {self._path} is closed")
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
-        job = _Job(fn, on_commit, future, loop, hold_time(loop))
+        jobs = [_Job(fn, on_commit, loop.create_future(), loop, hold_time(loop)) for fn, on_commit in writes]
         pending = self._pending.get(loop)
         if pending is None:
-            self._pending[loop] = [job]
+            self._pending[loop] = jobs
             loop.call_soon(self._hand_over, loop)
         else:
-            pending.append(job)
-        return future
+            pending.extend(jobs)
+        return [job.future for job in jobs]
 
     def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
         """On ``loop``, after the turn that submitted them: its jobs to the thread, in one put."""
@@ -303,6 +320,8 @@ class _SqliteThread:
                         break
                     batch.extend(jobs)
                 self.batches += 1
+                if self._before_batch is not None:
+                    self._before_batch()
                 try:
                     outcomes = self.run_batch(self._sqlite, [job.fn for job in batch])
                 except BaseException as error:  # the whole batch failed (BEGIN or COMMIT)
@@ -367,8 +386,12 @@ class WriterThread(_SqliteThread):
     full_since: LedgerFull | None = None
 
     async def write(self, fn: Callable[[sqlite3.Connection], T], on_commit: OnCommit | None = None) -> T:
+        return await self.settle(self.submit(fn, on_commit))
+
+    async def settle(self, future: asyncio.Future[T]) -> T:
+        """Wait for a submitted write (``submit``, ``submit_many``); note a disk that is full."""
         try:
-            result = await self.submit(fn, on_commit)
+            result = await future
         except LedgerFull as error:
             self.full = error
             if self.full_since is None:

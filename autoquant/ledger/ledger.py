@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from autoquant.domain.bars import Bar
 from autoquant.domain.broker import BrokerAccount
@@ -30,6 +30,7 @@ from autoquant.ledger import oversight, requests, restores, seen, surface
 from autoquant.ledger.backup import BackupInfo, insert_backup
 from autoquant.ledger.connection import (
     ExternalWrites,
+    OnCommit,
     ReaderThread,
     WriterThread,
     connect_writer,
@@ -51,7 +52,13 @@ from autoquant.ledger.reads import (
     equity_rows,
     open_reader_thread,
 )
-from autoquant.ledger.records import ReconciliationCursor, ReconciliationRun, RiskEvent
+from autoquant.ledger.records import (
+    CancelRequest,
+    Incident,
+    ReconciliationCursor,
+    ReconciliationRun,
+    RiskEvent,
+)
 from autoquant.ledger.rows import (
     insert_decision,
     insert_event,
@@ -65,6 +72,8 @@ from autoquant.ledger.rows import (
 
 __all__ = ["Book", "EventResult", "Ledger"]
 
+T = TypeVar("T")
+
 
 @dataclass(frozen=True)
 class EventResult:
@@ -74,6 +83,19 @@ class EventResult:
     changed: bool
     fill_recorded: bool | None = None  # None: no fill in the update; False: a duplicate
     illegal: IllegalTransition | None = None
+
+
+#: At most this many deferred holds wait for the next write (one transaction carries them all).
+DEFERRED_MAX = 512
+
+
+@dataclass(frozen=True)
+class _Deferred:
+    decision: Decision
+    local_ts_ns: int
+    bars: tuple[Bar, ...]
+    state_json: str | None
+    on_commit: Callable[[bool], None] | None
 
 
 @dataclass(frozen=True)
@@ -120,6 +142,16 @@ class Ledger(LedgerReader):
         self._writer = writer
         self._projection = projection
         self._external = external
+        #: Another connection (the CLI) committed since controls were last read from disk: read them.
+        self._controls_stale = True
+        #: Bumped when another connection commits, and when we commit an incident or a cancel request
+        #: or outcome: the open incidents and pending cancels are read again only after a bump.
+        self._foreign_generation = 0
+        self._oversight_generation = 0
+        self._oversight_cache: dict[str, tuple[tuple[int, int], Any]] = {}
+        #: Holds queued by ``defer_decision``, written ahead of the next write (see there).
+        self._deferred: list[_Deferred] = []
+        self._deferred_failed: BaseException | None = None
 
     @property
     def disk_full(self) -> LedgerFull | None:
@@ -152,7 +184,9 @@ class Ledger(LedgerReader):
         except sqlite3.Error as error:
             writer_conn.close()
             raise translate(error, path) from error
-        writer = WriterThread(writer_conn, path, on_batch=external.absorb)
+        writer = WriterThread(
+            writer_conn, path, on_batch=external.absorb, before_batch=external.batch_starting
+        )
         try:
             reader = open_reader_thread(path)
         except BaseException:
@@ -171,6 +205,7 @@ class Ledger(LedgerReader):
     async def close(self) -> None:
         """Commit every queued write, then close both connections: the writer last, so that closing
         the last connection checkpoints the WAL into the database file (a read-only one cannot)."""
+        self._submit_deferred()
         await super().close()
         self._external.close()
         await self._writer.close()
@@ -199,10 +234,12 @@ class Ledger(LedgerReader):
     async def last_control_seq(self) -> int:
         """Fold in controls another process appended (the CLI), then return the latest controls seq.
 
-        One indexed read (the kill switch polls it); ``book`` calls it only when another process has
-        committed since it last looked.
+        Our own controls reach the projection as they commit, so the disk is read only when another
+        connection has committed since the last read (and once at first): the kill switch polls this.
         """
-        self._external.changed()
+        if not self._foreign_commits():
+            return self._projection.control_seq
+        self._controls_stale = False  # a commit landing during the read is seen by the next look
         known = self._projection.control_seq
 
         def read(conn: sqlite3.Connection) -> list[ControlCommitted]:
@@ -220,9 +257,51 @@ class Ledger(LedgerReader):
                 for seq, k, s, r, a, t, jseq in rows
             ]
 
-        for change in await self._reader.read(read):
+        try:
+            changes = await self._reader.read(read)
+        except BaseException:
+            self._controls_stale = True
+            raise
+        for change in changes:
             self._projection.control_committed(change)
         return self._projection.control_seq
+
+    def _foreign_commits(self) -> bool:
+        """Whether another connection committed since controls were last read (sticky until read)."""
+        if self._external.changed():
+            self._controls_stale = True
+            self._foreign_generation += 1
+        return self._controls_stale
+
+    # -- oversight reads the kill switch and the execution sweep poll, cached ----------------------
+
+    async def incidents(self, *, open_only: bool = False) -> list[Incident]:
+        if not open_only:
+            return await super().incidents()
+        return list(
+            await self._oversight_read(
+                "open_incidents", lambda: super(Ledger, self).incidents(open_only=True)
+            )
+        )
+
+    async def pending_cancel_requests(self) -> list[CancelRequest]:
+        return list(await self._oversight_read("pending_cancels", super().pending_cancel_requests))
+
+    async def _oversight_read(self, name: str, read: Callable[[], Awaitable[list[Any]]]) -> list[Any]:
+        """``read()``, or its previous answer when nothing that could change it has committed since
+        (our own incident and cancel writes bump a generation on commit; another connection's commit
+        is noticed through ``ExternalWrites``)."""
+        self._foreign_commits()
+        key = (self._oversight_generation, self._foreign_generation)
+        cached = self._oversight_cache.get(name)
+        if cached is not None and cached[0] == key:
+            return list(cached[1])
+        value = await read()
+        self._oversight_cache[name] = (key, value)
+        return list(value)
+
+    def _oversight_committed(self, _: object = None) -> None:
+        self._oversight_generation += 1
 
     async def control_journal_seq(self) -> int:
         return self._projection.control_journal_seq
@@ -231,7 +310,7 @@ class Ledger(LedgerReader):
         """Positions, open orders and today's equity, from memory (the disk is
         read once per day, for the day's first equity snapshots)."""
         projection = self._projection
-        if self._external.changed():
+        if self._foreign_commits():
             await self.last_control_seq()  # another process (the CLI) wrote: fold in its controls
         if projection.equity_day != day_start_ns:
             rows = await self._reader.read(lambda conn: equity_rows(conn, day_start_ns))
@@ -255,6 +334,77 @@ class Ledger(LedgerReader):
         """The in-memory projection itself (tests compare it with ``projection()`` read from disk)."""
         return self._projection
 
+    # -- writes --------------------------------------------------------------------------------------
+
+    async def _write(self, fn: Callable[[sqlite3.Connection], T], on_commit: OnCommit | None = None) -> T:
+        """Every write: the deferred holds go first (queued ahead of it, so they commit no later)."""
+        if not self._deferred:
+            return await self._writer.write(fn, on_commit)
+        # One hand-over to the writer thread for both (each wakes it otherwise).
+        deferred, write = self._writer.submit_many([self._take_deferred(), (fn, on_commit)])
+        deferred.add_done_callback(self._deferred_done)
+        result: T = await self._writer.settle(write)
+        return result
+
+    def defer_decision(
+        self,
+        decision: Decision,
+        local_ts_ns: int,
+        *,
+        bars: Sequence[Bar] = (),
+        state_json: str | None = None,
+        on_commit: Callable[[bool], None] | None = None,
+    ) -> None:
+        """Queue a decision that acts on nothing (a hold) without waiting for it: it is written, in
+        order, ahead of the next write of any kind (an acting decision, a fill, a control), or once
+        ``DEFERRED_MAX`` are queued, or at ``flush``/``close``. ``on_commit(recorded)`` runs on the
+        loop once it is durable. For a backtest, whose holds need not be durable one by one (a crash
+        there loses a run that is simply rerun): the daemon records each hold before moving on."""
+        if self._deferred_failed is not None:
+            raise self._deferred_failed
+        self._deferred.append(_Deferred(decision, local_ts_ns, tuple(bars), state_json, on_commit))
+        if len(self._deferred) >= DEFERRED_MAX:
+            self._submit_deferred()
+
+    async def flush(self) -> None:
+        """Write the deferred holds now and wait until they are durable."""
+        future = self._submit_deferred()
+        if future is not None:
+            await asyncio.shield(future)
+        if self._deferred_failed is not None:
+            raise self._deferred_failed
+
+    def _submit_deferred(self) -> asyncio.Future[list[bool]] | None:
+        if not self._deferred:
+            return None
+        future: asyncio.Future[list[bool]] = self._writer.submit(*self._take_deferred())
+        future.add_done_callback(self._deferred_done)
+        return future
+
+    def _take_deferred(self) -> tuple[Callable[[sqlite3.Connection], list[bool]], OnCommit]:
+        """The queued holds as one write (and its on-commit), and the queue emptied."""
+        items, self._deferred = self._deferred, []
+
+        def write(conn: sqlite3.Connection) -> list[bool]:
+            recorded = []
+            for item in items:
+                new = insert_decision(conn, item.decision, item.local_ts_ns)
+                if new:
+                    _seen(conn, item.decision, item.bars, item.state_json)
+                recorded.append(new)
+            return recorded
+
+        def on_commit(recorded: list[bool]) -> None:
+            for item, new in zip(items, recorded, strict=True):
+                if item.on_commit is not None:
+                    item.on_commit(new)
+
+        return write, on_commit
+
+    def _deferred_done(self, future: asyncio.Future[Any]) -> None:
+        if not future.cancelled() and future.exception() is not None:
+            self._deferred_failed = future.exception()
+
     # -- decisions and reservations ------------------------------------------------------------
 
     async def record_decision(
@@ -274,7 +424,7 @@ class Ledger(LedgerReader):
             _seen(conn, decision, bars, state_json)
             return True
 
-        return await self._writer.write(write)
+        return await self._write(write)
 
     async def record_decision_outcome(
         self,
@@ -304,16 +454,14 @@ class Ledger(LedgerReader):
         def on_commit(result: tuple[bool, OrderCommitted | None]) -> None:
             self._projection.order_committed(result[1])
 
-        recorded, reserved = await self._writer.write(write, on_commit)
+        recorded, reserved = await self._write(write, on_commit)
         return recorded, reserved is not None
 
     async def reserve(self, order: Order) -> bool:
         """Durably reserve an order under its client order id; False if that id is already taken."""
         if order.status is not OrderStatus.RESERVED:
             raise ValueError("only a RESERVED order can be reserved")
-        reserved = await self._writer.write(
-            lambda conn: _reserved(conn, order), self._projection.order_committed
-        )
+        reserved = await self._write(lambda conn: _reserved(conn, order), self._projection.order_committed)
         return reserved is not None
 
     # -- order events and fills ----------------------------------------------------------------
@@ -332,7 +480,7 @@ class Ledger(LedgerReader):
             if booked is not None:
                 self._projection.fill_committed(*booked)
 
-        return await self._writer.write(lambda conn: _fill(conn, fill), on_commit) is not None
+        return await self._write(lambda conn: _fill(conn, fill), on_commit) is not None
 
     async def apply_update(
         self, event: OrderEvent, fill: Fill | None, *, risk: RiskEvent | None = None
@@ -398,13 +546,13 @@ class Ledger(LedgerReader):
                 self._projection.fill_committed(*committed.position)
             self._projection.order_committed(committed.order)
 
-        return (await self._writer.write(write, on_commit)).result
+        return (await self._write(write, on_commit)).result
 
     # -- controls, incidents, risk, reconciliation (SQL in ``oversight``) --------------------------
 
     async def append_control(self, control: Control, *, incident_id: str | None = None) -> None:
         """Append a control; ``incident_id`` links it to the incident it answers."""
-        await self._writer.write(
+        await self._write(
             lambda conn: oversight.insert_control(conn, control, incident_id),
             self._projection.control_committed,
         )
@@ -425,15 +573,16 @@ class Ledger(LedgerReader):
         Returns the incident id and whether it is new.
         """
         draft = oversight.IncidentDraft(kind, subject, scope, message, action, details, local_ts_ns)
-        return await self._writer.write(lambda conn: oversight.open_incident(conn, draft))
+        return await self._write(lambda conn: oversight.open_incident(conn, draft), self._oversight_committed)
 
     async def resolve_incident(self, incident_id: str, actor: str, note: str, local_ts_ns: int) -> bool:
-        return await self._writer.write(
-            lambda conn: oversight.resolve_incident(conn, incident_id, actor, note, local_ts_ns)
+        return await self._write(
+            lambda conn: oversight.resolve_incident(conn, incident_id, actor, note, local_ts_ns),
+            self._oversight_committed,
         )
 
     async def append_risk_event(self, event: RiskEvent) -> None:
-        await self._writer.write(lambda conn: insert_risk_event(conn, event))
+        await self._write(lambda conn: insert_risk_event(conn, event))
 
     async def record_reconciliation(
         self,
@@ -450,7 +599,7 @@ class Ledger(LedgerReader):
             if snapshot is not None:
                 self._projection.equity_committed(*snapshot)
 
-        await self._writer.write(
+        await self._write(
             lambda conn: oversight.insert_reconciliation(conn, run, account, account_ts_ns, cursor), on_commit
         )
 
@@ -458,11 +607,11 @@ class Ledger(LedgerReader):
         def on_commit(snapshot: oversight.EquityRow) -> None:
             self._projection.equity_committed(*snapshot)
 
-        await self._writer.write(lambda conn: oversight.insert_account(conn, account, local_ts_ns), on_commit)
+        await self._write(lambda conn: oversight.insert_account(conn, account, local_ts_ns), on_commit)
 
     async def record_backup(self, info: BackupInfo, trigger: str, local_ts_ns: int) -> None:
         """Record a verified backup (path, last global sequence, size, hash)."""
-        await self._writer.write(lambda conn: insert_backup(conn, info, trigger, local_ts_ns))
+        await self._write(lambda conn: insert_backup(conn, info, trigger, local_ts_ns))
 
     async def adopt_order(
         self, order: Order, broker_order_id: str, restore_seq: int, local_ts_ns: int
@@ -476,19 +625,21 @@ class Ledger(LedgerReader):
             stored = load_order(conn, order.client_order_id)
             return None if stored is None else OrderCommitted(stored)
 
-        return await self._writer.write(write, self._projection.order_committed) is not None
+        return await self._write(write, self._projection.order_committed) is not None
 
     async def request_cancel(self, target: str, reason: str, actor: str, local_ts_ns: int) -> int:
         """An operator's cancel request (a client order id, or ``*`` for all open orders)."""
-        return await self._writer.write(
-            lambda conn: oversight.insert_cancel_request(conn, target, reason, actor, local_ts_ns)
+        return await self._write(
+            lambda conn: oversight.insert_cancel_request(conn, target, reason, actor, local_ts_ns),
+            self._oversight_committed,
         )
 
     async def record_cancel_outcome(
         self, request_seq: int, canceled: int, detail: str, local_ts_ns: int
     ) -> None:
-        await self._writer.write(
-            lambda conn: oversight.insert_cancel_outcome(conn, request_seq, canceled, detail, local_ts_ns)
+        await self._write(
+            lambda conn: oversight.insert_cancel_outcome(conn, request_seq, canceled, detail, local_ts_ns),
+            self._oversight_committed,
         )
 
     # -- requests carried out at the broker: replace, flatten (SQL in ``requests``) -----------------
@@ -534,18 +685,18 @@ class Ledger(LedgerReader):
 
     async def request_manual_order(self, order: surface.ManualOrder) -> tuple[bool, surface.ManualOrder]:
         """Record an operator's order request; (new?, the request already under its client order id)."""
-        return await self._writer.write(lambda conn: surface.insert_manual_order(conn, order))
+        return await self._write(lambda conn: surface.insert_manual_order(conn, order))
 
     # -- alerts (SQL in ``surface``) -----------------------------------------------------------------
 
     async def record_alert(self, alert: surface.AlertRecord) -> bool:
         """An alert, recorded before it is sent; False if its id is already recorded."""
-        return await self._writer.write(lambda conn: surface.insert_alert(conn, alert))
+        return await self._write(lambda conn: surface.insert_alert(conn, alert))
 
     async def record_alert_delivery(
         self, alert_id: str, channel: str, outcome: str, attempts: int, detail: str, local_ts_ns: int
     ) -> None:
-        await self._writer.write(
+        await self._write(
             lambda conn: surface.insert_alert_delivery(
                 conn, alert_id, channel, outcome, attempts, detail, local_ts_ns
             )

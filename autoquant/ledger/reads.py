@@ -104,6 +104,20 @@ class LedgerReader:
     async def get_order(self, client_order_id: str) -> Order | None:
         return await self._reader.read(lambda conn: load_order(conn, client_order_id))
 
+    async def get_orders(self, client_order_ids: Iterable[str]) -> dict[str, Order]:
+        """The orders under these ids that the ledger knows, in one read (absent: unknown)."""
+        ids = list(client_order_ids)
+
+        def read(conn: sqlite3.Connection) -> dict[str, Order]:
+            found = {}
+            for coid in ids:
+                order = load_order(conn, coid)
+                if order is not None:
+                    found[coid] = order
+            return found
+
+        return await self._reader.read(read) if ids else {}
+
     async def get_order_by_broker_id(self, broker_order_id: str) -> Order | None:
         def read(conn: sqlite3.Connection) -> Order | None:
             cursor = conn.execute(

@@ -1,15 +1,7 @@
 """CSV replay: bars from files, validated in full before the first one is emitted.
 
-Format (documented in the README's market-data section too):
-
-* ``csv_path`` is a file or a directory of ``*.csv`` files.
-* A header row is required, naming ``timestamp,open,high,low,close,volume`` in any order, plus an
-  optional ``symbol`` column. Without a ``symbol`` column a file holds one symbol, named by the file
-  stem with ``_`` for ``/`` (``AAPL.csv``, ``BTC_USD.csv``).
-* ``timestamp`` is the bar's **open** time, as Alpaca and most vendors stamp bars: ISO-8601 with a
-  timezone (``2024-01-02T14:30:00Z``, ``...+00:00``) or epoch seconds (``1704205800``, fractions
-  allowed). A bar closes ``bar_seconds`` after it opens.
-* Per symbol, timestamps must strictly increase. Prices are exact decimals; OHLC must be consistent.
+``csv_path`` is a file or a directory of ``*.csv`` files, in the format ``csv_reader`` documents
+(and reads: the backtest reads through the same reader).
 
 Any bad header, row, timestamp, price or ordering raises ``MalformedBarFile`` naming the file and
 line, and nothing from any file is emitted: a strategy must never trade on half a file. Replay pace
@@ -22,103 +14,22 @@ paper run without every bar being stale.
 from __future__ import annotations
 
 import asyncio
-import csv
 from collections.abc import AsyncIterator, Collection
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from datetime import datetime
 from pathlib import Path
-
-from pydantic import ValidationError
 
 from autoquant.domain.bars import Bar
 from autoquant.domain.clock import Clock
-from autoquant.domain.values import from_ns, to_decimal, to_ns
+from autoquant.domain.values import from_ns, to_ns
+from autoquant.marketdata.csv_reader import read_bars
 from autoquant.marketdata.source import MalformedBarFile, Sleep
 
-REQUIRED = ("timestamp", "open", "high", "low", "close", "volume")
-
-
-def parse_timestamp(text: str) -> datetime:
-    """ISO-8601 with a timezone, or epoch seconds; raises ValueError saying which rule was broken."""
-    text = text.strip()
-    try:
-        seconds = Decimal(text)
-    except ArithmeticError:
-        seconds = None
-    if seconds is not None and seconds.is_finite():
-        ns = int(seconds * 1_000_000_000)
-        return from_ns(ns)
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise ValueError(f"timestamp {text!r} is neither ISO-8601 nor epoch seconds") from None
-    if moment.tzinfo is None:
-        raise ValueError(f"timestamp {text!r} has no timezone: add 'Z' or an offset such as '+00:00'")
-    return moment.astimezone(UTC)
-
-
-def _symbol_from_stem(path: Path) -> str:
-    return path.stem.upper().replace("_", "/")
+__all__ = ["CsvBars", "load", "load_file"]
 
 
 def load_file(path: Path, bar_seconds: float, source: str = "csv") -> list[Bar]:
-    """Every bar of one file, or MalformedBarFile naming the first bad line."""
-    length = timedelta(seconds=bar_seconds)
-    try:
-        handle = path.open(newline="", encoding="utf-8")
-    except OSError as error:
-        raise MalformedBarFile(path, 0, f"cannot read: {error.strerror}") from None
-    bars: list[Bar] = []
-    last_open: dict[str, datetime] = {}
-    with handle:
-        reader = csv.reader(handle)
-        header = next(reader, None)
-        if header is None:
-            raise MalformedBarFile(path, 1, "empty file: a header row is required")
-        names = [name.strip().lower() for name in header]
-        missing = [name for name in REQUIRED if name not in names]
-        if missing:
-            raise MalformedBarFile(
-                path, 1, f"header lacks {', '.join(missing)}: expected {','.join(REQUIRED)}[,symbol]"
-            )
-        column = {name: names.index(name) for name in (*REQUIRED, "symbol") if name in names}
-        default_symbol = None if "symbol" in column else _symbol_from_stem(path)
-        for row in reader:
-            line = reader.line_num
-            if not row or all(not cell.strip() for cell in row):
-                continue
-            if len(row) != len(names):
-                raise MalformedBarFile(path, line, f"{len(row)} fields, the header has {len(names)}")
-            try:
-                symbol = default_symbol or row[column["symbol"]].strip()
-                open_time = parse_timestamp(row[column["timestamp"]])
-                bar = Bar(
-                    symbol=symbol,
-                    open_time=open_time,
-                    close_time=open_time + length,
-                    open=to_decimal(row[column["open"]]),
-                    high=to_decimal(row[column["high"]]),
-                    low=to_decimal(row[column["low"]]),
-                    close=to_decimal(row[column["close"]]),
-                    volume=to_decimal(row[column["volume"]]),
-                    source=source,
-                )
-            except ValidationError as error:
-                first = error.errors()[0]
-                where = ".".join(str(part) for part in first["loc"]) or "row"
-                raise MalformedBarFile(path, line, f"{where}: {first['msg']}") from None
-            except ValueError as error:
-                raise MalformedBarFile(path, line, str(error)) from None
-            previous = last_open.get(bar.symbol)
-            if previous is not None and open_time <= previous:
-                raise MalformedBarFile(
-                    path,
-                    line,
-                    f"{bar.symbol} timestamp {open_time.isoformat()} is not after the previous row's",
-                )
-            last_open[bar.symbol] = open_time
-            bars.append(bar)
-    return bars
+    """Every bar of one file, or MalformedBarFile naming the first bad line (nothing is returned)."""
+    return list(read_bars(path, bar_seconds, source=source))
 
 
 def load(path: Path, bar_seconds: float) -> list[Bar]:

@@ -11,6 +11,12 @@ Periodic machinery that would only tick in empty virtual time is paced to the ba
 checks (and polls the account, whose equity the risk gate's loss and drawdown limits read) and the
 execution worker sweeps every ``CHECK_EVERY_S`` of virtual time or every bar, whichever is longer;
 reconciliation runs at the start (the gate, as in the daemon) and once at the end.
+
+What a backtest does differently from the daemon, for speed, and why it keeps the contracts: holds
+(decisions that act on nothing) are handed to the ledger without waiting for each to commit; they are
+written in one transaction ahead of the next write of any kind, so an acting decision, its risk event
+and its reservation still commit (after every hold before them) before its order is handed to the
+execution worker. The run's ledger is a scratch file with no fsync per commit (rebuilt by rerunning).
 """
 
 from __future__ import annotations
@@ -127,6 +133,8 @@ async def _run(
             system.market_data.reorder = ReorderBuffer(window=0, interval_s=bar_s, report_holes=False)
             # The source hands each bar to the exchange before the strategies see it (see source.py).
             system.market_data.on_bar = [system.strategy_worker.on_bar]
+            # Holds go to the ledger in batches, ahead of the next acting decision (see StrategyWorker).
+            system.strategy_worker.defer_holds = True
             specs = system.worker_specs()
             supervisor = system.supervisor
             async with asyncio.TaskGroup() as group:
@@ -148,6 +156,7 @@ async def _run(
                 system.strategy_worker.enabled.clear()
                 async with system.strategy_worker.busy:
                     await supervisor.stop("strategy")
+                await ledger.flush()
                 await system.execution.settle()
                 final = await system.reconciler.run("backtest_end")
                 await supervisor.stop_all()

@@ -8,12 +8,13 @@ The exchange trades through a bar while it forms, strategies see it once it has 
 time the bars go to the exchange first (``to_exchange``: fills at their open, limits and stops within
 their range), then the clock settles for ``SETTLE_S`` (the fills reach the ledger through the order
 stream), and only then are the bars released to the market-data worker and the strategies. So a
-decision on a bar always sees the fills that bar produced, whatever the threads' timing.
+decision on a bar always sees the fills that bar produced, whatever the threads' timing. A bar that
+changed no order (the exchange returned no update) has nothing to settle and is released at once.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -49,7 +50,7 @@ class ClockedBars:
         start: datetime | None = None,
         end: datetime | None = None,
         on_bar: Callable[[int], None] | None = None,
-        to_exchange: Callable[[Bar], object] | None = None,
+        to_exchange: Callable[[Bar], Sequence[object]] | None = None,
     ) -> None:
         self._files = files
         self._bar_seconds = bar_seconds
@@ -72,9 +73,9 @@ class ClockedBars:
             while (wait_ns := close_ns - self._clock.now_ns()) > 0:
                 await self._clock.sleep(wait_ns / 1e9)  # until the bar has closed: time jumps there
             if self._to_exchange is not None:
-                for bar in group:
-                    self._to_exchange(bar)
-                await self._clock.sleep(SETTLE_S)  # the fills settle in the ledger first
+                updates = [self._to_exchange(bar) for bar in group]
+                if any(updates):
+                    await self._clock.sleep(SETTLE_S)  # the fills settle in the ledger first
             for bar in group:
                 self.released += 1
                 if self._on_bar is not None:

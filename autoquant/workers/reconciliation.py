@@ -318,14 +318,10 @@ class Reconciler:
 
         open_ids = {order.client_order_id for order in open_orders}
         mentioned = {s.client_order_id for s in broker_open} | {f.client_order_id for f in fills}
-        known = {}
-        unknown = set()
-        for coid in sorted(mentioned - open_ids):
-            found = await self.ledger.get_order(coid)
-            if found is not None:
-                known[coid] = found
-            else:
-                unknown.add(coid)
+        # One read for them all, not one per order (a backtest's closing run sees every order it made).
+        found = await self.ledger.get_orders(sorted(mentioned - open_ids))
+        known = {coid: found[coid] for coid in sorted(found)}
+        unknown = (mentioned - open_ids) - set(known)
         if unknown and adopting:
             adopted = await self._adopt_own(unknown, broker_open)
             if adopted:
@@ -334,9 +330,9 @@ class Reconciler:
         listed = {s.client_order_id for s in broker_open}
         # One pass over the fills (a pass per known order made each run quadratic in the window's fills,
         # on the loop: 0.5-1.6 s per run once a soak had a couple of thousand fills in its window).
-        missed = {f.client_order_id for f in fills if f.execution_id not in execution_ids}
+        with_missed_fill = {f.client_order_id for f in fills if f.execution_id not in execution_ids}
         for coid in sorted(known):
-            if coid in missed and coid not in listed:
+            if coid in with_missed_fill and coid not in listed:
                 # A closed order with a fill the ledger lacks: its final state comes with the fill.
                 states[coid] = await self.broker.get_by_client_order_id(coid)
         view = LedgerView(

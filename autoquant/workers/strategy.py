@@ -5,7 +5,8 @@ Per bar and strategy: assemble the state (bars per symbol, this strategy's posit
 from the ledger, freshness), ``decide``, run the risk gate on each intent, then record the decision,
 what it saw (the bars, its holdings: for ``autoquant replay``), the risk event and (when allowed) the
 reservation in one transaction, and only then hand the order to the execution worker. Holds are
-recorded too and counted by reason. Decision ids are deterministic per (strategy, symbol, bar time),
+recorded too and counted by reason (a backtest, ``defer_holds``, hands them over without waiting:
+they commit ahead of the next write). Decision ids are deterministic per (strategy, symbol, bar time),
 so a bar replayed after a restart is recognised and not acted on twice.
 
 A strategy over several symbols decides once per bar time, when every one of its symbols has a bar
@@ -78,6 +79,11 @@ class StrategyWorker:
         self.orders = 0
         self.denied = 0
         self.decisions = 0
+        #: Hand holds to the ledger without waiting for each to commit (``Ledger.defer_decision``): a
+        #: backtest's. An acting decision is still recorded, and waited for, before it acts; the holds
+        #: queued before it commit first. The daemon leaves this off: each hold is durable before the
+        #: next bar is looked at.
+        self.defer_holds = False
 
     def on_bar(self, bar: Bar) -> None:
         """Called by the market-data worker for each released bar; never blocks it."""
@@ -130,8 +136,11 @@ class StrategyWorker:
         decisions = decisions_of(strategy.decide(state))
         seen = self._seen(state)
         for decision in decisions:
-            with bound(decision_id=decision.decision_id):
-                await self._act(decision, book, seen)
+            if self.defer_holds and decision.intent is None:
+                self._defer(decision, seen)  # logs nothing: no log context to bind
+            else:
+                with bound(decision_id=decision.decision_id):
+                    await self._act(decision, book, seen)
             seen = ((), seen[1])  # the bars go in with the first decision of the batch
         return decisions
 
@@ -237,6 +246,29 @@ class StrategyWorker:
                     qty=order.qty,
                     reason=decision.reason,
                 )
+
+    def _defer(self, decision: Decision, seen: tuple[tuple[Bar, ...], str | None]) -> None:
+        """A hold handed to the ledger without waiting (``defer_holds``)."""
+        self.decisions += 1
+        bars, state_json = seen
+        # Marked recorded now: the ledger writes them ahead of any later write, and a failed write
+        # fails the run (``defer_decision`` raises it), so no later decision relies on it.
+        self._bars_committed(bars)
+        self.ledger.defer_decision(
+            decision,
+            self.clock.now_ns(),
+            bars=bars,
+            state_json=state_json,
+            on_commit=self._hold_recorder(decision),
+        )
+
+    def _hold_recorder(self, decision: Decision) -> Callable[[bool], None]:
+        def recorded(new: bool) -> None:
+            if new:
+                self.holds[decision.reason] += 1
+                self.by_reason[(decision.action.value, decision.reason)] += 1
+
+        return recorded
 
     async def _record(
         self,

@@ -70,7 +70,7 @@ async def test_directory_of_files_is_merged_in_time_order(tmp_path: Path) -> Non
         ("2024-01-02T15:02:00,AAPL,100,101,99,100,1", "no timezone"),
         ("yesterday,AAPL,100,101,99,100,1", "neither ISO-8601 nor epoch"),
         ("2024-01-02T15:02:00Z,AAPL,100,101,99,100", "6 fields"),
-        ("2024-01-02T15:00:30Z,AAPL,100,101,99,100,1", "not after the previous row"),
+        ("2024-01-02T15:00:30Z,AAPL,100,101,99,100,1", "is before the previous row"),
         ("2024-01-02T15:02:00Z,aapl,100,101,99,100,1", "symbol"),
         ("2024-01-02T15:02:00Z,AAPL,100,101,99,100,-1", "volume"),
     ],

@@ -23,8 +23,9 @@ The venue's state and its transactions are here; each rule lives in its own modu
 - **Account**: ``configure`` keeps Alpaca's account configurations; equity is sampled whenever a price
   or the cash moves (the last sample of a minute stands), for the portfolio history.
 - **Persistence**: everything (orders, fills, cash, positions, prices, the update log) is in
-  ``state_path`` (``store``); reopening restores it and open orders keep working. Broker order ids and
-  execution ids are uuid4.
+  ``state_path`` (``store``); reopening restores it and open orders keep working. Under ``next_bar`` a
+  bar's price is written with the next order change (or at close), not in a transaction of its own.
+  Broker order ids and execution ids are uuid4.
 
 Nothing happens by itself: ``process()`` advances the venue to ``clock.now_ns()``; ``set_price`` and
 ``on_bar`` call it, and ``PaperBroker.run`` calls it when ``next_due_ns()`` comes due. What updates an
@@ -57,7 +58,7 @@ from autoquant.brokers.paper.refusals import (
     require_symbol,
     trading_suspended,
 )
-from autoquant.brokers.paper.store import OrderLinks, OrderRecord, PaperStore
+from autoquant.brokers.paper.store import OrderLinks, OrderRecord, PaperStore, Writer
 from autoquant.brokers.paper.working import Action, Step, step_at_price, step_in_bar, would_act
 from autoquant.brokers.settings import PaperSettings
 from autoquant.domain.bars import Bar
@@ -100,6 +101,8 @@ class PaperExchange:
         self._configuration: dict[str, Any] = json.loads(self._store.meta("account_configurations") or "{}")
         self._by_bar = settings.fill_rule == "next_bar"
         self._hours = Hours(settings.market_hours and not self._by_bar)
+        #: ``next_bar`` prices not written yet: (price, time) per symbol, saved by the next commit.
+        self._unsaved_prices: dict[str, tuple[Decimal, int]] = {}
 
     # --- prices ------------------------------------------------------------------------------
 
@@ -114,10 +117,12 @@ class PaperExchange:
         for record in list(self._open.values()):
             if record.state.symbol == bar.symbol and record.state.created_ns < bar.close_ns:
                 updates.extend(self._work_bar(record, bar, now))
-        with self._store.transaction() as writer:
-            writer.set_price(bar.symbol, bar.close, now)
+        # Written with the next change that commits anyway (an order's, or at close), not per bar: a
+        # price alone moves nothing under this rule, and a transaction per bar was most of its cost.
         self._prices[bar.symbol] = bar.close
-        self._fanout.poke()
+        self._unsaved_prices[bar.symbol] = (bar.close, now)
+        # No poke: under this rule nothing is ever due by time alone (``next_due_ns`` is None), so a
+        # pump woken per bar would only find nothing to do.
         return updates
 
     def set_price(self, symbol: str, price: Decimal) -> list[OrderUpdate]:
@@ -348,7 +353,15 @@ class PaperExchange:
 
     def close(self) -> None:
         self._fanout.clear()
+        if self._unsaved_prices:
+            with self._store.transaction() as writer:
+                self._save_prices(writer)
         self._store.close()
+
+    def _save_prices(self, writer: Writer) -> None:
+        for symbol, (price, ts_ns) in self._unsaved_prices.items():
+            writer.set_price(symbol, price, ts_ns)
+        self._unsaved_prices.clear()
 
     # --- internals -----------------------------------------------------------------------------
 
@@ -438,6 +451,7 @@ class PaperExchange:
     ) -> None:
         """Write one event durably, then make it visible in memory and to subscribers."""
         with self._store.transaction() as writer:
+            self._save_prices(writer)
             writer.put_order(record)
             if fill is not None:
                 writer.add_fill(fill)
