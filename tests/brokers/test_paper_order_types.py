@@ -96,16 +96,11 @@ def test_next_bar_limit_buy_gaps_through_and_day_orders_live_one_session(
     assert (expired.order.client_order_id, expired.kind) == ("far", OrderEventKind.EXPIRED)
 
 
-def test_next_bar_prices_survive_a_restart(tmp_path: Path, clock: FakeClock) -> None:
+def test_next_bar_prices_survive_a_restart(make: ExchangeFactory, clock: FakeClock) -> None:
     """next_bar rule: a bar's close is written with the next order change or at close, not per bar; a
     reopened exchange knows the last close either way."""
-    settings = PaperSettings(state_path=tmp_path / "paper.db", fill_rule="next_bar", latency_s=0.0)
-    exchange = PaperExchange(settings, clock, ("AAPL",))
+    exchange = make(fill_rule="next_bar")
     exchange.on_bar(at_close(clock, daily_bar(0, "100", "101", "99", "100.5")))
     exchange.on_bar(at_close(clock, daily_bar(1, "102", "103", "101", "102.5")))
     exchange.close()
-    reopened = PaperExchange(settings, clock, ("AAPL",))
-    try:
-        assert reopened.last_price("AAPL") == D("102.5")
-    finally:
-        reopened.close()
+    assert make(fill_rule="next_bar").last_price("AAPL") == D("102.5")
