@@ -4,7 +4,7 @@
 ``check_convergence`` is the one definition of "converged" that it and ``tests/crash/`` share.
 """
 
-from autoquant.chaos.convergence import Convergence, check_convergence
+from autoquant.chaos.convergence import Convergence, check_convergence, freeze_exchange
 from autoquant.chaos.processes import CHAOS_FAULTS, CHAOS_KEYS, DaemonProcess, ServerProcess
 
 __all__ = [
@@ -14,4 +14,5 @@ __all__ = [
     "DaemonProcess",
     "ServerProcess",
     "check_convergence",
+    "freeze_exchange",
 ]

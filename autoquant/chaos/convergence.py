@@ -111,20 +111,36 @@ class ExchangeReader:
         self._client.close()
 
     def get(self, path: str, params: dict[str, str]) -> Any:
+        return self._request("GET", path, params)
+
+    def _request(self, method: str, path: str, params: dict[str, str]) -> Any:
         last = ""
         for attempt in range(self._attempts):
             try:
-                response = self._client.get(path, params=params)
+                response = self._client.request(method, path, params=params)
             except httpx.TransportError as error:
                 last = repr(error)
             else:
-                if response.status_code == 200:
+                if response.status_code in (200, 207):
                     return response.json()
                 if response.status_code != 429 and response.status_code < 500:
                     response.raise_for_status()
                 last = f"HTTP {response.status_code}"
             time.sleep(min(0.5, 0.02 * 2**attempt))  # backoff between retries, not a wait-for
-        raise RuntimeError(f"GET {path} failed {self._attempts} times; last: {last}")
+        raise RuntimeError(f"{method} {path} failed {self._attempts} times; last: {last}")
+
+    def cancel_open_orders(self, deadline_s: float = 30.0) -> int:
+        """Cancel every open order (``DELETE /v2/orders``) until none is open; return how many rounds it
+        took. Once the daemon has stopped, resting limit and stop orders still fill as the exchange's
+        prices move, so a check must first freeze the exchange, then reconcile, then compare."""
+        deadline = time.monotonic() + deadline_s
+        rounds = 0
+        while self.get("/v2/orders", {"status": "open", "limit": "500"}):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"orders still open at the exchange after {deadline_s:.0f} s of cancels")
+            self._request("DELETE", "/v2/orders", {})
+            rounds += 1
+        return rounds
 
     def read(self) -> ExchangeView:
         return ExchangeView(self._orders(), self._fills(), self._positions())
@@ -255,6 +271,15 @@ def compare(ledger: LedgerSnapshot, exchange: ExchangeView) -> Convergence:
         mismatches=mismatches,
         unresolved=unresolved,
     )
+
+
+def freeze_exchange(server_url: str, keys: Secrets) -> None:
+    """Cancel every open order at the exchange, so nothing fills between a reconcile and the check."""
+    reader = ExchangeReader(server_url, keys)
+    try:
+        reader.cancel_open_orders()
+    finally:
+        reader.close()
 
 
 def check_convergence(ledger_path: Path, server_url: str, keys: Secrets) -> Convergence:

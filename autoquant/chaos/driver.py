@@ -37,7 +37,7 @@ from functools import partial
 from pathlib import Path
 from typing import TextIO
 
-from autoquant.chaos.convergence import Convergence, check_convergence
+from autoquant.chaos.convergence import Convergence, check_convergence, freeze_exchange
 from autoquant.chaos.processes import CHAOS_FAULTS, CHAOS_KEYS, DaemonProcess, ServerProcess, wait_for
 from autoquant.ledger.connection import readonly_uri
 
@@ -208,6 +208,7 @@ def run_chaos(
             clean_run(daemon, trade_s, report, err)
         finally:
             daemon.kill()
+        freeze_exchange(server.url, CHAOS_KEYS)  # resting orders would go on filling during the check
         final_reconcile(daemon, report, err, attempts=5 if final_faults else 1)
         report.convergence = check_convergence(daemon.ledger, server.url, CHAOS_KEYS)
     finally:

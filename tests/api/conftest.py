@@ -3,7 +3,10 @@ daemon's child process, and the tests speak real HTTP and websockets to it."""
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -69,3 +72,51 @@ def api_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiDaemon]:
     api = start_api_daemon(tmp_path_factory.mktemp("api"))
     yield api
     api.daemon.terminate()
+
+
+def write_api_config(root: Path, port: int, extra: str = "") -> Path:
+    path = root / "autoquant.toml"
+    path.write_text(
+        f'[ledger]\npath = "{root}/ledger.db"\n[logging]\npath = "{root}/autoquant.log"\n'
+        f'[api]\nlisten = "127.0.0.1:{port}"\nwrites_per_minute = 3\n{extra}'
+    )
+    return path
+
+
+@pytest.fixture
+def lone_api_process(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    port = free_port()
+    config = write_api_config(tmp_path, port, getattr(request, "param", ""))
+    migrated = subprocess.run(
+        [sys.executable, "-m", "autoquant", "--config", str(config), "migrate"],
+        capture_output=True,
+        check=False,
+    )
+    assert migrated.returncode == 0
+    with (tmp_path / "api.err").open("wb") as err:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "autoquant", "--config", str(config), "api"],
+            env={**os.environ, "AUTOQUANT_API_TOKEN": TOKEN},
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+    base = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        assert process.poll() is None, (tmp_path / "api.err").read_text()
+        try:
+            return httpx.get(f"{base}/health", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_for(up, 30, "autoquant api to answer")
+    yield base, process
+    process.terminate()
+    process.wait(timeout=10)
+
+
+@pytest.fixture
+def lone_api(lone_api_process: tuple[str, subprocess.Popen[bytes]]) -> str:
+    return lone_api_process[0]

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -14,56 +13,7 @@ import pytest
 
 from autoquant.errors import ConfigError
 from autoquant.runtime import config as config_module
-from tests.api.conftest import TOKEN, free_port
-from tests.e2e.daemon_harness import wait_for
-
-
-def _write_config(root: Path, port: int, extra: str = "") -> Path:
-    path = root / "autoquant.toml"
-    path.write_text(
-        f'[ledger]\npath = "{root}/ledger.db"\n[logging]\npath = "{root}/autoquant.log"\n'
-        f'[api]\nlisten = "127.0.0.1:{port}"\nwrites_per_minute = 3\n{extra}'
-    )
-    return path
-
-
-@pytest.fixture
-def lone_api_process(
-    tmp_path: Path, request: pytest.FixtureRequest
-) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    port = free_port()
-    config = _write_config(tmp_path, port, getattr(request, "param", ""))
-    migrated = subprocess.run(
-        [sys.executable, "-m", "autoquant", "--config", str(config), "migrate"],
-        capture_output=True,
-        check=False,
-    )
-    assert migrated.returncode == 0
-    with (tmp_path / "api.err").open("wb") as err:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "autoquant", "--config", str(config), "api"],
-            env={**os.environ, "AUTOQUANT_API_TOKEN": TOKEN},
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-        )
-    base = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        assert process.poll() is None, (tmp_path / "api.err").read_text()
-        try:
-            return httpx.get(f"{base}/health", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    wait_for(up, 30, "autoquant api to answer")
-    yield base, process
-    process.terminate()
-    process.wait(timeout=10)
-
-
-@pytest.fixture
-def lone_api(lone_api_process: tuple[str, subprocess.Popen[bytes]]) -> str:
-    return lone_api_process[0]
+from tests.api.conftest import TOKEN, free_port, write_api_config
 
 
 @pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="SCHED_IDLE is Linux's")
@@ -97,7 +47,7 @@ def test_the_api_answers_while_the_daemon_is_down_and_limits_writes(lone_api: st
 
 def test_a_start_without_a_token_is_refused_in_one_line(tmp_path: Path) -> None:
     """`autoquant api` with the token variable unset exits 2 naming the variable to set."""
-    config = _write_config(tmp_path, free_port())
+    config = write_api_config(tmp_path, free_port())
     env = {k: v for k, v in os.environ.items() if k != "AUTOQUANT_API_TOKEN"}
     done = subprocess.run(
         [sys.executable, "-m", "autoquant", "--config", str(config), "api"],

@@ -9,10 +9,7 @@ from pathlib import Path
 import httpx
 
 from tests.api.conftest import TOKEN
-from tests.api.test_api_alone import lone_api
 from tests.ledger_sql import query
-
-__all__ = ["lone_api"]
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 

@@ -3,7 +3,8 @@
 Each case is its own world: a paper-server process (the exchange outlives the daemon) and a fresh
 ledger. The daemon trades against it through the real Alpaca adapter, dies at the point
 (``AUTOQUANT_CRASH_AT``), restarts without it, reconciles, decides a few more bars and trades again,
-drains on SIGTERM; then ``autoquant reconcile`` and ``check_convergence`` (the check ``make chaos`` makes).
+drains on SIGTERM; then the exchange's open orders are canceled (``freeze_exchange``: resting orders would
+fill during the check), ``autoquant reconcile`` and ``check_convergence`` (the check ``make chaos`` makes).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 
 import autoquant
-from autoquant.chaos import CHAOS_KEYS, DaemonProcess, ServerProcess, check_convergence
+from autoquant.chaos import CHAOS_KEYS, DaemonProcess, ServerProcess, check_convergence, freeze_exchange
 from autoquant.chaos.processes import wait_for
 from tests.ledger_sql import query
 
@@ -94,6 +95,7 @@ def test_restart_after_sigkill_converges(daemon: DaemonProcess, server: ServerPr
     )
     assert daemon.terminate() == 0, daemon.tail()
 
+    freeze_exchange(server.url, CHAOS_KEYS)  # resting limit and stop orders would fill during the check
     reconciled = daemon.reconcile()
     assert reconciled.returncode == 0, reconciled.stdout + reconciled.stderr
 
