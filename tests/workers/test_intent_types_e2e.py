@@ -22,8 +22,8 @@ from autoquant.brokers.paper import PaperBroker, PaperExchange
 from autoquant.brokers.port import Broker
 from autoquant.clocks import FakeClock
 from autoquant.domain.bars import Bar
-from autoquant.domain.decisions import Decision
-from autoquant.domain.orders import OrderStatus
+from autoquant.domain.decisions import Decision, OrderIntent
+from autoquant.domain.orders import Order, OrderStatus
 from autoquant.domain.strategy import StrategyState, order
 from autoquant.domain.values import OrderType, Side, TimeInForce
 from autoquant.ledger import Ledger
@@ -189,3 +189,37 @@ async def test_an_intent_of_each_further_type_fills_at_the_venue(
         assert final.filled_qty == case.filled
         assert (await ledger.account_positions())["AAPL"] == case.filled
         assert sum(f.qty for f in await ledger.fills_after(0, 0)) == case.filled
+
+
+@pytest.mark.parametrize(("qty", "allowed"), [(5, True), (6, False)])
+async def test_an_open_notional_order_counts_its_dollars_toward_the_position(
+    tmp_path: Path, qty: int, allowed: bool
+) -> None:
+    """An open $600 notional buy counts as 6 shares at 100: a further buy of 5 fits a $1100 position
+    limit, 6 does not; its own pre-submit check does not count it twice (1200 would not fit)."""
+    clock = FakeClock()
+    clock.set(SESSION)
+    async with await Ledger.open(tmp_path / "l.db") as ledger:
+        market = MarketState(clock, ["AAPL"], 30.0)
+        market.observe(bar(SESSION, D(100)))
+        gate = RiskGate(ledger, market, clock, RiskSettings(max_position_notional=D(1100)))
+        await gate.refresh_controls()
+        pending = Order(
+            client_order_id="aq-n", strategy_id="one", symbol="AAPL", side=Side.BUY, qty=D(0), notional=D(600)
+        )
+        assert await ledger.reserve(pending)
+        assert (await gate.check_order(pending)).allowed
+        more = order_intent(qty)
+        assert (await gate.check_intent(more)).allowed is allowed
+
+
+def order_intent(qty: int) -> OrderIntent:
+    return OrderIntent(
+        strategy_id="one",
+        symbol="AAPL",
+        side=Side.BUY,
+        qty=D(qty),
+        reason="more",
+        decision_id="d-more",
+        data_time=SESSION,
+    )
