@@ -38,18 +38,26 @@ def owner(state: BrokerOrderState, strategies_by_symbol: Mapping[str, Set[str]])
 
 def adopted_reservation(state: BrokerOrderState, strategy_id: str) -> Order:
     """The reservation an adopted order gets: the broker's order terms, no decision, created when the
-    broker created it (its state follows through the usual events)."""
+    broker created it (its state follows through the usual events). A notional order's qty is zero
+    (the broker's qty of it is only what has filled); a trailing stop keeps its trail, not the stop
+    price the broker moves with the high-water mark."""
+    notional = state.notional is not None
+    trailing = state.order_type is OrderType.TRAILING_STOP
     return Order(
         client_order_id=state.client_order_id,
         decision_id=None,
         strategy_id=strategy_id,
         symbol=state.symbol,
         side=state.side,
-        qty=state.qty,
+        qty=Decimal(0) if notional else state.qty,
         order_type=state.order_type,
         time_in_force=state.time_in_force,
         limit_price=state.limit_price,
-        stop_price=state.stop_price,
+        stop_price=None if trailing else state.stop_price,
+        notional=state.notional,
+        trail_price=state.trail_price,
+        trail_percent=state.trail_percent,
+        extended_hours=state.extended_hours,
         created_ns=state.created_ns,
         updated_ns=state.created_ns,
     )

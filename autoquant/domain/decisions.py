@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
@@ -9,14 +10,15 @@ from pydantic import BaseModel, ConfigDict, model_validator
 
 from autoquant.domain.values import (
     Identifier,
+    NonNegative,
     OrderType,
     Price,
-    Quantity,
     Side,
     Symbol,
     TimeInForce,
     UtcDatetime,
     check_limit_price,
+    check_order_terms,
 )
 
 
@@ -34,11 +36,18 @@ class OrderIntent(BaseModel):
     strategy_id: Identifier
     symbol: Symbol
     side: Side
-    qty: Quantity
+    #: Zero exactly when ``notional`` (a dollar amount) stands in for it: the quantity is known at fills.
+    qty: NonNegative = Decimal(0)
     order_type: OrderType = OrderType.MARKET
     time_in_force: TimeInForce = TimeInForce.DAY
     limit_price: Price | None = None
     stop_price: Price | None = None
+    notional: Price | None = None
+    #: A trailing stop's distance from its high-water mark: exactly one of the two.
+    trail_price: Price | None = None
+    trail_percent: Price | None = None
+    #: Eligible outside the regular session: limit orders, day or gtc.
+    extended_hours: bool = False
     reason: str
     decision_id: str
     data_time: UtcDatetime
@@ -46,6 +55,15 @@ class OrderIntent(BaseModel):
     @model_validator(mode="after")
     def _limit_price(self) -> OrderIntent:
         check_limit_price(self.order_type, self.limit_price, self.stop_price)
+        check_order_terms(
+            self.order_type,
+            self.time_in_force,
+            self.qty,
+            self.notional,
+            self.trail_price,
+            self.trail_percent,
+            self.extended_hours,
+        )
         return self
 
 

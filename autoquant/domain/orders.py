@@ -24,11 +24,11 @@ from autoquant.domain.values import (
     NonNegative,
     OrderType,
     Price,
-    Quantity,
     Side,
     Symbol,
     TimeInForce,
     check_limit_price,
+    check_order_terms,
 )
 
 
@@ -173,11 +173,16 @@ class Order(BaseModel):
     strategy_id: Identifier
     symbol: Symbol
     side: Side
-    qty: Quantity
+    #: Zero for a notional order: its quantity is only known from its fills (``filled_qty``).
+    qty: NonNegative
     order_type: OrderType = OrderType.MARKET
     time_in_force: TimeInForce = TimeInForce.DAY
     limit_price: Price | None = None
     stop_price: Price | None = None
+    notional: Price | None = None
+    trail_price: Price | None = None
+    trail_percent: Price | None = None
+    extended_hours: bool = False
     status: OrderStatus = OrderStatus.RESERVED
     filled_qty: NonNegative = Decimal(0)
     broker_order_id: str | None = None
@@ -190,11 +195,21 @@ class Order(BaseModel):
     @model_validator(mode="after")
     def _limit_price(self) -> Order:
         check_limit_price(self.order_type, self.limit_price, self.stop_price)
+        check_order_terms(
+            self.order_type,
+            self.time_in_force,
+            self.qty,
+            self.notional,
+            self.trail_price,
+            self.trail_percent,
+            self.extended_hours,
+        )
         return self
 
     @property
     def remaining_qty(self) -> Decimal:
-        return self.qty - self.filled_qty
+        """Shares still to fill; zero for a notional order, whose quantity is not known in shares."""
+        return self.qty - self.filled_qty if self.notional is None else Decimal(0)
 
 
 class OrderEvent(BaseModel):
@@ -232,7 +247,7 @@ def apply(order: Order, event: OrderEvent) -> Order:
         raise IllegalTransition(order.client_order_id, order.status.value, event.kind.value)
     filled = order.filled_qty
     if event.filled_qty is not None:
-        if event.filled_qty > order.qty:
+        if order.notional is None and event.filled_qty > order.qty:
             raise Overfill(
                 order.client_order_id,
                 order.status.value,
@@ -246,9 +261,10 @@ def apply(order: Order, event: OrderEvent) -> Order:
         status = S.PARTIALLY_FILLED if filled > 0 else S.ACCEPTED
     else:
         status = result
-    if status is S.PARTIALLY_FILLED and filled == order.qty:
+    # A notional order's share count is the broker's to know: its fill events alone say when it is done.
+    if order.notional is None and status is S.PARTIALLY_FILLED and filled == order.qty:
         status = S.FILLED
-    if status is S.FILLED and filled < order.qty:
+    if order.notional is None and status is S.FILLED and filled < order.qty:
         # A "fill" whose cumulative quantity falls short is a partial fill reported late.
         status = order.status if order.status.is_terminal else S.PARTIALLY_FILLED
     changes: dict[str, object] = {"status": status, "filled_qty": filled}

@@ -53,7 +53,7 @@ from autoquant.domain.risk_models import (
     RiskSnapshot,
     RiskVerdict,
 )
-from autoquant.domain.values import Side
+from autoquant.domain.values import OrderType, Side
 
 __all__ = [
     "DAILY_LOSS_LIMIT",
@@ -95,17 +95,32 @@ _STATE_PASSED = {
 
 def notional_basis(intent: OrderIntent, last: Decimal | None) -> Decimal | None:
     """The price an order's notional is counted at: its limit price (limit, stop-limit), else its
-    stop price (a stop fills around it), else the last price (market)."""
+    stop price (a stop fills around it), else for a trailing stop its first stop (a buy's is the last
+    price plus the trail, as the paper engine checks buying power; a sell's the last price), else the
+    last price (market, notional)."""
     if intent.limit_price is not None:
         return intent.limit_price
     if intent.stop_price is not None:
         return intent.stop_price
+    if last is not None and intent.side is _BUY and intent.order_type is OrderType.TRAILING_STOP:
+        if intent.trail_price is not None:
+            return last + intent.trail_price
+        if intent.trail_percent is not None:
+            return last + last * intent.trail_percent / 100
     return last
+
+
+def intent_qty(intent: OrderIntent, last: Decimal | None) -> Decimal:
+    """The shares an intent stands for: its qty, or a notional order's dollars at the last price
+    (zero while there is no price: the price checks refuse it then)."""
+    if intent.notional is None:
+        return intent.qty
+    return _ZERO if not last else intent.notional / last
 
 
 def is_reducing(intent: OrderIntent, snapshot: RiskSnapshot) -> bool:
     """True when the order shrinks the account's absolute position and cannot take it past zero."""
-    return _reduces(intent, intent.qty, snapshot)
+    return _reduces(intent, intent_qty(intent, snapshot.last_prices.get(intent.symbol)), snapshot)
 
 
 def _reduces(intent: OrderIntent, qty: Decimal, snapshot: RiskSnapshot) -> bool:
@@ -184,7 +199,8 @@ def _run(
         position_check = _new(RiskCheck, (MAX_POSITION_NOTIONAL, False, _NO_PRICE + " {}", no_price))
         gross_check = _new(RiskCheck, (MAX_GROSS_EXPOSURE, False, _NO_PRICE + " {}", no_price))
     else:
-        notional = qty * price
+        # A notional order is counted at its own dollars, not at qty x price (which rounds).
+        notional = qty * price if intent.notional is None else intent.notional
         max_order = limits.max_order_notional
         order_check = _new(
             RiskCheck,
@@ -309,7 +325,7 @@ def _fitting_qty(intent: OrderIntent, snapshot: RiskSnapshot, limits: RiskLimits
 def check(intent: OrderIntent, snapshot: RiskSnapshot, limits: RiskLimits) -> RiskVerdict:
     """Run every check on ``intent``; see the module docstring for the exact rules."""
     book = book_of(snapshot)
-    checks = _run(intent, intent.qty, snapshot, limits, book)
+    checks = _run(intent, intent_qty(intent, snapshot.last_prices.get(intent.symbol)), snapshot, limits, book)
     first = None
     for c in checks:
         if not c[1]:
@@ -320,7 +336,8 @@ def check(intent: OrderIntent, snapshot: RiskSnapshot, limits: RiskLimits) -> Ri
         return verdict
     reason = f"{first.name}: {first.detail}"
     failed = {c.name for c in checks if not c.passed}
-    if not limits.resize or not failed <= NOTIONAL_CHECKS or _price_missing(checks):
+    resizable = limits.resize and intent.notional is None  # a dollar amount is not resized in shares
+    if not resizable or not failed <= NOTIONAL_CHECKS or _price_missing(checks):
         return RiskVerdict(allowed=False, checks=checks, reason=reason)
     exponent = intent.qty.as_tuple().exponent
     step = Decimal(1).scaleb(min(exponent, 0)) if isinstance(exponent, int) else Decimal(1)

@@ -205,7 +205,7 @@ def hold(
 def order(
     state: StrategyState,
     side: Side,
-    qty: Decimal,
+    qty: Decimal | None,
     reason: str,
     inputs: dict[str, Any] | None = None,
     *,
@@ -214,10 +214,16 @@ def order(
     limit_price: Decimal | None = None,
     stop_price: Decimal | None = None,
     time_in_force: TimeInForce = TimeInForce.DAY,
+    notional: Decimal | None = None,
+    trail_price: Decimal | None = None,
+    trail_percent: Decimal | None = None,
+    extended_hours: bool = False,
 ) -> Decision:
     """An order decision at the state's bar time on ``symbol`` (default: the first), with its intent.
 
-    ``order_type`` with ``limit_price`` / ``stop_price`` as the type needs (validated by the intent).
+    ``order_type`` with ``limit_price`` / ``stop_price`` as the type needs, ``trail_price`` or
+    ``trail_percent`` for a trailing stop; ``qty=None`` with ``notional`` for a dollar amount (market,
+    day); ``extended_hours`` for a limit order (day, gtc). The intent validates the combination.
     """
     on = symbol or state.symbol
     if on not in state.symbols:
@@ -227,11 +233,15 @@ def order(
         strategy_id=state.strategy_id,
         symbol=on,
         side=side,
-        qty=qty,
+        qty=Decimal(0) if qty is None else qty,
         order_type=order_type,
         time_in_force=time_in_force,
         limit_price=limit_price,
         stop_price=stop_price,
+        notional=notional,
+        trail_price=trail_price,
+        trail_percent=trail_percent,
+        extended_hours=extended_hours,
         reason=why,
         decision_id=state.decision_id(on),
         data_time=state.data_time,

@@ -195,3 +195,43 @@ def check_limit_price(
         raise ValueError(f"stop_price is required for a {order_type.value} order")
     if not order_type.needs_stop_price and stop_price is not None:
         raise ValueError("stop_price is only for stop and stop_limit orders")
+
+
+def check_order_terms(
+    order_type: OrderType,
+    time_in_force: TimeInForce,
+    qty: Decimal,
+    notional: Decimal | None,
+    trail_price: Decimal | None,
+    trail_percent: Decimal | None,
+    extended_hours: bool,
+) -> None:
+    """The venue-independent rules of an order's terms (the paper engine's ``order_rules`` keeps the
+    venue's own: crypto, fractional shares, minimum notional). ``qty`` is zero exactly when
+    ``notional`` (a dollar amount, market + day only) stands in for it."""
+    if notional is None and qty <= 0:
+        raise ValueError(f"qty must be greater than 0, got {qty}: give a qty, or a notional instead")
+    if notional is not None:
+        if qty != 0:
+            raise ValueError("give either qty or notional, not both")
+        if order_type is not OrderType.MARKET or time_in_force is not TimeInForce.DAY:
+            raise ValueError("a notional order must be a market order with time_in_force day")
+    trails = (trail_price is not None) + (trail_percent is not None)
+    if order_type is OrderType.TRAILING_STOP:
+        if trails != 1:
+            raise ValueError("a trailing_stop order needs exactly one of trail_price and trail_percent")
+        if time_in_force not in (TimeInForce.DAY, TimeInForce.GTC):
+            raise ValueError("a trailing_stop order must be day or gtc")
+        if trail_percent is not None and trail_percent >= 100:
+            raise ValueError(f"trail_percent must be below 100, got {trail_percent}")
+    elif trails:
+        raise ValueError("trail_price and trail_percent are only for trailing_stop orders")
+    if time_in_force in (TimeInForce.OPG, TimeInForce.CLS):
+        if order_type not in (OrderType.MARKET, OrderType.LIMIT) or extended_hours:
+            raise ValueError(f"time_in_force {time_in_force.value} is for market and limit orders only")
+        if qty != qty.to_integral_value():
+            raise ValueError(f"time_in_force {time_in_force.value} takes whole-share quantities only")
+    if extended_hours and (
+        order_type is not OrderType.LIMIT or time_in_force not in (TimeInForce.DAY, TimeInForce.GTC)
+    ):
+        raise ValueError("extended_hours is for limit orders with time_in_force day or gtc only")

@@ -30,7 +30,7 @@ ORDER_COLUMNS = """
     o.client_order_id, o.decision_id, o.strategy_id, o.symbol, o.side, o.qty, o.order_type,
     o.time_in_force, o.limit_price, o.local_ts_ns,
     e.status_after, e.filled_qty_after, e.broker_order_id, e.order_reason_after, e.local_ts_ns,
-    o.stop_price, o.replaces
+    o.stop_price, o.replaces, o.notional, o.trail_price, o.trail_percent, o.extended_hours
 """
 ORDER_FROM = """
     FROM orders o LEFT JOIN order_events e ON e.seq = (
@@ -57,6 +57,10 @@ def order_from_row(row: Sequence[Any]) -> Order:
         updated_ns=row[14] or row[9],
         stop_price=row[15],
         replaces=row[16],
+        notional=row[17],
+        trail_price=row[18],
+        trail_percent=row[19],
+        extended_hours=bool(row[20]),
     )
 
 
@@ -122,8 +126,9 @@ def insert_decision(conn: sqlite3.Connection, decision: Decision, local_ts_ns: i
 def insert_order(conn: sqlite3.Connection, order: Order) -> bool:
     cursor = conn.execute(
         "INSERT INTO orders (client_order_id, decision_id, strategy_id, symbol, side, qty,"
-        " order_type, time_in_force, limit_price, local_ts_ns, stop_price, replaces)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (client_order_id) DO NOTHING",
+        " order_type, time_in_force, limit_price, local_ts_ns, stop_price, replaces, notional,"
+        " trail_price, trail_percent, extended_hours)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (client_order_id) DO NOTHING",
         (
             order.client_order_id,
             order.decision_id,
@@ -137,12 +142,20 @@ def insert_order(conn: sqlite3.Connection, order: Order) -> bool:
             order.created_ns,
             None if order.stop_price is None else str(order.stop_price),
             order.replaces,
+            _text(order.notional),
+            _text(order.trail_price),
+            _text(order.trail_percent),
+            int(order.extended_hours),
         ),
     )
     if cursor.rowcount != 1:
         return False
     maybe_checkpoint(conn, order.created_ns)
     return True
+
+
+def _text(value: object | None) -> str | None:
+    return None if value is None else str(value)
 
 
 def insert_risk_event(conn: sqlite3.Connection, event: RiskEvent) -> None:

@@ -122,6 +122,9 @@ class BrokerRequests:
                 request,
                 f"order {old.client_order_id} is {old.status.value}: the broker has not acknowledged it",
             )
+        if old.notional is not None:
+            why = f"order {old.client_order_id} is notional, which cannot be replaced: cancel it instead"
+            return await self._refuse(request, why)
         now = self.clock.now_ns()
         params = request.params
         try:
@@ -137,6 +140,9 @@ class BrokerRequests:
                     "time_in_force": old.time_in_force,
                     "limit_price": params.get("limit_price", old.limit_price),
                     "stop_price": params.get("stop_price", old.stop_price),
+                    "trail_price": old.trail_price,
+                    "trail_percent": old.trail_percent,
+                    "extended_hours": old.extended_hours,
                     "replaces": old.client_order_id,
                     "reason": f"replace: {request.reason} ({request.actor})",
                     "created_ns": now,

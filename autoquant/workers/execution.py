@@ -56,11 +56,15 @@ def request_for(order: Order) -> OrderRequest:
         client_order_id=order.client_order_id,
         symbol=order.symbol,
         side=order.side,
-        qty=order.qty,
+        qty=None if order.notional is not None else order.qty,
         order_type=order.order_type,
         time_in_force=order.time_in_force,
         limit_price=order.limit_price,
         stop_price=order.stop_price,
+        notional=order.notional,
+        trail_price=order.trail_price,
+        trail_percent=order.trail_percent,
+        extended_hours=order.extended_hours,
     )
 
 

@@ -54,12 +54,11 @@ class RiskGate:
         open_orders = []
         for order in book.open_orders:
             price = order.limit_price or order.stop_price or self.market.last_prices.get(order.symbol)
-            if price is None or order.remaining_qty <= 0:
+            remaining = self._pending_qty(order)
+            if price is None or remaining <= 0:
                 continue
             open_orders.append(
-                OpenOrderExposure(
-                    symbol=order.symbol, side=order.side, remaining_qty=order.remaining_qty, price=price
-                )
+                OpenOrderExposure(symbol=order.symbol, side=order.side, remaining_qty=remaining, price=price)
             )
         # Equity as the ledger recorded it today (the kill switch's account polls, reconciliation).
         if book.equity is None:
@@ -85,13 +84,21 @@ class RiskGate:
     async def check_intent(self, intent: OrderIntent, book: Book | None = None) -> RiskVerdict:
         return check(intent, await self.snapshot(book), self.limits)
 
+    def _pending_qty(self, order: Order) -> Decimal:
+        """Shares an open order may still add: its remaining qty, or for a notional order not filled
+        yet its dollars at the last price (once partly filled, the broker's shares are counted)."""
+        last = self.market.last_prices.get(order.symbol)
+        if order.notional is None or order.filled_qty > 0 or not last:
+            return order.remaining_qty
+        return order.notional / last
+
     async def check_order(self, order: Order) -> RiskEvent:
         """The pre-submit re-check of a reserved order (the order's own exposure is not double counted)."""
         snapshot = await self.snapshot()
         # The order being submitted is still open in the ledger: drop one matching exposure so it is
         # not counted twice (once as open, once as the new order). A replacement drops the order it
         # replaces too: the broker ends that one as it accepts this one.
-        drop = [order.remaining_qty]
+        drop = [self._pending_qty(order)]
         if order.replaces is not None:
             replaced = await self.ledger.get_order(order.replaces)
             if replaced is not None and replaced.status.is_open:
@@ -113,6 +120,10 @@ class RiskGate:
             time_in_force=order.time_in_force,
             limit_price=order.limit_price,
             stop_price=order.stop_price,
+            notional=order.notional,
+            trail_price=order.trail_price,
+            trail_percent=order.trail_percent,
+            extended_hours=order.extended_hours,
             reason="pre_submit",
             decision_id=order.decision_id or order.client_order_id,
             data_time=from_ns(order.created_ns) if order.created_ns else datetime.now(UTC),

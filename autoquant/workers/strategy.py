@@ -303,5 +303,9 @@ class StrategyWorker:
             time_in_force=intent.time_in_force,
             limit_price=intent.limit_price,
             stop_price=intent.stop_price,
+            notional=intent.notional,
+            trail_price=intent.trail_price,
+            trail_percent=intent.trail_percent,
+            extended_hours=intent.extended_hours,
             created_ns=now,
         )

@@ -83,6 +83,7 @@ def test_a_replacement_adopted_from_the_broker_rides_the_old_decision(
     """An order the broker made by replacing ours is reserved on our order's decision and strategy."""
     limit = Decimal(91) if order_type.needs_limit_price else None
     stop = Decimal(92) if order_type.needs_stop_price else None
+    trailing = order_type is OrderType.TRAILING_STOP
     state = BrokerOrderState(
         broker_order_id="b-new",
         client_order_id="web-1",
@@ -92,7 +93,9 @@ def test_a_replacement_adopted_from_the_broker_rides_the_old_decision(
         order_type=order_type,
         time_in_force=TimeInForce.GTC,
         limit_price=limit,
-        stop_price=stop,
+        # A trailing stop's stop moves with its high-water mark: adopted by its trail, not its stop.
+        stop_price=Decimal(93) if trailing else stop,
+        trail_price=Decimal(2) if trailing else None,
         status=OrderStatus.ACCEPTED,
         created_ns=5,
         updated_ns=5,
@@ -106,4 +109,5 @@ def test_a_replacement_adopted_from_the_broker_rides_the_old_decision(
         limit,
         stop,
     )
+    assert adopted.trail_price == (Decimal(2) if trailing else None)
     assert adopted.status is OrderStatus.RESERVED

@@ -90,3 +90,36 @@ async def test_restored_ledger_adopts_our_orders_once_and_reports_a_foreign_one(
     assert {"orders_adopted_after_restore", "unknown_order"} <= kinds
     assert (await ledger.control_state()).trading_state.value == "halted"
     assert await ledger.get_order("manual-1") is None
+
+
+@pytest.mark.parametrize("fills_first", [False, True])
+async def test_a_restored_ledger_adopts_a_notional_order_filled_or_not(
+    ledger: Ledger, exchange: PaperExchange, clock: FakeClock, fills_first: bool
+) -> None:
+    """A notional buy of $500 sent after the backup is adopted with qty 0, whether it has filled yet or
+    not; once filled, the ledger counts the shares the broker filled (about 5, after slippage) once."""
+    await asyncio.to_thread(record_restore, ledger.path, clock.now_ns())
+    coid = client_order_id("sma-aapl", "AAPL", BAR, Side.BUY, 0)
+    broker = PaperBroker(exchange)
+    try:
+        await broker.submit(
+            OrderRequest(client_order_id=coid, symbol="AAPL", side=Side.BUY, notional=Decimal(500))
+        )
+        if fills_first:
+            clock.advance(0.1)
+            list(exchange.process())
+        reconciler = Reconciler(ledger, broker, clock, STRATEGIES)
+        first = await reconciler.run("startup")
+        assert first.summary["adopted_after_restore"] == [coid]
+        adopted = await ledger.get_order(coid)
+        assert adopted is not None and (adopted.qty, adopted.notional) == (Decimal(0), Decimal(500))
+        clock.advance(0.1)
+        list(exchange.process())
+        await reconciler.run("periodic")
+        at_broker = await broker.get_by_client_order_id(coid)
+    finally:
+        await broker.close()
+    assert at_broker is not None and 4.99 < at_broker.filled_qty <= 5
+    final = await ledger.get_order(coid)
+    assert final is not None and final.status.value == "filled" and final.filled_qty == at_broker.filled_qty
+    assert (await ledger.account_positions())["AAPL"] == at_broker.filled_qty
