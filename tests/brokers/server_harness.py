@@ -28,6 +28,9 @@ from typing import Any
 
 from autoquant.brokers.alpaca import AlpacaBroker
 from autoquant.brokers.alpaca_http import RetryPolicy
+from autoquant.brokers.paper import PaperBroker, PaperExchange
+from autoquant.brokers.port import Broker
+from autoquant.domain.clock import Clock
 from autoquant.runtime.config import (
     AlpacaBrokerSettings,
     Config,
@@ -66,12 +69,41 @@ async def paper_server(
     feed_prices: bool = False,
     retry_after_s: float | None = None,
     keys: Secrets = TEST_KEYS,
+    clock: Clock | None = None,
     **paper: Any,
 ) -> AsyncIterator[PaperServer]:
     """A paper server on 127.0.0.1 (free port) in this event loop; stopped cleanly on exit."""
     config = paper_config(tmp_path, faults=faults, **paper)
-    async with PaperServer(config, keys, feed_prices=feed_prices, retry_after_s=retry_after_s) as server:
+    async with PaperServer(
+        config, keys, clock=clock, feed_prices=feed_prices, retry_after_s=retry_after_s
+    ) as server:
         yield server
+
+
+@asynccontextmanager
+async def venue(
+    kind: str, tmp_path: Path, clock: Clock, **paper: Any
+) -> AsyncIterator[tuple[Broker, PaperExchange]]:
+    """The broker under test and the exchange behind it, on ``clock``, trading AAPL: the Alpaca adapter
+    over loopback to paper-server (``kind="alpaca"``), or the in-process paper broker with its pump
+    running (``"paper"``). ``paper`` overrides PaperSettings fields."""
+    if kind == "alpaca":
+        async with paper_server(tmp_path, clock=clock, **paper) as server:
+            alpaca = alpaca_broker_for(server)
+            try:
+                yield alpaca, server.exchange
+            finally:
+                await alpaca.close()
+        return
+    exchange = PaperExchange(PaperSettings(state_path=tmp_path / "paper.db", **paper), clock, ["AAPL"])
+    broker = PaperBroker(exchange)
+    pump = asyncio.create_task(broker.run())
+    try:
+        yield broker, exchange
+    finally:
+        await broker.close()
+        await pump
+        exchange.close()
 
 
 def alpaca_broker_for(

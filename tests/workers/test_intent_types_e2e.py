@@ -7,9 +7,6 @@ Monday 2026-11-30 is a trading day in EST: the open is 14:30 UTC, the close 21:0
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -18,8 +15,6 @@ from typing import Any
 
 import pytest
 
-from autoquant.brokers.paper import PaperBroker, PaperExchange
-from autoquant.brokers.port import Broker
 from autoquant.clocks import FakeClock
 from autoquant.domain.bars import Bar
 from autoquant.domain.decisions import Decision, OrderIntent
@@ -27,14 +22,16 @@ from autoquant.domain.orders import Order, OrderStatus
 from autoquant.domain.strategy import StrategyState, order
 from autoquant.domain.values import OrderType, Side, TimeInForce
 from autoquant.ledger import Ledger
-from autoquant.runtime.config import PaperSettings, RiskSettings
-from autoquant.runtime.paper_server import PaperServer
+from autoquant.runtime.config import RiskSettings
 from autoquant.workers.execution import ExecutionWorker
 from autoquant.workers.market import MarketState
 from autoquant.workers.reconciliation import Reconciler
 from autoquant.workers.risk_gate import RiskGate
 from autoquant.workers.strategy import StrategyWorker
-from tests.brokers.server_harness import TEST_KEYS, alpaca_broker_for, paper_config, wait_until
+from tests.brokers.server_harness import venue, wait_until
+
+#: No latency (the fake clock moves only when the test says), slippage or partial fills.
+NO_FRICTION: dict[str, Any] = {"latency_s": 0.0, "slippage_bps": Decimal(0), "partial_fill_probability": 0.0}
 
 D = Decimal
 MONDAY = datetime(2026, 11, 30, tzinfo=UTC)
@@ -110,31 +107,6 @@ def bar(at: datetime, close: Decimal) -> Bar:
     )
 
 
-@asynccontextmanager
-async def venue(kind: str, tmp_path: Path, clock: FakeClock) -> AsyncIterator[tuple[Broker, PaperExchange]]:
-    """The Alpaca adapter over loopback to paper-server, or the in-process paper broker, both with the
-    exchange on ``clock`` and no latency (the fake clock moves only when the test says)."""
-    paper: dict[str, Any] = {"latency_s": 0.0, "slippage_bps": D(0), "partial_fill_probability": 0.0}
-    if kind == "alpaca":
-        config = paper_config(tmp_path, **paper)
-        async with PaperServer(config, TEST_KEYS, clock=clock, feed_prices=False) as server:
-            alpaca = alpaca_broker_for(server)
-            try:
-                yield alpaca, server.exchange
-            finally:
-                await alpaca.close()
-        return
-    exchange = PaperExchange(PaperSettings(state_path=tmp_path / "paper.db", **paper), clock, ["AAPL"])
-    broker = PaperBroker(exchange)
-    pump = asyncio.create_task(broker.run())
-    try:
-        yield broker, exchange
-    finally:
-        await broker.close()
-        await pump
-        exchange.close()
-
-
 @pytest.mark.parametrize("kind", ["alpaca", "paper"])
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 async def test_an_intent_of_each_further_type_fills_at_the_venue(
@@ -144,7 +116,7 @@ async def test_an_intent_of_each_further_type_fills_at_the_venue(
     clock = FakeClock()
     clock.set(case.sent_at)
     async with (
-        venue(kind, tmp_path, clock) as (broker, exchange),
+        venue(kind, tmp_path, clock, **NO_FRICTION) as (broker, exchange),
         await Ledger.open(tmp_path / "l.db") as ledger,
     ):
         exchange.set_price("AAPL", D(100))

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -16,8 +14,6 @@ from typing import Any
 
 import pytest
 
-from autoquant.brokers.paper import PaperBroker, PaperExchange
-from autoquant.brokers.port import Broker
 from autoquant.clocks import SystemClock
 from autoquant.domain.bars import Bar
 from autoquant.domain.decisions import Decision, OrderIntent
@@ -25,13 +21,20 @@ from autoquant.domain.orders import OrderStatus
 from autoquant.domain.strategy import StrategyState, order
 from autoquant.domain.values import OrderType, Side, from_ns
 from autoquant.ledger import Ledger
-from autoquant.runtime.config import PaperSettings, RiskSettings
+from autoquant.runtime.config import RiskSettings
 from autoquant.workers.execution import ExecutionWorker
 from autoquant.workers.market import MarketState
 from autoquant.workers.reconciliation import Reconciler
 from autoquant.workers.risk_gate import RiskGate
 from autoquant.workers.strategy import StrategyWorker
-from tests.brokers.server_harness import alpaca_broker_for, paper_server
+from tests.brokers.server_harness import venue
+
+#: A short latency, and no slippage or partial fills.
+FRICTIONLESS: dict[str, Any] = {
+    "latency_s": 0.01,
+    "slippage_bps": Decimal(0),
+    "partial_fill_probability": 0.0,
+}
 
 D = Decimal
 #: (order type, limit price, stop price, the price that makes it fill) for a buy of 10 at a close of 100.
@@ -110,32 +113,6 @@ async def test_the_notional_basis_is_the_limit_else_the_stop_else_the_last_price
         assert not refused.allowed and "notional" in (refused.reason or "")
 
 
-@asynccontextmanager
-async def venue(kind: str, tmp_path: Path) -> AsyncIterator[tuple[Broker, PaperExchange]]:
-    """The broker under test and the exchange behind it: the Alpaca adapter over loopback to
-    paper-server, or the in-process paper broker with its pump running."""
-    paper: dict[str, Any] = {"latency_s": 0.01, "slippage_bps": D(0), "partial_fill_probability": 0.0}
-    if kind == "alpaca":
-        async with paper_server(tmp_path, **paper) as server:
-            alpaca = alpaca_broker_for(server)
-            try:
-                yield alpaca, server.exchange
-            finally:
-                await alpaca.close()
-        return
-    exchange = PaperExchange(
-        PaperSettings(state_path=tmp_path / "paper.db", **paper), SystemClock(), ["AAPL"]
-    )
-    broker = PaperBroker(exchange)
-    pump = asyncio.create_task(broker.run())
-    try:
-        yield broker, exchange
-    finally:
-        await broker.close()
-        await pump
-        exchange.close()
-
-
 @pytest.mark.parametrize("kind", ["alpaca", "paper"])
 @pytest.mark.parametrize(("order_type", "limit", "stop", "trigger"), CASES)
 async def test_an_intent_of_each_type_fills_at_the_venue(
@@ -148,7 +125,7 @@ async def test_an_intent_of_each_type_fills_at_the_venue(
 ) -> None:
     """Decided, gated, reserved with its prices, sent through the broker, worked at the venue, FILLED."""
     clock = SystemClock()
-    async with venue(kind, tmp_path) as (broker, exchange):
+    async with venue(kind, tmp_path, clock, **FRICTIONLESS) as (broker, exchange):
         ledger = await Ledger.open(tmp_path / "ledger.db")
         try:
             exchange.set_price("AAPL", D(100))
