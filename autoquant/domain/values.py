@@ -251,7 +251,7 @@ def check_order_terms(
             )
         if qty != qty.to_integral_value():
             raise OrderTermsError(
-                f"time_in_force {time_in_force.value} takes whole-share quantities only", "qty"
+                f"time_in_force {time_in_force.value} takes whole-share quantities only", "time_in_force"
             )
     if extended_hours and (
         order_type is not OrderType.LIMIT or time_in_force not in (TimeInForce.DAY, TimeInForce.GTC)

@@ -65,7 +65,7 @@ def order_size(qty: Any, notional: Any) -> str:
     notional``) while no qty is known."""
     if notional is not None and qty in (None, "0", 0):
         return f"${money(notional)} notional"
-    return amount(qty)
+    return "" if qty is None else str(qty)
 
 
 def duration(ns: int | float) -> str:

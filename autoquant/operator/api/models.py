@@ -49,7 +49,10 @@ class OrderRow(BaseModel):
     side: str
     order_type: str
     limit_price: str | None
-    qty: str
+    stop_price: str | None
+    #: A notional order's dollars (its ``qty`` is null until it has ended, then the quantity filled).
+    notional: str | None
+    qty: str | None
     filled_qty: str
     avg_fill_price: str | None
     status: str
@@ -245,21 +248,22 @@ TimeInForceName = Literal["day", "gtc", "ioc", "fok", "opg", "cls"]
 
 
 class OrderTermsIn(Request):
-    """An order's terms, every type a strategy's intent takes; the domain's rules check the combination
-    (422 naming the field): `qty` or `notional`, a limit or stop price for the types that need one,
-    exactly one of `trail_price` and `trail_percent` for a trailing stop."""
+    """An order's terms, every type a strategy's intent takes. The domain's rules check them, values and
+    combination (422 naming the field, in the words `autoquant order` uses): `qty` or `notional`, each
+    positive; a limit or stop price for the types that need one; exactly one of `trail_price` and
+    `trail_percent` for a trailing stop."""
 
     symbol: str = Field(max_length=20)
     side: Literal["buy", "sell"]
-    qty: Decimal | None = Field(default=None, gt=0, description="shares; leave out for a notional order")
+    qty: Decimal | None = Field(default=None, description="shares; leave out for a notional order")
     notional: Decimal | None = Field(
-        default=None, gt=0, description="dollars instead of a qty (market orders, time_in_force day)"
+        default=None, description="dollars instead of a qty (market orders, time_in_force day)"
     )
     order_type: OrderTypeName = "market"
-    limit_price: Decimal | None = Field(default=None, gt=0, description="limit and stop_limit orders")
-    stop_price: Decimal | None = Field(default=None, gt=0, description="stop and stop_limit orders")
-    trail_price: Decimal | None = Field(default=None, gt=0, description="trailing_stop: $ off the mark")
-    trail_percent: Decimal | None = Field(default=None, gt=0, description="trailing_stop: % off the mark")
+    limit_price: Decimal | None = Field(default=None, description="limit and stop_limit orders")
+    stop_price: Decimal | None = Field(default=None, description="stop and stop_limit orders")
+    trail_price: Decimal | None = Field(default=None, description="trailing_stop: $ off the mark")
+    trail_percent: Decimal | None = Field(default=None, description="trailing_stop: % off the mark")
     time_in_force: TimeInForceName = "day"
     extended_hours: bool = Field(default=False, description="limit orders, day or gtc: outside the session")
 
