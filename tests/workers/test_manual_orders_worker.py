@@ -51,5 +51,5 @@ async def test_requests_are_reserved_with_their_terms_and_a_bad_one_is_skipped(m
     assert (placed.order_type, placed.trail_percent, placed.qty) == (
         OrderType.TRAILING_STOP,
         Decimal("1.5"),
-        2,
+        Decimal(2),
     )
