@@ -16,7 +16,7 @@ from autoquant.operator.cli_acts import order_type_of
 from tests.api.conftest import TOKEN
 from tests.ledger_sql import query
 from tests.operator.helpers import cli
-from tests.operator.test_manual_order_types import BASE, REFUSED
+from tests.operator.test_manual_order_types import BASE, REFUSED, seed_notional_orders
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 TERMS = ("qty", "notional", "limit_price", "stop_price", "trail_price", "trail_percent")
@@ -93,3 +93,18 @@ def test_http_records_every_order_type_with_its_terms(lone_api: str, tmp_path: P
     )
     assert other.status_code == 409 and "$250.00 notional" in other.json()["error"], other.text
     assert Decimal(rows[2][6]) == Decimal("250")
+
+
+def test_the_status_page_and_orders_route_show_a_notional_orders_dollars(
+    lone_api: str, tmp_path: Path
+) -> None:
+    """An open notional order: `$250.00 notional` on the status page, qty null and notional set on
+    /api/v1/orders; a filled one its filled qty."""
+    seed_notional_orders(tmp_path / "ledger.db")
+    page = httpx.get(f"{lone_api}/", params={"token": TOKEN})
+    assert page.status_code == 200 and "$250.00 notional" in page.text, page.text
+    rows = {
+        o["client_order_id"]: o for o in httpx.get(f"{lone_api}/api/v1/orders", headers=AUTH).json()["orders"]
+    }
+    assert (rows["n-open"]["qty"], rows["n-open"]["notional"]) == (None, "250")
+    assert rows["n-done"]["qty"] == "0.5"
