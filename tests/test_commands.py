@@ -11,7 +11,7 @@ import pytest
 from autoquant.domain.controls import ControlKind
 from autoquant.ledger import Ledger
 from autoquant.ledger.surface import ManualOrder
-from autoquant.operator import commands
+from autoquant.operator import commands, manual
 
 STRATEGIES = ["sma-aapl"]
 
@@ -84,15 +84,12 @@ async def test_a_manual_order_request_is_idempotent(tmp_path: Path) -> None:
     """The same client order id twice is one request; the id for another order is a conflict."""
 
     def request(qty: str) -> ManualOrder:
-        return commands.check_manual_order(
+        return manual.check_manual_order(
             client_order_id="m-1",
             strategy_id=None,
             symbol="AAPL",
             side="buy",
-            qty=Decimal(qty),
-            order_type="market",
-            time_in_force="day",
-            limit_price=None,
+            terms=manual.OrderTerms(qty=Decimal(qty)),
             reason="test",
             actor="t",
             now_ns=1,
@@ -101,23 +98,20 @@ async def test_a_manual_order_request_is_idempotent(tmp_path: Path) -> None:
         )
 
     async with await Ledger.open(tmp_path / "l.db") as ledger:
-        assert (await commands.submit_manual_order(ledger, request("1"))).changed
-        again = await commands.submit_manual_order(ledger, request("1"))
+        assert (await manual.submit_manual_order(ledger, request("1"))).changed
+        again = await manual.submit_manual_order(ledger, request("1"))
         assert not again.changed and again.trading_state == "requested"
         with pytest.raises(commands.CommandConflict):
-            await commands.submit_manual_order(ledger, request("2"))
+            await manual.submit_manual_order(ledger, request("2"))
         assert len(await ledger.pending_manual_orders()) == 1
         await ledger.close()
     with pytest.raises(commands.CommandInvalid) as refused:
-        commands.check_manual_order(
+        manual.check_manual_order(
             client_order_id="aq-x",
             strategy_id=None,
             symbol="AAPL",
             side="buy",
-            qty=Decimal(1),
-            order_type="market",
-            time_in_force="day",
-            limit_price=None,
+            terms=manual.OrderTerms(qty=Decimal(1)),
             reason="r",
             actor="t",
             now_ns=1,

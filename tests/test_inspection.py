@@ -235,6 +235,8 @@ async def test_orders_rows_pin_their_shape(known: tuple[LedgerReader, dict[str, 
         "side": "buy",
         "order_type": "market",
         "limit_price": None,
+        "stop_price": None,
+        "notional": None,
         "qty": "10",
         "filled_qty": "4",
         "avg_fill_price": "100.5",
@@ -548,6 +550,11 @@ async def test_trace_of_a_partially_filled_then_canceled_order(
         "order_type",
         "time_in_force",
         "limit_price",
+        "stop_price",
+        "notional",
+        "trail_price",
+        "trail_percent",
+        "extended_hours",
     }
     for entry in entries:
         assert "\n" not in describe(entry) and describe(entry).startswith(entry["time"])

@@ -182,19 +182,28 @@ def from_ns(ns: int) -> datetime:
     return datetime.fromtimestamp(seconds, tz=UTC).replace(microsecond=rest // 1_000)
 
 
+class OrderTermsError(ValueError):
+    """An order's terms break a rule; ``field`` names the term at fault (an operator's face reports it:
+    HTTP 422 naming the field, the CLI's one line)."""
+
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 def check_limit_price(
     order_type: OrderType, limit_price: Decimal | None, stop_price: Decimal | None = None
 ) -> None:
     """Limit and stop-limit orders need a limit price, stop and stop-limit orders a stop price; an
     order type that takes neither refuses them."""
     if order_type.needs_limit_price and limit_price is None:
-        raise ValueError(f"limit_price is required for a {order_type.value} order")
+        raise OrderTermsError(f"limit_price is required for a {order_type.value} order", "limit_price")
     if not order_type.needs_limit_price and limit_price is not None:
-        raise ValueError("limit_price is only for limit and stop_limit orders")
+        raise OrderTermsError("limit_price is only for limit and stop_limit orders", "limit_price")
     if order_type.needs_stop_price and stop_price is None:
-        raise ValueError(f"stop_price is required for a {order_type.value} order")
+        raise OrderTermsError(f"stop_price is required for a {order_type.value} order", "stop_price")
     if not order_type.needs_stop_price and stop_price is not None:
-        raise ValueError("stop_price is only for stop and stop_limit orders")
+        raise OrderTermsError("stop_price is only for stop and stop_limit orders", "stop_price")
 
 
 def check_order_terms(
@@ -210,28 +219,43 @@ def check_order_terms(
     venue's own: crypto, fractional shares, minimum notional). ``qty`` is zero exactly when
     ``notional`` (a dollar amount, market + day only) stands in for it."""
     if notional is None and qty <= 0:
-        raise ValueError(f"qty must be greater than 0, got {qty}: give a qty, or a notional instead")
+        raise OrderTermsError(
+            f"qty must be greater than 0, got {qty}: give a qty, or a notional instead", "qty"
+        )
     if notional is not None:
         if qty != 0:
-            raise ValueError("give either qty or notional, not both")
+            raise OrderTermsError("give either qty or notional, not both", "notional")
         if order_type is not OrderType.MARKET or time_in_force is not TimeInForce.DAY:
-            raise ValueError("a notional order must be a market order with time_in_force day")
+            raise OrderTermsError(
+                "a notional order must be a market order with time_in_force day", "notional"
+            )
     trails = (trail_price is not None) + (trail_percent is not None)
     if order_type is OrderType.TRAILING_STOP:
         if trails != 1:
-            raise ValueError("a trailing_stop order needs exactly one of trail_price and trail_percent")
+            raise OrderTermsError(
+                "a trailing_stop order needs exactly one of trail_price and trail_percent", "trail_price"
+            )
         if time_in_force not in (TimeInForce.DAY, TimeInForce.GTC):
-            raise ValueError("a trailing_stop order must be day or gtc")
+            raise OrderTermsError("a trailing_stop order must be day or gtc", "time_in_force")
         if trail_percent is not None and trail_percent >= 100:
-            raise ValueError(f"trail_percent must be below 100, got {trail_percent}")
+            raise OrderTermsError(f"trail_percent must be below 100, got {trail_percent}", "trail_percent")
     elif trails:
-        raise ValueError("trail_price and trail_percent are only for trailing_stop orders")
+        raise OrderTermsError(
+            "trail_price and trail_percent are only for trailing_stop orders",
+            "trail_price" if trail_price is not None else "trail_percent",
+        )
     if time_in_force in (TimeInForce.OPG, TimeInForce.CLS):
         if order_type not in (OrderType.MARKET, OrderType.LIMIT) or extended_hours:
-            raise ValueError(f"time_in_force {time_in_force.value} is for market and limit orders only")
+            raise OrderTermsError(
+                f"time_in_force {time_in_force.value} is for market and limit orders only", "time_in_force"
+            )
         if qty != qty.to_integral_value():
-            raise ValueError(f"time_in_force {time_in_force.value} takes whole-share quantities only")
+            raise OrderTermsError(
+                f"time_in_force {time_in_force.value} takes whole-share quantities only", "time_in_force"
+            )
     if extended_hours and (
         order_type is not OrderType.LIMIT or time_in_force not in (TimeInForce.DAY, TimeInForce.GTC)
     ):
-        raise ValueError("extended_hours is for limit orders with time_in_force day or gtc only")
+        raise OrderTermsError(
+            "extended_hours is for limit orders with time_in_force day or gtc only", "extended_hours"
+        )

@@ -141,7 +141,8 @@ def insert_alert_delivery(
 
 @dataclass(frozen=True)
 class ManualOrder:
-    """An operator's order request; ``client_order_id`` is the caller's idempotency key."""
+    """An operator's order request; ``client_order_id`` is the caller's idempotency key. ``qty`` is
+    zero exactly when ``notional`` (dollars) stands in for it."""
 
     client_order_id: str
     strategy_id: str
@@ -154,17 +155,41 @@ class ManualOrder:
     reason: str
     actor: str
     local_ts_ns: int
+    stop_price: Decimal | None = None
+    notional: Decimal | None = None
+    trail_price: Decimal | None = None
+    trail_percent: Decimal | None = None
+    extended_hours: bool = False
 
     def same_order(self, other: ManualOrder) -> bool:
         """The same order (who asked, why and when aside): a repeat of one request."""
-        keys = ("strategy_id", "symbol", "side", "qty", "order_type", "time_in_force", "limit_price")
-        return all(getattr(self, k) == getattr(other, k) for k in keys)
+        return all(getattr(self, k) == getattr(other, k) for k in _TERMS)
 
+
+#: The fields that make two requests the same order.
+_TERMS = (
+    "strategy_id",
+    "symbol",
+    "side",
+    "qty",
+    "order_type",
+    "time_in_force",
+    "limit_price",
+    "stop_price",
+    "notional",
+    "trail_price",
+    "trail_percent",
+    "extended_hours",
+)
 
 _MANUAL_COLUMNS = (
     "client_order_id, strategy_id, symbol, side, qty, order_type, time_in_force, limit_price, reason, actor,"
-    " local_ts_ns"
+    " local_ts_ns, stop_price, notional, trail_price, trail_percent, extended_hours"
 )
+
+
+def _decimal(value: object) -> Decimal | None:
+    return None if value is None else Decimal(str(value))
 
 
 def _manual(row: tuple[object, ...]) -> ManualOrder:
@@ -176,11 +201,20 @@ def _manual(row: tuple[object, ...]) -> ManualOrder:
         Decimal(str(row[4])),
         str(row[5]),
         str(row[6]),
-        None if row[7] is None else Decimal(str(row[7])),
+        _decimal(row[7]),
         str(row[8]),
         str(row[9]),
         int(str(row[10])),
+        stop_price=_decimal(row[11]),
+        notional=_decimal(row[12]),
+        trail_price=_decimal(row[13]),
+        trail_percent=_decimal(row[14]),
+        extended_hours=bool(row[15]),
     )
+
+
+def _text(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
 
 
 def insert_manual_order(conn: sqlite3.Connection, order: ManualOrder) -> tuple[bool, ManualOrder]:
@@ -191,7 +225,7 @@ def insert_manual_order(conn: sqlite3.Connection, order: ManualOrder) -> tuple[b
     if row is not None:
         return False, _manual(tuple(row))
     conn.execute(
-        f"INSERT INTO manual_orders ({_MANUAL_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        f"INSERT INTO manual_orders ({_MANUAL_COLUMNS}) VALUES ({', '.join('?' * 16)})",
         (
             order.client_order_id,
             order.strategy_id,
@@ -200,10 +234,15 @@ def insert_manual_order(conn: sqlite3.Connection, order: ManualOrder) -> tuple[b
             str(order.qty),
             order.order_type,
             order.time_in_force,
-            None if order.limit_price is None else str(order.limit_price),
+            _text(order.limit_price),
             order.reason,
             order.actor,
             order.local_ts_ns,
+            _text(order.stop_price),
+            _text(order.notional),
+            _text(order.trail_price),
+            _text(order.trail_percent),
+            int(order.extended_hours),
         ),
     )
     return True, order

@@ -10,7 +10,6 @@ all three are ``AutoquantError``s, so the CLI prints their one line and exits 2.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -19,7 +18,6 @@ from autoquant.domain.controls import ACCOUNT, Control, ControlKind
 from autoquant.domain.ids import replacement_client_order_id
 from autoquant.errors import AutoquantError, LedgerError
 from autoquant.ledger import Ledger
-from autoquant.ledger.surface import ManualOrder
 from autoquant.operator import resume_check
 
 #: The scopes a pause or resume may name besides a strategy id.
@@ -60,6 +58,13 @@ def _reason(reason: str | None, flag: str, what: str) -> str | None:
     if reason is not None and not reason.strip():
         raise CommandInvalid(f"{flag} is empty: say {what} (it is recorded in the ledger)", field=flag)
     return None if reason is None else reason.strip()
+
+
+def reason_given(reason: str, flag: str) -> str:
+    """A required reason, stripped; an empty one is refused naming ``flag``."""
+    given = _reason(reason, flag, "why")
+    assert given is not None
+    return given
 
 
 def check_control(
@@ -164,95 +169,6 @@ async def cancel(ledger: Ledger, target: str, reason: str, actor: str, now_ns: i
     await ledger.request_cancel(target, reason, actor, now_ns)
     what = "every open order" if target == CANCEL_ALL else target
     return Outcome(f"cancel of {what} requested; the running daemon carries it out within a second")
-
-
-#: A manual order's client order id: the caller's idempotency key, never one of the daemon's (``aq-``).
-_MANUAL_ID = re.compile(r"^[A-Za-z0-9._:-]{1,48}$")
-MANUAL_STRATEGY = "operator"
-
-
-def check_manual_order(
-    *,
-    client_order_id: str,
-    strategy_id: str | None,
-    symbol: str,
-    side: str,
-    qty: Decimal,
-    order_type: str,
-    time_in_force: str,
-    limit_price: Decimal | None,
-    reason: str,
-    actor: str,
-    now_ns: int,
-    strategy_ids: Iterable[str],
-    symbols: Iterable[str],
-) -> ManualOrder:
-    """A manual order request, validated; nothing is written."""
-    if not _MANUAL_ID.fullmatch(client_order_id):
-        raise CommandInvalid(
-            "client_order_id must be 1-48 characters of letters, digits and ._:- (it is the idempotency key)",
-            field="client_order_id",
-        )
-    if client_order_id.startswith("aq-"):
-        raise CommandInvalid(
-            "client_order_id must not start with aq- (the daemon's own ids)", "client_order_id"
-        )
-    strategy = strategy_id or MANUAL_STRATEGY
-    known = sorted(strategy_ids)
-    if strategy != MANUAL_STRATEGY and strategy not in known:
-        raise CommandInvalid(
-            f"strategy {strategy!r} is neither {MANUAL_STRATEGY!r} nor a configured strategy "
-            f"(configured: {', '.join(known) or 'none'})",
-            field="strategy_id",
-        )
-    if symbol not in set(symbols):
-        raise CommandInvalid(
-            f"{symbol} is not in [marketdata] symbols: the daemon has no price for it", "symbol"
-        )
-    if qty <= 0:
-        raise CommandInvalid("qty must be positive", field="qty")
-    if (order_type == "limit") != (limit_price is not None):
-        raise CommandInvalid(
-            "limit_price is required for a limit order and refused for a market one", "limit_price"
-        )
-    given = _reason(reason, "reason", "why")
-    assert given is not None
-    return ManualOrder(
-        client_order_id,
-        strategy,
-        symbol,
-        side,
-        qty,
-        order_type,
-        time_in_force,
-        limit_price,
-        given,
-        actor,
-        now_ns,
-    )
-
-
-async def submit_manual_order(ledger: Ledger, order: ManualOrder) -> Outcome:
-    """Record the request; the running daemon reserves it and sends it through the execution worker
-    (risk-checked right before it is sent). The same request again is the same order, not a second."""
-    new, recorded = await ledger.request_manual_order(order)
-    if not new and not recorded.same_order(order):
-        raise CommandConflict(
-            f"client_order_id {order.client_order_id} already names a different order "
-            f"({recorded.side} {recorded.qty} {recorded.symbol}): use a new id for a new order",
-            field="client_order_id",
-        )
-    placed = await ledger.get_order(order.client_order_id)
-    state = "requested" if placed is None else placed.status.value
-    if new:
-        message = (
-            f"order {order.client_order_id} requested; the running daemon reserves it, checks it against "
-            "the risk limits and sends it within a second (`autoquant trace "
-            f"{order.client_order_id}` follows it)"
-        )
-    else:
-        message = f"order {order.client_order_id} was already requested (now {state}); nothing new was placed"
-    return Outcome(message, changed=new, trading_state=state)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from decimal import Decimal, localcontext
 from pathlib import Path
 from typing import Any
 
+from autoquant.domain.orders import Order
 from autoquant.domain.values import iso_utc, utc_day_start_ns
 from autoquant.errors import LedgerError
 from autoquant.ledger import LedgerReader, connection, migrations
@@ -100,7 +101,9 @@ async def orders(
                 "side": order.side.value,
                 "order_type": order.order_type.value,
                 "limit_price": None if order.limit_price is None else plain(order.limit_price),
-                "qty": plain(order.qty),
+                "stop_price": None if order.stop_price is None else plain(order.stop_price),
+                "notional": None if order.notional is None else plain(order.notional),
+                "qty": order_qty(order),
                 "filled_qty": plain(order.filled_qty),
                 "avg_fill_price": average_price(fills_of_order),
                 "status": order.status.value,
@@ -110,6 +113,14 @@ async def orders(
             }
         )
     return result
+
+
+def order_qty(order: Order) -> str | None:
+    """An order's quantity; for a notional order (dollars, its ledger qty 0) none until it has ended,
+    then the quantity it filled."""
+    if order.notional is None:
+        return plain(order.qty)
+    return plain(order.filled_qty) if order.status.is_terminal and order.filled_qty > 0 else None
 
 
 def average_price(pairs: list[tuple[Decimal, Decimal]]) -> str | None:

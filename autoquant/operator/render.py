@@ -11,7 +11,7 @@ import shutil
 from collections.abc import Sequence
 from typing import Any, TextIO
 
-from autoquant.operator.text import amount, money, safe
+from autoquant.operator.text import amount, money, order_size, safe
 
 Row = dict[str, Any]
 
@@ -105,6 +105,9 @@ def table(rows: Sequence[Row], columns: Sequence[str], width: int | None = None)
 
 def write_table(rows: Sequence[Row], command: str, out: TextIO) -> None:
     columns = COLUMNS.get(command) or (tuple(rows[0]) if rows else ())
+    if command == "orders":
+        # A notional order's size is its dollars until it has a quantity.
+        rows = [row | {"qty": order_size(row["qty"], row.get("notional"))} for row in rows]
     for line in table(rows, columns, terminal_width(out)):
         out.write(line + "\n")
 

@@ -14,7 +14,8 @@ from decimal import Decimal
 from typing import Any
 
 from autoquant.domain.decisions import OrderIntent
-from autoquant.domain.risk import OpenOrderExposure, RiskSnapshot, check
+from autoquant.domain.orders import Order
+from autoquant.domain.risk import OpenOrderExposure, RiskSnapshot, check, intent_qty, notional_basis
 from autoquant.domain.values import from_ns, utc_day_start_ns
 from autoquant.ledger import LedgerReader
 from autoquant.runtime.config import Config
@@ -34,12 +35,16 @@ async def ledger_snapshot(reader: LedgerReader, config: Config, now_ns: int) -> 
             prices[symbol] = fill_prices[symbol]
     exposures = []
     for order in book.open_orders:
-        price = order.limit_price or prices.get(order.symbol)
-        if price is not None and order.remaining_qty > 0:
+        # As the daemon's gate counts an open order: at its limit or stop price, else the last price; a
+        # notional order not filled yet at its dollars over the last price.
+        last = prices.get(order.symbol)
+        price = order.limit_price or order.stop_price or last
+        pending = order.remaining_qty
+        if order.notional is not None and order.filled_qty == 0 and last:
+            pending = order.notional / last
+        if price is not None and pending > 0:
             exposures.append(
-                OpenOrderExposure(
-                    symbol=order.symbol, side=order.side, remaining_qty=order.remaining_qty, price=price
-                )
+                OpenOrderExposure(symbol=order.symbol, side=order.side, remaining_qty=pending, price=price)
             )
     start, peak, current = book.equity if book.equity is not None else (Decimal(0),) * 3
     return RiskSnapshot(
@@ -56,18 +61,54 @@ async def ledger_snapshot(reader: LedgerReader, config: Config, now_ns: int) -> 
     )
 
 
-async def simulate(reader: LedgerReader, config: Config, intent_fields: dict[str, Any]) -> dict[str, Any]:
-    """The verdict on a proposed order (``strategy_id``, ``symbol``, ``side``, ``qty``, …)."""
+def basis(intent: OrderIntent, last: Decimal | None) -> dict[str, str | None]:
+    """The price the gate counts ``intent`` at (``domain.risk.notional_basis``), where it comes from,
+    and the shares and dollars that make."""
+    price = notional_basis(intent, last)
+    if intent.limit_price is not None:
+        source = "limit_price"
+    elif intent.stop_price is not None:
+        source = "stop_price"
+    elif price is not None and price != last:
+        source = "last price + " + ("trail_price" if intent.trail_price is not None else "trail_percent")
+    else:
+        source = "last price" if last is not None else "no last price"
+    qty = intent_qty(intent, last)
+    dollars = intent.notional if intent.notional is not None else None if price is None else qty * price
+    return {
+        "price": None if price is None else format(price, "f"),
+        "source": source,
+        "qty": None if intent.notional is not None and not last else format(qty, "f"),
+        "notional": None if dollars is None else format(dollars, "f"),
+    }
+
+
+async def simulate(reader: LedgerReader, config: Config, order: Order) -> dict[str, Any]:
+    """The verdict on a proposed order (checked by ``operator.manual.check_order_terms``)."""
     now = time.time_ns()
+    terms = order.model_dump(
+        include={
+            "strategy_id",
+            "symbol",
+            "side",
+            "qty",
+            "order_type",
+            "time_in_force",
+            "limit_price",
+            "stop_price",
+            "notional",
+            "trail_price",
+            "trail_percent",
+            "extended_hours",
+        }
+    )
     intent = OrderIntent(
-        reason="simulated by operator",
-        decision_id="simulation",
-        data_time=from_ns(now),
-        **intent_fields,
+        reason="simulated by operator", decision_id="simulation", data_time=from_ns(now), **terms
     )
     snapshot = await ledger_snapshot(reader, config, now)
     verdict = check(intent, snapshot, config.risk)
     return verdict.as_dict() | {
+        "basis": basis(intent, snapshot.last_prices.get(intent.symbol)),
         "prices": {k: format(v, "f") for k, v in snapshot.last_prices.items()},
         "data_age_s": {k: v / 1e9 for k, v in snapshot.data_age_ns.items()},
     }

@@ -60,6 +60,14 @@ def amount(value: Any) -> str:
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
+def order_size(qty: Any, notional: Any) -> str:
+    """An order's size as a person reads it: its qty, or a notional order's dollars (``$250.00
+    notional``) while no qty is known."""
+    if notional is not None and qty in (None, "0", 0):
+        return f"${money(notional)} notional"
+    return "" if qty is None else str(qty)
+
+
 def duration(ns: int | float) -> str:
     """A duration in words a person reads: ``850 ms``, ``4.8 s``, ``3 min 20 s``, ``2 h 5 min``."""
     seconds = float(ns) / 1e9

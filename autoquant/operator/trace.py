@@ -19,7 +19,7 @@ from autoquant.domain.values import to_ns
 from autoquant.ledger import LedgerEvent, LedgerReader
 from autoquant.operator.inspection import iso
 from autoquant.operator.logview import Tally, bears_id, read_lines
-from autoquant.operator.text import amount, safe
+from autoquant.operator.text import amount, order_size, safe
 
 Entry = dict[str, Any]
 
@@ -61,7 +61,10 @@ def _entry(event: LedgerEvent) -> Entry | None:
         entry = {"what": "reserved", "time": iso(ts), "client_order_id": f["client_order_id"]}
         entry |= {"decision_id": f["decision_id"], "strategy_id": f["strategy_id"], "symbol": f["symbol"]}
         entry |= {"side": f["side"], "qty": f["qty"], "order_type": f["order_type"]}
-        return entry | {"time_in_force": f["time_in_force"], "limit_price": f["limit_price"]}
+        entry |= {"time_in_force": f["time_in_force"], "limit_price": f["limit_price"]}
+        entry |= {"stop_price": f.get("stop_price"), "notional": f.get("notional")}
+        entry |= {"trail_price": f.get("trail_price"), "trail_percent": f.get("trail_percent")}
+        return entry | {"extended_hours": bool(f.get("extended_hours"))}
     if event.kind == "order_event":
         entry = {"what": "transition", "time": iso(ts), "broker_time": iso(f["broker_ts_ns"])}
         entry |= {"client_order_id": f["client_order_id"], "broker_order_id": f["broker_order_id"]}
@@ -160,9 +163,18 @@ def describe(entry: Entry) -> str:
             f" (failed: {'; '.join(failed)})" if failed else ""
         )
     elif what == "reserved":
-        limit = f" limit {entry['limit_price']}" if entry.get("limit_price") else ""
-        text = f"{entry['side']} {entry['qty']} {entry['symbol']} {entry['order_type']}{limit} "
+        prices = "".join(
+            f" {name.replace('_price', '').replace('_', ' ')} {entry[name]}"
+            for name in ("limit_price", "stop_price", "trail_price")
+            if entry.get(name)
+        )
+        if entry.get("trail_percent"):
+            prices += f" trail {entry['trail_percent']}%"
+        size = order_size(entry["qty"], entry.get("notional"))
+        text = f"{entry['side']} {size} {entry['symbol']} {entry['order_type']}{prices} "
         text += _facts(entry, "client_order_id", "time_in_force")
+        if entry.get("extended_hours"):
+            text += " extended_hours"
     elif what == "transition":
         text = f"{entry['event']}: order {entry['status'].upper()}, filled {amount(entry['filled_qty'])} "
         text += _facts(entry, "broker_order_id", "broker_time", "reason")

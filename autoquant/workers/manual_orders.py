@@ -34,6 +34,7 @@ class ManualOrders:
         self.execution = execution
         self.clock = clock
         self.heartbeat = heartbeat
+        self._unplaceable: set[str] = set()
 
     async def run(self) -> None:
         while True:
@@ -44,20 +45,36 @@ class ManualOrders:
     async def carry_out(self) -> int:
         placed = 0
         for request in await self.ledger.pending_manual_orders():
+            if request.client_order_id in self._unplaceable:
+                continue
             now = self.clock.now_ns()
-            order = Order(
-                client_order_id=request.client_order_id,
-                strategy_id=request.strategy_id,
-                symbol=request.symbol,
-                side=Side(request.side),
-                qty=request.qty,
-                order_type=OrderType(request.order_type),
-                time_in_force=TimeInForce(request.time_in_force),
-                limit_price=request.limit_price,
-                reason=f"manual: {request.reason} ({request.actor})",
-                created_ns=now,
-                updated_ns=now,
-            )
+            try:
+                order = Order(
+                    client_order_id=request.client_order_id,
+                    strategy_id=request.strategy_id,
+                    symbol=request.symbol,
+                    side=Side(request.side),
+                    qty=request.qty,
+                    order_type=OrderType(request.order_type),
+                    time_in_force=TimeInForce(request.time_in_force),
+                    limit_price=request.limit_price,
+                    stop_price=request.stop_price,
+                    notional=request.notional,
+                    trail_price=request.trail_price,
+                    trail_percent=request.trail_percent,
+                    extended_hours=request.extended_hours,
+                    reason=f"manual: {request.reason} ({request.actor})",
+                    created_ns=now,
+                    updated_ns=now,
+                )
+            except ValueError as error:
+                # The command layer checks the same rules before recording a request, so only a request
+                # written by something else lands here: said once, never reserved, the worker goes on.
+                self._unplaceable.add(request.client_order_id)
+                log.error(
+                    "manual_order_unplaceable", client_order_id=request.client_order_id, error=str(error)
+                )
+                continue
             if await self.ledger.reserve(order):
                 log.info("manual_order_reserved", client_order_id=order.client_order_id, actor=request.actor)
                 self.execution.submit_soon(order.client_order_id)

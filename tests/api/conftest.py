@@ -76,9 +76,10 @@ def api_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiDaemon]:
 
 def write_api_config(root: Path, port: int, extra: str = "") -> Path:
     path = root / "autoquant.toml"
+    writes = "" if "writes_per_minute" in extra else "writes_per_minute = 3\n"
     path.write_text(
         f'[ledger]\npath = "{root}/ledger.db"\n[logging]\npath = "{root}/autoquant.log"\n'
-        f'[api]\nlisten = "127.0.0.1:{port}"\nwrites_per_minute = 3\n{extra}'
+        f'[api]\nlisten = "127.0.0.1:{port}"\n{writes}{extra}'
     )
     return path
 

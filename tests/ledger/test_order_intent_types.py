@@ -82,7 +82,7 @@ def test_an_0008_ledger_migrates_forward_and_keeps_its_orders(tmp_path: Path) ->
         " limit_price, local_ts_ns, stop_price) VALUES ('old-1', 's1', 'AAPL', 'sell', '3', 'stop', 'gtc',"
         " NULL, 7, '95.5')"
     )
-    assert [m.version for m in migrations.migrate(conn, known)] == [9]
+    assert [m.version for m in migrations.migrate(conn, [m for m in known if m.version <= 9])] == [9]
     with pytest.raises(sqlite3.IntegrityError, match="append-only"):
         conn.execute("UPDATE orders SET notional = '1' WHERE client_order_id = 'old-1'")
     with pytest.raises(sqlite3.IntegrityError, match="append-only"):

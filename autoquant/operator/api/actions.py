@@ -3,6 +3,7 @@ order, and backtest jobs (started by POST, read by GET)."""
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
@@ -10,7 +11,7 @@ from pydantic import ValidationError
 
 from autoquant.domain.bars import Bar
 from autoquant.errors import ConfigError
-from autoquant.operator import commands
+from autoquant.operator import commands, manual
 from autoquant.operator.api.guards import limit_writes, require_token
 from autoquant.operator.api.models import (
     BacktestJob,
@@ -46,16 +47,23 @@ async def signal_run(state: State, body: SignalRequest) -> SignalResponse:
 
 @router.post("/orders/simulate", response_model=SimulateResponse)
 async def orders_simulate(state: State, body: SimulateRequest) -> SimulateResponse:
-    """Run the risk gate on a proposed order: a verdict per check, no side effect."""
+    """Run the risk gate on a proposed order of any type: a verdict per check and the price basis the
+    gate counts it at (its limit or stop price, a buy's trail over the last price, else the last
+    price; a notional order's own dollars), no side effect. Its terms are checked as `orders/submit`
+    checks them (422 naming the field)."""
     if body.strategy_id not in {s.id for s in state.config.strategies}:
         raise commands.CommandInvalid(f"{body.strategy_id!r} is not a configured strategy", "strategy_id")
     if body.symbol not in state.config.marketdata.symbols:
         raise commands.CommandInvalid(f"{body.symbol} is not in [marketdata] symbols", "symbol")
-    try:
-        verdict = await simulate(await state.reader(), state.config, body.model_dump())
-    except ValidationError as error:
-        first = error.errors()[0]
-        raise commands.CommandInvalid(str(first["msg"]), ".".join(str(p) for p in first["loc"])) from None
+    order = manual.check_order_terms(
+        strategy_id=body.strategy_id,
+        symbol=body.symbol,
+        side=body.side,
+        terms=body.terms(),
+        client_order_id="simulation",
+        now_ns=time.time_ns(),
+    )
+    verdict = await simulate(await state.reader(), state.config, order)
     return SimulateResponse.model_validate(verdict)
 
 

@@ -9,6 +9,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from autoquant.operator.manual import OrderTerms
+
 SCHEMA_VERSION = 1
 
 
@@ -47,7 +49,10 @@ class OrderRow(BaseModel):
     side: str
     order_type: str
     limit_price: str | None
-    qty: str
+    stop_price: str | None
+    #: A notional order's dollars (its ``qty`` is null until it has ended, then the quantity filled).
+    notional: str | None
+    qty: str | None
     filled_qty: str
     avg_fill_price: str | None
     status: str
@@ -238,14 +243,46 @@ class CommandResult(Response):
 # -- actions without side effects, and backtest jobs ---------------------------------------------
 
 
-class SimulateRequest(Request):
-    strategy_id: str = Field(max_length=100)
+OrderTypeName = Literal["market", "limit", "stop", "stop_limit", "trailing_stop"]
+TimeInForceName = Literal["day", "gtc", "ioc", "fok", "opg", "cls"]
+
+
+class OrderTermsIn(Request):
+    """An order's terms, every type a strategy's intent takes. The domain's rules check them, values and
+    combination (422 naming the field, in the words `autoquant order` uses): `qty` or `notional`, each
+    positive; a limit or stop price for the types that need one; exactly one of `trail_price` and
+    `trail_percent` for a trailing stop."""
+
     symbol: str = Field(max_length=20)
     side: Literal["buy", "sell"]
-    qty: Decimal = Field(gt=0)
-    order_type: Literal["market", "limit"] = "market"
-    limit_price: Decimal | None = Field(default=None, gt=0)
-    time_in_force: Literal["day", "gtc", "ioc", "fok"] = "day"
+    qty: Decimal | None = Field(default=None, description="shares; leave out for a notional order")
+    notional: Decimal | None = Field(
+        default=None, description="dollars instead of a qty (market orders, time_in_force day)"
+    )
+    order_type: OrderTypeName = "market"
+    limit_price: Decimal | None = Field(default=None, description="limit and stop_limit orders")
+    stop_price: Decimal | None = Field(default=None, description="stop and stop_limit orders")
+    trail_price: Decimal | None = Field(default=None, description="trailing_stop: $ off the mark")
+    trail_percent: Decimal | None = Field(default=None, description="trailing_stop: % off the mark")
+    time_in_force: TimeInForceName = "day"
+    extended_hours: bool = Field(default=False, description="limit orders, day or gtc: outside the session")
+
+    def terms(self) -> OrderTerms:
+        return OrderTerms(
+            qty=self.qty,
+            order_type=self.order_type,
+            time_in_force=self.time_in_force,
+            limit_price=self.limit_price,
+            stop_price=self.stop_price,
+            notional=self.notional,
+            trail_price=self.trail_price,
+            trail_percent=self.trail_percent,
+            extended_hours=self.extended_hours,
+        )
+
+
+class SimulateRequest(OrderTermsIn):
+    strategy_id: str = Field(max_length=100)
 
 
 class CheckResult(BaseModel):
@@ -254,11 +291,22 @@ class CheckResult(BaseModel):
     detail: str
 
 
+class NotionalBasis(BaseModel):
+    """What the risk gate counts the order at: ``price`` from ``source`` (its limit or stop price, the
+    last price plus a buy's trail, or the last price), and the dollars that makes."""
+
+    price: str | None
+    source: str
+    qty: str | None
+    notional: str | None
+
+
 class SimulateResponse(Response):
     allowed: bool
     reason: str
     resized_qty: str | None
     checks: list[CheckResult]
+    basis: NotionalBasis
     prices: dict[str, str]
     data_age_s: dict[str, float]
 
@@ -309,13 +357,7 @@ class BacktestJob(Response):
     error: str | None = None
 
 
-class SubmitRequest(Request):
+class SubmitRequest(OrderTermsIn):
     client_order_id: str = Field(max_length=48, description="your idempotency key: the same id is one order")
     strategy_id: str | None = Field(default=None, max_length=100, description="default: operator")
-    symbol: str = Field(max_length=20)
-    side: Literal["buy", "sell"]
-    qty: Decimal = Field(gt=0)
-    order_type: Literal["market", "limit"] = "market"
-    limit_price: Decimal | None = Field(default=None, gt=0)
-    time_in_force: Literal["day", "gtc", "ioc", "fok"] = "day"
     reason: str = Field(max_length=500)

@@ -15,11 +15,13 @@ from autoquant.operator import inspection
 from autoquant.operator.api.guards import require_token
 from autoquant.operator.api.metrics import broker_reachable
 from autoquant.operator.api.state import ApiState
+from autoquant.operator.text import order_size
 
 router = APIRouter()
 _templates = Environment(
     loader=PackageLoader("autoquant.operator.api", "templates"), autoescape=select_autoescape(["html"])
 )
+_templates.filters["order_size"] = order_size  # a notional order's dollars until it has a qty
 REFRESH_S = 5
 
 

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Request
 
 from autoquant.domain.controls import ControlKind
 from autoquant.ledger import Ledger
-from autoquant.operator import commands
+from autoquant.operator import commands, manual
 from autoquant.operator.api.guards import limit_writes, require_token
 from autoquant.operator.api.models import (
     CancelRequest,
@@ -141,22 +141,21 @@ async def resolve(state: State, request: Request, body: ResolveRequest) -> Comma
 
 @router.post("/orders/submit", response_model=CommandResult, status_code=202)
 async def orders_submit(state: State, request: Request, body: SubmitRequest) -> CommandResult:
-    """A manual order through the daemon's reserve → risk check → execution path. `client_order_id` is
-    the idempotency key: the same request twice makes one order (409 if the id names another order).
+    """A manual order of any type a strategy can place (market, limit, stop, stop_limit, trailing_stop;
+    `qty` or `notional`; opg/cls; `extended_hours`) through the daemon's reserve → risk check →
+    execution path. `client_order_id` is the idempotency key: the same request twice makes one order
+    (409 if the id names another order).
     `trading_state` in the answer holds the order's state (`requested` until the daemon reserves it)."""
-    order = commands.check_manual_order(
+    order = manual.check_manual_order(
         client_order_id=body.client_order_id,
         strategy_id=body.strategy_id,
         symbol=body.symbol,
         side=body.side,
-        qty=body.qty,
-        order_type=body.order_type,
-        time_in_force=body.time_in_force,
-        limit_price=body.limit_price,
+        terms=body.terms(),
         reason=body.reason,
         actor=_actor(request),
         now_ns=time.time_ns(),
         strategy_ids=[s.id for s in state.config.strategies],
         symbols=state.config.marketdata.symbols,
     )
-    return await _write(state, lambda ledger: commands.submit_manual_order(ledger, order))
+    return await _write(state, lambda ledger: manual.submit_manual_order(ledger, order))
