@@ -76,7 +76,20 @@ class StrategyState(BaseModel):
 
     @model_validator(mode="after")
     def _bars_belong(self) -> StrategyState:
-        _check_bars(self.strategy_id, self.symbols, self.bars)
+        for symbol in self.symbols:
+            bars = self.bars.get(symbol)
+            if not bars:
+                raise ValueError(f"bars: no {symbol} bar in the state of strategy {self.strategy_id}")
+            previous = None
+            for bar in bars:
+                if bar.symbol != symbol:
+                    raise ValueError(f"bars: a {bar.symbol} bar among the {symbol} bars")
+                if previous is not None and bar.close_time <= previous:
+                    raise ValueError("bars: close times must increase strictly, oldest first")
+                previous = bar.close_time
+        unknown = set(self.bars) - set(self.symbols)
+        if unknown:
+            raise ValueError(f"bars: {sorted(unknown)} are not symbols of strategy {self.strategy_id}")
         return self
 
     # -- the first (often only) symbol ----------------------------------------------------------
@@ -126,49 +139,22 @@ class StrategyState(BaseModel):
         symbols: Sequence[str] | None = None,
         now_ns: int,
         max_data_age_ns: int,
-        trusted: bool = False,
     ) -> StrategyState:
         """Build a state; freshness from the newest bar of each symbol and ``now_ns`` (inclusive: a bar
-        exactly ``max_data_age_ns`` old is still fresh), the data time from the first symbol's.
-
-        ``trusted``: every value was validated where it was made (the strategy worker's: ids and symbols
-        from the loaded strategy, ``Bar`` and ``Holdings`` models, each symbol's bars from the market
-        state), so pydantic does not check their types again (the most of a state's cost, once per bar);
-        the bars' own invariants (each series one symbol, oldest first) are still checked (ValueError)."""
+        exactly ``max_data_age_ns`` old is still fresh), the data time from the first symbol's."""
         order = tuple(symbols) if symbols is not None else tuple(bars)
         if not order or any(not bars.get(symbol) for symbol in order):
             raise ValueError("bars: at least one bar per symbol is needed to decide")
         age = max(max(0, now_ns - bars[symbol][-1].close_ns) for symbol in order)
-        fields: dict[str, Any] = {
-            "strategy_id": strategy_id,
-            "symbols": order,
-            "bars": bars,
-            "holdings": holdings or {},
-            "data_fresh": age <= max_data_age_ns,
-            "data_age_ns": age,
-            "data_time": from_ns(bars[order[0]][-1].close_ns),
-        }
-        if not trusted:
-            return cls(**fields)
-        _check_bars(strategy_id, order, bars)
-        return cls.model_construct(**fields)
-
-
-def _check_bars(strategy_id: str, symbols: Sequence[str], bars: Mapping[str, Sequence[Bar]]) -> None:
-    for symbol in symbols:
-        series = bars.get(symbol)
-        if not series:
-            raise ValueError(f"bars: no {symbol} bar in the state of strategy {strategy_id}")
-        previous = None
-        for bar in series:
-            if bar.symbol != symbol:
-                raise ValueError(f"bars: a {bar.symbol} bar among the {symbol} bars")
-            if previous is not None and bar.close_time <= previous:
-                raise ValueError("bars: close times must increase strictly, oldest first")
-            previous = bar.close_time
-    unknown = set(bars) - set(symbols)
-    if unknown:
-        raise ValueError(f"bars: {sorted(unknown)} are not symbols of strategy {strategy_id}")
+        return cls(
+            strategy_id=strategy_id,
+            symbols=order,
+            bars=bars,
+            holdings=holdings or {},
+            data_fresh=age <= max_data_age_ns,
+            data_age_ns=age,
+            data_time=from_ns(bars[order[0]][-1].close_ns),
+        )
 
 
 class Strategy(Protocol):
@@ -205,22 +191,15 @@ def hold(
 ) -> Decision:
     """A hold decision at the state's bar time, on ``symbol`` (default: the first)."""
     on = symbol or state.symbol
-    fields: dict[str, Any] = {
-        "decision_id": state.decision_id(on),
-        "strategy_id": state.strategy_id,
-        "symbol": on,
-        "action": Action.HOLD,
-        "reason": _reason(reason),
-        "data_time": state.data_time,
-        "inputs": inputs or {},
-    }
-    given = fields["inputs"]
-    if on in state.symbols and type(given) is dict and all(type(key) is str for key in given):
-        # Every field is the validated state's own, the reason checked above, the inputs a plain dict:
-        # nothing left for pydantic to check (a hold is made at every bar).
-        fields["inputs"] = dict(given)
-        return Decision.model_construct(**fields)
-    return Decision(**fields)
+    return Decision(
+        decision_id=state.decision_id(on),
+        strategy_id=state.strategy_id,
+        symbol=on,
+        action=Action.HOLD,
+        reason=_reason(reason),
+        data_time=state.data_time,
+        inputs=inputs or {},
+    )
 
 
 def order(

@@ -133,7 +133,6 @@ class StrategyWorker:
             holdings=holdings,
             now_ns=self.clock.now_ns(),
             max_data_age_ns=self.max_data_age_ns,
-            trusted=True,  # bars and holdings are models already; ids from the loaded strategy
         )
         self._decided_at[strategy.id] = state.data_time
         decisions = decisions_of(strategy.decide(state))
@@ -210,8 +209,7 @@ class StrategyWorker:
             held = book.positions.get((strategy.id, symbol))
             position = held.qty if held else Decimal(0)
             if position or symbol in counts:
-                # The ledger's own Decimals and a count: nothing for pydantic to check, at every bar.
-                result[symbol] = Holdings.model_construct(
+                result[symbol] = Holdings(
                     position_qty=position,
                     open_order_count=counts.get(symbol, 0),
                     open_order_qty=qtys.get(symbol, Decimal(0)),

@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from autoquant.domain.bars import Bar
-from autoquant.domain.decisions import Action, Decision
+from autoquant.domain.decisions import Action
 from autoquant.domain.ids import decision_id
 from autoquant.domain.strategy import Holdings, StrategyState, hold, order
 from autoquant.domain.values import OrderType, Side, TimeInForce
@@ -144,33 +144,3 @@ def test_reasons_are_the_strategys_own_short_words() -> None:
         hold(s, "")
     with pytest.raises(ValueError, match="reason"):
         hold(s, "x" * 65)
-
-
-def trusted_state(bars: tuple[Bar, ...]) -> StrategyState:
-    return StrategyState.assemble(
-        strategy_id="s1",
-        symbols=("AAPL",),
-        bars={"AAPL": bars},
-        now_ns=bars[-1].close_ns,
-        max_data_age_ns=5_000_000_000,
-        trusted=True,
-    )
-
-
-def test_a_trusted_state_equals_the_validated_one_and_still_checks_its_bars() -> None:
-    """assemble(trusted=True) builds the same state without pydantic, and still refuses bad series."""
-    bars = (bar(0), bar(1), bar(2))
-    assert trusted_state(bars) == state(bars)
-    with pytest.raises(ValueError, match="a MSFT bar among the AAPL bars"):
-        trusted_state((bar(0), bar(1, symbol="MSFT")))
-    with pytest.raises(ValueError, match="close times must increase"):
-        trusted_state((bar(1), bar(0)))
-
-
-def test_a_hold_built_without_pydantic_equals_a_validated_one() -> None:
-    """hold() skips re-validation of the state's own values only: equal decisions, bad inputs refused."""
-    s = state((bar(0), bar(1)))
-    h = hold(s, "no_cross", {"close": "100"})
-    assert h == Decision(**h.model_dump())
-    with pytest.raises(ValidationError, match="inputs"):
-        hold(s, "no_cross", {1: "not a str key"})  # type: ignore[dict-item]
