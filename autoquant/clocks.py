@@ -93,6 +93,8 @@ class VirtualClock:
         self.jumps = 0
         #: Jobs handed to threads through ``run_in_executor`` and not finished: no jump meanwhile.
         self.in_flight = 0
+        #: Turns of the loop it drives (each polls the selector once): what a backtest's bar costs.
+        self.turns = 0
 
     def now_ns(self) -> int:
         return self._start_ns + round(self.elapsed_s * 1e9)
@@ -198,6 +200,7 @@ class _JumpingSelector(selectors.BaseSelector):
         return self._inner.modify(fileobj, events, data)
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        self._clock.turns += 1
         if timeout is None or timeout < 0:
             # Nothing scheduled: wait for I/O, really.
             return self._inner.select(timeout)

@@ -103,6 +103,9 @@ GROUPS: list[tuple[str, Callable[[Sizes], Any], tuple[str, ...]]] = [
         (
             "backtest_bars",
             "backtest_bars_per_s",
+            "backtest_loop_turns_per_bar",
+            "backtest_floor_us",
+            "backtest_floor_bars_per_s",
             "backtest_rss_mb",
             "backtest_rss_mb_tenth",
             "backtest_vs_numpy",

@@ -9,6 +9,7 @@ the two speeds is what the production path (ids, ledger, risk gate, exchange) co
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import resource
@@ -108,11 +109,86 @@ def child(bars: str, workdir: str) -> None:
             {
                 "bars": outcome.bars,
                 "wall_s": outcome.wall_s,
+                "loop_turns": outcome.loop_turns,
+                "floor_us": floor_us(bars, workdir, min(5_000, outcome.bars - SLOW - 1))
+                if outcome.bars > 2 * (SLOW + 1)
+                else {},
                 "trades": [[str(t.entry_price), str(t.exit_price)] for t in trades],
                 "rss_mb": peak_rss_mb(),
             }
         )
     )
+
+
+def floor_us(bars: str, workdir: str, count: int = 5_000) -> dict[str, float]:
+    """What one bar costs at least on the production path, part by part, in microseconds (process CPU
+    time, in this process, right after the run): the parts every bar goes through whatever else is
+    made faster. ``loop_turn``: one turn of the virtual clock's loop (``asyncio.sleep(0)``);
+    ``csv_bar``: reading one bar of the file (already checked) into a ``Bar``; ``decide``: the
+    strategy's state (as the worker builds it) and ``sma_cross``'s decision on it;
+    ``hold_rows``: the rows one hold writes (decision, its journal row, the state it saw, its bar)
+    in transactions of 512, as the deferred holds go, on a ledger with the backtest's settings."""
+    import asyncio
+
+    from autoquant.clocks import VirtualClock
+    from autoquant.domain.strategy import StrategyState
+    from autoquant.ledger.connection import connect_writer, migrate_file, run_write_batch
+    from autoquant.ledger.rows import insert_decision
+    from autoquant.ledger.seen import insert_bars, insert_decision_state
+    from autoquant.research.bars import stream_bars
+    from autoquant.strategies.sma_cross import SmaCross
+
+    def timed(work: Any) -> float:
+        started = time.process_time()
+        work()
+        return (time.process_time() - started) / count * 1e6
+
+    files = [Path(bars)]
+    loaded: list[Any] = []
+    csv_bar = timed(lambda: loaded.extend(itertools.islice(stream_bars(files, 60), count + SLOW + 1)))
+    strategy = SmaCross(id="sma-bench", symbol="BENCH", fast=FAST, slow=SLOW, qty=Decimal(1))
+    windows = [tuple(loaded[i : i + SLOW + 1]) for i in range(count)]
+    decisions: list[Any] = []
+
+    def decide() -> None:
+        for window in windows:
+            state = StrategyState.assemble(
+                strategy_id="sma-bench",
+                symbols=("BENCH",),
+                bars={"BENCH": window},
+                now_ns=window[-1].close_ns,
+                max_data_age_ns=60_000_000_000,
+            )
+            decisions.append(strategy.decide(state))
+
+    decide_us = timed(decide)
+
+    async def turns() -> None:
+        for _ in range(count):
+            await asyncio.sleep(0)
+
+    loop_turn = timed(lambda: VirtualClock(autojump_threshold_s=0.0).run(turns()))
+    path = Path(workdir) / "floor.db"
+    migrate_file(path)
+    conn = connect_writer(path, durable=False)
+    state_json = '{"bars": {"BENCH": 22}, "data_age_ns": 0, "data_fresh": true, "holdings": {}}'
+
+    def rows() -> None:
+        for start in range(0, count, 512):
+
+            def write(conn: Any, start: int = start) -> None:
+                for i in range(start, min(count, start + 512)):
+                    insert_decision(conn, decisions[i], 0)
+                    insert_bars(conn, windows[i][-1:])
+                    insert_decision_state(conn, decisions[i].decision_id, state_json)
+
+            run_write_batch(conn, [write])
+
+    try:
+        hold_rows = timed(rows)
+    finally:
+        conn.close()
+    return {"loop_turn": loop_turn, "csv_bar": csv_bar, "decide": decide_us, "hold_rows": hold_rows}
 
 
 def stream_child(bars: str) -> None:
@@ -201,9 +277,20 @@ def run(sizes: Sizes) -> dict[str, Any]:
     ]
     same = got == expected
     per_s = measured["bars"] / measured["wall_s"]
+    floor = {name: round(us, 1) for name, us in measured["floor_us"].items()}
+    turns_per_bar = measured["loop_turns"] / measured["bars"]
+    # At least, on the loop's thread: the bar's turns of the loop, its CSV row, its decision; on the
+    # ledger's writer thread (another core, at best all in parallel): the rows of its hold.
+    loop_us = (
+        turns_per_bar * floor.get("loop_turn", 0.0) + floor.get("csv_bar", 0.0) + floor.get("decide", 0.0)
+    )
+    floor_bar_us = max(loop_us, floor.get("hold_rows", 0.0))
     return {
         "backtest_bars": measured["bars"],
         "backtest_bars_per_s": round(per_s, 1),
+        "backtest_loop_turns_per_bar": round(turns_per_bar, 2),
+        "backtest_floor_us": floor,
+        "backtest_floor_bars_per_s": round(1e6 / floor_bar_us, 1) if floor_bar_us else None,
         "backtest_rss_mb": round(measured["rss_mb"], 1),
         "backtest_rss_mb_tenth": round(baseline["rss_mb"], 1),
         "backtest_vs_numpy": round((count / numpy_s) / per_s, 1) if numpy_s > 0 else None,
@@ -218,6 +305,13 @@ def run(sizes: Sizes) -> dict[str, Any]:
             f"peak RSS {measured['rss_mb']:.0f} MB vs {baseline['rss_mb']:.0f} MB for {small} bars "
             "(bars are streamed; what grows is outside the Python heap: SQLite caches over a larger ledger)",
             f"numpy: {len(expected)} round trips in {numpy_s * 1000:.1f} ms; same trades: {same}",
+            f"backtest_floor_us: what every bar costs at least (process CPU, measured after the run): "
+            f"{turns_per_bar:.2f} loop turns of {floor.get('loop_turn', 0.0):.1f} us, its CSV row "
+            f"{floor.get('csv_bar', 0.0):.1f} us, state and decision {floor.get('decide', 0.0):.1f} us, "
+            f"the rows of its hold {floor.get('hold_rows', 0.0):.1f} us (on the writer thread): "
+            f"{loop_us:.0f} us a bar on the loop's thread, {floor_bar_us:.0f} us with the writer wholly "
+            f"in parallel, so no more than backtest_floor_bars_per_s even if everything else (orders, "
+            f"fills, risk, kill switch, the ledger's other writes) were free",
         ],
     }
 

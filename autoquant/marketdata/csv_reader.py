@@ -41,6 +41,8 @@ _PRICES = ("open", "high", "low", "close", "volume")
 def parse_timestamp(text: str) -> datetime:
     """ISO-8601 with a timezone, or epoch seconds; raises ValueError saying which rule was broken."""
     text = text.strip()
+    if text.isascii() and text.isdigit():  # whole epoch seconds, the usual case: as Decimal would read it
+        return from_ns(int(text) * 1_000_000_000)
     try:
         seconds = Decimal(text)
     except ArithmeticError:
@@ -96,7 +98,7 @@ def read_bars(
         fixed = None if "symbol" in at else symbol_from_stem(path)
         columns = [at[name] for name in _PRICES]
         for row in reader:
-            if not row or all(not cell.strip() for cell in row):
+            if not row or (not row[0].strip() and all(not cell.strip() for cell in row)):
                 continue
             line = reader.line_num
             if len(row) != len(names):

@@ -65,6 +65,8 @@ class RunOutcome:
     reconciled_clean: bool
     virtual_end_ns: int
     strategy_ids: list[str] = field(default_factory=list)
+    #: Turns of the event loop the run took (the benchmark reports them per bar).
+    loop_turns: int = 0
 
 
 def backtest_config(config: Config, summary: BarSummary, workdir: Path) -> Config:
@@ -167,6 +169,7 @@ async def _run(
                 reconciled_clean=final.clean,
                 virtual_end_ns=clock.now_ns(),
                 strategy_ids=[s.id for s in strategies],
+                loop_turns=clock.turns,
             )
     finally:
         if source is not None:

@@ -11,6 +11,7 @@ import asyncio
 from collections import deque
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
+from itertools import islice
 
 import structlog
 
@@ -43,7 +44,10 @@ class MarketState:
 
     def recent(self, symbol: str, count: int) -> tuple[Bar, ...]:
         bars = self.bars.get(symbol, ())
-        return tuple(bars)[-count:]
+        if count <= 0 or count >= len(bars):
+            return tuple(bars)[-count:]
+        # From the newest end: a strategy wants a few of the HISTORY bars kept (no copy of them all).
+        return tuple(islice(reversed(bars), count))[::-1]
 
 
 BarSink = Callable[[Bar], object]

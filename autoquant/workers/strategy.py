@@ -76,6 +76,8 @@ class StrategyWorker:
         self._bars_recorded: dict[str, datetime] = {}
         #: Per strategy, the bar time it last decided at (a multi-symbol strategy decides once per time).
         self._decided_at: dict[str, datetime] = {}
+        #: Per strategy, the last state text recorded and what it was made from (see ``_seen``).
+        self._state_json: dict[str, tuple[object, str]] = {}
         self.orders = 0
         self.denied = 0
         self.decisions = 0
@@ -150,7 +152,27 @@ class StrategyWorker:
         fresh: list[Bar] = []
         for symbol in state.symbols:
             last = self._bars_recorded.get(symbol)
-            fresh.extend(bar for bar in state.bars[symbol] if last is None or bar.close_time > last)
+            bars = state.bars[symbol]
+            if last is None:
+                fresh.extend(bars)
+            elif bars[-1].close_time > last and (len(bars) < 2 or bars[-2].close_time <= last):
+                fresh.append(bars[-1])  # the usual case: only the newest bar is new
+            else:
+                fresh.extend(bar for bar in bars if bar.close_time > last)
+        # The same state text bar after bar (same counts, holdings, freshness): made once, reused.
+        key = (
+            state.symbols,
+            tuple(len(state.bars[symbol]) for symbol in state.symbols),
+            tuple(
+                (symbol, str(held.position_qty), held.open_order_count, str(held.open_order_qty))
+                for symbol, held in sorted(state.holdings.items())
+            ),
+            state.data_fresh,
+            state.data_age_ns,
+        )
+        known = self._state_json.get(state.strategy_id)
+        if known is not None and known[0] == key:
+            return tuple(fresh), known[1]
         body = {
             "symbols": list(state.symbols),
             "bars": {symbol: len(state.bars[symbol]) for symbol in state.symbols},
@@ -160,7 +182,9 @@ class StrategyWorker:
             "data_fresh": state.data_fresh,
             "data_age_ns": state.data_age_ns,
         }
-        return tuple(fresh), json.dumps(body, sort_keys=True)
+        text = json.dumps(body, sort_keys=True)
+        self._state_json[state.strategy_id] = (key, text)
+        return tuple(fresh), text
 
     def _bars_committed(self, bars: tuple[Bar, ...]) -> None:
         for bar in bars:

@@ -6,6 +6,7 @@ id to the execution worker. The gate runs again right before submit, on fresh st
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -133,6 +134,35 @@ async def test_holds_are_recorded_and_counted_by_reason(make: Make) -> None:
     rows = await desk.rows("SELECT action, reason FROM decisions ORDER BY seq")
     assert rows == [("hold", "warming_up"), ("hold", "no_cross")]
     assert desk.submitted == [] and await desk.rows("SELECT count(*) FROM orders") == [(0,)]
+
+
+async def test_the_state_recorded_with_each_decision_follows_what_it_saw(make: Make) -> None:
+    """The state text kept for replay is remade whenever its bar counts or freshness change."""
+    desk = await make()
+    strategy = desk.worker.strategies[0]
+    desk.feed("AAPL", ["100", "100", "100"])
+    await desk.worker.decide(strategy)
+    desk.clock.advance(3)
+    desk.feed("AAPL", ["100", "100", "100"])
+    await desk.worker.decide(strategy)
+    desk.clock.advance(1)
+    desk.feed("AAPL", ["100"])  # a seventh bar: the strategy still sees six
+    await desk.worker.decide(strategy)
+    desk.clock.advance(1)
+    desk.feed("AAPL", ["100"])
+    desk.clock.advance(2)  # decided two seconds after the bar closed
+    await desk.worker.decide(strategy)
+    rows = [
+        json.loads(str(text))
+        for (text,) in await desk.rows("SELECT state_json FROM decision_states ORDER BY seq")
+    ]
+    assert [(row["bars"]["AAPL"], row["data_age_ns"]) for row in rows] == [
+        (3, 0),
+        (6, 0),
+        (6, 0),
+        (6, 2_000_000_000),
+    ]
+    assert await desk.rows("SELECT count(*) FROM bars") == [(8,)]  # each bar recorded once
 
 
 async def test_stale_data_holds_stale_data_and_is_recorded(make: Make) -> None:
