@@ -46,7 +46,7 @@ def realistic_snapshot() -> RiskSnapshot:
         start_equity=Decimal("100000"),
         peak_equity=Decimal("100850.25"),
         equity=Decimal("100412.80"),
-        recent_order_ns=tuple(_NOW_NS - i * 1_500_000_000 for i in range(20)),
+        recent_order_ns=tuple(_NOW_NS - i * 1_500_000_000 for i in reversed(range(20))),  # ascending
         data_age_ns={symbol: 400_000_000 + i * 1_000_000 for i, symbol in enumerate(_PRICES)},
     )
 

@@ -21,10 +21,12 @@ with the open orders on its side, does not take the position past zero. HALTED r
 REDUCING and breached loss limits accept only reducing orders; pause flags refuse everything for the
 paused strategy (or all strategies for an account pause).
 
-Kept allocation-light (``RiskCheck`` is a NamedTuple) because it runs again right before submission.
+Each check is one small function of the proposed order (``Proposal``: the intent with what the
+snapshot says about its symbol, worked out once per call) and the limits, returning one ``RiskCheck``;
+``run_checks`` calls them in the order above.
 
-The gate's data (limits, snapshot, check results, check names) is in ``risk_models``, and the book and
-gross-exposure arithmetic in ``exposure``; this module holds the checks. The public names of
+The gate's data (limits, snapshot, check results, check names) is in ``risk_models``, and the
+exposure arithmetic in ``exposure``; this module holds the checks. The public names of
 ``risk_models`` are re-exported here, so ``from autoquant.domain.risk import RiskLimits`` keeps working.
 """
 
@@ -35,7 +37,7 @@ from decimal import ROUND_DOWN, Decimal
 
 from autoquant.domain.controls import ACCOUNT, TradingState
 from autoquant.domain.decisions import OrderIntent
-from autoquant.domain.exposure import Book, book_of, gross_exposure
+from autoquant.domain.exposure import ZERO, exposure_qty, gross_exposure
 from autoquant.domain.risk_models import (
     DAILY_LOSS_LIMIT,
     DATA_FRESHNESS,
@@ -67,6 +69,7 @@ __all__ = [
     "PAUSED",
     "TRADING_STATE",
     "OpenOrderExposure",
+    "Proposal",
     "RiskCheck",
     "RiskLimits",
     "RiskSnapshot",
@@ -75,22 +78,71 @@ __all__ = [
     "is_reducing",
 ]
 
-_ZERO = Decimal(0)
 _MINUTE_NS = 60_000_000_000
 _NS_PER_S = 1_000_000_000
 _NO_PRICE = "no last price for"
 
-#: Hoisted: an enum member lookup (``Side.BUY``) costs about as much as a Decimal addition.
-_BUY = Side.BUY
-_HALTED = TradingState.HALTED
-_REDUCING = TradingState.REDUCING
-#: ``tuple.__new__`` straight: a NamedTuple's generated ``__new__`` is a Python-level call, and the
-#: gate builds nine checks per call.
-_new = tuple.__new__
-_NOT_PAUSED = RiskCheck(PAUSED, True, "not paused")
-_STATE_PASSED = {
-    state: RiskCheck(TRADING_STATE, True, "trading is {}", (state.value,)) for state in TradingState
-}
+
+class Proposal:
+    """One order as the checks see it: the intent at ``qty`` shares, with what the snapshot says about
+    its symbol, worked out once per ``check`` call rather than once per check."""
+
+    __slots__ = (
+        "basis",
+        "buying",
+        "intent",
+        "last",
+        "open_buys",
+        "open_sells",
+        "position",
+        "qty",
+        "reducing",
+        "snapshot",
+    )
+
+    def __init__(self, intent: OrderIntent, qty: Decimal, snapshot: RiskSnapshot) -> None:
+        symbol = intent.symbol
+        self.intent = intent
+        self.qty = qty
+        self.snapshot = snapshot
+        self.buying = intent.side is Side.BUY
+        #: The account's position in the symbol and its open quantities per side, before this order.
+        self.position = snapshot.positions.get(symbol, ZERO)
+        self.open_buys = snapshot.open_buys.get(symbol, ZERO)
+        self.open_sells = snapshot.open_sells.get(symbol, ZERO)
+        #: The symbol's last price, and the price the order's notional is counted at (None: unpriced).
+        self.last = snapshot.last_prices.get(symbol)
+        self.basis = notional_basis(intent, self.last)
+        same_side_open = self.open_buys if self.buying else self.open_sells
+        self.reducing = _reduces(self.position, self.buying, qty + same_side_open)
+
+    def position_after(self) -> Decimal:
+        """The position on the order's side once it and its side's open orders fill."""
+        if self.buying:
+            return self.position + self.open_buys + self.qty
+        return self.position - self.open_sells - self.qty
+
+    def exposure_after(self) -> Decimal:
+        """The symbol's exposure quantity with the order added to its side (see ``exposure``)."""
+        if self.buying:
+            return exposure_qty(self.position, self.open_buys + self.qty, self.open_sells)
+        return exposure_qty(self.position, self.open_buys, self.open_sells + self.qty)
+
+
+def _reduces(position: Decimal, buying: bool, qty: Decimal) -> bool:
+    """Opposite the position, and ``qty`` (the order with its side's open orders) not past zero."""
+    opposite = position < 0 if buying else position > 0
+    return opposite and qty <= abs(position)
+
+
+def _result(name: str, passed: bool, template: str, values: tuple[object, ...] = ()) -> RiskCheck:
+    """A ``RiskCheck``, built without the NamedTuple's Python-level ``__new__`` (twice its cost, and
+    the gate builds nine per call, twice per order)."""
+    built: RiskCheck = _tuple_new(RiskCheck, (name, passed, template, values))
+    return built
+
+
+_tuple_new = tuple.__new__
 
 
 def notional_basis(intent: OrderIntent, last: Decimal | None) -> Decimal | None:
@@ -102,7 +154,7 @@ def notional_basis(intent: OrderIntent, last: Decimal | None) -> Decimal | None:
         return intent.limit_price
     if intent.stop_price is not None:
         return intent.stop_price
-    if last is not None and intent.side is _BUY and intent.order_type is OrderType.TRAILING_STOP:
+    if last is not None and intent.side is Side.BUY and intent.order_type is OrderType.TRAILING_STOP:
         if intent.trail_price is not None:
             return last + intent.trail_price
         if intent.trail_percent is not None:
@@ -115,245 +167,209 @@ def intent_qty(intent: OrderIntent, last: Decimal | None) -> Decimal:
     (zero while there is no price: the price checks refuse it then)."""
     if intent.notional is None:
         return intent.qty
-    return _ZERO if not last else intent.notional / last
+    return ZERO if not last else intent.notional / last
 
 
 def is_reducing(intent: OrderIntent, snapshot: RiskSnapshot) -> bool:
     """True when the order shrinks the account's absolute position and cannot take it past zero."""
-    return _reduces(intent, intent_qty(intent, snapshot.last_prices.get(intent.symbol)), snapshot)
+    qty = intent_qty(intent, snapshot.last_prices.get(intent.symbol))
+    return Proposal(intent, qty, snapshot).reducing
 
 
-def _reduces(intent: OrderIntent, qty: Decimal, snapshot: RiskSnapshot) -> bool:
-    pos = snapshot.positions.get(intent.symbol, _ZERO)
-    if pos == 0 or (pos > 0) == (intent.side is _BUY):
-        return False
-    same_side = _ZERO
-    for o in snapshot.open_orders:
-        if o.symbol == intent.symbol and o.side is intent.side:
-            same_side += o.remaining_qty
-    return qty + same_side <= abs(pos)
+# -- the checks, in the order they run -------------------------------------------------------------
 
 
-def _run(
-    intent: OrderIntent, qty: Decimal, snapshot: RiskSnapshot, limits: RiskLimits, book: Book
-) -> tuple[RiskCheck, ...]:
-    """Every check, in the documented order. Written flat on purpose: it is on the tick-to-submit path
-    twice per order, so values are read once into locals and checks are built with ``_new``."""
-    symbol = intent.symbol
-    buying = intent.side is _BUY
-    position, buys, sells, _ = book
-    pos = position.get(symbol, _ZERO)
-    open_buys = buys.get(symbol, _ZERO)
-    open_sells = sells.get(symbol, _ZERO)
-    # Reducing: opposite the position, and with this side's open orders not past zero (is_reducing).
-    if not pos or (pos > _ZERO) == buying:
-        reducing = False
-    else:
-        reducing = qty + (open_buys if buying else open_sells) <= abs(pos)
-    controls = snapshot.controls
-
+def trading_state(order: Proposal, limits: RiskLimits) -> RiskCheck:
+    """HALTED refuses everything; REDUCING refuses what does not reduce."""
+    controls = order.snapshot.controls
     state = controls.trading_state
-    if state is _HALTED:
-        trading = _new(RiskCheck, (TRADING_STATE, False, "trading is halted: {}", (controls.state_reason,)))
-    elif state is _REDUCING and not reducing:
-        trading = _new(
-            RiskCheck,
-            (
-                TRADING_STATE,
-                False,
-                "trading is reducing; {} {} {} adds exposure",
-                (intent.side.value, qty, symbol),
-            ),
-        )
-    else:
-        trading = _STATE_PASSED[state]
+    if state is TradingState.HALTED:
+        return _result(TRADING_STATE, False, "trading is halted: {}", (controls.state_reason,))
+    if state is TradingState.REDUCING and not order.reducing:
+        what = (order.intent.side.value, order.qty, order.intent.symbol)
+        return _result(TRADING_STATE, False, "trading is reducing; {} {} {} adds exposure", what)
+    return _result(TRADING_STATE, True, "trading is {}", (state.value,))
 
-    pause = controls.pause_reason(intent.strategy_id) if controls.paused else None
-    if pause is None:
-        paused = _NOT_PAUSED
-    else:
-        who = "the account" if ACCOUNT in controls.paused else intent.strategy_id
-        paused = _new(RiskCheck, (PAUSED, False, "{} is paused: {}", (who, pause)))
 
-    age = snapshot.data_age_ns.get(symbol)
-    if age is None:
-        fresh = _new(RiskCheck, (DATA_FRESHNESS, False, "no market data for {}", (symbol,)))
-    else:
-        max_age_s = limits.max_data_age_s
-        fresh = _new(
-            RiskCheck,
-            (
-                DATA_FRESHNESS,
-                age <= max_age_s * _NS_PER_S,
-                "{} data age {:.3f} s, max {} s",
-                (symbol, age / _NS_PER_S, max_age_s),
-            ),
-        )
+def paused(order: Proposal, limits: RiskLimits) -> RiskCheck:
+    """An account pause, or a pause of the order's strategy, refuses the order."""
+    controls = order.snapshot.controls
+    reason = controls.pause_reason(order.intent.strategy_id) if controls.paused else None
+    if reason is None:
+        return _result(PAUSED, True, "not paused")
+    who = "the account" if ACCOUNT in controls.paused else order.intent.strategy_id
+    return _result(PAUSED, False, "{} is paused: {}", (who, reason))
 
-    prices = snapshot.last_prices
-    last = prices.get(symbol)
-    price = notional_basis(intent, last)
-    if price is None or last is None:
-        no_price = (symbol,)
-        order_check = _new(RiskCheck, (MAX_ORDER_NOTIONAL, False, _NO_PRICE + " {}", no_price))
-        position_check = _new(RiskCheck, (MAX_POSITION_NOTIONAL, False, _NO_PRICE + " {}", no_price))
-        gross_check = _new(RiskCheck, (MAX_GROSS_EXPOSURE, False, _NO_PRICE + " {}", no_price))
-    else:
-        # A notional order is counted at its own dollars, not at qty x price (which rounds).
-        notional = qty * price if intent.notional is None else intent.notional
-        max_order = limits.max_order_notional
-        order_check = _new(
-            RiskCheck,
-            (
-                MAX_ORDER_NOTIONAL,
-                notional <= max_order,
-                "order notional {} (qty {} x {}), max {}",
-                (notional, qty, price, max_order),
-            ),
-        )
-        # This symbol's exposure is max(|pos + open buys + buy|, |pos - open sells - sell|); the new
-        # order's side of it is the position after the order.
-        if buying:
-            after = pos + open_buys + qty
-            size_after = abs(after)
-            other_side = abs(pos - open_sells)
-            exposure = other_side if other_side > size_after else size_after
-        else:
-            after = pos - open_sells - qty
-            size_after = abs(after)
-            other_side = abs(pos + open_buys)
-            exposure = size_after if size_after > other_side else other_side
-        position_notional = size_after * last
-        max_position = limits.max_position_notional
-        position_check = _new(
-            RiskCheck,
-            (
-                MAX_POSITION_NOTIONAL,
-                reducing or position_notional <= max_position,
-                "{} position after order with open orders {} x {} = {}, max {}",
-                (symbol, after, last, position_notional, max_position),
-            ),
-        )
-        own = position_notional if exposure is size_after else exposure * last
-        gross, unpriced = gross_exposure(book, prices, symbol, own)
-        if unpriced is not None:
-            gross_check = _new(
-                RiskCheck, (MAX_GROSS_EXPOSURE, False, _NO_PRICE + " {}, held or ordered", (unpriced,))
-            )
-        else:
-            max_gross = limits.max_gross_exposure
-            gross_check = _new(
-                RiskCheck,
-                (
-                    MAX_GROSS_EXPOSURE,
-                    reducing or gross <= max_gross,
-                    "gross exposure after order {}, max {}",
-                    (gross, max_gross),
-                ),
-            )
 
-    equity = snapshot.equity
-    pnl = equity - snapshot.start_equity
-    loss_limit = limits.daily_loss_limit
-    loss_check = _new(
-        RiskCheck,
-        (
-            DAILY_LOSS_LIMIT,
-            reducing or -pnl <= loss_limit,
-            "today's P&L {}, loss limit {}",
-            (pnl, loss_limit),
-        ),
-    )
-    peak = snapshot.peak_equity
-    drawdown = peak - equity
-    max_drawdown = limits.max_drawdown
-    drawdown_check = _new(
-        RiskCheck,
-        (
-            MAX_DRAWDOWN,
-            reducing or drawdown <= max_drawdown,
-            "drawdown {} from peak {}, max {}",
-            (drawdown, peak, max_drawdown),
-        ),
+def data_freshness(order: Proposal, limits: RiskLimits) -> RiskCheck:
+    """The symbol's newest bar is at most ``max_data_age_s`` old."""
+    symbol = order.intent.symbol
+    age_ns = order.snapshot.data_age_ns.get(symbol)
+    if age_ns is None:
+        return _result(DATA_FRESHNESS, False, "no market data for {}", (symbol,))
+    max_age_s = limits.max_data_age_s
+    return _result(
+        DATA_FRESHNESS,
+        age_ns <= max_age_s * _NS_PER_S,
+        "{} data age {:.3f} s, max {} s",
+        (symbol, age_ns / _NS_PER_S, max_age_s),
     )
 
+
+def order_notional(order: Proposal, limits: RiskLimits) -> RiskCheck:
+    """The order's own dollars: qty times its basis, or a notional order's amount (not re-rounded)."""
+    if order.basis is None or order.last is None:
+        return _unpriced(MAX_ORDER_NOTIONAL, order)
+    notional = order.qty * order.basis if order.intent.notional is None else order.intent.notional
+    return _result(
+        MAX_ORDER_NOTIONAL,
+        notional <= limits.max_order_notional,
+        "order notional {} (qty {} x {}), max {}",
+        (notional, order.qty, order.basis, limits.max_order_notional),
+    )
+
+
+def position_notional(order: Proposal, limits: RiskLimits) -> RiskCheck:
+    """The symbol's position after the order and its side's open orders, at the last price."""
+    if order.basis is None or order.last is None:
+        return _unpriced(MAX_POSITION_NOTIONAL, order)
+    after = order.position_after()
+    notional = abs(after) * order.last
+    return _result(
+        MAX_POSITION_NOTIONAL,
+        order.reducing or notional <= limits.max_position_notional,
+        "{} position after order with open orders {} x {} = {}, max {}",
+        (order.intent.symbol, after, order.last, notional, limits.max_position_notional),
+    )
+
+
+def gross(order: Proposal, limits: RiskLimits) -> RiskCheck:
+    """Every symbol's exposure at its last price, the order's symbol with the order added."""
+    if order.basis is None or order.last is None:
+        return _unpriced(MAX_GROSS_EXPOSURE, order)
+    own = order.exposure_after() * order.last
+    total, unpriced = gross_exposure(order.snapshot, order.intent.symbol, own)
+    if unpriced is not None:
+        return _result(MAX_GROSS_EXPOSURE, False, _NO_PRICE + " {}, held or ordered", (unpriced,))
+    return _result(
+        MAX_GROSS_EXPOSURE,
+        order.reducing or total <= limits.max_gross_exposure,
+        "gross exposure after order {}, max {}",
+        (total, limits.max_gross_exposure),
+    )
+
+
+def daily_loss(order: Proposal, limits: RiskLimits) -> RiskCheck:
+    """Today's loss within the limit, or the order reduces."""
+    pnl = order.snapshot.equity - order.snapshot.start_equity
+    return _result(
+        DAILY_LOSS_LIMIT,
+        order.reducing or -pnl <= limits.daily_loss_limit,
+        "today's P&L {}, loss limit {}",
+        (pnl, limits.daily_loss_limit),
+    )
+
+
+def drawdown(order: Proposal, limits: RiskLimits) -> RiskCheck:
+    """The fall from the day's peak equity within the limit, or the order reduces."""
+    peak = order.snapshot.peak_equity
+    fall = peak - order.snapshot.equity
+    return _result(
+        MAX_DRAWDOWN,
+        order.reducing or fall <= limits.max_drawdown,
+        "drawdown {} from peak {}, max {}",
+        (fall, peak, limits.max_drawdown),
+    )
+
+
+def order_rate(order: Proposal, limits: RiskLimits) -> RiskCheck:
+    """Orders sent in the minute up to now, this one included."""
+    snapshot = order.snapshot
     recent = snapshot.recent_order_ns
     count = 1 + len(recent) - bisect_right(recent, snapshot.now_ns - _MINUTE_NS)
-    max_rate = limits.max_orders_per_minute
-    rate_check = _new(
-        RiskCheck,
-        (
-            MAX_ORDERS_PER_MINUTE,
-            count <= max_rate,
-            "{} orders in the last minute with this one, max {}",
-            (count, max_rate),
-        ),
+    return _result(
+        MAX_ORDERS_PER_MINUTE,
+        count <= limits.max_orders_per_minute,
+        "{} orders in the last minute with this one, max {}",
+        (count, limits.max_orders_per_minute),
     )
+
+
+def _unpriced(name: str, order: Proposal) -> RiskCheck:
+    return _result(name, False, _NO_PRICE + " {}", (order.intent.symbol,))
+
+
+def run_checks(order: Proposal, limits: RiskLimits) -> tuple[RiskCheck, ...]:
+    """Every check, in the documented order (the first failure is the verdict's reason)."""
     return (
-        trading,
-        paused,
-        fresh,
-        order_check,
-        position_check,
-        gross_check,
-        loss_check,
-        drawdown_check,
-        rate_check,
+        trading_state(order, limits),
+        paused(order, limits),
+        data_freshness(order, limits),
+        order_notional(order, limits),
+        position_notional(order, limits),
+        gross(order, limits),
+        daily_loss(order, limits),
+        drawdown(order, limits),
+        order_rate(order, limits),
     )
 
 
-def _fitting_qty(intent: OrderIntent, snapshot: RiskSnapshot, limits: RiskLimits, book: Book) -> Decimal:
-    """The largest quantity the three notional limits allow, before rounding (may be <= 0)."""
-    symbol = intent.symbol
-    last = snapshot.last_prices[symbol]
-    price = notional_basis(intent, last)
-    assert price is not None  # last is priced here
-    pos = book.position.get(symbol, _ZERO)
-    buys, sells = book.buys.get(symbol, _ZERO), book.sells.get(symbol, _ZERO)
-    bound = limits.max_order_notional / price
-    # position and gross bounds: this side's exposure grows linearly with qty
-    this_side = pos + buys if intent.side is _BUY else sells - pos
-    bound = min(bound, limits.max_position_notional / last - this_side)
-    others, _ = gross_exposure(book, snapshot.last_prices, symbol, _ZERO)  # all priced, or no resize
-    room = limits.max_gross_exposure - others
-    other_side = abs(pos - sells) if intent.side is _BUY else abs(pos + buys)
-    if other_side * last > room:
-        return _ZERO
-    return min(bound, room / last - this_side)
+# -- the verdict -----------------------------------------------------------------------------------
 
 
 def check(intent: OrderIntent, snapshot: RiskSnapshot, limits: RiskLimits) -> RiskVerdict:
     """Run every check on ``intent``; see the module docstring for the exact rules."""
-    book = book_of(snapshot)
-    checks = _run(intent, intent_qty(intent, snapshot.last_prices.get(intent.symbol)), snapshot, limits, book)
-    first = None
-    for c in checks:
-        if not c[1]:
-            first = c
-            break
-    if first is None:
-        verdict: RiskVerdict = _new(RiskVerdict, (True, checks, "all checks passed", None))
-        return verdict
-    reason = f"{first.name}: {first.detail}"
-    failed = {c.name for c in checks if not c.passed}
-    resizable = limits.resize and intent.notional is None  # a dollar amount is not resized in shares
-    if not resizable or not failed <= NOTIONAL_CHECKS or _price_missing(checks):
-        return RiskVerdict(allowed=False, checks=checks, reason=reason)
-    exponent = intent.qty.as_tuple().exponent
-    step = Decimal(1).scaleb(min(exponent, 0)) if isinstance(exponent, int) else Decimal(1)
-    fitted = _fitting_qty(intent, snapshot, limits, book)
-    resized = fitted.quantize(step, rounding=ROUND_DOWN) if fitted > 0 else _ZERO
-    if resized <= 0 or resized >= intent.qty:
-        return RiskVerdict(allowed=False, checks=checks, reason=f"{reason}; no smaller qty fits")
-    if any(not c.passed for c in _run(intent, resized, snapshot, limits, book)):
-        return RiskVerdict(allowed=False, checks=checks, reason=f"{reason}; no smaller qty fits")
-    return RiskVerdict(
-        allowed=True,
-        checks=checks,
-        reason=f"resized from {intent.qty} to {resized}: {reason}",
-        resized_qty=resized,
+    order = Proposal(intent, intent_qty(intent, snapshot.last_prices.get(intent.symbol)), snapshot)
+    checks = run_checks(order, limits)
+    failed = [c for c in checks if not c.passed]
+    if not failed:
+        return RiskVerdict(True, checks, "all checks passed")
+    reason = f"{failed[0].name}: {failed[0].detail}"
+    if not _resizable(intent, failed, limits):
+        return RiskVerdict(False, checks, reason)
+    resized = _resized_qty(order, limits)
+    if resized is None:
+        return RiskVerdict(False, checks, f"{reason}; no smaller qty fits")
+    return RiskVerdict(True, checks, f"resized from {intent.qty} to {resized}: {reason}", resized)
+
+
+def _resizable(intent: OrderIntent, failed: list[RiskCheck], limits: RiskLimits) -> bool:
+    """Only the notional checks failed, all priced, and the order is in shares (a dollar amount is
+    not resized in shares) with resizing on."""
+    return (
+        limits.resize
+        and intent.notional is None
+        and all(c.name in NOTIONAL_CHECKS and not c.detail.startswith(_NO_PRICE) for c in failed)
     )
 
 
-def _price_missing(checks: tuple[RiskCheck, ...]) -> bool:
-    return any(not c.passed and c.detail.startswith(_NO_PRICE) for c in checks)
+def _resized_qty(order: Proposal, limits: RiskLimits) -> Decimal | None:
+    """The largest qty under the order's, in steps of its last digit, that passes every check."""
+    qty = order.intent.qty
+    exponent = qty.as_tuple().exponent
+    step = Decimal(1).scaleb(min(exponent, 0)) if isinstance(exponent, int) else Decimal(1)
+    fitted = _fitting_qty(order, limits)
+    resized = fitted.quantize(step, rounding=ROUND_DOWN) if fitted > 0 else ZERO
+    if resized <= 0 or resized >= qty:
+        return None
+    smaller = Proposal(order.intent, resized, order.snapshot)
+    if not all(c.passed for c in run_checks(smaller, limits)):
+        return None
+    return resized
+
+
+def _fitting_qty(order: Proposal, limits: RiskLimits) -> Decimal:
+    """The largest quantity the three notional limits allow, before rounding (may be <= 0)."""
+    last, basis, position = order.last, order.basis, order.position
+    assert last is not None and basis is not None  # only priced orders are resized
+    buys, sells = order.open_buys, order.open_sells
+    bound = limits.max_order_notional / basis
+    # position and gross bounds: this side's exposure grows linearly with qty
+    this_side = position + buys if order.buying else sells - position
+    bound = min(bound, limits.max_position_notional / last - this_side)
+    others, _ = gross_exposure(order.snapshot, order.intent.symbol, ZERO)
+    room = limits.max_gross_exposure - others
+    other_side = abs(position - sells) if order.buying else abs(position + buys)
+    if other_side * last > room:
+        return ZERO
+    return min(bound, room / last - this_side)

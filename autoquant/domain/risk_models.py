@@ -8,10 +8,11 @@ gate builds them on the tick-to-submit path twice per order.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from decimal import Decimal
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from autoquant.domain.controls import ControlState
 from autoquant.domain.values import Money, NonNegative, Price, Side, Symbol
@@ -69,8 +70,31 @@ class OpenOrderExposure(BaseModel):
     price: Price
 
 
+def open_quantities(
+    orders: Iterable[tuple[str, Side, Decimal]],
+) -> tuple[dict[str, Decimal], dict[str, Decimal]]:
+    """The open buy and sell quantities per symbol of ``(symbol, side, remaining qty)`` orders.
+
+    Each sum starts at ``Decimal(0)`` and adds in the orders' order, so it never has a positive
+    exponent (``1E+2`` open prints as ``100``) whichever way the snapshot was built.
+    """
+    buys: dict[str, Decimal] = {}
+    sells: dict[str, Decimal] = {}
+    zero = Decimal(0)
+    for symbol, side, qty in orders:
+        totals = buys if side is Side.BUY else sells
+        totals[symbol] = totals.get(symbol, zero) + qty
+    return buys, sells
+
+
 class RiskSnapshot(BaseModel):
-    """The account as the gate sees it at ``now_ns``: all strategies, fresh from the ledger."""
+    """The account as the gate sees it at ``now_ns``: all strategies, fresh from the ledger.
+
+    Open orders are held as their open quantity per symbol and side (``open_buys``, ``open_sells``):
+    that is all the checks read of them, and the risk gate sums them as it walks the ledger's open
+    orders, once per snapshot. A caller holding a list of orders may pass ``open_orders`` (a sequence
+    of ``OpenOrderExposure``) instead; they are summed the same way.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -78,16 +102,41 @@ class RiskSnapshot(BaseModel):
     #: Signed account-level position quantity per symbol (long positive), all strategies.
     positions: dict[str, Money] = {}
     last_prices: dict[str, Price] = {}
+    #: Remaining quantity of every open order per symbol, buys and sells apart, all strategies.
+    open_buys: dict[str, NonNegative] = {}
+    open_sells: dict[str, NonNegative] = {}
+    #: The open orders behind the sums, when the caller built the snapshot from a list of them (tests,
+    #: ``autoquant simulate``); the checks read only ``open_buys`` and ``open_sells``.
     open_orders: tuple[OpenOrderExposure, ...] = ()
     start_equity: Money
     peak_equity: Money
     equity: Money
     #: Submit times (UTC ns) of recent orders, ascending; those older than a minute before ``now_ns``
     #: are ignored.
-    recent_order_ns: tuple[int, ...] = ()
+    recent_order_ns: Sequence[int] = ()
     #: Nanoseconds since the newest bar per symbol.
     data_age_ns: dict[str, int] = {}
     controls: ControlState = ControlState()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _sum_open_orders(cls, data: Any) -> Any:
+        """Given ``open_orders``, fill ``open_buys`` and ``open_sells`` from them."""
+        if not isinstance(data, dict) or not data.get("open_orders"):
+            return data
+        if data.get("open_buys") or data.get("open_sells"):
+            raise ValueError("give open_orders or open_buys/open_sells, not both")
+        orders = tuple(OpenOrderExposure.model_validate(o) for o in data["open_orders"])
+        buys, sells = open_quantities((o.symbol, o.side, o.remaining_qty) for o in orders)
+        return {**data, "open_orders": orders, "open_buys": buys, "open_sells": sells}
+        data = dict(data)
+        orders = [OpenOrderExposure.model_validate(o) for o in data.pop("open_orders")]
+        if "open_buys" in data or "open_sells" in data:
+            raise ValueError("give open_orders or open_buys/open_sells, not both")
+        data["open_buys"], data["open_sells"] = open_quantities(
+            (o.symbol, o.side, o.remaining_qty) for o in orders
+        )
+        return data
 
 
 class RiskCheck(NamedTuple):

@@ -7,6 +7,7 @@ reserved order), both times with fresh state, and every result becomes a risk ev
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -14,8 +15,9 @@ from autoquant.domain.clock import Clock
 from autoquant.domain.controls import ControlState, TradingState
 from autoquant.domain.decisions import OrderIntent
 from autoquant.domain.orders import Order
-from autoquant.domain.risk import OpenOrderExposure, RiskCheck, RiskLimits, RiskSnapshot, RiskVerdict, check
-from autoquant.domain.values import from_ns, utc_day_start_ns
+from autoquant.domain.risk import RiskCheck, RiskLimits, RiskSnapshot, RiskVerdict, check
+from autoquant.domain.risk_models import open_quantities
+from autoquant.domain.values import Side, from_ns, utc_day_start_ns
 from autoquant.ledger import Ledger
 from autoquant.ledger.ledger import Book
 from autoquant.ledger.records import RiskEvent
@@ -38,9 +40,12 @@ class RiskGate:
         await self.ledger.last_control_seq()  # folds in other processes' controls
         return await self.ledger.control_state()
 
-    async def snapshot(self, book: Book | None = None) -> RiskSnapshot:
+    async def snapshot(
+        self, book: Book | None = None, leave_out: frozenset[str] = frozenset()
+    ) -> RiskSnapshot:
         """The account as it stands now, from the ledger's in-memory book (which folds in another
-        process's controls when one has committed) and the market state held in memory."""
+        process's controls when one has committed) and the market state held in memory. Open orders
+        named in ``leave_out`` are not counted (the pre-submit check's own order)."""
         now = self.clock.now_ns()
         if book is None:
             book = await self.ledger.book(utc_day_start_ns(now))
@@ -51,15 +56,7 @@ class RiskGate:
             controls = controls.model_copy(
                 update={"trading_state": TradingState.HALTED, "state_reason": str(full)}
             )
-        open_orders = []
-        for order in book.open_orders:
-            price = order.limit_price or order.stop_price or self.market.last_prices.get(order.symbol)
-            remaining = self._pending_qty(order)
-            if price is None or remaining <= 0:
-                continue
-            open_orders.append(
-                OpenOrderExposure(symbol=order.symbol, side=order.side, remaining_qty=remaining, price=price)
-            )
+        open_buys, open_sells = open_quantities(self._open_exposures(book, leave_out))
         # Equity as the ledger recorded it today (the kill switch's account polls, reconciliation).
         if book.equity is None:
             start = peak = current = Decimal(0)
@@ -68,18 +65,33 @@ class RiskGate:
         # Orders sent within the minute, from the ledger (the execution worker sends one at a time, so
         # the previous send's outcome is recorded before the next pre-submit check): survives restarts.
         recent_orders = await self.ledger.submissions_since(now - 60_000_000_000)
-        return RiskSnapshot(
+        # Not validated again: every value comes from the ledger's projection or the market state,
+        # both typed and validated as they were recorded, and this runs twice per order (a busy
+        # minute's submission times alone cost tens of microseconds to validate).
+        return RiskSnapshot.model_construct(
             now_ns=now,
             positions=book.account_positions(),
             last_prices=dict(self.market.last_prices),
-            open_orders=tuple(open_orders),
+            open_buys=open_buys,
+            open_sells=open_sells,
             start_equity=start,
             peak_equity=peak,
             equity=current,
-            recent_order_ns=tuple(recent_orders),
+            recent_order_ns=recent_orders,
             data_age_ns=self.market.freshness.ages_ns(),
             controls=controls,
         )
+
+    def _open_exposures(self, book: Book, leave_out: frozenset[str]) -> Iterator[tuple[str, Side, Decimal]]:
+        """``(symbol, side, shares still open)`` of each open order that may yet fill at a known price."""
+        prices = self.market.last_prices
+        for order in book.open_orders:
+            if order.client_order_id in leave_out:
+                continue
+            priced = order.limit_price or order.stop_price or prices.get(order.symbol)
+            remaining = self._pending_qty(order)
+            if priced is not None and remaining > 0:
+                yield order.symbol, order.side, remaining
 
     async def check_intent(self, intent: OrderIntent, book: Book | None = None) -> RiskVerdict:
         return check(intent, await self.snapshot(book), self.limits)
@@ -94,23 +106,15 @@ class RiskGate:
 
     async def check_order(self, order: Order) -> RiskEvent:
         """The pre-submit re-check of a reserved order (the order's own exposure is not double counted)."""
-        snapshot = await self.snapshot()
-        # The order being submitted is still open in the ledger: drop one matching exposure so it is
-        # not counted twice (once as open, once as the new order). A replacement drops the order it
-        # replaces too: the broker ends that one as it accepts this one.
-        drop = [self._pending_qty(order)]
+        # The order being submitted is still open in the ledger: leave it out so it is not counted
+        # twice (once as open, once as the new order). A replacement leaves out the order it replaces
+        # too: the broker ends that one as it accepts this one.
+        leave_out = {order.client_order_id}
         if order.replaces is not None:
             replaced = await self.ledger.get_order(order.replaces)
             if replaced is not None and replaced.status.is_open:
-                drop.append(replaced.remaining_qty)
-        kept = []
-        for exposure in snapshot.open_orders:
-            same = exposure.symbol == order.symbol and exposure.side is order.side
-            if same and exposure.remaining_qty in drop:
-                drop.remove(exposure.remaining_qty)
-                continue
-            kept.append(exposure)
-        snapshot = snapshot.model_copy(update={"open_orders": tuple(kept)})
+                leave_out.add(replaced.client_order_id)
+        snapshot = await self.snapshot(leave_out=frozenset(leave_out))
         intent = OrderIntent(
             strategy_id=order.strategy_id,
             symbol=order.symbol,
