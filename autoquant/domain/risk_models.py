@@ -8,13 +8,14 @@ gate builds them on the tick-to-submit path twice per order.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from autoquant.domain.controls import ControlState
+from autoquant.domain.orders import Order
 from autoquant.domain.values import Money, NonNegative, Price, Side, Symbol
 
 # The names of the checks, in the order the gate runs them (each ``RiskCheck.name`` is one of these).
@@ -68,6 +69,26 @@ class OpenOrderExposure(BaseModel):
     remaining_qty: NonNegative
     #: Limit price, or the last price for a market order.
     price: Price
+
+
+def open_exposures(
+    orders: Iterable[Order], last_prices: Mapping[str, Decimal], leave_out: frozenset[str] = frozenset()
+) -> Iterator[tuple[str, Side, Decimal]]:
+    """``(symbol, side, shares still open)`` of each open order that may yet fill at a known price, as the
+    gate counts them: the remaining quantity, or for a notional order not filled yet its dollars at the
+    last price (once partly filled, the broker's shares are counted). Orders in ``leave_out`` (client
+    order ids: the pre-submit check's own order) are not counted."""
+    for order in orders:
+        if order.client_order_id in leave_out:
+            continue
+        last = last_prices.get(order.symbol)
+        priced = order.limit_price or order.stop_price or last
+        if order.notional is not None and order.filled_qty == 0 and last:
+            remaining = order.notional / last
+        else:
+            remaining = order.remaining_qty
+        if priced is not None and remaining > 0:
+            yield order.symbol, order.side, remaining
 
 
 def open_quantities(

@@ -15,7 +15,8 @@ from typing import Any
 
 from autoquant.domain.decisions import OrderIntent
 from autoquant.domain.orders import Order
-from autoquant.domain.risk import OpenOrderExposure, RiskSnapshot, check, intent_qty, notional_basis
+from autoquant.domain.risk import RiskSnapshot, check, intent_qty, notional_basis
+from autoquant.domain.risk_models import open_exposures, open_quantities
 from autoquant.domain.values import from_ns, utc_day_start_ns
 from autoquant.ledger import LedgerReader
 from autoquant.runtime.config import Config
@@ -33,25 +34,14 @@ async def ledger_snapshot(reader: LedgerReader, config: Config, now_ns: int) -> 
             ages[symbol] = max(0, now_ns - newest[0].data_time_ns)  # data time = the bar's close
         elif symbol in fill_prices:
             prices[symbol] = fill_prices[symbol]
-    exposures = []
-    for order in book.open_orders:
-        # As the daemon's gate counts an open order: at its limit or stop price, else the last price; a
-        # notional order not filled yet at its dollars over the last price.
-        last = prices.get(order.symbol)
-        price = order.limit_price or order.stop_price or last
-        pending = order.remaining_qty
-        if order.notional is not None and order.filled_qty == 0 and last:
-            pending = order.notional / last
-        if price is not None and pending > 0:
-            exposures.append(
-                OpenOrderExposure(symbol=order.symbol, side=order.side, remaining_qty=pending, price=price)
-            )
+    open_buys, open_sells = open_quantities(open_exposures(book.open_orders, prices))
     start, peak, current = book.equity if book.equity is not None else (Decimal(0),) * 3
     return RiskSnapshot(
         now_ns=now_ns,
         positions=book.account_positions(),
         last_prices=prices,
-        open_orders=tuple(exposures),
+        open_buys=open_buys,
+        open_sells=open_sells,
         start_equity=start,
         peak_equity=peak,
         equity=current,

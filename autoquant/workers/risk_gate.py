@@ -7,7 +7,6 @@ reserved order), both times with fresh state, and every result becomes a risk ev
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -16,8 +15,8 @@ from autoquant.domain.controls import ControlState, TradingState
 from autoquant.domain.decisions import OrderIntent
 from autoquant.domain.orders import Order
 from autoquant.domain.risk import RiskCheck, RiskLimits, RiskSnapshot, RiskVerdict, check
-from autoquant.domain.risk_models import open_quantities
-from autoquant.domain.values import Side, from_ns, utc_day_start_ns
+from autoquant.domain.risk_models import open_exposures, open_quantities
+from autoquant.domain.values import from_ns, utc_day_start_ns
 from autoquant.ledger import Ledger
 from autoquant.ledger.ledger import Book
 from autoquant.ledger.records import RiskEvent
@@ -56,7 +55,9 @@ class RiskGate:
             controls = controls.model_copy(
                 update={"trading_state": TradingState.HALTED, "state_reason": str(full)}
             )
-        open_buys, open_sells = open_quantities(self._open_exposures(book, leave_out))
+        open_buys, open_sells = open_quantities(
+            open_exposures(book.open_orders, self.market.last_prices, leave_out)
+        )
         # Equity as the ledger recorded it today (the kill switch's account polls, reconciliation).
         if book.equity is None:
             start = peak = current = Decimal(0)
@@ -82,27 +83,8 @@ class RiskGate:
             controls=controls,
         )
 
-    def _open_exposures(self, book: Book, leave_out: frozenset[str]) -> Iterator[tuple[str, Side, Decimal]]:
-        """``(symbol, side, shares still open)`` of each open order that may yet fill at a known price."""
-        prices = self.market.last_prices
-        for order in book.open_orders:
-            if order.client_order_id in leave_out:
-                continue
-            priced = order.limit_price or order.stop_price or prices.get(order.symbol)
-            remaining = self._pending_qty(order)
-            if priced is not None and remaining > 0:
-                yield order.symbol, order.side, remaining
-
     async def check_intent(self, intent: OrderIntent, book: Book | None = None) -> RiskVerdict:
         return check(intent, await self.snapshot(book), self.limits)
-
-    def _pending_qty(self, order: Order) -> Decimal:
-        """Shares an open order may still add: its remaining qty, or for a notional order not filled
-        yet its dollars at the last price (once partly filled, the broker's shares are counted)."""
-        last = self.market.last_prices.get(order.symbol)
-        if order.notional is None or order.filled_qty > 0 or not last:
-            return order.remaining_qty
-        return order.notional / last
 
     async def check_order(self, order: Order) -> RiskEvent:
         """The pre-submit re-check of a reserved order (the order's own exposure is not double counted)."""
