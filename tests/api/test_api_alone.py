@@ -21,8 +21,12 @@ from tests.api.conftest import TOKEN, free_port, write_api_config
 def test_every_thread_of_the_api_yields_the_cpu_to_trading(
     lone_api_process: tuple[str, subprocess.Popen[bytes]],
 ) -> None:
-    """With [api] idle and nice set, every thread of the API process runs under SCHED_IDLE at nice 12."""
+    """With [api] idle and nice set, every thread of the API process runs under SCHED_IDLE at nice 12, and
+    (where the kernel groups by session) the process leads a session whose scheduler group is at nice 12."""
     _, process = lone_api_process
+    if Path("/proc/self/autogroup").exists():
+        assert os.getsid(process.pid) == process.pid, "the API did not leave its parent's session"
+        assert Path(f"/proc/{process.pid}/autogroup").read_text().split()[-1] == "12"
     threads = [int(entry.name) for entry in Path(f"/proc/{process.pid}/task").iterdir()]
     assert len(threads) > 1
     for tid in threads:

@@ -55,7 +55,13 @@ async def serve(config: Config, listen: str | None = None) -> None:
         log.warning("api_serving_remote", host=host, port=port, note="reachable beyond this host")
     # The operator surface yields the CPU to trading (runtime/priority.py): every thread, before serving.
     yielded = yield_cpu(config.api.nice, config.api.idle)
-    log.info("api_priority", nice=yielded.nice, sched_idle=yielded.idle, threads=yielded.threads)
+    log.info(
+        "api_priority",
+        nice=yielded.nice,
+        sched_idle=yielded.idle,
+        own_autogroup=yielded.autogroup,
+        threads=yielded.threads,
+    )
     app = create_app(ApiState(config, token))
     server = uvicorn.Server(
         uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="on")
