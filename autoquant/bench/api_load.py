@@ -10,6 +10,14 @@ figure is the median of its three runs. The issue's rule: loaded within 10 % of 
 The largest size the ledger's WAL reaches is reported for both conditions: a reader that holds a
 snapshot keeps the daemon's checkpoint from restarting the WAL, which then grows past its 1000-page
 autocheckpoint, and the checkpoint that finally runs copies all of it on a trading commit.
+
+What the loaded condition costs, as diagnosed on the 2-vCPU development VM (interleaved A/B in one run,
+2026-11-30): not the ledger. Clients hammering only ``/health`` (no ledger read) cost trading as much
+as the ledger routes, and so does the API reading a same-size copy of the ledger instead of the live
+one; with the bench pinned to one CPU and the API and clients to the other, /health alone still takes
+tick p99 from 8 to 14 ms. Nor is it the scheduler's priority: SCHED_IDLE API and clients cost as much
+as niced ones. What is left is a busy second process on a 2-vCPU machine (shared caches, memory, the
+kernel's loopback networking), which no CPU priority removes.
 """
 
 from __future__ import annotations
