@@ -17,7 +17,7 @@ import pytest
 from autoquant.domain.controls import Control, ControlKind
 from autoquant.domain.decisions import Action, Decision, OrderIntent
 from autoquant.domain.fills import Fill
-from autoquant.domain.orders import Order, OrderEvent, OrderEventKind
+from autoquant.domain.orders import Order, OrderEvent, OrderEventKind, OrderStatus
 from autoquant.domain.values import Side, to_ns
 from autoquant.errors import LedgerCorrupt, LedgerError, LedgerTooNew
 from autoquant.ledger import Ledger, LedgerReader
@@ -249,6 +249,19 @@ async def test_orders_rows_pin_their_shape(known: tuple[LedgerReader, dict[str, 
     assert [r["client_order_id"] for r in await inspection.orders(ledger, symbol="MSFT")] == ["aq-4"]
     since = await inspection.orders(ledger, since_ns=ns(T1))
     assert [r["client_order_id"] for r in since] == ["aq-2", "aq-4"]
+
+
+async def test_open_orders_from_the_open_set_are_the_historys_open_rows(
+    known: tuple[LedgerReader, dict[str, str]],
+) -> None:
+    """orders --open (read from the ledger's open orders, not the whole history) gives exactly the
+    history's non-terminal rows, fills' average included, under each filter."""
+    ledger, _ = known
+    filters: list[dict[str, Any]] = [{}, {"symbol": "MSFT"}, {"symbol": "AAPL"}, {"since_ns": ns(T1)}]
+    for given in filters:
+        every = await inspection.orders(ledger, **given)
+        expected = [r for r in every if not OrderStatus(r["status"]).is_terminal]
+        assert await inspection.orders(ledger, open_only=True, **given) == expected, given
 
 
 async def test_fills_rows_pin_their_shape(known: tuple[LedgerReader, dict[str, str]]) -> None:

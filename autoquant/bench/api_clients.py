@@ -3,7 +3,10 @@ hammering the operator API (status, open orders, positions, metrics, decisions, 
 answers) until SIGTERM; the running request count is written to COUNT_FILE every 0.2 s. The token is read
 from ``$AUTOQUANT_API_TOKEN``. It runs in its own process so the load costs the bench's process nothing
 but the machine's CPU, as real clients on other hosts would cost the API; NICE (and ``idle``:
-SCHED_IDLE) lower its own priority, so on this host it takes only the CPU time trading leaves."""
+SCHED_IDLE) lower its own priority, so on this host it takes only the CPU time trading leaves. Like the
+API it leaves the bench's session for its own, whose scheduler group weighs NICE (``yield_cpu``): a load
+generator left in the bench's autogroup would be charged to the trading loop's share of the host, which
+no dashboard on another host is."""
 
 from __future__ import annotations
 

@@ -6,6 +6,18 @@ both conditions; a lag sampler (a 1 ms sleep, how late it wakes) runs on the ben
 Conditions alternate (quiet, loaded, three times) so a drifting machine weighs on both alike; each
 figure is the median of its three runs. The issue's rule: loaded within 10 % of quiet. A further run
 (``phased``) alternates the two within one tick run, every two seconds, by stopping the clients.
+
+The largest size the ledger's WAL reaches is reported for both conditions: a reader that holds a
+snapshot keeps the daemon's checkpoint from restarting the WAL, which then grows past its 1000-page
+autocheckpoint, and the checkpoint that finally runs copies all of it on a trading commit.
+
+What the loaded condition costs, as diagnosed on the 2-vCPU development VM (interleaved A/B in one run,
+2026-11-30): not the ledger. Clients hammering only ``/health`` (no ledger read) cost trading as much
+as the ledger routes, and so does the API reading a same-size copy of the ledger instead of the live
+one; with the bench pinned to one CPU and the API and clients to the other, /health alone still takes
+tick p99 from 8 to 14 ms. Nor is it the scheduler's priority: SCHED_IDLE API and clients cost as much
+as niced ones. What is left is a busy second process on a 2-vCPU machine (shared caches, memory, the
+kernel's loopback networking), which no CPU priority removes.
 """
 
 from __future__ import annotations
@@ -117,6 +129,7 @@ class Condition:
         self.lags: list[float] = []
         self.requests = 0
         self.seconds = 0.0
+        self.wal_max = 0
 
     @contextlib.asynccontextmanager
     async def beside(self, ledger: Path) -> AsyncIterator[None]:
@@ -127,13 +140,14 @@ class Condition:
                 processes = await self._start_load(ledger, counter)
             stop = asyncio.Event()
             sampler = asyncio.create_task(self._sample(stop))
+            watcher = asyncio.create_task(self._watch_wal(ledger, stop))
             started = time.monotonic()
             before = _count(counter) if self.loaded else 0
             try:
                 yield
             finally:
                 stop.set()
-                await sampler
+                await asyncio.gather(sampler, watcher)
                 self.seconds = time.monotonic() - started
                 if self.loaded:
                     self.requests = _count(counter) - before
@@ -171,6 +185,14 @@ class Condition:
                 _stop(process)
             raise
         return processes
+
+    async def _watch_wal(self, ledger: Path, stop: asyncio.Event) -> None:
+        wal = ledger.with_name(f"{ledger.name}-wal")
+        while not stop.is_set():
+            with contextlib.suppress(OSError):
+                self.wal_max = max(self.wal_max, wal.stat().st_size)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.05)
 
     async def _sample(self, stop: asyncio.Event) -> None:
         clock = time.perf_counter
@@ -276,7 +298,7 @@ async def phased(sizes: Sizes) -> dict[str, object]:
     }
 
 
-async def _one(sizes: Sizes, loaded: bool) -> tuple[float, float, float]:
+async def _one(sizes: Sizes, loaded: bool) -> tuple[float, float, float, float]:
     condition = Condition(loaded)
 
     def beside(ledger: Path) -> AbstractAsyncContextManager[None]:
@@ -285,18 +307,18 @@ async def _one(sizes: Sizes, loaded: bool) -> tuple[float, float, float]:
     result = await tick_to_submit.run(sizes, beside=beside)
     lag_p99 = percentile(condition.lags, 0.99) * 1000
     rate = condition.requests / condition.seconds if condition.seconds else 0.0
-    return float(str(result["tick_to_submit_p99_ms"])), lag_p99, rate
+    return float(str(result["tick_to_submit_p99_ms"])), lag_p99, rate, condition.wal_max / 1024
 
 
 async def run(sizes: Sizes) -> dict[str, object]:
     part = Sizes(**{**sizes.__dict__, "ticks": max(20, sizes.ticks // PAIRS)})
-    quiet: list[tuple[float, float, float]] = []
-    loaded: list[tuple[float, float, float]] = []
+    quiet: list[tuple[float, float, float, float]] = []
+    loaded: list[tuple[float, float, float, float]] = []
     for _ in range(PAIRS):
         quiet.append(await _one(part, loaded=False))
         loaded.append(await _one(part, loaded=True))
 
-    def middle(rows: list[tuple[float, float, float]], i: int) -> float:
+    def middle(rows: list[tuple[float, float, float, float]], i: int) -> float:
         """The median of the runs (a busy neighbour's burst in one run does not decide the figure)."""
         return statistics.median(r[i] for r in rows)
 
@@ -319,6 +341,8 @@ async def run(sizes: Sizes) -> dict[str, object]:
         "loop_lag_p99_ms_api_clients": round(lag_l, 3),
         "api_clients_loop_lag_ratio": round(lag_l / lag_q, 3) if lag_q else None,
         "api_requests_per_s": round(rate),
+        "ledger_wal_max_kb_quiet_api": round(max(r[3] for r in quiet)),
+        "ledger_wal_max_kb_api_clients": round(max(r[3] for r in loaded)),
         # Each pair's own ratios (quiet run, then loaded run): how far one pair can stray on this machine.
         "api_clients_tick_p99_ratios": [round(b[0] / a[0], 2) for a, b in zip(quiet, loaded, strict=True)],
         "api_clients_loop_lag_ratios": [round(b[1] / a[1], 2) for a, b in zip(quiet, loaded, strict=True)],
@@ -327,9 +351,11 @@ async def run(sizes: Sizes) -> dict[str, object]:
             " process, with the [api] settings production ships, plus any API_PRIORITY lines) on the tick"
             f" bench's ledger; quiet and loaded runs alternate ({PAIRS} pairs), each figure the median;"
             " ratios are loaded over quiet (the issue's rule: <= 1.10). The clients stand for dashboards on"
-            f" other hosts: they run at nice {CLIENTS_NICE}{' under SCHED_IDLE' if CLIENTS_IDLE else ''},"
-            " taking only CPU time the trading loop leaves, so the ratio measures what the API process costs"
-            " trading, not what a load generator sharing its 2 cores costs. phased_*: one more tick run with"
+            f" other hosts: they run at nice {CLIENTS_NICE}{' under SCHED_IDLE' if CLIENTS_IDLE else ''}"
+            " in a session (scheduler autogroup) of their own, as the API does, taking only CPU time the"
+            " trading loop leaves, so the ratio measures what the API process costs trading, not what a"
+            " load generator sharing its 2 cores costs. ledger_wal_max_kb_*: the WAL's peak size in each"
+            " condition (a read snapshot held across commits makes it grow). phased_*: one more tick run with"
             f" the clients stopped and resumed every {PHASE_S:.0f} s (SIGSTOP/SIGCONT), each tick and lag"
             " sample filed under its phase; phased_api_requests_per_s is the clients' rate while running"
         ],

@@ -88,9 +88,7 @@ async def orders(
 ) -> list[Row]:
     """Every order (created at or after ``since_ns``) with its current state and average fill price."""
     result = []
-    for order, fills_of_order in await ledger.order_history(symbol=symbol, since_ns=since_ns):
-        if open_only and order.status.is_terminal:
-            continue
+    for order, fills_of_order in await _orders_with_fills(ledger, open_only, symbol, since_ns):
         result.append(
             {
                 "client_order_id": order.client_order_id,
@@ -121,6 +119,21 @@ def order_qty(order: Order) -> str | None:
     if order.notional is None:
         return plain(order.qty)
     return plain(order.filled_qty) if order.status.is_terminal and order.filled_qty > 0 else None
+
+
+async def _orders_with_fills(
+    ledger: LedgerReader, open_only: bool, symbol: str | None, since_ns: int | None
+) -> list[tuple[Order, list[tuple[Decimal, Decimal]]]]:
+    """Open orders come from the ledger's open-order read (its cost grows with the orders open, not with
+    the ledger's history: a dashboard polling them must not scan every order ever placed)."""
+    if not open_only:
+        return await ledger.order_history(symbol=symbol, since_ns=since_ns)
+    result = []
+    for order in await ledger.open_orders():
+        if (not symbol or order.symbol == symbol) and (since_ns is None or order.created_ns >= since_ns):
+            fills = await ledger.fills_for_order(order.client_order_id)
+            result.append((order, [(fill.qty, fill.price) for fill in fills]))
+    return result
 
 
 def average_price(pairs: list[tuple[Decimal, Decimal]]) -> str | None:

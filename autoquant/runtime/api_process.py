@@ -18,6 +18,10 @@ log = structlog.get_logger("autoquant.daemon")
 
 #: How long the child gets to stop after SIGTERM before it is killed.
 STOP_TIMEOUT_S = 5.0
+#: Set in the child's environment to the daemon's pid: the child, which leaves the daemon's session for
+#: its own (runtime/priority.py) and so no longer shares its terminal's hang-up, stops when it is
+#: orphaned (the daemon killed without its shutdown running), instead of holding the port.
+PARENT_ENV = "AUTOQUANT_API_PARENT_PID"
 
 
 def check_api_settings(config: Config) -> None:
@@ -58,7 +62,11 @@ class ApiChild:
 
 async def run_api_process(config: Config) -> None:
     """Run the API child until it exits or this task is cancelled."""
-    process = await asyncio.create_subprocess_exec(*api_command(config), stdin=asyncio.subprocess.DEVNULL)
+    process = await asyncio.create_subprocess_exec(
+        *api_command(config),
+        stdin=asyncio.subprocess.DEVNULL,
+        env={**os.environ, PARENT_ENV: str(os.getpid())},
+    )
     log.info("api_started", pid=process.pid, listen=config.api.listen)
     try:
         code = await process.wait()

@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from autoquant.chaos.processes import wait_for
 from autoquant.errors import ConfigError
 from autoquant.runtime import config as config_module
 from tests.api.conftest import TOKEN, free_port, write_api_config
@@ -21,8 +22,12 @@ from tests.api.conftest import TOKEN, free_port, write_api_config
 def test_every_thread_of_the_api_yields_the_cpu_to_trading(
     lone_api_process: tuple[str, subprocess.Popen[bytes]],
 ) -> None:
-    """With [api] idle and nice set, every thread of the API process runs under SCHED_IDLE at nice 12."""
+    """With [api] idle and nice set, every thread of the API process runs under SCHED_IDLE at nice 12, and
+    (where the kernel groups by session) the process leads a session whose scheduler group is at nice 12."""
     _, process = lone_api_process
+    if Path("/proc/self/autogroup").exists():
+        assert os.getsid(process.pid) == process.pid, "the API did not leave its parent's session"
+        assert Path(f"/proc/{process.pid}/autogroup").read_text().split()[-1] == "12"
     threads = [int(entry.name) for entry in Path(f"/proc/{process.pid}/task").iterdir()]
     assert len(threads) > 1
     for tid in threads:
@@ -83,3 +88,56 @@ def test_the_daemon_refuses_to_start_an_api_without_a_token(monkeypatch: pytest.
         check_api_settings(config)
     monkeypatch.setenv("AUTOQUANT_API_TOKEN", TOKEN)
     check_api_settings(config)
+
+
+#: A stand-in daemon: starts `autoquant api` as its child, as runtime/api_process.py does, prints its pid.
+_PARENT = """
+import os, subprocess, sys, time
+child = subprocess.Popen([sys.executable, "-m", "autoquant", "--config", sys.argv[1], "api"],
+                         env={**os.environ, "AUTOQUANT_API_PARENT_PID": str(os.getpid())},
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+print(child.pid, flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_daemons_api_child_stops_when_the_daemon_is_killed(tmp_path: Path) -> None:
+    """The API child (in a session of its own) exits within seconds once its daemon dies by SIGKILL."""
+    port = free_port()
+    config = write_api_config(tmp_path, port)
+    subprocess.run([sys.executable, "-m", "autoquant", "--config", str(config), "migrate"], check=True)
+    parent = subprocess.Popen(
+        [sys.executable, "-c", _PARENT, str(config)],
+        env={**os.environ, "AUTOQUANT_API_TOKEN": TOKEN},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert parent.stdout is not None
+    child = int(parent.stdout.readline())
+
+    def up() -> bool:
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        wait_for(up, 30, "the API child to answer")
+        parent.kill()
+        parent.wait()
+        wait_for(lambda: _gone(child), 15, "the orphaned API to exit")
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()
+        parent.stdout.close()
+        if not _gone(child):
+            os.kill(child, 9)
+
+
+def _gone(pid: int) -> bool:
+    """The process has exited (no entry, or a zombie not yet reaped by its new parent)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
