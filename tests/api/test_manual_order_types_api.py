@@ -11,11 +11,10 @@ from typing import Any
 import httpx
 import pytest
 
-from autoquant.operator.cli import build_parser
+from autoquant.operator.cli import build_parser, main
 from autoquant.operator.cli_acts import order_type_of
 from tests.api.conftest import TOKEN
 from tests.ledger_sql import query
-from tests.operator.helpers import cli
 from tests.operator.test_manual_order_types import BASE, REFUSED, seed_notional_orders
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -43,9 +42,12 @@ SHARED = [(extra, needles) for extra, needles in REFUSED if "ten" not in extra]
 
 
 @pytest.mark.parametrize("lone_api_process", ["writes_per_minute = 600\n"], indirect=True)
-def test_http_and_cli_refuse_bad_terms_with_the_same_line(lone_api: str, tmp_path: Path) -> None:
+def test_http_and_cli_refuse_bad_terms_with_the_same_line(
+    lone_api: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Every bad combination: 422 naming the field, the same message as the CLI's one line; nothing
-    recorded by either."""
+    recorded by either. (The CLI runs in this process: `test_manual_order_types` already runs each case
+    through `autoquant` as a process.)"""
     for extra, needles in SHARED:
         answer = httpx.post(f"{lone_api}/api/v1/orders/submit", json=body_of(extra), headers=AUTH)
         assert answer.status_code == 422, (extra, answer.text)
@@ -53,8 +55,10 @@ def test_http_and_cli_refuse_bad_terms_with_the_same_line(lone_api: str, tmp_pat
         assert all(needle in error["error"] for needle in needles), (extra, error)
         assert error["field"] in (*TERMS, "order_type", "time_in_force", "extended_hours"), error
         assert error["field"] in error["error"] or error["field"] == "time_in_force", error
-        line = cli(tmp_path / "autoquant.toml", "order", "m-1", *BASE, *extra)
-        assert line.returncode == 2 and line.stderr == f"autoquant: {error['error']}\n", (extra, line.stderr)
+        capsys.readouterr()
+        code = main(["--config", str(tmp_path / "autoquant.toml"), "order", "m-1", *BASE, *extra])
+        stderr = capsys.readouterr().err
+        assert code == 2 and stderr == f"autoquant: {error['error']}\n", (extra, stderr)
     assert query(tmp_path / "ledger.db", "SELECT count(*) FROM manual_orders") == [(0,)]
 
 
