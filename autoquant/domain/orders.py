@@ -163,6 +163,24 @@ TRANSITIONS: Final[dict[tuple[OrderStatus, OrderEventKind], Outcome]] = {
 }
 
 
+#: The fields that say which order it is: whose, in what, which way, and on what terms. Two requests
+#: equal in these ask for the same order; an intent made of them asks for that order.
+ORDER_TERMS: Final = (
+    "strategy_id",
+    "symbol",
+    "side",
+    "qty",
+    "order_type",
+    "time_in_force",
+    "limit_price",
+    "stop_price",
+    "notional",
+    "trail_price",
+    "trail_percent",
+    "extended_hours",
+)
+
+
 class Order(BaseModel):
     """The ledger's view of one order: the reservation plus every event applied so far."""
 

@@ -7,6 +7,8 @@ import sqlite3
 from dataclasses import dataclass
 from decimal import Decimal
 
+from autoquant.domain.orders import ORDER_TERMS
+
 
 @dataclass(frozen=True)
 class DecisionRecord:
@@ -163,24 +165,8 @@ class ManualOrder:
 
     def same_order(self, other: ManualOrder) -> bool:
         """The same order (who asked, why and when aside): a repeat of one request."""
-        return all(getattr(self, k) == getattr(other, k) for k in _TERMS)
+        return all(getattr(self, k) == getattr(other, k) for k in ORDER_TERMS)
 
-
-#: The fields that make two requests the same order.
-_TERMS = (
-    "strategy_id",
-    "symbol",
-    "side",
-    "qty",
-    "order_type",
-    "time_in_force",
-    "limit_price",
-    "stop_price",
-    "notional",
-    "trail_price",
-    "trail_percent",
-    "extended_hours",
-)
 
 _MANUAL_COLUMNS = (
     "client_order_id, strategy_id, symbol, side, qty, order_type, time_in_force, limit_price, reason, actor,"

@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from autoquant.domain.decisions import OrderIntent
-from autoquant.domain.orders import Order
+from autoquant.domain.orders import ORDER_TERMS, Order
 from autoquant.domain.risk import RiskSnapshot, check, intent_qty, notional_basis
 from autoquant.domain.risk_models import open_exposures, open_quantities
 from autoquant.domain.values import from_ns, utc_day_start_ns
@@ -76,22 +76,7 @@ def basis(intent: OrderIntent, last: Decimal | None) -> dict[str, str | None]:
 async def simulate(reader: LedgerReader, config: Config, order: Order) -> dict[str, Any]:
     """The verdict on a proposed order (checked by ``operator.manual.check_order_terms``)."""
     now = time.time_ns()
-    terms = order.model_dump(
-        include={
-            "strategy_id",
-            "symbol",
-            "side",
-            "qty",
-            "order_type",
-            "time_in_force",
-            "limit_price",
-            "stop_price",
-            "notional",
-            "trail_price",
-            "trail_percent",
-            "extended_hours",
-        }
-    )
+    terms = order.model_dump(include=set(ORDER_TERMS))
     intent = OrderIntent(
         reason="simulated by operator", decision_id="simulation", data_time=from_ns(now), **terms
     )
