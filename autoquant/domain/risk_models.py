@@ -127,7 +127,7 @@ class RiskSnapshot(BaseModel):
     open_buys: dict[str, NonNegative] = {}
     open_sells: dict[str, NonNegative] = {}
     #: The open orders behind the sums, when the caller built the snapshot from a list of them (tests,
-    #: ``autoquant simulate``); the checks read only ``open_buys`` and ``open_sells``.
+    #: the risk bench); the checks read only ``open_buys`` and ``open_sells``.
     open_orders: tuple[OpenOrderExposure, ...] = ()
     start_equity: Money
     peak_equity: Money
@@ -150,14 +150,6 @@ class RiskSnapshot(BaseModel):
         orders = tuple(OpenOrderExposure.model_validate(o) for o in data["open_orders"])
         buys, sells = open_quantities((o.symbol, o.side, o.remaining_qty) for o in orders)
         return {**data, "open_orders": orders, "open_buys": buys, "open_sells": sells}
-        data = dict(data)
-        orders = [OpenOrderExposure.model_validate(o) for o in data.pop("open_orders")]
-        if "open_buys" in data or "open_sells" in data:
-            raise ValueError("give open_orders or open_buys/open_sells, not both")
-        data["open_buys"], data["open_sells"] = open_quantities(
-            (o.symbol, o.side, o.remaining_qty) for o in orders
-        )
-        return data
 
 
 class RiskCheck(NamedTuple):
