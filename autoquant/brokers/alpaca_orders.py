@@ -96,4 +96,8 @@ def replace_body(request: OrderRequest) -> dict[str, Any]:
         body["limit_price"] = str(request.limit_price)
     if request.stop_price is not None:
         body["stop_price"] = str(request.stop_price)
+    # A trailing stop's one ``trail`` field: its trail_price or trail_percent, whichever it has.
+    trail = request.trail_price if request.trail_price is not None else request.trail_percent
+    if trail is not None:
+        body["trail"] = str(trail)
     return body

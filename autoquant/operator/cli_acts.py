@@ -83,6 +83,7 @@ def cmd_replace(config: Config, args: argparse.Namespace, out: TextIO) -> int:
         limit_price=decimal_arg(args.limit_price, "--limit-price"),
         stop_price=decimal_arg(args.stop_price, "--stop-price"),
         reason=args.reason,
+        trail=decimal_arg(args.trail, "--trail"),
     )
     _existing_ledger(config, "orders to replace")
 
@@ -203,6 +204,10 @@ def add_order_acts(sub: Any) -> None:
     replace.add_argument("--qty", help="the new quantity")
     replace.add_argument("--limit-price", help="the new limit price (limit and stop-limit orders)")
     replace.add_argument("--stop-price", help="the new stop price (stop and stop-limit orders)")
+    replace.add_argument(
+        "--trail",
+        help="a trailing stop's new trail, in its own unit: dollars (a --trail-price order) or percent",
+    )
     replace.add_argument("--reason", required=True, help="why (recorded)")
     replace.set_defaults(handler=cmd_replace)
 

@@ -16,6 +16,7 @@ from decimal import Decimal
 
 from autoquant.domain.controls import ACCOUNT, Control, ControlKind
 from autoquant.domain.ids import replacement_client_order_id
+from autoquant.domain.values import OrderType
 from autoquant.errors import AutoquantError, LedgerError
 from autoquant.ledger import Ledger
 from autoquant.operator import resume_check
@@ -180,9 +181,17 @@ class ReplaceTerms:
     limit_price: Decimal | None
     stop_price: Decimal | None
     reason: str
+    #: A trailing stop's new trail, in the order's own unit: dollars for a ``trail_price`` order,
+    #: percent for a ``trail_percent`` one (Alpaca's replace has one ``trail`` field for both).
+    trail: Decimal | None = None
 
     def params(self) -> dict[str, str]:
-        given = {"qty": self.qty, "limit_price": self.limit_price, "stop_price": self.stop_price}
+        given = {
+            "qty": self.qty,
+            "limit_price": self.limit_price,
+            "stop_price": self.stop_price,
+            "trail": self.trail,
+        }
         return {name: str(value) for name, value in given.items() if value is not None}
 
 
@@ -204,14 +213,17 @@ def check_replace(
     limit_price: Decimal | None,
     stop_price: Decimal | None,
     reason: str,
+    trail: Decimal | None = None,
 ) -> ReplaceTerms:
     """A replace request, validated without the ledger: an order id, at least one new term, a reason."""
     if not client_order_id.strip():
         raise CommandInvalid(
             "the client order id is empty: `autoquant orders --open` lists them", "client_order_id"
         )
-    if qty is None and limit_price is None and stop_price is None:
-        raise CommandInvalid("give at least one of --qty, --limit-price, --stop-price: the new terms", "qty")
+    if qty is None and limit_price is None and stop_price is None and trail is None:
+        raise CommandInvalid(
+            "give at least one of --qty, --limit-price, --stop-price, --trail: the new terms", "qty"
+        )
     given = _reason(reason, "--reason", "why")
     assert given is not None
     return ReplaceTerms(
@@ -220,6 +232,7 @@ def check_replace(
         _positive(limit_price, "limit_price"),
         _positive(stop_price, "stop_price"),
         given,
+        _positive(trail, "trail"),
     )
 
 
@@ -249,6 +262,10 @@ async def replace(ledger: Ledger, terms: ReplaceTerms, actor: str, now_ns: int) 
     if terms.stop_price is not None and not order.order_type.needs_stop_price:
         raise CommandInvalid(
             f"order {target} is a {order.order_type.value} order: it has no stop price", "stop_price"
+        )
+    if terms.trail is not None and order.order_type is not OrderType.TRAILING_STOP:
+        raise CommandInvalid(
+            f"order {target} is a {order.order_type.value} order: only a trailing stop has a trail", "trail"
         )
     if terms.qty is not None and terms.qty <= order.filled_qty:
         raise CommandInvalid(

@@ -23,6 +23,8 @@ it is a market order created while a flatten was under way. Anything else stays 
 
 from __future__ import annotations
 
+from typing import Any
+
 import structlog
 from pydantic import ValidationError
 
@@ -37,6 +39,7 @@ from autoquant.domain.broker import BrokerOrderState
 from autoquant.domain.clock import Clock
 from autoquant.domain.ids import replacement_client_order_id
 from autoquant.domain.orders import Order
+from autoquant.domain.values import OrderType
 from autoquant.errors import BrokerAmbiguous, BrokerError, BrokerTransient
 from autoquant.ledger import Ledger
 from autoquant.ledger.records import BrokerRequest
@@ -78,6 +81,16 @@ async def adopt_unknown(
             strategy_id=order.strategy_id,
         )
     return await ledger.get_order(order.client_order_id)
+
+
+def _trail(new: str | None, old: Order) -> dict[str, Any]:
+    """A trailing stop's trail after a replace: ``new`` (the request's ``trail``, in the order's own
+    unit) replaces whichever of ``trail_price`` and ``trail_percent`` the order has; None keeps both."""
+    if new is None:
+        return {"trail_price": old.trail_price, "trail_percent": old.trail_percent}
+    if old.trail_percent is not None:
+        return {"trail_price": None, "trail_percent": new}
+    return {"trail_price": new, "trail_percent": None}
 
 
 class BrokerRequests:
@@ -125,8 +138,12 @@ class BrokerRequests:
         if old.notional is not None:
             why = f"order {old.client_order_id} is notional, which cannot be replaced: cancel it instead"
             return await self._refuse(request, why)
-        now = self.clock.now_ns()
         params = request.params
+        if params.get("trail") is not None and old.order_type is not OrderType.TRAILING_STOP:
+            kind = old.order_type.value
+            why = f"order {old.client_order_id} is a {kind} order: only a trailing stop has a trail"
+            return await self._refuse(request, why)
+        now = self.clock.now_ns()
         try:
             new = Order.model_validate(
                 {
@@ -140,8 +157,7 @@ class BrokerRequests:
                     "time_in_force": old.time_in_force,
                     "limit_price": params.get("limit_price", old.limit_price),
                     "stop_price": params.get("stop_price", old.stop_price),
-                    "trail_price": old.trail_price,
-                    "trail_percent": old.trail_percent,
+                    **_trail(params.get("trail"), old),
                     "extended_hours": old.extended_hours,
                     "replaces": old.client_order_id,
                     "reason": f"replace: {request.reason} ({request.actor})",

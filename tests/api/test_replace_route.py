@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.api.conftest import TOKEN
 from tests.ledger_sql import query
@@ -33,3 +34,21 @@ def test_replace_refusals_and_halt_with_flatten(lone_api: str, tmp_path: Path) -
     assert query(tmp_path / "ledger.db", "SELECT kind, reason, actor FROM broker_requests") == [
         ("flatten", "get out", "api@127.0.0.1")
     ]
+
+
+@pytest.mark.parametrize("lone_api_process", ["writes_per_minute = 600\n"], indirect=True)
+def test_a_replaces_trail_is_checked_and_recorded(lone_api: str, tmp_path: Path) -> None:
+    """replace's ``trail``: zero is refused naming the field (nothing written); a trail alone is new terms."""
+    zero = httpx.post(
+        f"{lone_api}/api/v1/replace",
+        json={"client_order_id": "t-1", "trail": "0", "reason": "x"},
+        headers=AUTH,
+    )
+    assert zero.status_code == 422 and zero.json()["field"] == "trail", zero.text
+    unknown = httpx.post(
+        f"{lone_api}/api/v1/replace",
+        json={"client_order_id": "t-1", "trail": "3", "reason": "x"},
+        headers=AUTH,
+    )
+    assert unknown.status_code == 404 and "no order t-1" in unknown.json()["error"], unknown.text
+    assert query(tmp_path / "ledger.db", "SELECT count(*) FROM broker_requests") == [(0,)]

@@ -14,8 +14,9 @@ import pytest
 
 from autoquant.brokers.paper import PaperBroker, PaperExchange
 from autoquant.clocks import SystemClock
+from autoquant.domain.broker import OrderRequest
 from autoquant.domain.orders import OrderEventKind, OrderStatus
-from autoquant.domain.values import OrderType, Side
+from autoquant.domain.values import OrderType, Side, TimeInForce
 from autoquant.errors import BrokerRejected
 from autoquant.runtime.config import PaperSettings
 from tests.brokers.contract import BrokerHarness, filled, limit, market, new_id, recording
@@ -86,6 +87,35 @@ async def test_replace_makes_a_linked_new_order_and_ends_the_old_one(harness: Br
     assert looked_up.replaced_by == new.broker_order_id
     open_ids = {o.client_order_id for o in await harness.broker.list_orders(open_only=True)}
     assert open_ids == {replacement.client_order_id}
+
+
+async def test_a_trailing_stops_trail_is_changed_by_a_replace(harness: BrokerHarness) -> None:
+    """replace of a $2 trailing sell stop with a $3 trail: the new order trails by $3 (the adapter sends
+    Alpaca's one ``trail`` field), the old one ends REPLACED."""
+    await harness.set_price("AAPL", D(100))
+    async with recording(harness) as recorder:
+        await filled(harness, recorder, market("AAPL", new_id("buy"), "5"))
+        old_request = trailing_sell("AAPL", new_id("trail"), "5", trail_price=D(2))
+        old = await harness.broker.submit(old_request)
+        new = await harness.broker.replace(
+            old.broker_order_id, trailing_sell("AAPL", new_id("wider"), "5", trail_price=D(3))
+        )
+        assert (new.order_type, new.trail_price, new.trail_percent) == (OrderType.TRAILING_STOP, D(3), None)
+        await recorder.wait_for(old_request.client_order_id, OrderEventKind.REPLACED)
+    looked_up = await harness.broker.get_by_client_order_id(new.client_order_id)
+    assert looked_up is not None and looked_up.trail_price == D(3)
+
+
+def trailing_sell(symbol: str, coid: str, qty: str, *, trail_price: Decimal) -> OrderRequest:
+    return OrderRequest(
+        client_order_id=coid,
+        symbol=symbol,
+        side=Side.SELL,
+        qty=D(qty),
+        order_type=OrderType.TRAILING_STOP,
+        trail_price=trail_price,
+        time_in_force=TimeInForce.GTC,
+    )
 
 
 async def test_replace_of_a_filled_order_is_refused(harness: BrokerHarness) -> None:

@@ -57,7 +57,9 @@ def seed(ledger_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "needles"),
     [
-        (("lim-1", "--reason", "x"), ("--qty", "--limit-price", "--stop-price")),
+        (("lim-1", "--reason", "x"), ("--qty", "--limit-price", "--stop-price", "--trail")),
+        (("lim-1", "--trail", "2", "--reason", "x"), ("lim-1", "limit order", "only a trailing stop")),
+        (("lim-1", "--trail", "0", "--reason", "x"), ("trail", "positive")),
         (("lim-1", "--qty", "ten", "--reason", "x"), ("--qty", "decimal")),
         (("lim-1", "--qty", "-2", "--reason", "x"), ("qty", "positive")),
         (("lim-1", "--limit-price", "1.0000000001", "--reason", "x"), ("limit_price", "9 decimal places")),

@@ -8,6 +8,7 @@ from collections.abc import Callable, Coroutine
 from decimal import Decimal
 from typing import Any
 
+from autoquant.domain.ids import replacement_client_order_id
 from autoquant.domain.orders import Order, OrderEvent, OrderEventKind, OrderStatus
 from autoquant.domain.values import OrderType, Side, TimeInForce
 from autoquant.workers.broker_requests import BrokerRequests
@@ -56,6 +57,39 @@ async def test_a_replaced_trailing_stop_keeps_its_trail(make: MakeRig) -> None:
         OrderType.TRAILING_STOP,
         D(2),
     )
+
+
+async def test_a_trailing_stops_new_trail_reaches_the_exchange(make: MakeRig) -> None:
+    """``replace --trail 3`` of a $2 trailing stop: the replacement trails by $3, in the ledger and at the
+    exchange; a trail_percent order's trail is read as percent."""
+    rig = await make()
+    await place(rig, order_type=OrderType.TRAILING_STOP, trail_price=D(2), time_in_force=TimeInForce.GTC)
+    new_id = await request_replace(rig, "aq-1", trail="3")
+    assert await BrokerRequests(rig.ledger, rig.broker, rig.clock, rig.worker).carry_out() == 1
+    await send_fresh(rig)
+    await rig.deliver()
+    new = await rig.ledger.get_order(new_id)
+    assert new is not None and (new.status, new.trail_price, new.trail_percent) == (
+        OrderStatus.ACCEPTED,
+        D(3),
+        None,
+    )
+    at_venue = await rig.broker.get_by_client_order_id(new_id)
+    assert at_venue is not None and at_venue.trail_price == D(3)
+
+
+async def test_a_trail_on_a_limit_order_is_refused_and_reserves_nothing(make: MakeRig) -> None:
+    """A trail given for a limit order (a request written by hand): refused in one line, nothing reserved."""
+    rig = await make()
+    await place(rig, order_type=OrderType.LIMIT, limit_price=D(90))
+    seq = await rig.ledger.request_at_broker("replace", "aq-1", {"trail": "3"}, "wider", "op", 2)
+    assert await BrokerRequests(rig.ledger, rig.broker, rig.clock, rig.worker).carry_out() == 1
+    assert await rig.ledger.get_order(replacement_client_order_id("aq-1", seq)) is None
+    assert [o.client_order_id for o in await rig.ledger.open_orders()] == ["aq-1"]
+    found = await rig.ledger.broker_request(seq)
+    assert found is not None and found[1] is not None
+    ok, detail = found[1]
+    assert not ok and "only a trailing stop has a trail" in detail
 
 
 async def test_a_notional_order_is_refused_a_replace(make: MakeRig) -> None:

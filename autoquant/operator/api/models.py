@@ -219,6 +219,11 @@ class ReplaceRequest(Request):
     stop_price: Decimal | None = Field(
         default=None, gt=0, description="the new stop price (stop and stop-limit orders)"
     )
+    trail: Decimal | None = Field(
+        default=None,
+        gt=0,
+        description="a trailing stop's new trail, in its own unit: dollars (trail_price) or percent",
+    )
     reason: str = Field(max_length=500, description="why (recorded in the ledger)")
 
 

@@ -99,14 +99,16 @@ async def halt(state: State, request: Request, body: HaltRequest) -> CommandResu
 
 @router.post("/replace", response_model=CommandResult, status_code=202)
 async def replace(state: State, request: Request, body: ReplaceRequest) -> CommandResult:
-    """Replace an open order by new terms (`qty`, `limit_price`, `stop_price`: at least one): the running
-    daemon sends it to the broker once, as a new order on the same decision; the old one ends replaced."""
+    """Replace an open order by new terms (`qty`, `limit_price`, `stop_price`, a trailing stop's `trail`:
+    at least one): the running daemon sends it to the broker once, as a new order on the same decision;
+    the old one ends replaced."""
     terms = commands.check_replace(
         body.client_order_id,
         qty=body.qty,
         limit_price=body.limit_price,
         stop_price=body.stop_price,
         reason=body.reason,
+        trail=body.trail,
     )
     actor = _actor(request)
     return await _write(state, lambda ledger: commands.replace(ledger, terms, actor, time.time_ns()))
