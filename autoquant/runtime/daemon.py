@@ -311,7 +311,7 @@ class Daemon:
                 "finished": status.finished,
                 "waiting": status.waiting if full is not None else None,
                 "restarts": status.restarts,
-                "last_heartbeat": iso_utc(now_ns - int((now_mono - status.last_beat) * 1e9)),
+                "last_heartbeat": iso_utc(now_ns - int((now_mono - supervisor.last_beat(name)) * 1e9)),
             }
             for name, status in supervisor.status.items()
         }

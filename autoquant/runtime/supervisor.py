@@ -36,6 +36,10 @@ class WorkerSpec:
     heartbeat_s: float | None = None
     #: Restart when it returns normally (a loop that should never end).
     restart_on_exit: bool = False
+    #: For a worker that waits on something rather than polling (the order-update stream on its open
+    #: connection): True while it is waiting as it should, and its heartbeat then counts as now. A
+    #: quiet stream is not a stuck worker; a dropped one stops saying so.
+    alive: Callable[[], bool] | None = None
 
 
 @dataclass
@@ -84,6 +88,15 @@ class Supervisor:
 
         return beat
 
+    def last_beat(self, name: str) -> float:
+        """When the worker last showed it was working (the clock's monotonic seconds): its latest
+        heartbeat, or now while it is running and its spec's ``alive`` says it waits as it should."""
+        status = self.status[name]
+        spec = self.specs.get(name)
+        if spec is not None and spec.alive is not None and status.running and spec.alive():
+            status.last_beat = self.clock.monotonic()
+        return status.last_beat
+
     def healthy(self) -> bool:
         """Every tracked worker is running and has beaten within its bound."""
         if self.fatal is not None:
@@ -93,7 +106,7 @@ class Supervisor:
             status = self.status.get(name)
             if status is None or status.finished:
                 continue
-            if spec.heartbeat_s is not None and now - status.last_beat > spec.heartbeat_s:
+            if spec.heartbeat_s is not None and now - self.last_beat(name) > spec.heartbeat_s:
                 return False
         return True
 

@@ -144,7 +144,12 @@ class System:
         interval_s = self.config.reconcile.interval_s
         wake = self.incidents.reconcile_wake
         specs = [
-            WorkerSpec("updates", self.order_stream.run, restart_on_exit=True),
+            WorkerSpec(
+                "updates",
+                self.order_stream.run,
+                restart_on_exit=True,
+                alive=lambda: self.order_stream.listening,
+            ),
             WorkerSpec(
                 "execution",
                 self.execution.run_outbox,

@@ -61,6 +61,9 @@ class OrderStream:
         self.incidents = incidents
         self.heartbeat = heartbeat
         self.stats = OrderStreamStats()
+        #: True while a confirmed subscription is open and the worker waits on it for the next update
+        #: (a quiet stream: the supervisor counts its heartbeat as now).
+        self.listening = False
 
     async def handle_update(self, update: OrderUpdate) -> None:
         self.stats.updates += 1
@@ -141,6 +144,7 @@ class OrderStream:
             subscription = self.broker.updates()
             try:
                 await self._confirmed(subscription)
+                self.listening = True
                 async for update in subscription:
                     self.heartbeat()
                     await self.handle_update(update)
@@ -160,6 +164,7 @@ class OrderStream:
                 if self.reachability is not None:
                     self.reachability.failed("stream", error)
             finally:
+                self.listening = False
                 closer = getattr(subscription, "aclose", None)
                 if closer is not None:
                     await closer()

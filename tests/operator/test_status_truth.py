@@ -107,15 +107,20 @@ def test_workers_as_they_are(paper_daemon: DaemonProcess) -> None:
     names = {w["name"] for w in first}
     assert "watchdog" not in names, names
     assert {"reconciliation", "status", "killswitch", "execution"} <= names
-    beats = {w["name"]: w["last_heartbeat"] for w in first}
 
-    def moved() -> dict[str, Any] | None:
+    def moved_since(beats: dict[str, str]) -> dict[str, Any] | None:
         now = {w["name"]: w for w in status_json(daemon)["daemon"]["workers"]}
-        beating = ("reconciliation", "status", "killswitch", "looplag", "manual_orders")
+        # "updates" too: no order moves here, but its stream is open, and a quiet stream is alive.
+        beating = ("reconciliation", "status", "killswitch", "looplag", "manual_orders", "updates")
         ok = all(now[n]["last_heartbeat"] > beats[n] for n in beating)
         return now if ok else None
 
-    workers = wait_for(moved, 20, "every polling worker's heartbeat to move")
+    def heartbeats(workers: Any) -> dict[str, str]:
+        return {w["name"]: w["last_heartbeat"] for w in workers}
+
+    workers = wait_for(lambda: moved_since(heartbeats(first)), 20, "every polling worker's heartbeat to move")
+    # Twice: a worker's first beat as it starts is not the proof; the quiet stream's must keep moving.
+    workers = wait_for(lambda: moved_since(heartbeats(workers.values())), 20, "the heartbeats to move again")
     assert all(w["state"] == "running" for w in workers.values() if w["name"] != "marketdata")
     human = daemon.cli("status").stdout
     assert human.startswith("daemon:          running (pid "), human

@@ -112,6 +112,28 @@ async def test_health_turns_false_when_a_tracked_heartbeat_goes_stale() -> None:
         await supervisor.stop_all()
 
 
+async def test_a_quiet_worker_that_says_it_is_alive_keeps_a_fresh_heartbeat() -> None:
+    """A worker whose spec's ``alive`` holds (a stream waiting on its open connection) beats as of now
+    without calling its heartbeat; once ``alive`` turns False its heartbeat goes stale as any other."""
+    supervisor = Supervisor(Hook(), clock=SystemClock())
+    connected = True
+    stuck = asyncio.Event()
+
+    async def waiting() -> None:
+        await stuck.wait()
+
+    async with asyncio.TaskGroup() as group:
+        spec = WorkerSpec("updates", waiting, heartbeat_s=0.05, alive=lambda: connected)
+        supervisor.start(group, spec)
+        await wait_until(lambda: supervisor.status["updates"].running)
+        started = supervisor.last_beat("updates")
+        await wait_until(lambda: time.monotonic() - started > 0.1)
+        assert supervisor.healthy() and supervisor.last_beat("updates") > started
+        connected = False
+        await wait_until(lambda: not supervisor.healthy())
+        await supervisor.stop_all()
+
+
 async def test_a_worker_that_finishes_is_not_unhealthy() -> None:
     """A worker that returns normally (not restart_on_exit) is finished, not stuck."""
     supervisor = Supervisor(Hook(), clock=SystemClock())
