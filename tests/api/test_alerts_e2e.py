@@ -42,7 +42,11 @@ def test_halt_alerts_the_webhook_and_a_hung_one_delays_nothing(tmp_path: Path) -
         daemon = api.daemon
         try:
             wait_for(lambda: any("ping" in body for _, body in live.received), 10, "a heartbeat ping")
+            # The daemon's pace on this machine now, with nothing hung: the window below is held to it.
+            baseline_start = daemon.decisions_since(0)
+            time.sleep(2.0)  # a measuring window, not a wait for a condition
             before = daemon.decisions_since(0)
+            baseline = before - baseline_start
             asked = time.monotonic()
             result = daemon.cli("halt", "--reason", "alert test")
             assert result.returncode == 0, result.stderr
@@ -75,10 +79,13 @@ def test_halt_alerts_the_webhook_and_a_hung_one_delays_nothing(tmp_path: Path) -
             daemon.terminate()
         print(
             f"\nstart-up {start_s:.2f} s with a hung channel; halt -> webhook {latency_s * 1000:.0f} ms; "
-            f"{decided} decisions in the 2 s window while the hung channel retried; loop lag {lag_s}"
+            f"{decided} decisions in the 2 s window while the hung channel retried ({baseline} in one "
+            f"before the halt); loop lag {lag_s}"
         )
         assert latency_s < 5.0
-        assert before > 0 and decided >= 20  # 2 strategies on 0.1 s bars: ~40 a 2 s window
+        # 2 strategies on 0.1 s bars: ~40 a 2 s window on a quiet machine; a loaded one is slower in both
+        # windows alike, while a hung channel that held up the loop would stop the second one.
+        assert baseline >= 10 and decided >= baseline // 2, (baseline, decided)
         assert lag_s is not None and lag_s < 0.25
         assert recorded[f"json://127.0.0.1:{live.port}"] == "delivered"
         assert recorded[f"json://127.0.0.1:{dead.port}"] == "failed"
