@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
-from autoquant.domain.values import (
-    Identifier,
-    NonNegative,
-    OrderType,
-    Price,
-    Side,
-    Symbol,
-    TimeInForce,
-    UtcDatetime,
-    check_limit_price,
-    check_order_terms,
-)
+from autoquant.domain.order_terms import OrderTerms
+from autoquant.domain.values import Identifier, Symbol, UtcDatetime
 
 
 class Action(StrEnum):
@@ -28,43 +17,12 @@ class Action(StrEnum):
     HOLD = "hold"
 
 
-class OrderIntent(BaseModel):
+class OrderIntent(OrderTerms):
     """A strategy's wish for one order, with the reason and the market-data time it used."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    strategy_id: Identifier
-    symbol: Symbol
-    side: Side
-    #: Zero exactly when ``notional`` (a dollar amount) stands in for it: the quantity is known at fills.
-    qty: NonNegative = Decimal(0)
-    order_type: OrderType = OrderType.MARKET
-    time_in_force: TimeInForce = TimeInForce.DAY
-    limit_price: Price | None = None
-    stop_price: Price | None = None
-    notional: Price | None = None
-    #: A trailing stop's distance from its high-water mark: exactly one of the two.
-    trail_price: Price | None = None
-    trail_percent: Price | None = None
-    #: Eligible outside the regular session: limit orders, day or gtc.
-    extended_hours: bool = False
     reason: str
     decision_id: str
     data_time: UtcDatetime
-
-    @model_validator(mode="after")
-    def _limit_price(self) -> OrderIntent:
-        check_limit_price(self.order_type, self.limit_price, self.stop_price)
-        check_order_terms(
-            self.order_type,
-            self.time_in_force,
-            self.qty,
-            self.notional,
-            self.trail_price,
-            self.trail_percent,
-            self.extended_hours,
-        )
-        return self
 
 
 class Decision(BaseModel):

@@ -19,17 +19,8 @@ from typing import Final
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from autoquant.domain.errors import IllegalTransition, Overfill
-from autoquant.domain.values import (
-    Identifier,
-    NonNegative,
-    OrderType,
-    Price,
-    Side,
-    Symbol,
-    TimeInForce,
-    check_limit_price,
-    check_order_terms,
-)
+from autoquant.domain.order_terms import OrderTerms
+from autoquant.domain.values import NonNegative
 
 
 class OrderStatus(StrEnum):
@@ -163,44 +154,13 @@ TRANSITIONS: Final[dict[tuple[OrderStatus, OrderEventKind], Outcome]] = {
 }
 
 
-#: The fields that say which order it is: whose, in what, which way, and on what terms. Two requests
-#: equal in these ask for the same order; an intent made of them asks for that order.
-ORDER_TERMS: Final = (
-    "strategy_id",
-    "symbol",
-    "side",
-    "qty",
-    "order_type",
-    "time_in_force",
-    "limit_price",
-    "stop_price",
-    "notional",
-    "trail_price",
-    "trail_percent",
-    "extended_hours",
-)
-
-
-class Order(BaseModel):
+class Order(OrderTerms):
     """The ledger's view of one order: the reservation plus every event applied so far."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     client_order_id: str
     decision_id: str | None = None
-    strategy_id: Identifier
-    symbol: Symbol
-    side: Side
     #: Zero for a notional order: its quantity is only known from its fills (``filled_qty``).
     qty: NonNegative
-    order_type: OrderType = OrderType.MARKET
-    time_in_force: TimeInForce = TimeInForce.DAY
-    limit_price: Price | None = None
-    stop_price: Price | None = None
-    notional: Price | None = None
-    trail_price: Price | None = None
-    trail_percent: Price | None = None
-    extended_hours: bool = False
     status: OrderStatus = OrderStatus.RESERVED
     filled_qty: NonNegative = Decimal(0)
     broker_order_id: str | None = None
@@ -209,20 +169,6 @@ class Order(BaseModel):
     updated_ns: int = 0
     #: The client order id of the order this one replaces (same decision, new terms), if any.
     replaces: str | None = None
-
-    @model_validator(mode="after")
-    def _limit_price(self) -> Order:
-        check_limit_price(self.order_type, self.limit_price, self.stop_price)
-        check_order_terms(
-            self.order_type,
-            self.time_in_force,
-            self.qty,
-            self.notional,
-            self.trail_price,
-            self.trail_percent,
-            self.extended_hours,
-        )
-        return self
 
     @property
     def remaining_qty(self) -> Decimal:

@@ -7,7 +7,7 @@ import sqlite3
 from dataclasses import dataclass
 from decimal import Decimal
 
-from autoquant.domain.orders import ORDER_TERMS
+from autoquant.domain.order_terms import ORDER_TERMS
 
 
 @dataclass(frozen=True)

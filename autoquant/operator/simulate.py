@@ -14,7 +14,8 @@ from decimal import Decimal
 from typing import Any
 
 from autoquant.domain.decisions import OrderIntent
-from autoquant.domain.orders import ORDER_TERMS, Order
+from autoquant.domain.order_terms import ORDER_TERMS
+from autoquant.domain.orders import Order
 from autoquant.domain.risk import RiskSnapshot, check, intent_qty, notional_basis
 from autoquant.domain.risk_models import open_exposures, open_quantities
 from autoquant.domain.values import from_ns, utc_day_start_ns
