@@ -161,6 +161,6 @@ def to_event(
         stage=stage,
         allowed=verdict.allowed,
         reason=verdict.reason or None,
-        checks=[c.as_dict() for c in verdict.checks],
+        checks=verdict.checks,  # their detail text is formatted as the event is written
         local_ts_ns=now_ns if now_ns is not None else time.time_ns(),
     )
