@@ -53,9 +53,12 @@ class TimedPaperBroker(PaperBroker):
     def __init__(self, exchange: PaperExchange) -> None:
         super().__init__(exchange)
         self.submitted_ns: dict[str, int] = {}
+        #: Set as each submit call is entered: a waiting bench wakes then, without polling meanwhile.
+        self.entered = asyncio.Event()
 
     async def submit(self, request: OrderRequest) -> BrokerOrderState:
         self.submitted_ns[request.client_order_id] = time.perf_counter_ns()
+        self.entered.set()
         return await super().submit(request)
 
 
@@ -128,12 +131,26 @@ async def running_execution(
 
 
 async def wait_for(
-    condition: Callable[[], Awaitable[bool]], running: Running, what: str, timeout_s: float
+    condition: Callable[[], Awaitable[bool]],
+    running: Running,
+    what: str,
+    timeout_s: float,
+    wake: asyncio.Event | None = None,
 ) -> None:
-    """Poll ``condition`` until true; fail naming ``what`` after ``timeout_s`` or if a task died."""
+    """Poll ``condition`` until true; fail naming ``what`` after ``timeout_s`` or if a task died.
+
+    With ``wake``, the condition is looked at again as soon as ``wake`` is set (the caller clears it
+    first), and otherwise every 50 ms: a bench waiting on the path it measures does not wake the loop
+    every half millisecond meanwhile.
+    """
     deadline = time.monotonic() + timeout_s
     while not await condition():
         running.check()
         if time.monotonic() > deadline:
             raise TimeoutError(f"bench timed out after {timeout_s}s waiting for {what}")
-        await asyncio.sleep(0.0005)
+        if wake is None:
+            await asyncio.sleep(0.0005)
+            continue
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(0.05):
+                await wake.wait()

@@ -109,6 +109,7 @@ async def run(
                     submitted, skipped = len(broker.submitted_ns), _not_ordered(worker)
                     bar = zigzag_bar(index, clock.now_ns())
                     label = tag() if tag is not None else None
+                    broker.entered.clear()
                     start = time.perf_counter_ns()
                     market.observe(bar)
                     exchange.on_bar(bar)
@@ -117,7 +118,8 @@ async def run(
                     async def acted(submitted: int = submitted, skipped: int = skipped) -> bool:
                         return len(broker.submitted_ns) > submitted or _not_ordered(worker) > skipped
 
-                    await wait_for(acted, running, "the tick's decision to act", 10)
+                    # Woken by the submit itself; a tick that ends without an order is seen within 50 ms.
+                    await wait_for(acted, running, "the tick's decision to act", 10, wake=broker.entered)
                     if len(broker.submitted_ns) == submitted:
                         no_order += index >= warmup
                         continue

@@ -8,7 +8,6 @@ itself with the new order added.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from decimal import Decimal
 
 from autoquant.domain.risk_models import RiskSnapshot
@@ -20,24 +19,30 @@ def exposure_qty(position: Decimal, open_buys: Decimal, open_sells: Decimal) -> 
     """``max(|pos + open buys|, |pos - open sells|)``: the largest position the open orders could leave.
 
     Open quantities are never negative, so ``pos + buys >= pos - sells`` and the larger absolute value
-    is ``max(pos + buys, sells - pos)`` (a tie gives ``pos + buys``, as the formula does).
+    is ``max(pos + buys, sells - pos)`` (a tie gives ``pos + buys``, as the formula does). Written as a
+    conditional, not ``max()``: the builtin costs three times the comparison on the gate's path.
     """
-    return max(position + open_buys, open_sells - position)
+    up, down = position + open_buys, open_sells - position
+    return up if up >= down else down
 
 
 def gross_exposure(snapshot: RiskSnapshot, symbol: str, start: Decimal) -> tuple[Decimal, str | None]:
     """``start`` plus the exposure of every symbol but ``symbol``, or the first held or ordered symbol
     without a price. A symbol with nothing held or open counts nothing, priced or not.
 
-    ``exposure_qty`` is written out in the loop: it runs once per held or ordered symbol, on every
-    check, and the call would cost about as much as the arithmetic.
+    The symbols are walked held ones first, then those only ordered (the keys of the three dicts
+    merged, in that order); ``exposure_qty`` is written out in the loop: it runs once per held or
+    ordered symbol, on every check, and the call would cost about as much as the arithmetic.
     """
-    buys, sells, prices = snapshot.open_buys, snapshot.open_sells, snapshot.last_prices
+    positions, buys, sells = snapshot.positions, snapshot.open_buys, snapshot.open_sells
+    prices = snapshot.last_prices
     total = start
-    for other, position in _held_or_ordered(snapshot):
+    for other in {**positions, **buys, **sells}:
         if other == symbol:
             continue
-        qty = max(position + buys.get(other, ZERO), sells.get(other, ZERO) - position)
+        position = positions.get(other, ZERO)
+        up, down = position + buys.get(other, ZERO), sells.get(other, ZERO) - position
+        qty = up if up >= down else down
         if not qty:
             continue
         price = prices.get(other)
@@ -45,15 +50,3 @@ def gross_exposure(snapshot: RiskSnapshot, symbol: str, start: Decimal) -> tuple
             return total, other
         total += qty * price
     return total, None
-
-
-def _held_or_ordered(snapshot: RiskSnapshot) -> Iterator[tuple[str, Decimal]]:
-    """Each symbol held or with an open order, once, with its position: the held ones first."""
-    positions, buys = snapshot.positions, snapshot.open_buys
-    yield from positions.items()
-    for symbol in buys:
-        if symbol not in positions:
-            yield symbol, ZERO
-    for symbol in snapshot.open_sells:
-        if symbol not in positions and symbol not in buys:
-            yield symbol, ZERO

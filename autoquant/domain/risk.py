@@ -34,6 +34,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from decimal import ROUND_DOWN, Decimal
+from operator import itemgetter
 
 from autoquant.domain.controls import ACCOUNT, TradingState
 from autoquant.domain.decisions import OrderIntent
@@ -81,6 +82,12 @@ __all__ = [
 _MINUTE_NS = 60_000_000_000
 _NS_PER_S = 1_000_000_000
 _NO_PRICE = "no last price for"
+# Enum members as module names: ``Side.BUY`` goes through the enum's metaclass, three times the cost
+# of a global, and the gate reads these on every call.
+_BUY = Side.BUY
+_HALTED = TradingState.HALTED
+_REDUCING = TradingState.REDUCING
+_TRAILING_STOP = OrderType.TRAILING_STOP
 
 
 class Proposal:
@@ -105,7 +112,7 @@ class Proposal:
         self.intent = intent
         self.qty = qty
         self.snapshot = snapshot
-        self.buying = intent.side is Side.BUY
+        self.buying = buying = intent.side is _BUY
         #: The account's position in the symbol and its open quantities per side, before this order.
         self.position = snapshot.positions.get(symbol, ZERO)
         self.open_buys = snapshot.open_buys.get(symbol, ZERO)
@@ -113,8 +120,8 @@ class Proposal:
         #: The symbol's last price, and the price the order's notional is counted at (None: unpriced).
         self.last = snapshot.last_prices.get(symbol)
         self.basis = notional_basis(intent, self.last)
-        same_side_open = self.open_buys if self.buying else self.open_sells
-        self.reducing = _reduces(self.position, self.buying, qty + same_side_open)
+        same_side_open = self.open_buys if buying else self.open_sells
+        self.reducing = _reduces(self.position, buying, qty + same_side_open)
 
     def position_after(self) -> Decimal:
         """The position on the order's side once it and its side's open orders fill."""
@@ -143,6 +150,7 @@ def _result(name: str, passed: bool, template: str, values: tuple[object, ...] =
 
 
 _tuple_new = tuple.__new__
+_PASSED = itemgetter(1)  # RiskCheck.passed, as a C function for ``map``
 
 
 def notional_basis(intent: OrderIntent, last: Decimal | None) -> Decimal | None:
@@ -154,7 +162,7 @@ def notional_basis(intent: OrderIntent, last: Decimal | None) -> Decimal | None:
         return intent.limit_price
     if intent.stop_price is not None:
         return intent.stop_price
-    if last is not None and intent.side is Side.BUY and intent.order_type is OrderType.TRAILING_STOP:
+    if last is not None and intent.order_type is _TRAILING_STOP and intent.side is _BUY:
         if intent.trail_price is not None:
             return last + intent.trail_price
         if intent.trail_percent is not None:
@@ -183,12 +191,13 @@ def trading_state(order: Proposal, limits: RiskLimits) -> RiskCheck:
     """HALTED refuses everything; REDUCING refuses what does not reduce."""
     controls = order.snapshot.controls
     state = controls.trading_state
-    if state is TradingState.HALTED:
+    if state is _HALTED:
         return _result(TRADING_STATE, False, "trading is halted: {}", (controls.state_reason,))
-    if state is TradingState.REDUCING and not order.reducing:
-        what = (order.intent.side.value, order.qty, order.intent.symbol)
+    if state is _REDUCING and not order.reducing:
+        what = (order.intent.side, order.qty, order.intent.symbol)
         return _result(TRADING_STATE, False, "trading is reducing; {} {} {} adds exposure", what)
-    return _result(TRADING_STATE, True, "trading is {}", (state.value,))
+    # The state itself, not its ``.value`` (a Python-level property): a StrEnum formats as its value.
+    return _result(TRADING_STATE, True, "trading is {}", (state,))
 
 
 def paused(order: Proposal, limits: RiskLimits) -> RiskCheck:
@@ -321,9 +330,10 @@ def check(intent: OrderIntent, snapshot: RiskSnapshot, limits: RiskLimits) -> Ri
     """Run every check on ``intent``; see the module docstring for the exact rules."""
     order = Proposal(intent, intent_qty(intent, snapshot.last_prices.get(intent.symbol)), snapshot)
     checks = run_checks(order, limits)
+    if all(map(_PASSED, checks)):  # the common case, without building the list of failures
+        # Built as ``_result`` builds a check, without the NamedTuple's Python-level ``__new__``.
+        return _tuple_new(RiskVerdict, (True, checks, "all checks passed", None))
     failed = [c for c in checks if not c.passed]
-    if not failed:
-        return RiskVerdict(True, checks, "all checks passed")
     reason = f"{failed[0].name}: {failed[0].detail}"
     if not _resizable(intent, failed, limits):
         return RiskVerdict(False, checks, reason)

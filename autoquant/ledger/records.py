@@ -3,11 +3,15 @@ cursors, cancel requests."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
+
+from autoquant.domain.risk_models import RiskCheck
 
 
 class Incident(BaseModel):
@@ -41,8 +45,15 @@ class RiskEvent(BaseModel):
     stage: str  # "decision" or "submit"
     allowed: bool
     reason: str | None
-    checks: list[dict[str, Any]]
+    #: Each check's result, as the gate's ``RiskCheck`` or its ``as_dict()`` shape; a ``RiskCheck``'s
+    #: detail text is formatted when the event is written, on the writer thread, not on the way to
+    #: the submit.
+    checks: Sequence[RiskCheck | dict[str, Any]]
     local_ts_ns: int
+
+    def checks_json(self) -> str:
+        """The checks as the ledger stores them: a JSON list of ``name``, ``passed``, ``detail``."""
+        return json.dumps([c.as_dict() if isinstance(c, RiskCheck) else c for c in self.checks], default=str)
 
 
 class ReconciliationRun(BaseModel):

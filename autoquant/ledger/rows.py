@@ -170,7 +170,7 @@ def insert_risk_event(conn: sqlite3.Connection, event: RiskEvent) -> None:
             event.stage,
             int(event.allowed),
             event.reason,
-            json.dumps(event.checks, default=str),
+            event.checks_json(),
             event.local_ts_ns,
         ),
     )

@@ -97,7 +97,9 @@ class RiskGate:
             if replaced is not None and replaced.status.is_open:
                 leave_out.add(replaced.client_order_id)
         snapshot = await self.snapshot(leave_out=frozenset(leave_out))
-        intent = OrderIntent(
+        # Not validated again: every field comes from the reserved order, validated under the same
+        # rules when it was reserved (this runs between the reservation's commit and the submit).
+        intent = OrderIntent.model_construct(
             strategy_id=order.strategy_id,
             symbol=order.symbol,
             side=order.side,
@@ -149,7 +151,9 @@ def to_event(
     client_order_id: str | None,
     now_ns: int | None = None,
 ) -> RiskEvent:
-    return RiskEvent(
+    # Not validated: every field is typed here, and the checks are the gate's own (this runs twice per
+    # order, on the way to the submit).
+    return RiskEvent.model_construct(
         decision_id=decision_id,
         client_order_id=client_order_id,
         strategy_id=strategy_id,
@@ -157,6 +161,6 @@ def to_event(
         stage=stage,
         allowed=verdict.allowed,
         reason=verdict.reason or None,
-        checks=[c.as_dict() for c in verdict.checks],
+        checks=verdict.checks,  # their detail text is formatted as the event is written
         local_ts_ns=now_ns if now_ns is not None else time.time_ns(),
     )

@@ -441,3 +441,24 @@ def test_cash_and_positions_are_exact_sums_over_the_fills(
     assert exchange.position_qty("AAPL") == signed
     assert exchange.account().cash == D(100_000) - spent
     assert exchange.list_orders() == []
+
+
+def test_last_price_writes_wait_for_the_next_commit_yet_reads_and_restarts_see_them(
+    make: Factory, clock: FakeClock
+) -> None:
+    """Prices and equity points are written with the next commit, yet the equity history read right
+    after a price shows the minute's latest point, and a restart after close has the last price."""
+    exchange = make()
+    exchange.set_price("AAPL", D(100))
+    exchange.submit(order("a", qty="10"))
+    settle(exchange, clock)  # the fill commits with the unsaved price
+    exchange.set_price("AAPL", D(110))  # no fill: only in memory until the next write or read
+    history = exchange.equity_history()
+    assert history[-1][1] == exchange.account().equity == D(100_000) + D(100)  # 10 x (110 - 100)
+    clock.advance(120)
+    exchange.set_price("AAPL", D(90))
+    exchange.close()
+
+    reopened = make()
+    assert reopened.last_price("AAPL") == D(90)
+    assert reopened.equity_history()[-1][1] == D(100_000) - D(100)

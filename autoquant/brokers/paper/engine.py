@@ -77,6 +77,8 @@ from autoquant.domain.values import TimeInForce
 
 __all__ = ["PaperExchange", "end_of_utc_day_ns"]
 
+_MINUTE_NS = 60_000_000_000
+
 
 class PaperExchange:
     """The simulated venue. Synchronous, single-threaded (used from one event loop), persistent."""
@@ -101,8 +103,10 @@ class PaperExchange:
         self._configuration: dict[str, Any] = json.loads(self._store.meta("account_configurations") or "{}")
         self._by_bar = settings.fill_rule == "next_bar"
         self._hours = Hours(settings.market_hours and not self._by_bar)
-        #: ``next_bar`` prices not written yet: (price, time) per symbol, saved by the next commit.
+        #: Prices not written yet: (price, time) per symbol, saved by the next commit (or at close).
         self._unsaved_prices: dict[str, tuple[Decimal, int]] = {}
+        #: ``last_price`` equity points not written yet: (time, equity) per minute, saved likewise.
+        self._unsaved_equity: dict[int, tuple[int, Decimal]] = {}
 
     # --- prices ------------------------------------------------------------------------------
 
@@ -126,15 +130,22 @@ class PaperExchange:
         return updates
 
     def set_price(self, symbol: str, price: Decimal) -> list[OrderUpdate]:
-        """Set the symbol's current price (persisted) and work the orders."""
+        """Set the symbol's current price and work the orders.
+
+        The price and the minute's equity point are written with the next change that commits
+        anyway (an order's), before equity is read, or at close, as ``next_bar`` prices are: two
+        writes per price were most of a bar's cost on the daemon's loop. A crash loses at most the
+        prices and equity points since the last commit; the next bar sets the price again.
+        """
         require_symbol(self.symbols, symbol)
         if not price > 0:
             raise ValueError(f"price for {symbol} must be positive, got {price}")
-        with self._store.transaction() as writer:
-            writer.set_price(symbol, price, self.clock.now_ns())
+        now = self.clock.now_ns()
         self._prices[symbol] = price
+        self._unsaved_prices[symbol] = (price, now)
         updates = self.process()
-        self._store.record_equity(self.clock.now_ns(), self.account().equity)
+        now = self.clock.now_ns()
+        self._unsaved_equity[now // _MINUTE_NS] = (now, self.account().equity)
         self._fanout.poke()
         return updates
 
@@ -275,6 +286,7 @@ class PaperExchange:
 
     def equity_history(self) -> list[tuple[int, Decimal]]:
         """(time, equity) samples, the last of each minute, oldest first, up to now."""
+        self._save_unsaved()
         return self._store.equity_points(until_ns=self.clock.now_ns())
 
     def positions(self) -> list[BrokerPosition]:
@@ -353,15 +365,22 @@ class PaperExchange:
 
     def close(self) -> None:
         self._fanout.clear()
-        if self._unsaved_prices:
-            with self._store.transaction() as writer:
-                self._save_prices(writer)
+        self._save_unsaved()
         self._store.close()
 
+    def _save_unsaved(self) -> None:
+        if self._unsaved_prices or self._unsaved_equity:
+            with self._store.transaction() as writer:
+                self._save_prices(writer)
+
     def _save_prices(self, writer: Writer) -> None:
+        """The prices and equity points not written yet, in ``writer``'s transaction."""
         for symbol, (price, ts_ns) in self._unsaved_prices.items():
             writer.set_price(symbol, price, ts_ns)
         self._unsaved_prices.clear()
+        for ts_ns, equity in self._unsaved_equity.values():
+            self._store.record_equity(ts_ns, equity)
+        self._unsaved_equity.clear()
 
     # --- internals -----------------------------------------------------------------------------
 
@@ -470,5 +489,7 @@ class PaperExchange:
             self._positions[position.symbol] = position
         if cash is not None:
             self._cash = cash
-            self._store.record_equity(self.clock.now_ns(), self.account().equity)
+            now = self.clock.now_ns()
+            self._unsaved_equity.pop(now // _MINUTE_NS, None)  # this later point stands for the minute
+            self._store.record_equity(now, self.account().equity)
         self._fanout.publish(updates)
