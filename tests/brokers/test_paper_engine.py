@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -462,3 +463,28 @@ def test_last_price_writes_wait_for_the_next_commit_yet_reads_and_restarts_see_t
     reopened = make()
     assert reopened.last_price("AAPL") == D(90)
     assert reopened.equity_history()[-1][1] == D(100_000) - D(100)
+
+
+def test_last_price_writes_wait_at_most_until_the_minute_turns(
+    make: Factory, clock: FakeClock, tmp_path: Path
+) -> None:
+    """Without orders, prices and equity points still reach the file once their minute has ended, so
+    a crash loses at most the current minute's (read here through a second connection, as after one)."""
+    exchange = make()
+    state = tmp_path / "paper" / "state.db"
+
+    def stored() -> tuple[list[tuple[str]], list[tuple[int, int]]]:
+        with contextlib.closing(sqlite3.connect(state)) as db:
+            prices = db.execute("SELECT price FROM prices WHERE symbol = 'AAPL'").fetchall()
+            return prices, db.execute("SELECT minute, ts_ns FROM equity ORDER BY minute").fetchall()
+
+    before = stored()
+    first_minute = clock.now_ns() // 60_000_000_000
+    exchange.set_price("AAPL", D(100))
+    exchange.set_price("AAPL", D(101))
+    assert stored() == before  # within the minute: in memory only
+    clock.advance(60)
+    exchange.set_price("AAPL", D(102))
+    prices, points = stored()
+    # The ended minute's point, and this one's.
+    assert prices == [("102",)] and [m for m, _ in points][-2:] == [first_minute, first_minute + 1]

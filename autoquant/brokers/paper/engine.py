@@ -133,9 +133,10 @@ class PaperExchange:
         """Set the symbol's current price and work the orders.
 
         The price and the minute's equity point are written with the next change that commits
-        anyway (an order's), before equity is read, or at close, as ``next_bar`` prices are: two
-        writes per price were most of a bar's cost on the daemon's loop. A crash loses at most the
-        prices and equity points since the last commit; the next bar sets the price again.
+        anyway (an order's), before equity is read, at close, or once the minute has turned, as
+        ``next_bar`` prices are: two writes per price were most of a bar's cost on the daemon's loop.
+        A crash loses at most the prices and equity point of the current minute; the next bar sets
+        the price again.
         """
         require_symbol(self.symbols, symbol)
         if not price > 0:
@@ -146,6 +147,8 @@ class PaperExchange:
         updates = self.process()
         now = self.clock.now_ns()
         self._unsaved_equity[now // _MINUTE_NS] = (now, self.account().equity)
+        if len(self._unsaved_equity) > 1:
+            self._save_unsaved()  # a minute has ended: its last point (and the prices) are written
         self._fanout.poke()
         return updates
 
