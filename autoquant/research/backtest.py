@@ -109,7 +109,8 @@ async def _run(
     strategies = build_strategies(config.strategies, config.source)
     bar_s = config.marketdata.bar_seconds
     # The run's own ledger: rebuilt by running again, so no fsync per commit (the rows are the same).
-    ledger = await Ledger.open(config.ledger.path, durable=False)
+    # Its batches run on the loop (``on_loop``): no thread hop per commit on the order path.
+    ledger = await Ledger.open(config.ledger.path, durable=False, on_loop=True)
     source: ClockedBars | None = None
     try:
         async with open_broker(config, clock) as handle:
@@ -130,6 +131,7 @@ async def _run(
             system.killswitch.poll_s = every
             system.killswitch.account_poll_s = every
             system.execution.sweep_interval_s = every
+            ledger.foreign_poll_s = every
             assert system.market_data is not None  # built with a source
             # Recorded bars were checked sorted and unique; their holes are nights, weekends, holidays.
             system.market_data.reorder = ReorderBuffer(window=0, interval_s=bar_s, report_holes=False)
