@@ -298,8 +298,8 @@ class _SqliteThread:
         if not jobs:
             return
         if self._on_loop:
-            # Answered through the loop's ready queue (no self-pipe), so the jobs' holds are released
-            # on the next turn: a virtual clock never waits on them, nor jumps past them.
+            # Run and answered here, in this callback: the jobs' holds are released before the loop
+            # next looks at its clock, so a virtual clock never waits on them, nor jumps past them.
             self._run(jobs, threadsafe=False)
         else:
             self._queue.put(jobs)
@@ -368,7 +368,7 @@ def _deliver(batch: list[_Job], outcomes: list[tuple[bool, Any]], path: Path, th
             if threadsafe:
                 loop.call_soon_threadsafe(_resolve, items, path)
             else:
-                loop.call_soon(_resolve, items, path)
+                _resolve(items, path)  # on the loop already: answered now, not a turn later
 
 
 def _resolve(items: list[tuple[_Job, bool, Any]], path: Path) -> None:

@@ -53,6 +53,7 @@ from autoquant.ledger.reads import (
     open_reader_thread,
 )
 from autoquant.ledger.records import (
+    BrokerRequest,
     CancelRequest,
     Incident,
     ReconciliationCursor,
@@ -304,6 +305,11 @@ class Ledger(LedgerReader):
 
     async def pending_cancel_requests(self) -> list[CancelRequest]:
         return list(await self._oversight_read("pending_cancels", super().pending_cancel_requests))
+
+    async def pending_broker_requests(self) -> list[BrokerRequest]:
+        # The execution sweep asks on every sweep (replace, then flatten): from the disk only after a
+        # request or an outcome committed, ours or another connection's.
+        return list(await self._oversight_read("pending_requests", super().pending_broker_requests))
 
     async def _oversight_read(self, name: str, read: Callable[[], Awaitable[list[Any]]]) -> list[Any]:
         """``read()``, or its previous answer when nothing that could change it has committed since
@@ -667,13 +673,15 @@ class Ledger(LedgerReader):
     ) -> int:
         """An operator's replace (target: a client order id) or flatten (target ``*``); its seq."""
         return await self._writer.write(
-            lambda conn: requests.insert_request(conn, kind, target, params, reason, actor, local_ts_ns)
+            lambda conn: requests.insert_request(conn, kind, target, params, reason, actor, local_ts_ns),
+            self._oversight_committed,
         )
 
     async def record_request_outcome(self, request_seq: int, ok: bool, detail: str, local_ts_ns: int) -> bool:
         """The outcome of a broker request; False if it already has one."""
         return await self._writer.write(
-            lambda conn: requests.insert_outcome(conn, request_seq, ok, detail, local_ts_ns)
+            lambda conn: requests.insert_outcome(conn, request_seq, ok, detail, local_ts_ns),
+            self._oversight_committed,
         )
 
     async def reserve_replacement(self, order: Order, request_seq: int, local_ts_ns: int) -> bool:
@@ -687,6 +695,7 @@ class Ledger(LedgerReader):
             return True, None if stored is None else OrderCommitted(stored)
 
         def on_commit(result: tuple[bool, OrderCommitted | None]) -> None:
+            self._oversight_committed()
             self._projection.order_committed(result[1])
 
         done, _ = await self._writer.write(write, on_commit)

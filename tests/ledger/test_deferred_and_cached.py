@@ -137,3 +137,21 @@ def test_foreign_commits_are_looked_for_once_per_period_of_the_loops_clock(tmp_l
         return states
 
     assert clock.run(main()) == [TradingState.ACTIVE, TradingState.ACTIVE, TradingState.HALTED]
+
+
+async def test_pending_broker_requests_follow_our_writes_and_another_connections(
+    ledger: Ledger, tmp_ledger_path: Path
+) -> None:
+    """The cached pending replace and flatten requests (the execution sweep asks on every sweep)
+    change as soon as we or another connection commit a request or an outcome."""
+    assert await ledger.pending_broker_requests() == []
+    seq = await ledger.request_at_broker("flatten", "*", {}, "stop", "op", 1)
+    assert [r.seq for r in await ledger.pending_broker_requests()] == [seq]
+    assert await ledger.record_request_outcome(seq, True, "flat", 2) is True
+    assert await ledger.pending_broker_requests() == []
+    other = await Ledger.open(tmp_ledger_path)
+    try:
+        second = await other.request_at_broker("flatten", "*", {}, "again", "op", 3)
+    finally:
+        await other.close()
+    assert [r.seq for r in await ledger.pending_broker_requests()] == [second]
