@@ -246,8 +246,8 @@ class _SqliteThread:
         on_loop: bool = False,
     ) -> None:
         self._sqlite = conn
-        #: Run each turn's jobs on the loop itself, at the end of the turn that queued them, instead of
-        #: on a thread (a backtest's scratch ledger; see ``Ledger.open``).
+        #: Run each turn's jobs on the loop itself, in the callback that follows the turn that queued
+        #: them, instead of on a thread (a backtest's scratch ledger; see ``Ledger.open``).
         self._on_loop = on_loop
         self._on_batch = on_batch
         self._before_batch = before_batch

@@ -183,7 +183,7 @@ class Ledger(LedgerReader):
         a backtest's own scratch ledger (no fsync per commit).
 
         ``on_loop=True`` (a backtest's, under the virtual clock) runs the writer's and the reader's
-        batches on the loop, at the end of the turn that queued them, instead of on their threads: the
+        batches on the loop, right after the turn that queued them, instead of on their threads: the
         same batches, transactions and commit-then-answer order, without a thread hop per write. With no
         fsync to wait for there is nothing to overlap, and on threads the loop stood idle while each of
         the order path's commits crossed over and back (about a millisecond each on a busy machine)."""

@@ -17,7 +17,7 @@ What a backtest does differently from the daemon, for speed, and why it keeps th
 written in one transaction ahead of the next write of any kind, so an acting decision, its risk event
 and its reservation still commit (after every hold before them) before its order is handed to the
 execution worker. The run's ledger is a scratch file with no fsync per commit (rebuilt by rerunning),
-whose batches run on the loop's own thread at the end of the turn that queued them (``on_loop``): the
+whose batches run on the loop's own thread right after the turn that queued them (``on_loop``): the
 same transactions, committed before anyone is answered, without a thread round trip per commit that the
 virtual clock would sit idle for; and the order in which same-instant reads and writes land is the
 loop's, never the threads' timing. Other connections' commits to it (there are none in a normal run)

@@ -159,7 +159,7 @@ async def test_on_the_loop_a_turns_writes_run_at_its_end_and_answer_after_commit
     tmp_ledger_path: Path,
 ) -> None:
     """``on_loop``: the writes run on the loop's own thread once the turn that queued them ends (not
-    as they are queued), in one transaction, and their callers hear only after COMMIT."""
+    as they are queued), in one transaction, and their callers hear after COMMIT, one turn later."""
     migrate_file(tmp_ledger_path)
     writer = WriterThread(connect_writer(tmp_ledger_path), tmp_ledger_path, on_loop=True)
     ran_on: list[int] = []
@@ -179,6 +179,8 @@ async def test_on_the_loop_a_turns_writes_run_at_its_end_and_answer_after_commit
     try:
         futures = [writer.submit(write, on_commit) for _ in range(3)]
         assert ran_on == []  # queued only: nothing runs before the turn ends
+        await asyncio.sleep(0)  # one turn later: run, committed and answered
+        assert all(future.done() for future in futures)
         assert await asyncio.gather(*futures) == [1, 2, 3]
         assert ran_on == [threading.get_ident()] * 3
         assert committed == [True, True, True]
