@@ -242,8 +242,13 @@ class _SqliteThread:
         max_batch: int = 256,
         on_batch: Callable[[sqlite3.Connection], None] | None = None,
         before_batch: Callable[[], None] | None = None,
+        *,
+        on_loop: bool = False,
     ) -> None:
         self._sqlite = conn
+        #: Run each turn's jobs on the loop itself, in the callback that follows the turn that queued
+        #: them, instead of on a thread (a backtest's scratch ledger; see ``Ledger.open``).
+        self._on_loop = on_loop
         self._on_batch = on_batch
         self._before_batch = before_batch
         self._path = path
@@ -256,7 +261,8 @@ class _SqliteThread:
         self.batches = 0
         self._closed = False
         self._thread = threading.Thread(target=self._loop, name=f"{self.name} {path.name}", daemon=True)
-        self._thread.start()
+        if not on_loop:
+            self._thread.start()
 
     def submit(
         self, fn: Callable[[sqlite3.Connection], T], on_commit: OnCommit | None = None
@@ -289,7 +295,13 @@ class _SqliteThread:
     def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
         """On ``loop``, after the turn that submitted them: its jobs to the thread, in one put."""
         jobs = self._pending.pop(loop, None)
-        if jobs:
+        if not jobs:
+            return
+        if self._on_loop:
+            # Run and answered here, in this callback: the jobs' holds are released before the loop
+            # next looks at its clock, so a virtual clock never waits on them, nor jumps past them.
+            self._run(jobs, threadsafe=False)
+        else:
             self._queue.put(jobs)
 
     async def close(self) -> None:
@@ -299,6 +311,9 @@ class _SqliteThread:
         self._closed = True
         for loop in list(self._pending):  # jobs submitted this turn go before the stop
             self._hand_over(loop)
+        if self._on_loop:
+            self._sqlite.close()
+            return
         self._queue.put(_STOP)
         await asyncio.to_thread(self._thread.join)
 
@@ -319,33 +334,41 @@ class _SqliteThread:
                         stopping = True
                         break
                     batch.extend(jobs)
-                self.batches += 1
-                if self._before_batch is not None:
-                    self._before_batch()
-                try:
-                    outcomes = self.run_batch(self._sqlite, [job.fn for job in batch])
-                except BaseException as error:  # the whole batch failed (BEGIN or COMMIT)
-                    outcomes = [(False, error)] * len(batch)
-                if self._on_batch is not None:
-                    with contextlib.suppress(sqlite3.Error):  # a hint only: never lose a batch to it
-                        self._on_batch(self._sqlite)  # on this thread, right after COMMIT
-                _deliver(batch, outcomes, self._path)
+                self._run(batch, threadsafe=True)
         finally:
             self._sqlite.close()
+
+    def _run(self, batch: list[_Job], *, threadsafe: bool) -> None:
+        """One batch: run it, then hand each caller its outcome on its loop."""
+        self.batches += 1
+        if self._before_batch is not None:
+            self._before_batch()
+        try:
+            outcomes = self.run_batch(self._sqlite, [job.fn for job in batch])
+        except BaseException as error:  # the whole batch failed (BEGIN or COMMIT)
+            outcomes = [(False, error)] * len(batch)
+        if self._on_batch is not None:
+            with contextlib.suppress(sqlite3.Error):  # a hint only: never lose a batch to it
+                self._on_batch(self._sqlite)  # on this thread, right after COMMIT
+        _deliver(batch, outcomes, self._path, threadsafe)
 
     def run_batch(self, conn: sqlite3.Connection, fns: list[Write]) -> list[tuple[bool, Any]]:
         raise NotImplementedError
 
 
-def _deliver(batch: list[_Job], outcomes: list[tuple[bool, Any]], path: Path) -> None:
-    """Hand the batch's outcomes to each caller's loop, in commit order, in one callback per loop."""
+def _deliver(batch: list[_Job], outcomes: list[tuple[bool, Any]], path: Path, threadsafe: bool) -> None:
+    """Hand the batch's outcomes to each caller's loop, in commit order, in one callback per loop
+    (``threadsafe``: from another thread than the loop's)."""
     by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Job, bool, Any]]] = {}
     for job, (ok, value) in zip(batch, outcomes, strict=True):
         by_loop.setdefault(job.loop, []).append((job, ok, value))
     for loop, items in by_loop.items():
         # A closed loop has nobody waiting any more (the writes are committed all the same).
         with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(_resolve, items, path)
+            if threadsafe:
+                loop.call_soon_threadsafe(_resolve, items, path)
+            else:
+                _resolve(items, path)  # on the loop already: answered now, not a turn later
 
 
 def _resolve(items: list[tuple[_Job, bool, Any]], path: Path) -> None:

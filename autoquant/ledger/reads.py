@@ -478,8 +478,8 @@ def equity_rows(conn: sqlite3.Connection, since_ns: int) -> list[tuple[int, Deci
     return [(int(s), Decimal(e)) for s, e in cursor.fetchall()]
 
 
-def open_reader_thread(path: Path) -> ReaderThread:
+def open_reader_thread(path: Path, *, on_loop: bool = False) -> ReaderThread:
     try:
-        return ReaderThread(connect_reader(path), path)
+        return ReaderThread(connect_reader(path), path, on_loop=on_loop)
     except sqlite3.Error as error:
         raise translate(error, path) from error

@@ -16,7 +16,12 @@ What a backtest does differently from the daemon, for speed, and why it keeps th
 (decisions that act on nothing) are handed to the ledger without waiting for each to commit; they are
 written in one transaction ahead of the next write of any kind, so an acting decision, its risk event
 and its reservation still commit (after every hold before them) before its order is handed to the
-execution worker. The run's ledger is a scratch file with no fsync per commit (rebuilt by rerunning).
+execution worker. The run's ledger is a scratch file with no fsync per commit (rebuilt by rerunning),
+whose batches run on the loop's own thread right after the turn that queued them (``on_loop``): the
+same transactions, committed before anyone is answered, without a thread round trip per commit that the
+virtual clock would sit idle for; and the order in which same-instant reads and writes land is the
+loop's, never the threads' timing. Other connections' commits to it (there are none in a normal run)
+are looked for once per check period rather than on every read.
 """
 
 from __future__ import annotations
@@ -109,7 +114,8 @@ async def _run(
     strategies = build_strategies(config.strategies, config.source)
     bar_s = config.marketdata.bar_seconds
     # The run's own ledger: rebuilt by running again, so no fsync per commit (the rows are the same).
-    ledger = await Ledger.open(config.ledger.path, durable=False)
+    # Its batches run on the loop (``on_loop``): no thread hop per commit on the order path.
+    ledger = await Ledger.open(config.ledger.path, durable=False, on_loop=True)
     source: ClockedBars | None = None
     try:
         async with open_broker(config, clock) as handle:
@@ -130,6 +136,7 @@ async def _run(
             system.killswitch.poll_s = every
             system.killswitch.account_poll_s = every
             system.execution.sweep_interval_s = every
+            ledger.foreign_poll_s = every
             assert system.market_data is not None  # built with a source
             # Recorded bars were checked sorted and unique; their holes are nights, weekends, holidays.
             system.market_data.reorder = ReorderBuffer(window=0, interval_s=bar_s, report_holes=False)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from autoquant.clocks import VirtualClock
 from autoquant.domain.controls import Control, ControlKind, TradingState
 from autoquant.domain.decisions import Action, Decision
 from autoquant.domain.orders import Order
@@ -103,3 +104,54 @@ async def test_open_incidents_and_cancels_follow_our_writes_and_another_connecti
     request = (await ledger.pending_cancel_requests())[0]
     await ledger.record_cancel_outcome(request.seq, 0, "none open", 5)
     assert await ledger.pending_cancel_requests() == []
+
+
+def test_foreign_commits_are_looked_for_once_per_period_of_the_loops_clock(tmp_ledger_path: Path) -> None:
+    """With ``foreign_poll_s`` (a backtest's, on the virtual clock), another connection's control is
+    folded in at the first hot read once the period has passed since the last look, not before."""
+    clock = VirtualClock(autojump_threshold_s=0.0)
+
+    async def main() -> list[TradingState]:
+        ledger = await Ledger.open(tmp_ledger_path, durable=False, on_loop=True)
+        ledger.foreign_poll_s = 300.0
+        states = []
+        try:
+            await ledger.book(0)  # the first look
+            other = await Ledger.open(tmp_ledger_path)
+            try:
+                await other.append_control(
+                    Control(kind=ControlKind.HALT, scope="account", reason="r", actor="op", local_ts_ns=1)
+                )
+            finally:
+                await other.close()
+            await ledger.book(0)
+            states.append((await ledger.control_state()).trading_state)
+            await clock.sleep(299.0)
+            await ledger.book(0)
+            states.append((await ledger.control_state()).trading_state)
+            await clock.sleep(1.0)
+            await ledger.book(0)
+            states.append((await ledger.control_state()).trading_state)
+        finally:
+            await ledger.close()
+        return states
+
+    assert clock.run(main()) == [TradingState.ACTIVE, TradingState.ACTIVE, TradingState.HALTED]
+
+
+async def test_pending_broker_requests_follow_our_writes_and_another_connections(
+    ledger: Ledger, tmp_ledger_path: Path
+) -> None:
+    """The cached pending replace and flatten requests (the execution sweep asks on every sweep)
+    change as soon as we or another connection commit a request or an outcome."""
+    assert await ledger.pending_broker_requests() == []
+    seq = await ledger.request_at_broker("flatten", "*", {}, "stop", "op", 1)
+    assert [r.seq for r in await ledger.pending_broker_requests()] == [seq]
+    assert await ledger.record_request_outcome(seq, True, "flat", 2) is True
+    assert await ledger.pending_broker_requests() == []
+    other = await Ledger.open(tmp_ledger_path)
+    try:
+        second = await other.request_at_broker("flatten", "*", {}, "again", "op", 3)
+    finally:
+        await other.close()
+    assert [r.seq for r in await ledger.pending_broker_requests()] == [second]

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 from autoquant.ledger.connection import (
     ExternalWrites,
@@ -94,10 +97,16 @@ def test_a_foreign_commit_just_after_ours_is_not_absorbed_as_ours(tmp_path: Path
         writer.close()
 
 
-async def test_the_writes_of_one_loop_turn_share_one_transaction(tmp_ledger_path: Path) -> None:
+ON_LOOP = pytest.mark.parametrize("on_loop", [False, True], ids=["thread", "on_loop"])
+
+
+@ON_LOOP
+async def test_the_writes_of_one_loop_turn_share_one_transaction(
+    tmp_ledger_path: Path, on_loop: bool
+) -> None:
     """64 tasks writing in the same loop turn commit as one batch (one fsync), each with its own result."""
     migrate_file(tmp_ledger_path)
-    writer = WriterThread(connect_writer(tmp_ledger_path), tmp_ledger_path)
+    writer = WriterThread(connect_writer(tmp_ledger_path), tmp_ledger_path, on_loop=on_loop)
     try:
         results = await asyncio.gather(*(writer.write(insert_control(f"r{n}")) for n in range(64)))
         assert sorted(results) == list(range(1, 65))
@@ -113,10 +122,13 @@ async def test_the_writes_of_one_loop_turn_share_one_transaction(tmp_ledger_path
         conn.close()
 
 
-async def test_a_failed_write_in_a_turns_batch_fails_only_its_caller(tmp_ledger_path: Path) -> None:
+@ON_LOOP
+async def test_a_failed_write_in_a_turns_batch_fails_only_its_caller(
+    tmp_ledger_path: Path, on_loop: bool
+) -> None:
     """In a batch formed by one loop turn, the failing write's caller gets its error; the others commit."""
     migrate_file(tmp_ledger_path)
-    writer = WriterThread(connect_writer(tmp_ledger_path), tmp_ledger_path)
+    writer = WriterThread(connect_writer(tmp_ledger_path), tmp_ledger_path, on_loop=on_loop)
     try:
         outcomes = await asyncio.gather(
             writer.write(insert_control("a")),
@@ -131,12 +143,47 @@ async def test_a_failed_write_in_a_turns_batch_fails_only_its_caller(tmp_ledger_
         await writer.close()
 
 
+@ON_LOOP
 async def test_a_write_submitted_in_the_turn_that_closes_the_writer_is_committed(
-    tmp_ledger_path: Path,
+    tmp_ledger_path: Path, on_loop: bool
 ) -> None:
     """close() hands over the jobs submitted earlier in the same loop turn before it stops the thread."""
     migrate_file(tmp_ledger_path)
-    writer = WriterThread(connect_writer(tmp_ledger_path), tmp_ledger_path)
+    writer = WriterThread(connect_writer(tmp_ledger_path), tmp_ledger_path, on_loop=on_loop)
     future = writer.submit(insert_control("last"))
     await writer.close()
     assert await future == 1
+
+
+async def test_on_the_loop_a_turns_writes_run_at_its_end_and_answer_after_commit(
+    tmp_ledger_path: Path,
+) -> None:
+    """``on_loop``: the writes run on the loop's own thread once the turn that queued them ends (not
+    as they are queued), in one transaction, and their callers hear after COMMIT, one turn later."""
+    migrate_file(tmp_ledger_path)
+    writer = WriterThread(connect_writer(tmp_ledger_path), tmp_ledger_path, on_loop=True)
+    ran_on: list[int] = []
+    committed: list[bool] = []
+
+    def write(conn: sqlite3.Connection) -> int:
+        ran_on.append(threading.get_ident())
+        return insert_control("x")(conn)
+
+    def on_commit(_: int) -> None:
+        committed.append(visible_to_another_connection())
+
+    def visible_to_another_connection() -> bool:
+        with sqlite3.connect(tmp_ledger_path) as other:  # sees the rows only once they are committed
+            return bool(other.execute("SELECT count(*) FROM controls").fetchone()[0] == 3)
+
+    try:
+        futures = [writer.submit(write, on_commit) for _ in range(3)]
+        assert ran_on == []  # queued only: nothing runs before the turn ends
+        await asyncio.sleep(0)  # one turn later: run, committed and answered
+        assert all(future.done() for future in futures)
+        assert await asyncio.gather(*futures) == [1, 2, 3]
+        assert ran_on == [threading.get_ident()] * 3
+        assert committed == [True, True, True]
+        assert writer.batches == 1
+    finally:
+        await writer.close()
