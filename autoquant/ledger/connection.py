@@ -225,6 +225,8 @@ class _Job:
     loop: asyncio.AbstractEventLoop
     #: Lets a virtual clock driving ``loop`` jump again once the job is answered (a no-op otherwise).
     release: Callable[[], None]
+    #: Tells the thread that queued it that it is answered (``_SqliteThread.unanswered``).
+    answered: Callable[[], None]
 
 
 _STOP = None
@@ -259,6 +261,9 @@ class _SqliteThread:
         self._pending: dict[asyncio.AbstractEventLoop, list[_Job]] = {}
         #: Batches run so far (for a writer, transactions committed or failed: one fsync each).
         self.batches = 0
+        #: Jobs queued whose callers are not answered yet (for a writer: whose ``on_commit`` has not
+        #: run): zero means the projection its writes keep has seen every write queued so far.
+        self.unanswered = 0
         self._closed = False
         self._thread = threading.Thread(target=self._loop, name=f"{self.name} {path.name}", daemon=True)
         if not on_loop:
@@ -283,7 +288,11 @@ class _SqliteThread:
         if self._closed:
             raise LedgerError(f"ledger {self._path} is closed")
         loop = asyncio.get_running_loop()
-        jobs = [_Job(fn, on_commit, loop.create_future(), loop, hold_time(loop)) for fn, on_commit in writes]
+        jobs = [
+            _Job(fn, on_commit, loop.create_future(), loop, hold_time(loop), self._answered)
+            for fn, on_commit in writes
+        ]
+        self.unanswered += len(jobs)
         pending = self._pending.get(loop)
         if pending is None:
             self._pending[loop] = jobs
@@ -291,6 +300,9 @@ class _SqliteThread:
         else:
             pending.extend(jobs)
         return [job.future for job in jobs]
+
+    def _answered(self) -> None:
+        self.unanswered -= 1
 
     def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
         """On ``loop``, after the turn that submitted them: its jobs to the thread, in one put."""
@@ -374,6 +386,7 @@ def _deliver(batch: list[_Job], outcomes: list[tuple[bool, Any]], path: Path, th
 def _resolve(items: list[tuple[_Job, bool, Any]], path: Path) -> None:
     for job, ok, value in items:
         job.release()
+        job.answered()
         on_commit_failed: BaseException | None = None
         if ok and job.on_commit is not None:
             # The projection follows every committed write, even one whose caller was cancelled.

@@ -23,7 +23,7 @@ from autoquant.domain.controls import Control, ControlKind, ControlState
 from autoquant.domain.decisions import Decision
 from autoquant.domain.errors import IllegalTransition
 from autoquant.domain.fills import Fill
-from autoquant.domain.orders import Order, OrderEvent, OrderEventKind, OrderStatus, apply
+from autoquant.domain.orders import KEEP, Order, OrderEvent, OrderEventKind, OrderStatus, apply, outcome
 from autoquant.domain.positions import Position
 from autoquant.errors import LedgerError, LedgerFull
 from autoquant.ledger import oversight, requests, restores, seen, surface
@@ -88,6 +88,11 @@ class EventResult:
 
 #: At most this many deferred holds wait for the next write (one transaction carries them all).
 DEFERRED_MAX = 512
+
+#: The states in which the table keeps an order as it is on an ``accepted`` event. No event leads out
+#: of them (tests/ledger pin it), so an order the projection shows in one of them is in one of them on
+#: disk too, however far the disk is ahead: an ``accepted`` there changes nothing and writes no row.
+ACCEPTED_KEEPS = frozenset(s for s in OrderStatus if outcome(s, OrderEventKind.ACCEPTED) is KEEP)
 
 
 @dataclass(frozen=True)
@@ -516,6 +521,11 @@ class Ledger(LedgerReader):
         check and the outcome cost one commit, not two, on the order path.
         """
 
+        if fill is None and risk is None:
+            kept = self._kept(event)
+            if kept is not None:
+                return EventResult(kept, False)
+
         def write(conn: sqlite3.Connection) -> _UpdateCommitted:
             if risk is not None:
                 insert_risk_event(conn, risk)
@@ -571,6 +581,22 @@ class Ledger(LedgerReader):
             self._projection.order_committed(committed.order)
 
         return (await self._write(write, on_commit)).result
+
+    def _kept(self, event: OrderEvent) -> Order | None:
+        """The order, when ``event`` is an ``accepted`` that would leave it as it is, known from memory:
+        its transaction would write nothing (a kept event is no row of the history) and answer the same,
+        so none is run. That is the broker stream's echo of an acknowledgement already recorded, once
+        per order. Only with no write waiting to be answered (so the projection has seen every write
+        queued before this one), and only where the table keeps it whatever the order's later state."""
+        if event.kind is not OrderEventKind.ACCEPTED or self._writer.unanswered:
+            return None
+        order = self._projection.open_orders.get(event.client_order_id)
+        if order is None or order.status not in ACCEPTED_KEEPS:
+            return None
+        try:
+            return order if apply(order, event) is order else None
+        except IllegalTransition:
+            return None  # the write finds the same and reports it
 
     # -- controls, incidents, risk, reconciliation (SQL in ``oversight``) --------------------------
 

@@ -44,7 +44,7 @@ from autoquant.marketdata.settings import MarketDataSettings
 from autoquant.research.bars import BarSummary
 from autoquant.research.source import ClockedBars
 from autoquant.runtime.config import Config, LedgerSettings
-from autoquant.runtime.system import build_system, open_broker
+from autoquant.runtime.system import build_system, open_paper
 from autoquant.strategies import build_strategies
 
 #: The fill rule a backtest runs the paper exchange with (stated in the report).
@@ -118,7 +118,8 @@ async def _run(
     ledger = await Ledger.open(config.ledger.path, durable=False, on_loop=True)
     source: ClockedBars | None = None
     try:
-        async with open_broker(config, clock) as handle:
+        # Its venue's file is a scratch file too: the same rows, no sync to disk.
+        async with open_paper(config, clock, durable=False) as handle:
             exchange = handle.exchange
             assert exchange is not None  # backtest_config always picks the embedded paper exchange
             source = ClockedBars(

@@ -72,15 +72,17 @@ async def _open_alpaca(config: Config, clock: Clock) -> AsyncIterator[BrokerHand
 
 
 @contextlib.asynccontextmanager
-async def _open_paper(config: Config, clock: Clock) -> AsyncIterator[BrokerHandle]:
+async def open_paper(config: Config, clock: Clock, *, durable: bool = True) -> AsyncIterator[BrokerHandle]:
+    """The embedded paper exchange on ``[paper] state_path``, its pump running inside this context;
+    ``durable=False`` only for a backtest's venue, a scratch file like its ledger (see ``PaperStore``)."""
     with PaperStateLock(config.paper.state_path):  # a paper-server on the same file is refused
-        async with _run_paper(config, clock) as handle:
+        async with _run_paper(config, clock, durable) as handle:
             yield handle
 
 
 @contextlib.asynccontextmanager
-async def _run_paper(config: Config, clock: Clock) -> AsyncIterator[BrokerHandle]:
-    exchange = PaperExchange(config.paper, clock, config.marketdata.symbols)
+async def _run_paper(config: Config, clock: Clock, durable: bool) -> AsyncIterator[BrokerHandle]:
+    exchange = PaperExchange(config.paper, clock, config.marketdata.symbols, durable=durable)
     paper = PaperBroker(exchange)
     try:
         async with asyncio.TaskGroup() as group:
@@ -99,7 +101,7 @@ BrokerOpener = Callable[[Config, Clock], contextlib.AbstractAsyncContextManager[
 
 #: ``[broker] kind`` → how to open that broker. A new adapter registers here and adds its settings model
 #: to the ``BrokerSettings`` union (brokers/settings.py).
-BROKERS: dict[str, BrokerOpener] = {"paper": _open_paper, "alpaca": _open_alpaca}
+BROKERS: dict[str, BrokerOpener] = {"paper": open_paper, "alpaca": _open_alpaca}
 
 
 def open_broker(config: Config, clock: Clock) -> contextlib.AbstractAsyncContextManager[BrokerHandle]:

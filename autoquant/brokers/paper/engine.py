@@ -83,12 +83,15 @@ _MINUTE_NS = 60_000_000_000
 class PaperExchange:
     """The simulated venue. Synchronous, single-threaded (used from one event loop), persistent."""
 
-    def __init__(self, settings: PaperSettings, clock: Clock, symbols: Sequence[str]) -> None:
+    def __init__(
+        self, settings: PaperSettings, clock: Clock, symbols: Sequence[str], *, durable: bool = True
+    ) -> None:
+        """``durable=False`` only for a backtest's venue (see ``PaperStore``)."""
         self.settings = settings
         self.clock = clock
         self.symbols: frozenset[str] = frozenset(symbols)
         self._latency_ns = round(settings.latency_s * 1_000_000_000)
-        self._store = PaperStore(settings.state_path)
+        self._store = PaperStore(settings.state_path, durable=durable)
         cash = self._store.cash()
         if cash is None:
             cash = settings.starting_cash

@@ -171,15 +171,19 @@ class Writer:
 
 
 class PaperStore:
-    """One SQLite file (WAL) holding the paper exchange's state."""
+    """One SQLite file (WAL) holding the paper exchange's state.
 
-    def __init__(self, path: Path) -> None:
+    ``durable=False`` (a backtest's venue, a scratch file rebuilt by rerunning, as its ledger is) sets
+    ``synchronous=OFF``: the same transactions and rows, only no sync to disk at the WAL's checkpoints.
+    """
+
+    def __init__(self, path: Path, *, durable: bool = True) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         # The exchange is single-threaded, but may be built on one thread and served from another
         # (a server's loop thread), hence check_same_thread=False.
         self._sqlite = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._sqlite.execute("PRAGMA journal_mode=WAL")
-        self._sqlite.execute("PRAGMA synchronous=NORMAL")
+        self._sqlite.execute(f"PRAGMA synchronous={'NORMAL' if durable else 'OFF'}")
         self._sqlite.executescript(_SCHEMA)
         columns = {row[1] for row in self._sqlite.execute("PRAGMA table_info(orders)")}
         if "triggered" not in columns:  # a file written before stop orders existed
