@@ -114,8 +114,32 @@ class _UpdateCommitted:
 def _reserved(conn: sqlite3.Connection, order: Order) -> OrderCommitted | None:
     if not insert_order(conn, order):
         return None
-    stored = load_order(conn, order.client_order_id)
-    return None if stored is None else OrderCommitted(stored)
+    return OrderCommitted(_as_reserved(order))
+
+
+def _as_reserved(order: Order) -> Order:
+    """``order`` as ``load_order`` reads it back right after ``insert_order`` (no event row yet): every
+    column is stored as text and read back exactly; what a reservation does not store is reset."""
+    fresh = {
+        "filled_qty": Decimal(0),
+        "broker_order_id": None,
+        "reason": None,
+        "updated_ns": order.created_ns,
+    }
+    if str(order.filled_qty) == "0" and all(
+        getattr(order, k) == v for k, v in fresh.items() if k != "filled_qty"
+    ):
+        return order
+    return order.model_copy(update=fresh)
+
+
+def _as_stored(updated: Order, event: OrderEvent) -> Order:
+    """``updated`` (``apply`` on the order as loaded) as ``load_order`` reads it back once ``event``'s
+    row is its latest: the row carries its state, and its time as the order's ``updated_ns``."""
+    updated_ns = event.local_ts_ns or updated.created_ns
+    return (
+        updated if updated.updated_ns == updated_ns else updated.model_copy(update={"updated_ns": updated_ns})
+    )
 
 
 def _fill(conn: sqlite3.Connection, fill: Fill) -> tuple[tuple[str, str], Position] | None:
@@ -568,10 +592,10 @@ class Ledger(LedgerReader):
                     event.kind is OrderEventKind.REJECTED,
                     event.local_ts_ns,
                 )
-            stored = load_order(conn, updated.client_order_id)
-            assert stored is not None
             committed = OrderCommitted(
-                stored, submission if first_sent else None, submission if first_outcome else None
+                _as_stored(updated, event),
+                submission if first_sent else None,
+                submission if first_outcome else None,
             )
             return _UpdateCommitted(EventResult(updated, True, recorded), committed, booked)
 

@@ -84,3 +84,34 @@ async def test_an_accepted_behind_a_queued_write_goes_through_the_writer(
     assert filled.changed and not echoed.changed and echoed.illegal is None
     assert echoed.order is not None and echoed.order.status is OrderStatus.FILLED
     assert ledger.write_batches > batches
+
+
+async def test_the_orders_kept_in_memory_are_the_ones_read_back_from_disk(ledger: Ledger) -> None:
+    """The projection is fed the reservation and each transition as built in memory, not read back:
+    it equals the disk's view at every step, with odd decimals, a reservation carrying fields a
+    reservation does not store, and an event whose time is older than the order's latest."""
+    order = Order(
+        client_order_id="aq-1",
+        strategy_id="s1",
+        symbol="AAPL",
+        side=Side.SELL,
+        qty=Decimal("1.50"),
+        order_type="limit",
+        limit_price=Decimal("10.10"),
+        created_ns=5,
+        updated_ns=9,
+        reason="not stored",
+    )
+    steps = [
+        event(E.ACCEPTED, 7, broker_order_id="b-1", reason="ok"),
+        event(E.PARTIAL_FILL, 6, filled_qty="0.50"),
+        event(E.CANCEL_REQUESTED, 0, reason="operator"),
+        event(E.CANCEL_REJECTED, 8, reason="too late"),
+    ]
+    assert await ledger.reserve(order)
+    for step in [None, *steps]:
+        if step is not None:
+            assert (await ledger.apply_event(step)).changed
+        memory = (await ledger.projection_snapshot()).open_orders
+        assert memory == (await ledger.projection()).open_orders
+    assert memory["aq-1"].status is OrderStatus.PARTIALLY_FILLED
