@@ -21,7 +21,8 @@ whose batches run on the loop's own thread right after the turn that queued them
 same transactions, committed before anyone is answered, without a thread round trip per commit that the
 virtual clock would sit idle for; and the order in which same-instant reads and writes land is the
 loop's, never the threads' timing. Other connections' commits to it (there are none in a normal run)
-are looked for once per check period rather than on every read.
+are looked for once per check period rather than on every read. The paper venue's ``paper.db`` is a
+scratch file too (``synchronous=OFF``: the same rows; the daemon's venue keeps its syncs).
 """
 
 from __future__ import annotations

@@ -488,3 +488,27 @@ def test_last_price_writes_wait_at_most_until_the_minute_turns(
     prices, points = stored()
     # The ended minute's point, and this one's.
     assert prices == [("102",)] and [m for m, _ in points][-2:] == [first_minute, first_minute + 1]
+
+
+def test_a_scratch_venue_skips_syncs_and_keeps_the_same_rows(tmp_path: Path, clock: FakeClock) -> None:
+    """``durable=False`` (a backtest's venue) runs its file with synchronous=OFF, the default with NORMAL;
+    both write the same state, which a reopened exchange restores."""
+    states = []
+    for durable in (True, False):
+        settings = PaperSettings(
+            state_path=tmp_path / f"{durable}.db",
+            latency_s=0,
+            slippage_bps=D(0),
+            partial_fill_probability=0.0,
+        )
+        exchange = PaperExchange(settings, clock, SYMBOLS, durable=durable)
+        sync = exchange._store._sqlite.execute("PRAGMA synchronous").fetchone()[0]
+        assert sync == (1 if durable else 0)  # NORMAL, OFF
+        exchange.set_price("AAPL", D(100))
+        exchange.submit(order("o1"))
+        settle(exchange, clock, 0)
+        exchange.close()
+        reopened = PaperExchange(settings, clock, SYMBOLS)
+        states.append((reopened.account().cash, reopened.list_orders(status="all")[0].status))
+        reopened.close()
+    assert states[0] == states[1] == (D(99_000), OrderStatus.FILLED)
