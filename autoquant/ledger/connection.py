@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 from urllib.parse import quote
 
 from autoquant.clocks import hold_time
@@ -210,6 +210,37 @@ class ExternalWrites:
         with self._lock:
             self._closed = True
             self._sqlite.close()
+
+
+class ForeignCommits(Protocol):
+    """Whether another connection committed since the last look (``ExternalWrites``, ``WriterWatch``)."""
+
+    def changed(self) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+class WriterWatch:
+    """``ExternalWrites`` for a writer whose batches run on the loop (``on_loop``): the loop owns the
+    writer's connection between batches, so it asks that connection itself. Its ``data_version`` moves
+    only for other connections' commits, so nothing needs absorbing after each of ours (no second
+    connection, no two reads per batch)."""
+
+    def __init__(self, writer: sqlite3.Connection) -> None:
+        self._writer = writer
+        self._version = _data_version(writer)
+        self._closed = False
+
+    def changed(self) -> bool:
+        """On the loop, never inside a batch (a batch runs within one callback)."""
+        if self._closed:
+            return False
+        version = _data_version(self._writer)
+        changed, self._version = version != self._version, version
+        return changed
+
+    def close(self) -> None:
+        self._closed = True  # the connection is the writer's, closed by it
 
 
 def _data_version(conn: sqlite3.Connection) -> int:

@@ -30,9 +30,11 @@ from autoquant.ledger import oversight, requests, restores, seen, surface
 from autoquant.ledger.backup import BackupInfo, insert_backup
 from autoquant.ledger.connection import (
     ExternalWrites,
+    ForeignCommits,
     OnCommit,
     ReaderThread,
     WriterThread,
+    WriterWatch,
     connect_writer,
     migrate_file,
     translate,
@@ -166,7 +168,7 @@ class Ledger(LedgerReader):
         reader: ReaderThread,
         path: Path,
         projection: Projection,
-        external: ExternalWrites,
+        external: ForeignCommits,
     ) -> None:
         super().__init__(reader, path)
         self._writer = writer
@@ -215,20 +217,29 @@ class Ledger(LedgerReader):
         batches on the loop, right after the turn that queued them, instead of on their threads: the
         same batches, transactions and commit-then-answer order, without a thread hop per write. With no
         fsync to wait for there is nothing to overlap, and on threads the loop stood idle while each of
-        the order path's commits crossed over and back (about a millisecond each on a busy machine)."""
+        the order path's commits crossed over and back (about a millisecond each on a busy machine). Other
+        connections' commits are then noticed by asking the writer's own connection (``WriterWatch``),
+        with no second connection to read and re-read after every batch."""
         await asyncio.to_thread(migrate_file, path)
         try:
             writer_conn = connect_writer(path, durable=durable)
         except sqlite3.Error as error:
             raise translate(error, path) from error
-        try:
-            external = ExternalWrites(path, writer_conn)
-        except sqlite3.Error as error:
-            writer_conn.close()
-            raise translate(error, path) from error
-        writer = WriterThread(
-            writer_conn, path, on_batch=external.absorb, before_batch=external.batch_starting, on_loop=on_loop
-        )
+        external: ForeignCommits
+        if on_loop:
+            # The loop owns the writer's connection between batches: it is asked directly.
+            external = WriterWatch(writer_conn)
+            writer = WriterThread(writer_conn, path, on_loop=True)
+        else:
+            try:
+                watcher = ExternalWrites(path, writer_conn)
+            except sqlite3.Error as error:
+                writer_conn.close()
+                raise translate(error, path) from error
+            external = watcher
+            writer = WriterThread(
+                writer_conn, path, on_batch=watcher.absorb, before_batch=watcher.batch_starting
+            )
         try:
             reader = open_reader_thread(path, on_loop=on_loop)
         except BaseException:

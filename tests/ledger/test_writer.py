@@ -13,6 +13,7 @@ import pytest
 from autoquant.ledger.connection import (
     ExternalWrites,
     WriterThread,
+    WriterWatch,
     connect_writer,
     migrate_file,
     run_write_batch,
@@ -93,6 +94,29 @@ def test_a_foreign_commit_just_after_ours_is_not_absorbed_as_ours(tmp_path: Path
         assert external.changed() is True
     finally:
         external.close()
+        other.close()
+        writer.close()
+
+
+def test_a_writer_on_the_loop_is_asked_itself_and_its_own_commits_are_no_change(tmp_path: Path) -> None:
+    """``WriterWatch`` (a ledger whose batches run on the loop) reports another connection's commits,
+    each once, and never the writer's own, with nothing absorbed after them."""
+    path = tmp_path / "ledger.db"
+    migrate_file(path)
+    writer = connect_writer(path, durable=False)
+    other = sqlite3.connect(path, isolation_level=None)
+    watch = WriterWatch(writer)
+    try:
+        _snapshot(writer)
+        assert watch.changed() is False, "our own commit is not a change"
+        _snapshot(other)
+        _snapshot(writer)
+        assert watch.changed() is True
+        assert watch.changed() is False
+        watch.close()
+        _snapshot(other)
+        assert watch.changed() is False, "closed: nothing more is looked for"
+    finally:
         other.close()
         writer.close()
 
