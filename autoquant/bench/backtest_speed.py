@@ -132,9 +132,10 @@ def floor_us(bars: str, workdir: str, count: int = 5_000) -> dict[str, float]:
 
     from autoquant.clocks import VirtualClock
     from autoquant.domain.strategy import StrategyState
-    from autoquant.ledger.connection import connect_writer, migrate_file, run_write_batch
+    from autoquant.ledger.connection import connect_writer, migrate_file
     from autoquant.ledger.rows import insert_decision
     from autoquant.ledger.seen import insert_bars, insert_decision_state
+    from autoquant.ledger.threads import run_write_batch
     from autoquant.research.bars import stream_bars
     from autoquant.strategies.sma_cross import SmaCross
 

@@ -31,9 +31,6 @@ from autoquant.ledger.backup import BackupInfo, insert_backup
 from autoquant.ledger.connection import (
     ExternalWrites,
     ForeignCommits,
-    OnCommit,
-    ReaderThread,
-    WriterThread,
     WriterWatch,
     connect_writer,
     migrate_file,
@@ -72,6 +69,7 @@ from autoquant.ledger.rows import (
     load_order,
     maybe_checkpoint,
 )
+from autoquant.ledger.threads import OnCommit, ReaderThread, WriterThread
 
 __all__ = ["Book", "EventResult", "Ledger"]
 

@@ -22,7 +22,7 @@ from autoquant.domain.orders import Order
 from autoquant.domain.positions import Position
 from autoquant.domain.strategy import StrategyState
 from autoquant.ledger import history, requests, seen, surface
-from autoquant.ledger.connection import ReaderThread, connect_reader, translate
+from autoquant.ledger.connection import connect_reader, translate
 from autoquant.ledger.fill_snapshot import FillSnapshot, read_fill_snapshot
 from autoquant.ledger.history import LedgerEvent, RealizedMarks, StoredFill
 from autoquant.ledger.projection import Projection
@@ -44,6 +44,7 @@ from autoquant.ledger.rows import (
     read_open_orders,
     read_positions,
 )
+from autoquant.ledger.threads import ReaderThread
 
 __all__ = ["Book", "LedgerReader", "account_totals"]
 

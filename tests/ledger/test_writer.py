@@ -10,14 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from autoquant.ledger.connection import (
-    ExternalWrites,
-    WriterThread,
-    WriterWatch,
-    connect_writer,
-    migrate_file,
-    run_write_batch,
-)
+from autoquant.ledger.connection import ExternalWrites, WriterWatch, connect_writer, migrate_file
+from autoquant.ledger.threads import WriterThread, run_write_batch
 
 
 def insert_control(reason: str, fail: bool = False) -> Callable[[sqlite3.Connection], int]:
