@@ -94,7 +94,7 @@ class Supervisor:
         status = self.status[name]
         spec = self.specs.get(name)
         if spec is not None and spec.alive is not None and status.running and spec.alive():
-            status.last_beat = self.clock.monotonic()
+            return self.clock.monotonic()
         return status.last_beat
 
     def healthy(self) -> bool:

@@ -164,6 +164,8 @@ class OrderStream:
                 if self.reachability is not None:
                     self.reachability.failed("stream", error)
             finally:
+                if self.listening:
+                    self.heartbeat()  # alive until this moment: the supervisor counted it as beating
                 self.listening = False
                 closer = getattr(subscription, "aclose", None)
                 if closer is not None:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -366,3 +367,36 @@ async def test_a_cancel_request_that_fails_transiently_stays_pending_and_is_retr
     assert await rig.ledger.pending_cancel_requests() == []
     at_venue = rig.exchange.get_by_client_order_id(order.client_order_id)
     assert at_venue is not None and at_venue.status is OrderStatus.CANCELED
+
+
+async def _until(condition: Callable[[], bool], what: str, timeout_s: float = 5.0) -> None:
+    """Turn the loop until ``condition`` holds, or fail naming ``what`` at the deadline."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not before the deadline: {what}")
+        await asyncio.sleep(0)
+
+
+async def test_the_update_stream_beats_once_as_its_subscription_ends(make) -> None:  # type: ignore[no-untyped-def]
+    """A quiet stream beats no heartbeat while it waits (the supervisor counts it alive then); the moment
+    its subscription ends it beats once, so its last heartbeat is when it was last known alive."""
+    rig = await make()
+    beats: list[int] = []
+    incidents = IncidentReporter(rig.ledger, rig.clock)
+    stream = OrderStream(
+        rig.ledger, rig.broker, rig.clock, incidents, heartbeat=lambda: beats.append(rig.clock.now_ns())
+    )
+    task = asyncio.create_task(stream.run())
+    try:
+        await _until(lambda: stream.listening, "the stream listening")
+        rig.clock.advance(3600)  # an hour without an update
+        for _ in range(10):
+            await asyncio.sleep(0)
+        assert stream.listening and len(beats) == 1  # only the start's
+        await rig.broker.close()  # the subscription ends
+        await _until(lambda: not stream.listening, "the subscription's end")
+        assert len(beats) == 2 and beats[-1] == rig.clock.now_ns()
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
